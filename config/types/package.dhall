@@ -1,0 +1,8 @@
+{ Aws = ./Aws.dhall
+, AwsSso = ./AwsSso.dhall
+, MeshIdb = ./MeshIdb.dhall
+, Identifiers = ./Identifiers.dhall
+, MeshStack = ./MeshStack.dhall
+, Replicator = ./Replicator.dhall
+, Config = ./Config.dhall
+}

@@ -1,0 +1,163 @@
+//! Reading a Dhall file into plain JSON, so that typed deserialization can name the field path
+//! of every error (serde_dhall's own errors name the value, not where it is).
+
+use dhall::semantics::{Nir, NirKind};
+use dhall::syntax::NumKind;
+use dhall::{Ctxt, Parsed};
+use serde_json::{Map, Number, Value};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DhallError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: remote imports are not allowed{url}; copy the file next to the config and import it by path"
+    )]
+    RemoteImport { path: String, url: String },
+    #[error(
+        "{path}: environment variable {name} is not set; export it, or give a default with `env:{name} as Text ? \"…\"`"
+    )]
+    MissingEnv { path: String, name: String },
+    #[error("{path}: {message}")]
+    Dhall { path: String, message: String },
+}
+
+/// Evaluates a Dhall file (local and `env:` imports allowed, remote imports refused) to JSON.
+///
+/// dhall-rust built without its HTTP client panics on a remote import instead of returning an
+/// error; the panic is caught here and turned into [`DhallError::RemoteImport`].
+pub fn load_json(path: &Path) -> Result<Value, DhallError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| DhallError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let evaluated = quietly_catch_unwind(|| {
+        Ctxt::with_new(|cx| -> Result<Value, String> {
+            let parsed = Parsed::parse_file(path).map_err(|e| e.to_string())?;
+            let resolved = parsed.resolve(cx).map_err(|e| e.to_string())?;
+            let typed = resolved.typecheck(cx).map_err(|e| e.to_string())?;
+            let normal = typed.normalize(cx);
+            to_json(normal.as_nir())
+        })
+    });
+    match evaluated {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(explain(&shown, &text, message)),
+        Err(panic) if panic.contains("Remote imports") => Err(DhallError::RemoteImport {
+            path: shown,
+            url: first_remote_import(&text)
+                .map(|u| format!(" ({u})"))
+                .unwrap_or_default(),
+        }),
+        Err(panic) => Err(DhallError::Dhall {
+            path: shown,
+            message: format!("the Dhall evaluator failed: {panic}"),
+        }),
+    }
+}
+
+fn quietly_catch_unwind<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    // The default hook would print the panic to stderr before we turn it into an error.
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_owned())
+    })
+}
+
+fn explain(path: &str, text: &str, message: String) -> DhallError {
+    if message.contains("MissingEnvVar") {
+        if let Some(name) = env_imports(text).find(|n| std::env::var_os(n).is_none()) {
+            return DhallError::MissingEnv {
+                path: path.to_owned(),
+                name,
+            };
+        }
+    }
+    DhallError::Dhall {
+        path: path.to_owned(),
+        message,
+    }
+}
+
+fn env_imports(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.match_indices("env:").map(move |(i, _)| {
+        text[i + 4..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    })
+}
+
+/// A URL that stands as an import, not inside a string literal.
+fn first_remote_import(text: &str) -> Option<String> {
+    for scheme in ["https://", "http://"] {
+        for (i, _) in text.match_indices(scheme) {
+            if text[..i].ends_with('"') {
+                continue;
+            }
+            let url: String = text[i..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != ')')
+                .collect();
+            return Some(url);
+        }
+    }
+    None
+}
+
+/// A normalized Dhall value as JSON. Dhall maps (`List { mapKey, mapValue }`) stay lists of
+/// entries, so that validation sees duplicate keys. Functions, types and anything else that is
+/// not plain data are refused.
+fn to_json(nir: &Nir) -> Result<Value, String> {
+    Ok(match nir.kind() {
+        NirKind::Num(NumKind::Bool(b)) => Value::Bool(*b),
+        NirKind::Num(NumKind::Natural(n)) => Value::Number((*n).into()),
+        NirKind::Num(NumKind::Integer(n)) => Value::Number((*n).into()),
+        NirKind::Num(NumKind::Double(d)) => {
+            Number::from_f64(f64::from(*d)).map_or(Value::Null, Value::Number)
+        }
+        NirKind::TextLit(t) => {
+            Value::String(t.as_text().ok_or("a text value is not fully evaluated")?)
+        }
+        NirKind::EmptyOptionalLit(_) => Value::Null,
+        NirKind::NEOptionalLit(v) => to_json(v)?,
+        NirKind::EmptyListLit(_) => Value::Array(Vec::new()),
+        NirKind::NEListLit(items) => {
+            Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?)
+        }
+        NirKind::RecordLit(fields) => {
+            let mut map = Map::new();
+            for (label, v) in fields {
+                map.insert(label.to_string(), to_json(v)?);
+            }
+            Value::Object(map)
+        }
+        NirKind::UnionLit(label, v, _) => {
+            Value::Object(Map::from_iter([(label.to_string(), to_json(v)?)]))
+        }
+        NirKind::UnionConstructor(label, alternatives)
+            if matches!(alternatives.get(label), Some(None)) =>
+        {
+            Value::String(label.to_string())
+        }
+        NirKind::LamClosure { .. } => {
+            return Err("the file evaluates to a function; apply it (e.g. to `Text`) so that it is a record".into());
+        }
+        _ => return Err(
+            "the file holds something that is not plain data (a type or an unevaluated expression)"
+                .into(),
+        ),
+    })
+}

@@ -1,0 +1,247 @@
+//! Configuration: a Dhall file shaped after the seed's types, loaded, type-checked and
+//! validated into a [`Config`] that the rest of the program can trust.
+//!
+//! Loading goes Dhall → plain JSON (`dhall.rs`) → the field-for-field `raw` types (errors name
+//! the field path) → [`validate`] (errors name the path and the fix). Every problem is
+//! collected, so one `config check` run lists them all.
+
+mod dhall;
+pub mod raw;
+mod validate;
+
+use crate::format::Pattern;
+use crate::model::{PermissionSetArn, ProjectKey, RoleId};
+use crate::secret::Secret;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+pub use dhall::DhallError;
+pub use raw::TenantApiVersion;
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The platform instance identifier (`<platform>.<location>`), from `aws.platform`.
+    pub platform: String,
+    pub aws: raw::Aws,
+    pub sso: Option<SsoConfig>,
+    pub mesh_idb: Option<raw::MeshIdb>,
+    pub identifiers: IdentifierLimits,
+    pub meshstack: MeshStackConfig,
+    pub replicator: raw::Replicator,
+    pub alias_pattern: Pattern,
+    pub email_pattern: Pattern,
+    /// Things that work but probably should not be so (a secret written into the file).
+    pub warnings: Vec<Problem>,
+}
+
+#[derive(Debug)]
+pub struct SsoConfig {
+    pub scim_endpoint: url::Url,
+    pub instance_arn: String,
+    /// `group-name-pattern`, compiled for its four arguments; `mst-` is not part of it.
+    pub group_pattern: Pattern,
+    pub token: Secret,
+    pub roles: BTreeMap<RoleId, RoleMapping>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoleMapping {
+    pub aws_role_name: String,
+    pub permission_sets: Vec<PermissionSetArn>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct IdentifierLimits {
+    pub customer: usize,
+    pub project: usize,
+}
+
+#[derive(Debug)]
+pub struct MeshStackConfig {
+    pub base_url: url::Url,
+    pub auth: Auth,
+    pub tenant_api_version: TenantApiVersion,
+    pub page_size: u32,
+    /// Role identifier → display name: meshStack's three defaults plus `project-roles`.
+    pub project_roles: BTreeMap<RoleId, String>,
+    pub project_id: ProjectIdConfig,
+    pub expand_group_bindings: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// An API user, sent as HTTP Basic on every request.
+    Basic { username: String, password: Secret },
+    /// An API key, exchanged at `POST /api/login` for a short-lived bearer token.
+    ApiKey {
+        client_id: String,
+        client_secret: Secret,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProjectIdConfig {
+    pub tag: Option<String>,
+    pub overrides: BTreeMap<ProjectKey, u64>,
+}
+
+/// meshStack's default project roles, by identifier, with their default display names.
+pub const DEFAULT_PROJECT_ROLES: [(&str, &str); 3] = [
+    ("admin", "Project Admin"),
+    ("user", "Project User"),
+    ("reader", "Project Reader"),
+];
+
+/// The seed's default `accountAliasPattern` is `%s.%s`, but IAM refuses dots in an account
+/// alias (lowercase letters, digits and single hyphens only), so ours joins with a hyphen.
+pub const DEFAULT_ALIAS_PATTERN: &str = "%s-%s";
+
+/// One thing wrong with a configuration: where, what, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)?;
+        if !self.fix.is_empty() {
+            write!(f, "\n    fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Dhall(#[from] DhallError),
+    #[error("{file}: {path}: {message}")]
+    Shape {
+        file: String,
+        path: String,
+        message: String,
+    },
+    #[error("{file}: {} problem(s):\n{}", .problems.len(), list(.problems))]
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Loads, type-checks and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let json = dhall::load_json(path)?;
+        let mut config = Self::from_json(json, &path.display().to_string())?;
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        config.warnings.extend(config.literal_secrets(&text));
+        Ok(config)
+    }
+
+    /// Secrets written into the file itself rather than imported with `env:`.
+    fn literal_secrets(&self, text: &str) -> Vec<Problem> {
+        let mut secrets: Vec<(&str, &Secret)> = vec![
+            (
+                "aws.meshfedServiceUser.accessKey",
+                &self.aws.meshfed_service_user.access_key,
+            ),
+            (
+                "aws.meshfedServiceUser.secretKey",
+                &self.aws.meshfed_service_user.secret_key,
+            ),
+        ];
+        if let Some(sso) = &self.sso {
+            secrets.push(("iam-configuration.aws-sso.sso-access-token", &sso.token));
+        }
+        match &self.meshstack.auth {
+            Auth::Basic { password, .. } => {
+                secrets.push(("meshstack.credentials.api-user.password", password))
+            }
+            Auth::ApiKey { client_secret, .. } => {
+                secrets.push(("meshstack.credentials.api-key.client-secret", client_secret))
+            }
+        }
+        secrets
+            .into_iter()
+            .filter(|(_, s)| s.expose().len() >= 4 && text.contains(&format!("\"{}\"", s.expose())))
+            .map(|(path, _)| Problem {
+                path: path.into(),
+                message: "the secret is written into the config file".into(),
+                fix: "import it from the environment: `env:NAME as Text`".into(),
+            })
+            .collect()
+    }
+
+    /// Validates a configuration given as the JSON image of its Dhall value.
+    pub fn from_json(json: serde_json::Value, file: &str) -> Result<Self, ConfigError> {
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(&json).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::Shape {
+                file: file.to_owned(),
+                path: if path == "." {
+                    "(top level)".into()
+                } else {
+                    path
+                },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        validate::validate(raw).map_err(|problems| ConfigError::Invalid {
+            file: file.to_owned(),
+            problems,
+        })
+    }
+
+    /// The SSO settings, or an error saying that this command needs them.
+    pub fn require_sso(&self) -> Result<&SsoConfig, ConfigError> {
+        self.sso.as_ref().ok_or_else(|| ConfigError::Invalid {
+            file: String::new(),
+            problems: vec![Problem {
+                path: "iam-configuration.aws-sso".into(),
+                message: "authorization sync needs AWS IAM Identity Center settings".into(),
+                fix: "set `aws-sso = Some { … }` (see config/example.dhall)".into(),
+            }],
+        })
+    }
+
+    /// One line per fact a reader of `config check` wants confirmed.
+    pub fn summary(&self) -> Vec<String> {
+        let mut lines = vec![format!("platform instance: {}", self.platform)];
+        lines.push(format!("meshStack: {}", self.meshstack.base_url));
+        if let Some(sso) = &self.sso {
+            lines.push(format!(
+                "AWS SSO: groups `mst-{}`, {} role mapping(s), SCIM at {}",
+                sso.group_pattern,
+                sso.roles.len(),
+                sso.scim_endpoint
+            ));
+            if sso.group_pattern.uses(3) {
+                let source = match &self.meshstack.project_id.tag {
+                    Some(tag) => format!("project tag `{tag}`"),
+                    None => "the override map only".into(),
+                };
+                lines.push(format!(
+                    "numeric project id (argument 3) comes from {source}, {} override(s)",
+                    self.meshstack.project_id.overrides.len()
+                ));
+            }
+        }
+        if self.mesh_idb.is_some() {
+            lines.push("meshIdB: active".into());
+        }
+        lines
+    }
+}

@@ -1,0 +1,208 @@
+//! The configuration as written in Dhall, field for field. Where the seed defines a type
+//! (`Aws.dhall`, `AwsSso`, `MeshIdb`, the identifier lengths) these mirror it exactly, including
+//! its spelling (camelCase in `Aws.dhall`, kebab-case elsewhere). Nothing here is validated:
+//! see `validate.rs`.
+
+use crate::secret::Secret;
+use serde::Deserialize;
+
+/// One entry of a Dhall map (`List { mapKey : Text, mapValue : V }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry<V> {
+    #[serde(rename = "mapKey")]
+    pub key: String,
+    #[serde(rename = "mapValue")]
+    pub value: V,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    /// The seed's `Aws.dhall`, applied to `Text` for `Secret`.
+    pub aws: Aws,
+    pub iam_configuration: IamConfiguration,
+    pub identifiers: Identifiers,
+    pub meshstack: MeshStack,
+    pub replicator: Replicator,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Aws {
+    pub platform: String,
+    pub region: String,
+    pub meshfed_service_user: ServiceUser,
+    pub organization_root_account_role: String,
+    pub organization_root_account_external_id: Option<Secret>,
+    pub automation_account_role: String,
+    pub automation_account_external_id: Option<Secret>,
+    pub wait_for_external_avm: bool,
+    pub role_mappings_managed: Vec<Entry<ManagedRole>>,
+    pub role_mappings_external: Vec<Entry<ExternalRole>>,
+    pub account_access_role: Option<String>,
+    pub account_email_pattern: String,
+    pub account_alias_pattern: Option<String>,
+    pub enforce_account_alias: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceUser {
+    pub access_key: Secret,
+    pub secret_key: Secret,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ManagedRole {
+    pub aws_role_name: String,
+    pub policies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalRole {
+    pub aws_role_name: String,
+}
+
+/// `mesh.platforms.aws.iam-configuration`: at most one of the two is active.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IamConfiguration {
+    pub aws_sso: Option<AwsSso>,
+    pub mesh_idb: Option<MeshIdb>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AwsSso {
+    pub scim_endpoint: String,
+    pub arn: String,
+    pub group_name_pattern: String,
+    pub sso_access_token: Secret,
+    pub role_mappings: Vec<Entry<SsoRole>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SsoRole {
+    pub aws_role_name: String,
+    pub permission_set_arns: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MeshIdb {
+    pub role_mappings_managed: Vec<Entry<IdbManagedRole>>,
+    pub role_mappings_external: Vec<Entry<IdbExternalRole>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IdbManagedRole {
+    pub aws_role_name: String,
+    pub policies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IdbExternalRole {
+    pub aws_role_name: String,
+}
+
+/// The seed's "Identifier Configuration", as configured on the meshStack side.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identifiers {
+    pub customer_identifier_length: u64,
+    pub project_identifier_length: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MeshStack {
+    pub base_url: String,
+    pub credentials: Credentials,
+    pub tenant_api_version: TenantApiVersion,
+    pub page_size: u64,
+    /// Project role identifier → display name: the roles the config may map, and the fallback
+    /// when meshStack does not serve `meshprojectroles`.
+    pub project_roles: Vec<Entry<String>>,
+    pub project_id: ProjectIdSource,
+    pub expand_group_bindings: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub enum Credentials {
+    ApiUser(ApiUser),
+    ApiKey(ApiKey),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ApiUser {
+    pub username: String,
+    pub password: Secret,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ApiKey {
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantApiVersion {
+    V3,
+    V4,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProjectIdSource {
+    /// The project tag whose first value is the numeric id; `None` reads no tag.
+    pub tag: Option<String>,
+    /// `workspace.project` → id; wins over the tag.
+    pub overrides: Vec<Entry<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Replicator {
+    pub schedule: Schedule,
+    pub rate_limits: RateLimits,
+    pub deletion_guard: DeletionGuard,
+    /// Whether the management-account role may call `sso:DeleteAccountAssignment` (the seed's
+    /// policy does not grant it).
+    pub may_delete_assignments: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Schedule {
+    pub interval_seconds: u64,
+    pub jitter_seconds: u64,
+}
+
+/// Requests per second, per API family.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RateLimits {
+    pub scim: f64,
+    pub sso_admin: f64,
+    pub identitystore: f64,
+    pub meshstack: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeletionGuard {
+    /// Refuse a plan that deletes more than this share (0.0–1.0) of the managed objects …
+    pub max_share: f64,
+    /// … and more than this many of them.
+    pub max_count: u64,
+}

@@ -1,0 +1,717 @@
+//! Every rule a configuration must satisfy before anything reads meshStack or touches AWS.
+
+use super::raw::{self, Entry, RawConfig};
+use super::{
+    Auth, Config, DEFAULT_ALIAS_PATTERN, DEFAULT_PROJECT_ROLES, IdentifierLimits, MeshStackConfig,
+    Problem, ProjectIdConfig, RoleMapping, SsoConfig,
+};
+use crate::format::Pattern;
+use crate::model::{GROUP_PREFIX, PermissionSetArn, ProjectKey, RoleId};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// AWS's documented ceiling per API family; the replicator never plans to go above it.
+const AWS_MAX_TPS: f64 = 20.0;
+/// IAM Identity Center's limit on a group's displayName.
+const GROUP_NAME_MAX: usize = 1024;
+/// Characters IdPs and AWS refuse in SCIM-synced attributes (aws-sso.md §A.7).
+const FORBIDDEN_NAME_CHARS: &[char] = &['<', '>', ';', ':', '%', '\t', '\n', '\r'];
+/// `Administrator` and `AWSAdministrators` are reserved, but no name starting with `mst-` can
+/// collide with them; the constant documents why the check is not needed.
+const _RESERVED_GROUP_NAMES: [&str; 2] = ["Administrator", "AWSAdministrators"];
+/// The longest decimal rendering of a numeric project id (u64).
+const NUMERIC_ID_MAX_LEN: usize = 20;
+const ALIAS_MIN: usize = 3;
+const ALIAS_MAX: usize = 63;
+const EMAIL_MAX: usize = 64;
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+}
+
+pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+    let RawConfig {
+        aws,
+        iam_configuration,
+        identifiers,
+        meshstack,
+        replicator,
+    } = raw;
+
+    check_platform(&mut p, &aws.platform);
+    let limits = check_identifiers(&mut p, &identifiers);
+    let project_roles = project_roles(&mut p, &meshstack.project_roles);
+    check_aws(&mut p, &aws, &project_roles);
+    let alias_pattern = alias_pattern(&mut p, aws.account_alias_pattern.as_deref(), limits);
+    let email_pattern = email_pattern(&mut p, &aws.account_email_pattern, limits);
+    let project_id = project_id(&mut p, &meshstack.project_id);
+
+    match (&iam_configuration.aws_sso, &iam_configuration.mesh_idb) {
+        (Some(_), Some(_)) => p.add(
+            "iam-configuration",
+            "both aws-sso and mesh-idb are active; one platform instance uses one of them",
+            "set the one you do not use to `None`",
+        ),
+        (None, None) => p.add(
+            "iam-configuration",
+            "neither aws-sso nor mesh-idb is configured, so there is nothing to replicate",
+            "set `aws-sso = Some { … }` (see config/example.dhall)",
+        ),
+        _ => {}
+    }
+    let sso = iam_configuration
+        .aws_sso
+        .map(|sso| check_sso(&mut p, sso, limits, &project_roles, &project_id));
+    if let Some(idb) = &iam_configuration.mesh_idb {
+        check_mesh_idb(&mut p, idb, &project_roles);
+    }
+    let meshstack = check_meshstack(&mut p, meshstack, project_roles, project_id);
+    check_replicator(&mut p, &replicator);
+
+    let warnings = Vec::new();
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Config {
+        platform: aws.platform.clone(),
+        aws,
+        sso: sso.flatten(),
+        mesh_idb: iam_configuration.mesh_idb,
+        identifiers: limits,
+        meshstack: meshstack.expect("no problems, so meshstack is valid"),
+        replicator,
+        alias_pattern: alias_pattern.expect("no problems, so the alias pattern compiled"),
+        email_pattern: email_pattern.expect("no problems, so the email pattern compiled"),
+        warnings,
+    })
+}
+
+fn check_platform(p: &mut Problems, platform: &str) {
+    let ok = !platform.is_empty()
+        && platform
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+    if !ok {
+        p.add(
+            "aws.platform",
+            format!("{platform:?} is not a platform identifier"),
+            "use meshStack's full platform identifier `<platform>.<location>`, e.g. \"aws.aws-meshcloud\"",
+        );
+    }
+}
+
+fn check_identifiers(p: &mut Problems, ids: &raw::Identifiers) -> IdentifierLimits {
+    for (field, value, max) in [
+        (
+            "customer_identifier_length",
+            ids.customer_identifier_length,
+            16,
+        ),
+        (
+            "project_identifier_length",
+            ids.project_identifier_length,
+            30,
+        ),
+    ] {
+        if value == 0 || value > max {
+            p.add(
+                format!("identifiers.{field}"),
+                format!("{value} is outside 1..={max}, which AWS names and aliases require"),
+                format!("set it to at most {max}, as in meshStack's own configuration"),
+            );
+        }
+    }
+    IdentifierLimits {
+        customer: ids.customer_identifier_length.clamp(1, 16) as usize,
+        project: ids.project_identifier_length.clamp(1, 30) as usize,
+    }
+}
+
+fn project_roles(p: &mut Problems, entries: &[Entry<String>]) -> BTreeMap<RoleId, String> {
+    let mut roles: BTreeMap<RoleId, String> = DEFAULT_PROJECT_ROLES
+        .iter()
+        .map(|(id, name)| (RoleId::from(*id), name.to_string()))
+        .collect();
+    let mut seen = BTreeSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        let path = format!("meshstack.project-roles[{i}]");
+        if !seen.insert(e.key.as_str()) {
+            p.add(
+                &path,
+                format!("role `{}` is listed twice", e.key),
+                "keep one entry per role identifier",
+            );
+        }
+        if !is_identifier(&e.key) {
+            p.add(
+                &path,
+                format!("`{}` is not a role identifier", e.key),
+                "use the role's identifier (metadata.name in meshprojectroles), e.g. \"admin\"",
+            );
+        }
+        if e.value.trim().is_empty() {
+            p.add(
+                &path,
+                "the display name is empty",
+                "give the role's display name, e.g. \"Project Admin\"",
+            );
+        }
+        roles.insert(RoleId::from(e.key.as_str()), e.value.clone());
+    }
+    let mut by_name: BTreeMap<&str, &RoleId> = BTreeMap::new();
+    for (id, name) in &roles {
+        if let Some(other) = by_name.insert(name.as_str(), id) {
+            p.add(
+                "meshstack.project-roles",
+                format!("roles `{other}` and `{id}` share the display name {name:?}"),
+                "give each role its own display name, as meshStack does",
+            );
+        }
+    }
+    roles
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn check_role_key(p: &mut Problems, path: &str, key: &str, roles: &BTreeMap<RoleId, String>) {
+    if !roles.contains_key(&RoleId::from(key)) {
+        let known: Vec<&str> = roles.keys().map(RoleId::as_str).collect();
+        p.add(
+            path,
+            format!(
+                "`{key}` is not a known project role (known: {})",
+                known.join(", ")
+            ),
+            "use a role identifier, or add the role to meshstack.project-roles",
+        );
+    }
+}
+
+fn check_role_arn(p: &mut Problems, path: &str, arn: &str) {
+    // arn:aws:iam::123456789012:role/Name (partition may be aws-cn, aws-us-gov)
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && crate::model::AccountId::is_valid(parts[4])
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|n| !n.is_empty());
+    if !ok {
+        p.add(
+            path,
+            format!("{arn:?} is not an IAM role ARN"),
+            "write the full role ARN, e.g. \"arn:aws:iam::123456789012:role/MeshfedServiceRole\"",
+        );
+    }
+}
+
+fn check_policy_arn(p: &mut Problems, path: &str, arn: &str) {
+    let ok = arn.starts_with("arn:aws")
+        && arn.split(':').nth(2) == Some("iam")
+        && arn.contains(":policy/");
+    if !ok {
+        p.add(
+            path,
+            format!("{arn:?} is not an IAM policy ARN"),
+            "write a policy ARN, e.g. \"arn:aws:iam::aws:policy/ReadOnlyAccess\"",
+        );
+    }
+}
+
+fn check_aws(p: &mut Problems, aws: &raw::Aws, roles: &BTreeMap<RoleId, String>) {
+    let region_ok = !aws.region.is_empty()
+        && aws
+            .region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !region_ok {
+        p.add(
+            "aws.region",
+            format!("{:?} is not an AWS region", aws.region),
+            "write a region name, e.g. \"eu-central-1\"",
+        );
+    }
+    check_role_arn(
+        p,
+        "aws.organizationRootAccountRole",
+        &aws.organization_root_account_role,
+    );
+    check_role_arn(p, "aws.automationAccountRole", &aws.automation_account_role);
+    if let Some(role) = &aws.account_access_role {
+        if role.is_empty() || role.contains(['/', ':']) {
+            p.add(
+                "aws.accountAccessRole",
+                format!("{role:?} is not a role name"),
+                "give the role's name only, e.g. \"MeshstackAccountAccessRole\", or None for that default",
+            );
+        }
+    }
+    for (i, e) in aws.role_mappings_managed.iter().enumerate() {
+        let path = format!("aws.roleMappingsManaged[{i}]");
+        check_role_key(p, &path, &e.key, roles);
+        for (j, arn) in e.value.policies.iter().enumerate() {
+            check_policy_arn(p, &format!("{path}.mapValue.policies[{j}]"), arn);
+        }
+    }
+    for (i, e) in aws.role_mappings_external.iter().enumerate() {
+        check_role_key(p, &format!("aws.roleMappingsExternal[{i}]"), &e.key, roles);
+    }
+}
+
+fn alias_pattern(
+    p: &mut Problems,
+    source: Option<&str>,
+    limits: IdentifierLimits,
+) -> Option<Pattern> {
+    let path = "aws.accountAliasPattern";
+    let source = source.unwrap_or(DEFAULT_ALIAS_PATTERN);
+    let pattern = match Pattern::compile(source, 3) {
+        Ok(pattern) => pattern,
+        Err(e) => {
+            p.add(
+                path,
+                format!("{source:?}: {e}"),
+                "arguments are 1 workspace, 2 project, 3 numeric project id",
+            );
+            return None;
+        }
+    };
+    let bad: BTreeSet<char> = pattern
+        .literal_text()
+        .flat_map(str::chars)
+        .filter(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        .collect();
+    if !bad.is_empty() {
+        p.add(
+            path,
+            format!("{source:?} puts {bad:?} into the alias; AWS allows lowercase letters, digits and single hyphens only"),
+            "join the parts with `-`, e.g. \"%s-%s\"",
+        );
+    }
+    if !(pattern.uses(1) && pattern.uses(2) || pattern.uses(3)) {
+        p.add(path, format!("{source:?} does not make aliases unique"), "use workspace and project (%s-%s) or the numeric id (%3$s); aliases are unique across all of AWS");
+    }
+    let max = pattern.max_len(&[limits.customer, limits.project, NUMERIC_ID_MAX_LEN]);
+    if max > ALIAS_MAX {
+        p.add(
+            path,
+            format!(
+                "{source:?} can render {max} characters; AWS allows {ALIAS_MIN} to {ALIAS_MAX}"
+            ),
+            "shorten the literal text of the pattern",
+        );
+    }
+    Some(pattern)
+}
+
+fn email_pattern(p: &mut Problems, source: &str, limits: IdentifierLimits) -> Option<Pattern> {
+    let path = "aws.accountEmailPattern";
+    let pattern = match Pattern::compile(source, 1) {
+        Ok(pattern) => pattern,
+        Err(e) => {
+            p.add(
+                path,
+                format!("{source:?}: {e}"),
+                "use one `%s` for `<workspace>.<project>`, e.g. \"aws+%s@example.com\"",
+            );
+            return None;
+        }
+    };
+    if !pattern.uses(1) {
+        p.add(
+            path,
+            format!("{source:?} has no `%s`, so every account would get the same address"),
+            "put `%s` before the `@`, e.g. \"aws+%s@example.com\"",
+        );
+    }
+    let literal: String = pattern.literal_text().collect();
+    if literal.matches('@').count() != 1 || source.find('@') < source.find("%s") {
+        p.add(
+            path,
+            format!("{source:?} is not an address with the placeholder in its local part"),
+            "write it as \"<name>+%s@<domain>\"",
+        );
+    }
+    let max = pattern.max_len(&[limits.customer + 1 + limits.project]);
+    if max > EMAIL_MAX {
+        p.add(
+            path,
+            format!("{source:?} can render {max} characters; AWS allows {EMAIL_MAX}"),
+            "keep the pattern at 20 characters or fewer, as the meshStack documentation advises",
+        );
+    }
+    Some(pattern)
+}
+
+fn project_id(p: &mut Problems, raw: &raw::ProjectIdSource) -> ProjectIdConfig {
+    if raw.tag.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        p.add(
+            "meshstack.project-id.tag",
+            "the tag name is empty",
+            "use Some \"meshProjectId\", or None to read no tag",
+        );
+    }
+    let mut overrides = BTreeMap::new();
+    for (i, e) in raw.overrides.iter().enumerate() {
+        let path = format!("meshstack.project-id.overrides[{i}]");
+        let key = e
+            .key
+            .split_once('.')
+            .filter(|(w, pr)| is_identifier(w) && is_identifier(pr));
+        match key {
+            Some((w, pr)) => {
+                if overrides.insert(ProjectKey::new(w, pr), e.value).is_some() {
+                    p.add(
+                        &path,
+                        format!("`{}` is listed twice", e.key),
+                        "keep one entry per project",
+                    );
+                }
+            }
+            None => p.add(
+                &path,
+                format!("`{}` is not `<workspace>.<project>`", e.key),
+                "write the key as workspace and project identifiers joined by a dot",
+            ),
+        }
+    }
+    let mut seen: BTreeMap<u64, &ProjectKey> = BTreeMap::new();
+    for (key, id) in &overrides {
+        if let Some(other) = seen.insert(*id, key) {
+            p.add(
+                "meshstack.project-id.overrides",
+                format!("{other} and {key} both get id {id}"),
+                "give every project its own numeric id",
+            );
+        }
+    }
+    ProjectIdConfig {
+        tag: raw.tag.clone(),
+        overrides,
+    }
+}
+
+fn check_sso(
+    p: &mut Problems,
+    sso: raw::AwsSso,
+    limits: IdentifierLimits,
+    roles: &BTreeMap<RoleId, String>,
+    project_id: &ProjectIdConfig,
+) -> Option<SsoConfig> {
+    let base = "iam-configuration.aws-sso";
+    let scim_endpoint = check_url(p, &format!("{base}.scim-endpoint"), &sso.scim_endpoint);
+    let instance = sso
+        .arn
+        .strip_prefix("arn:aws:sso:::instance/")
+        .filter(|i| i.starts_with("ssoins-") && i.len() > 7 && !i.contains('/'));
+    if instance.is_none() {
+        p.add(
+            format!("{base}.arn"),
+            format!("{:?} is not an IAM Identity Center instance ARN", sso.arn),
+            "copy it from the console: \"arn:aws:sso:::instance/ssoins-…\"",
+        );
+    }
+    if sso.sso_access_token.is_empty() {
+        p.add(format!("{base}.sso-access-token"), "the SCIM access token is empty", "generate one under Automatic provisioning and pass it with `env:AWS_SSO_TOKEN as Text`");
+    }
+
+    let mut mappings = BTreeMap::new();
+    let mut role_names: BTreeMap<String, &str> = BTreeMap::new();
+    for (i, e) in sso.role_mappings.iter().enumerate() {
+        let path = format!("{base}.role-mappings[{i}]");
+        check_role_key(p, &path, &e.key, roles);
+        let name = &e.value.aws_role_name;
+        if name.is_empty() || name.contains(FORBIDDEN_NAME_CHARS) {
+            p.add(
+                format!("{path}.mapValue.aws-role-name"),
+                format!("{name:?} is empty or holds one of < > ; : % or a control character"),
+                "use letters, digits, `.`, `-` and `_`",
+            );
+        }
+        if let Some(other) = role_names.insert(name.to_lowercase(), &e.key) {
+            p.add(format!("{path}.mapValue.aws-role-name"), format!("roles `{other}` and `{}` both use {name:?}, so their groups would get one name", e.key), "give each role its own aws-role-name");
+        }
+        if e.value.permission_set_arns.is_empty() {
+            p.add(
+                format!("{path}.mapValue.permission-set-arns"),
+                "no permission set, so the group would grant nothing",
+                "list at least one permission set ARN",
+            );
+        }
+        let mut sets = Vec::new();
+        for (j, arn) in e.value.permission_set_arns.iter().enumerate() {
+            let ps_path = format!("{path}.mapValue.permission-set-arns[{j}]");
+            let parsed = arn
+                .strip_prefix("arn:aws:sso:::permissionSet/")
+                .and_then(|rest| rest.split_once('/'))
+                .filter(|(ins, ps)| {
+                    ins.starts_with("ssoins-") && ps.starts_with("ps-") && ps.len() > 3
+                });
+            match parsed {
+                None => p.add(
+                    &ps_path,
+                    format!("{arn:?} is not a permission set ARN"),
+                    "write \"arn:aws:sso:::permissionSet/ssoins-…/ps-…\"",
+                ),
+                Some((ins, _)) if instance.is_some_and(|i| i != ins) => p.add(
+                    &ps_path,
+                    format!("{arn:?} belongs to instance {ins}, not to {}", sso.arn),
+                    "use permission sets of the configured instance",
+                ),
+                Some(_) => {}
+            }
+            if sets.contains(&PermissionSetArn::from(arn.as_str())) {
+                p.add(
+                    &ps_path,
+                    format!("{arn:?} is listed twice"),
+                    "list each permission set once",
+                );
+            }
+            sets.push(PermissionSetArn::from(arn.as_str()));
+        }
+        if mappings
+            .insert(
+                RoleId::from(e.key.as_str()),
+                RoleMapping {
+                    aws_role_name: name.clone(),
+                    permission_sets: sets,
+                },
+            )
+            .is_some()
+        {
+            p.add(
+                &path,
+                format!("role `{}` is mapped twice", e.key),
+                "keep one mapping per role (Dhall would silently keep only the last)",
+            );
+        }
+    }
+    if mappings.is_empty() {
+        p.add(
+            format!("{base}.role-mappings"),
+            "no role is mapped, so no group would be created",
+            "map at least one project role, e.g. admin",
+        );
+    }
+
+    let group_path = format!("{base}.group-name-pattern");
+    let source = &sso.group_name_pattern;
+    let group_pattern = match Pattern::compile(source, 4) {
+        Ok(pattern) => Some(pattern),
+        Err(e) => {
+            p.add(&group_path, format!("{source:?}: {e}"), "arguments are 1 workspace, 2 project, 3 numeric project id, 4 aws-role-name; e.g. \"%s.%s.%4$s\"");
+            None
+        }
+    };
+    if let Some(pattern) = &group_pattern {
+        if !(pattern.uses(1) && pattern.uses(2) || pattern.uses(3)) {
+            p.add(
+                &group_path,
+                format!("{source:?} does not keep group names unique per project"),
+                "use workspace and project (%s.%s) or the numeric project id (%3$s)",
+            );
+        }
+        if mappings.len() > 1 && !pattern.uses(4) {
+            p.add(&group_path, format!("{source:?} does not use the role name, so the {} roles' groups would share one name", mappings.len()), "add %4$s, e.g. \"%s.%s.%4$s\"");
+        }
+        let bad: BTreeSet<char> = pattern
+            .literal_text()
+            .flat_map(str::chars)
+            .filter(|c| FORBIDDEN_NAME_CHARS.contains(c))
+            .collect();
+        if !bad.is_empty() {
+            p.add(
+                &group_path,
+                format!(
+                    "{source:?} puts {bad:?} into group names, which SCIM clients and AWS refuse"
+                ),
+                "use `.`, `-` or `_` as separators",
+            );
+        }
+        let longest_role = mappings
+            .values()
+            .map(|m| m.aws_role_name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let max = GROUP_PREFIX.len()
+            + pattern.max_len(&[
+                limits.customer,
+                limits.project,
+                NUMERIC_ID_MAX_LEN,
+                longest_role,
+            ]);
+        if max > GROUP_NAME_MAX {
+            p.add(
+                &group_path,
+                format!("names can reach {max} characters; AWS allows {GROUP_NAME_MAX}"),
+                "shorten the pattern or the aws-role-names",
+            );
+        }
+        if pattern.uses(3) && project_id.tag.is_none() && project_id.overrides.is_empty() {
+            p.add(&group_path, format!("{source:?} uses the numeric project id (argument 3), which meshStack's API does not expose"), "set meshstack.project-id.tag (e.g. Some \"meshProjectId\") or list meshstack.project-id.overrides, or drop %3$s");
+        }
+    }
+    Some(SsoConfig {
+        scim_endpoint: scim_endpoint?,
+        instance_arn: sso.arn,
+        group_pattern: group_pattern?,
+        token: sso.sso_access_token,
+        roles: mappings,
+    })
+}
+
+fn check_mesh_idb(p: &mut Problems, idb: &raw::MeshIdb, roles: &BTreeMap<RoleId, String>) {
+    let base = "iam-configuration.mesh-idb";
+    for (i, e) in idb.role_mappings_managed.iter().enumerate() {
+        let path = format!("{base}.role-mappings-managed[{i}]");
+        check_role_key(p, &path, &e.key, roles);
+        for (j, arn) in e.value.policies.iter().enumerate() {
+            check_policy_arn(p, &format!("{path}.mapValue.policies[{j}]"), arn);
+        }
+    }
+    for (i, e) in idb.role_mappings_external.iter().enumerate() {
+        check_role_key(
+            p,
+            &format!("{base}.role-mappings-external[{i}]"),
+            &e.key,
+            roles,
+        );
+    }
+}
+
+/// HTTPS, or plain HTTP to a loopback address (test peers and the emulator).
+fn check_url(p: &mut Problems, path: &str, text: &str) -> Option<url::Url> {
+    match url::Url::parse(text) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => Some(u),
+        Ok(u) if u.scheme() == "http" && is_loopback(&u) => Some(u),
+        Ok(u) if u.scheme() == "http" => {
+            p.add(
+                path,
+                format!("{text:?} is plain http to a remote host"),
+                "use https; plain http is only allowed for loopback test peers",
+            );
+            None
+        }
+        _ => {
+            p.add(
+                path,
+                format!("{text:?} is not an absolute https URL"),
+                "write the full URL, e.g. \"https://…\"",
+            );
+            None
+        }
+    }
+}
+
+pub(crate) fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn check_meshstack(
+    p: &mut Problems,
+    m: raw::MeshStack,
+    project_roles: BTreeMap<RoleId, String>,
+    project_id: ProjectIdConfig,
+) -> Option<MeshStackConfig> {
+    let base_url = check_url(p, "meshstack.base-url", &m.base_url);
+    let auth = match m.credentials {
+        raw::Credentials::ApiUser(u) => {
+            if u.username.is_empty() || u.password.is_empty() {
+                p.add("meshstack.credentials.api-user", "username or password is empty", "pass them with `env:MESHSTACK_USERNAME as Text` and `env:MESHSTACK_PASSWORD as Text`");
+            }
+            Auth::Basic {
+                username: u.username,
+                password: u.password,
+            }
+        }
+        raw::Credentials::ApiKey(k) => {
+            if k.client_id.is_empty() || k.client_secret.is_empty() {
+                p.add("meshstack.credentials.api-key", "client-id or client-secret is empty", "pass them with `env:MESHSTACK_CLIENT_ID as Text` and `env:MESHSTACK_CLIENT_SECRET as Text`");
+            }
+            Auth::ApiKey {
+                client_id: k.client_id,
+                client_secret: k.client_secret,
+            }
+        }
+    };
+    if !(1..=1000).contains(&m.page_size) {
+        p.add(
+            "meshstack.page-size",
+            format!(
+                "{} is outside 1..=1000 (meshStack lowers anything above 1000)",
+                m.page_size
+            ),
+            "use 1000",
+        );
+    }
+    Some(MeshStackConfig {
+        base_url: base_url?,
+        auth,
+        tenant_api_version: m.tenant_api_version,
+        page_size: m.page_size.clamp(1, 1000) as u32,
+        project_roles,
+        project_id,
+        expand_group_bindings: m.expand_group_bindings,
+    })
+}
+
+fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
+    if r.schedule.interval_seconds == 0 {
+        p.add(
+            "replicator.schedule.interval-seconds",
+            "0 would sync without pause",
+            "use at least 60",
+        );
+    }
+    if r.schedule.jitter_seconds > r.schedule.interval_seconds {
+        p.add(
+            "replicator.schedule.jitter-seconds",
+            "the jitter is longer than the interval",
+            "keep it below interval-seconds",
+        );
+    }
+    for (field, value, max) in [
+        ("scim", r.rate_limits.scim, AWS_MAX_TPS),
+        ("sso-admin", r.rate_limits.sso_admin, AWS_MAX_TPS),
+        ("identitystore", r.rate_limits.identitystore, AWS_MAX_TPS),
+        ("meshstack", r.rate_limits.meshstack, f64::INFINITY),
+    ] {
+        if !(value > 0.0 && value <= max) {
+            p.add(
+                format!("replicator.rate-limits.{field}"),
+                format!("{value} requests/s is outside (0, {max}]"),
+                "AWS throttles each family at 20/s and the customer's IdP shares the SCIM budget; 5.0 is a safe default",
+            );
+        }
+    }
+    if !(0.0..=1.0).contains(&r.deletion_guard.max_share) {
+        p.add(
+            "replicator.deletion-guard.max-share",
+            format!(
+                "{} is not a share between 0.0 and 1.0",
+                r.deletion_guard.max_share
+            ),
+            "e.g. 0.2 refuses plans that delete more than a fifth",
+        );
+    }
+}

@@ -1,0 +1,455 @@
+//! Desired state: from a meshStack [`Snapshot`] and the [`Config`], the `mst-` groups, their
+//! members and their account assignments that AWS IAM Identity Center must hold.
+//!
+//! Pure and deterministic: no I/O, no clock. What cannot be computed becomes a [`Finding`], and
+//! the project it concerns is *held*: its existing groups are neither changed nor deleted on
+//! the strength of missing data.
+
+use crate::config::{Config, SsoConfig};
+use crate::finding::Finding;
+use crate::model::{
+    AccountId, Euid, ExternalId, GROUP_PREFIX, GroupIdentity, GroupName, PermissionSetArn,
+    ProjectKey, RoleId,
+};
+use crate::snapshot::{Binding, Snapshot, Subject, User};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// AWS evaluates at most this many groups per user for permissions.
+pub const MAX_GROUPS_PER_USER: usize = 1000;
+const GROUP_NAME_MAX: usize = 1024;
+
+/// Which projects a sync looks at. Groups of projects outside the scope are never touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    #[default]
+    All,
+    Projects(BTreeSet<ProjectKey>),
+}
+
+impl Scope {
+    pub fn contains(&self, project: &ProjectKey) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Projects(set) => set.contains(project),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Desired {
+    /// The platform instance whose marker our groups carry.
+    pub platform: String,
+    pub scope: Scope,
+    /// Keyed by the identity marker, which stays when the name changes.
+    pub groups: BTreeMap<ExternalId, DesiredGroup>,
+    /// Projects whose state could not be computed: their groups are left as they are.
+    pub held: BTreeSet<ProjectKey>,
+    pub findings: BTreeSet<Finding>,
+    pub policy: ApplyPolicy,
+}
+
+/// What the plan must know about how it will be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ApplyPolicy {
+    /// Whether assignments may be deleted (the seed's policy does not allow it).
+    pub may_delete_assignments: bool,
+    /// Requests per second the executor allows itself, per API family.
+    pub scim_rate: f64,
+    pub sso_admin_rate: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredGroup {
+    pub identity: GroupIdentity,
+    pub name: GroupName,
+    pub account: AccountId,
+    pub members: BTreeSet<Euid>,
+    pub permission_sets: BTreeSet<PermissionSetArn>,
+}
+
+/// The parts of the configuration that shape desired state.
+pub struct Settings<'a> {
+    pub platform: &'a str,
+    pub sso: &'a SsoConfig,
+    pub project_roles: &'a BTreeMap<RoleId, String>,
+    pub project_id: &'a crate::config::ProjectIdConfig,
+    pub expand_group_bindings: bool,
+    pub identifiers: crate::config::IdentifierLimits,
+    pub policy: ApplyPolicy,
+}
+
+impl<'a> Settings<'a> {
+    pub fn new(config: &'a Config, sso: &'a SsoConfig) -> Self {
+        Self {
+            platform: &config.platform,
+            sso,
+            project_roles: &config.meshstack.project_roles,
+            project_id: &config.meshstack.project_id,
+            expand_group_bindings: config.meshstack.expand_group_bindings,
+            identifiers: config.identifiers,
+            policy: ApplyPolicy {
+                may_delete_assignments: config.replicator.may_delete_assignments,
+                scim_rate: config.replicator.rate_limits.scim,
+                sso_admin_rate: config.replicator.rate_limits.sso_admin,
+            },
+        }
+    }
+}
+
+pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desired {
+    let mut findings = BTreeSet::new();
+    let mut held = BTreeSet::new();
+
+    // Role display name → identifier: meshStack's own list first, the config for the rest.
+    let mut role_ids: HashMap<&str, RoleId> = HashMap::new();
+    for role in &snapshot.roles {
+        role_ids.insert(
+            role.display_name.as_str(),
+            RoleId::from(role.identifier.as_str()),
+        );
+    }
+    for (id, display) in settings.project_roles {
+        role_ids
+            .entry(display.as_str())
+            .or_insert_with(|| id.clone());
+    }
+
+    let users: HashMap<&str, &User> = snapshot
+        .users
+        .iter()
+        .map(|u| (u.username.as_str(), u))
+        .collect();
+    let user_groups: HashMap<(&str, &str), &[crate::model::Username]> = snapshot
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                (g.workspace.as_str(), g.identifier.as_str()),
+                g.members.as_slice(),
+            )
+        })
+        .collect();
+
+    // Tenants of this platform, one per project.
+    let mut tenants: BTreeMap<ProjectKey, Option<&str>> = BTreeMap::new();
+    let mut duplicate_tenants = BTreeSet::new();
+    for t in &snapshot.tenants {
+        if tenants.insert(t.key(), t.account_id.as_deref()).is_some() {
+            duplicate_tenants.insert(t.key());
+        }
+    }
+
+    let mut bindings: HashMap<(&str, &str), Vec<&Binding>> = HashMap::new();
+    for b in &snapshot.bindings {
+        bindings
+            .entry((b.workspace.as_str(), b.project.as_str()))
+            .or_default()
+            .push(b);
+    }
+
+    let numeric_ids = numeric_ids(snapshot, settings, scope, &mut findings, &mut held);
+
+    let pattern = &settings.sso.group_pattern;
+    let mut groups: BTreeMap<ExternalId, DesiredGroup> = BTreeMap::new();
+    let mut projects: Vec<_> = snapshot.projects.iter().collect();
+    projects.sort_by(|a, b| (&a.workspace, &a.identifier).cmp(&(&b.workspace, &b.identifier)));
+    for project in projects {
+        let key = project.key();
+        if !scope.contains(&key) || held.contains(&key) {
+            continue;
+        }
+        let Some(account) = tenants.get(&key) else {
+            continue; // no tenant on this platform: nothing wanted, its groups go
+        };
+        if duplicate_tenants.contains(&key) {
+            findings.insert(Finding::DuplicateTenant {
+                project: key.clone(),
+            });
+            held.insert(key);
+            continue;
+        }
+        let account = match account {
+            None => {
+                findings.insert(Finding::TenantWithoutAccount {
+                    project: key.clone(),
+                });
+                held.insert(key);
+                continue;
+            }
+            Some(a) if !AccountId::is_valid(a) => {
+                findings.insert(Finding::InvalidAccountId {
+                    project: key.clone(),
+                    account_id: a.to_string(),
+                });
+                held.insert(key);
+                continue;
+            }
+            Some(a) => AccountId::from(*a),
+        };
+        if let Some(detail) = too_long(&key, settings.identifiers) {
+            findings.insert(Finding::IdentifierTooLong {
+                project: key.clone(),
+                detail,
+            });
+            held.insert(key);
+            continue;
+        }
+
+        let members = members_by_role(
+            &key,
+            bindings.get(&(key.workspace.as_str(), key.project.as_str())),
+            &role_ids,
+            &users,
+            &user_groups,
+            settings.expand_group_bindings,
+            &mut findings,
+        );
+        let numeric = numeric_ids
+            .get(&key)
+            .map(u64::to_string)
+            .unwrap_or_default();
+        for (role, mapping) in &settings.sso.roles {
+            let identity = GroupIdentity {
+                project: key.clone(),
+                role: role.clone(),
+            };
+            let rendered = pattern.render(&[
+                key.workspace.as_str(),
+                key.project.as_str(),
+                &numeric,
+                &mapping.aws_role_name,
+            ]);
+            let name = GroupName(format!("{GROUP_PREFIX}{rendered}"));
+            groups.insert(
+                identity.external_id(settings.platform),
+                DesiredGroup {
+                    identity,
+                    name,
+                    account: account.clone(),
+                    members: members.get(role).cloned().unwrap_or_default(),
+                    permission_sets: mapping.permission_sets.iter().cloned().collect(),
+                },
+            );
+        }
+    }
+
+    drop_name_conflicts(&mut groups, &mut findings, &mut held);
+    count_groups_per_user(&groups, &mut findings);
+
+    Desired {
+        platform: settings.platform.to_owned(),
+        scope: scope.clone(),
+        groups,
+        held,
+        findings,
+        policy: settings.policy,
+    }
+}
+
+fn too_long(key: &ProjectKey, limits: crate::config::IdentifierLimits) -> Option<String> {
+    if key.workspace.as_str().chars().count() > limits.customer {
+        return Some(format!(
+            "workspace identifier is longer than {} characters",
+            limits.customer
+        ));
+    }
+    if key.project.as_str().chars().count() > limits.project {
+        return Some(format!(
+            "project identifier is longer than {} characters",
+            limits.project
+        ));
+    }
+    None
+}
+
+/// Argument 3 of the name pattern, for each project that needs one.
+fn numeric_ids(
+    snapshot: &Snapshot,
+    settings: &Settings,
+    scope: &Scope,
+    findings: &mut BTreeSet<Finding>,
+    held: &mut BTreeSet<ProjectKey>,
+) -> HashMap<ProjectKey, u64> {
+    let mut ids = HashMap::new();
+    if !settings.sso.group_pattern.uses(3) {
+        return ids;
+    }
+    let source = settings.project_id;
+    let mut owners: BTreeMap<u64, Vec<ProjectKey>> = BTreeMap::new();
+    for project in &snapshot.projects {
+        let key = project.key();
+        // Every project takes part in the uniqueness check, in scope or not.
+        let found = match source.overrides.get(&key) {
+            Some(id) => Ok(*id),
+            None => match &source.tag {
+                None => Err("no override for it and no tag configured".to_owned()),
+                Some(tag) => match project.tags.get(tag).and_then(|v| v.first()) {
+                    None => Err(format!("tag {tag} is missing")),
+                    Some(v) => v
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| format!("tag {tag} is {v:?}, not a number")),
+                },
+            },
+        };
+        match found {
+            Ok(id) => {
+                owners.entry(id).or_default().push(key.clone());
+                ids.insert(key, id);
+            }
+            Err(detail) => {
+                if scope.contains(&key) {
+                    findings.insert(Finding::ProjectWithoutNumericId {
+                        project: key.clone(),
+                        detail,
+                    });
+                    held.insert(key);
+                }
+            }
+        }
+    }
+    for (id, keys) in owners.into_iter().filter(|(_, k)| k.len() > 1) {
+        for key in keys {
+            ids.remove(&key);
+            if scope.contains(&key) {
+                findings.insert(Finding::ProjectWithoutNumericId {
+                    project: key.clone(),
+                    detail: format!("id {id} is used by more than one project"),
+                });
+                held.insert(key);
+            }
+        }
+    }
+    ids
+}
+
+fn members_by_role(
+    project: &ProjectKey,
+    bindings: Option<&Vec<&Binding>>,
+    role_ids: &HashMap<&str, RoleId>,
+    users: &HashMap<&str, &User>,
+    user_groups: &HashMap<(&str, &str), &[crate::model::Username]>,
+    expand_groups: bool,
+    findings: &mut BTreeSet<Finding>,
+) -> HashMap<RoleId, BTreeSet<Euid>> {
+    let mut out: HashMap<RoleId, BTreeSet<Euid>> = HashMap::new();
+    let mut add = |role: &RoleId, username: &str, findings: &mut BTreeSet<Finding>| match users
+        .get(username)
+    {
+        None => {
+            findings.insert(Finding::BindingToUnknownUser {
+                project: project.clone(),
+                username: username.into(),
+            });
+        }
+        Some(user) => match user.euid.as_deref().filter(|e| !e.is_empty()) {
+            None => {
+                findings.insert(Finding::UserWithoutEuid {
+                    username: username.into(),
+                });
+            }
+            Some(euid) => {
+                out.entry(role.clone())
+                    .or_default()
+                    .insert(Euid::from(euid));
+            }
+        },
+    };
+    for binding in bindings.into_iter().flatten() {
+        let Some(role) = role_ids.get(binding.role.as_str()) else {
+            findings.insert(Finding::BindingToUnknownRole {
+                project: project.clone(),
+                role: binding.role.clone(),
+            });
+            continue;
+        };
+        match &binding.subject {
+            Subject::User(username) => add(role, username.as_str(), findings),
+            Subject::Group(_) if !expand_groups => {}
+            Subject::Group(group) => {
+                match user_groups.get(&(binding.workspace.as_str(), group.as_str())) {
+                    None => {
+                        findings.insert(Finding::BindingToUnknownGroup {
+                            project: project.clone(),
+                            group: group.clone(),
+                        });
+                    }
+                    Some(members) => {
+                        for m in *members {
+                            add(role, m.as_str(), findings);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Two identities rendering to one name (ignoring case, as AWS may) cannot both exist; neither
+/// is changed, and their projects are held so that nothing is deleted because of it.
+fn drop_name_conflicts(
+    groups: &mut BTreeMap<ExternalId, DesiredGroup>,
+    findings: &mut BTreeSet<Finding>,
+    held: &mut BTreeSet<ProjectKey>,
+) {
+    let mut by_name: HashMap<String, Vec<ExternalId>> = HashMap::new();
+    for (ext, g) in groups.iter() {
+        by_name
+            .entry(g.name.as_str().to_lowercase())
+            .or_default()
+            .push(ext.clone());
+        let detail = if g.name.as_str().chars().count() > GROUP_NAME_MAX {
+            Some(format!("longer than {GROUP_NAME_MAX} characters"))
+        } else if g
+            .name
+            .as_str()
+            .contains(['<', '>', ';', ':', '%', '\t', '\n', '\r'])
+        {
+            Some("holds one of < > ; : % or a control character".to_owned())
+        } else {
+            None
+        };
+        if let Some(detail) = detail {
+            findings.insert(Finding::InvalidGroupName {
+                name: g.name.clone(),
+                detail,
+            });
+            held.insert(g.identity.project.clone());
+        }
+    }
+    for exts in by_name.into_values().filter(|e| e.len() > 1) {
+        let name = groups[&exts[0]].name.clone();
+        let mut projects: Vec<ProjectKey> = exts
+            .iter()
+            .map(|e| groups[e].identity.project.clone())
+            .collect();
+        projects.sort();
+        projects.dedup();
+        held.extend(projects.iter().cloned());
+        findings.insert(Finding::DuplicateGroupName { name, projects });
+    }
+    groups.retain(|_, g| !held.contains(&g.identity.project));
+}
+
+fn count_groups_per_user(
+    groups: &BTreeMap<ExternalId, DesiredGroup>,
+    findings: &mut BTreeSet<Finding>,
+) {
+    let mut counts: HashMap<&Euid, usize> = HashMap::new();
+    for g in groups.values() {
+        for m in &g.members {
+            *counts.entry(m).or_default() += 1;
+        }
+    }
+    for (euid, n) in counts {
+        if n > MAX_GROUPS_PER_USER {
+            findings.insert(Finding::UserInTooManyGroups {
+                euid: euid.clone(),
+                groups: n,
+            });
+        }
+    }
+}

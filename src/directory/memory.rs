@@ -1,0 +1,208 @@
+//! `World`: an in-memory identity store and assignment table with AWS's semantics where they
+//! matter to a plan (unique names and external ids, ≤ 100 members per request).
+
+use super::{AccountAssignments, DirectoryError, GroupRecord, IdentityStore};
+use crate::model::{AccountId, ExternalId, GroupId, GroupName, PermissionSetArn, UserId, UserName};
+use crate::observed::{Assignment, Observed, ObservedGroup};
+use crate::plan::MAX_MEMBERS_PER_REQUEST;
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct World {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    observed: Observed,
+    next_id: u64,
+}
+
+impl World {
+    /// A world holding exactly what `observed` describes.
+    pub fn new(observed: Observed) -> Self {
+        let next_id = observed.groups.len() as u64 + 1;
+        Self {
+            state: Mutex::new(State { observed, next_id }),
+        }
+    }
+
+    pub fn add_user(&self, id: impl Into<UserId>, name: impl Into<UserName>) {
+        self.lock().observed.users.insert(id.into(), name.into());
+    }
+
+    /// Everything the world holds, as plain data.
+    pub fn dump(&self) -> Observed {
+        self.lock().observed.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("world lock poisoned")
+    }
+}
+
+impl State {
+    fn group(&mut self, id: &GroupId) -> Result<&mut ObservedGroup, DirectoryError> {
+        self.observed
+            .groups
+            .iter_mut()
+            .find(|g| &g.id == id)
+            .ok_or_else(|| DirectoryError::NoSuchGroup(id.clone()))
+    }
+
+    fn check_members(&self, members: &[UserId]) -> Result<(), DirectoryError> {
+        if members.len() > MAX_MEMBERS_PER_REQUEST {
+            return Err(DirectoryError::Other(format!(
+                "{} member changes in one request; AWS allows {MAX_MEMBERS_PER_REQUEST}",
+                members.len()
+            )));
+        }
+        match members
+            .iter()
+            .find(|m| !self.observed.users.contains_key(*m))
+        {
+            Some(m) => Err(DirectoryError::NoSuchUser(m.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl IdentityStore for World {
+    async fn list_groups(&self) -> Result<Vec<GroupRecord>, DirectoryError> {
+        Ok(self
+            .lock()
+            .observed
+            .groups
+            .iter()
+            .map(|g| GroupRecord {
+                id: g.id.clone(),
+                name: g.name.clone(),
+                external_id: g.external_id.clone(),
+            })
+            .collect())
+    }
+
+    async fn group_members(&self, group: &GroupId) -> Result<Vec<UserId>, DirectoryError> {
+        Ok(self.lock().group(group)?.members.iter().cloned().collect())
+    }
+
+    async fn list_users(&self) -> Result<Vec<(UserId, UserName)>, DirectoryError> {
+        Ok(self
+            .lock()
+            .observed
+            .users
+            .iter()
+            .map(|(id, name)| (id.clone(), name.clone()))
+            .collect())
+    }
+
+    async fn create_group(
+        &self,
+        name: &GroupName,
+        external_id: &ExternalId,
+        members: &[UserId],
+    ) -> Result<GroupId, DirectoryError> {
+        let mut state = self.lock();
+        state.check_members(members)?;
+        let clash = state.observed.groups.iter().any(|g| {
+            g.name.as_str().eq_ignore_ascii_case(name.as_str())
+                || g.external_id.as_ref() == Some(external_id)
+        });
+        if clash {
+            return Err(DirectoryError::Conflict {
+                name: name.clone(),
+                external_id: external_id.clone(),
+            });
+        }
+        let n = state.next_id;
+        state.next_id += 1;
+        let id = GroupId(format!("90676d0a3c-{n:08x}-0000-4000-8000-000000000000"));
+        state.observed.groups.push(ObservedGroup {
+            id: id.clone(),
+            name: name.clone(),
+            external_id: Some(external_id.clone()),
+            members: members.iter().cloned().collect(),
+        });
+        Ok(id)
+    }
+
+    async fn rename_group(&self, group: &GroupId, name: &GroupName) -> Result<(), DirectoryError> {
+        let mut state = self.lock();
+        let clash = state
+            .observed
+            .groups
+            .iter()
+            .any(|g| &g.id != group && g.name.as_str().eq_ignore_ascii_case(name.as_str()));
+        if clash {
+            let external_id = state
+                .group(group)?
+                .external_id
+                .clone()
+                .unwrap_or(ExternalId(String::new()));
+            return Err(DirectoryError::Conflict {
+                name: name.clone(),
+                external_id,
+            });
+        }
+        state.group(group)?.name = name.clone();
+        Ok(())
+    }
+
+    async fn add_members(&self, group: &GroupId, members: &[UserId]) -> Result<(), DirectoryError> {
+        let mut state = self.lock();
+        state.check_members(members)?;
+        state.group(group)?.members.extend(members.iter().cloned());
+        Ok(())
+    }
+
+    async fn remove_members(
+        &self,
+        group: &GroupId,
+        members: &[UserId],
+    ) -> Result<(), DirectoryError> {
+        let mut state = self.lock();
+        if members.len() > MAX_MEMBERS_PER_REQUEST {
+            return Err(DirectoryError::Other(
+                "more than 100 member changes in one request".into(),
+            ));
+        }
+        let g = state.group(group)?;
+        for m in members {
+            g.members.remove(m);
+        }
+        Ok(())
+    }
+
+    async fn delete_group(&self, group: &GroupId) -> Result<(), DirectoryError> {
+        self.lock().observed.groups.retain(|g| &g.id != group);
+        Ok(())
+    }
+}
+
+impl AccountAssignments for World {
+    async fn assignments_of(
+        &self,
+        group: &GroupId,
+    ) -> Result<Vec<(AccountId, PermissionSetArn)>, DirectoryError> {
+        Ok(self
+            .lock()
+            .observed
+            .assignments
+            .iter()
+            .filter(|a| &a.group == group)
+            .map(|a| (a.account.clone(), a.permission_set.clone()))
+            .collect())
+    }
+
+    async fn create_assignment(&self, assignment: &Assignment) -> Result<(), DirectoryError> {
+        let mut state = self.lock();
+        state.group(&assignment.group)?;
+        state.observed.assignments.insert(assignment.clone());
+        Ok(())
+    }
+
+    async fn delete_assignment(&self, assignment: &Assignment) -> Result<(), DirectoryError> {
+        self.lock().observed.assignments.remove(assignment);
+        Ok(())
+    }
+}

@@ -1,0 +1,19 @@
+//! aws-replicator: makes AWS follow meshStack.
+//!
+//! Data flows in the order of the modules below: `config` is loaded and validated, `meshstack`
+//! reads a [`snapshot::Snapshot`], `desired` turns it into the groups, members and assignments
+//! AWS IAM Identity Center must hold, `directory` observes what it does hold, and `plan` diffs
+//! the two. `desired`, `plan` and `format` are pure: no I/O, no clock, no randomness.
+//! See ARCHITECTURE.md for the map and the invariants.
+
+pub mod config;
+pub mod desired;
+pub mod directory;
+pub mod finding;
+pub mod format;
+pub mod meshstack;
+pub mod model;
+pub mod observed;
+pub mod plan;
+pub mod secret;
+pub mod snapshot;

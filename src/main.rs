@@ -1,0 +1,217 @@
+//! The `aws-replicator` command line. Errors become one clear message and exit code 1 here;
+//! everything below returns typed errors.
+
+use anyhow::{Context, Result, bail};
+use aws_replicator::config::Config;
+use aws_replicator::desired::{self, Scope, Settings};
+use aws_replicator::directory::{self, World};
+use aws_replicator::observed::Observed;
+use aws_replicator::plan::{self, Plan};
+use aws_replicator::snapshot::Snapshot;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "aws-replicator",
+    version,
+    about = "Makes AWS follow meshStack: projects, accounts and who may do what."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with the configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Show what a sync would change in AWS IAM Identity Center, and why.
+    Plan(PlanArgs),
+    /// Read meshStack and write what it holds as a snapshot file.
+    Snapshot {
+        #[arg(long)]
+        config: PathBuf,
+        /// Where to write the snapshot (standard output if omitted).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run the whole authorization sync on a built-in example, in memory, with no network.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load, type-check and validate a configuration file.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// Plan from a snapshot file instead of reading the meshStack API.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// The directory to compare with.
+    #[arg(long, value_enum, default_value_t = DirectoryKind::Memory)]
+    directory: DirectoryKind,
+    /// With `--directory memory`: what the directory holds (an observed-state JSON file);
+    /// empty if omitted.
+    #[arg(long)]
+    observed: Option<PathBuf>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 when there is nothing to change, 2 when changes are pending, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+    /// Also write the JSON plan to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DirectoryKind {
+    /// An in-memory directory, filled from `--observed`.
+    Memory,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AWS_REPLICATOR_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => config_check(&config),
+        Command::Plan(args) => plan_command(args),
+        Command::Snapshot { config, out } => snapshot_command(&config, out.as_deref()),
+        Command::Demo => aws_replicator_demo(),
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    Ok(Config::load(path)?)
+}
+
+fn config_check(path: &Path) -> Result<ExitCode> {
+    let config = load_config(path)?;
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("{}: OK", path.display());
+    for line in config.summary() {
+        println!("  {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn read_snapshot(config: &Config, snapshot: Option<&Path>) -> Result<Snapshot> {
+    match snapshot {
+        Some(path) => {
+            let snapshot = Snapshot::from_file(path)?;
+            if snapshot.platform != config.platform {
+                bail!(
+                    "snapshot {} was taken for platform {}, but the config is for {}; take a new one with `aws-replicator snapshot`",
+                    path.display(),
+                    snapshot.platform,
+                    config.platform
+                );
+            }
+            Ok(snapshot)
+        }
+        None => runtime()?
+            .block_on(aws_replicator::meshstack::read_snapshot(config))
+            .map_err(Into::into),
+    }
+}
+
+fn read_observed(path: Option<&Path>) -> Result<Observed> {
+    match path {
+        None => Ok(Observed::default()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read observed state {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("observed state {} is not valid", path.display()))
+        }
+    }
+}
+
+fn plan_command(args: PlanArgs) -> Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    let sso = config.require_sso()?;
+    let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
+    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
+    let observed = match args.directory {
+        DirectoryKind::Memory => {
+            let world = World::new(read_observed(args.observed.as_deref())?);
+            runtime()?.block_on(directory::observe(&world, &world, &desired))?
+        }
+    };
+    let plan = plan::plan(&desired, &observed);
+    let json = serde_json::to_string_pretty(&plan)?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, &json).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{}", plan.render_text());
+    }
+    Ok(exit_code(&plan, args.detailed_exitcode))
+}
+
+fn exit_code(plan: &Plan, detailed: bool) -> ExitCode {
+    if detailed && !plan.is_empty() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn snapshot_command(config: &Path, out: Option<&Path>) -> Result<ExitCode> {
+    let config = load_config(config)?;
+    let snapshot = read_snapshot(&config, None)?;
+    let json = serde_json::to_string_pretty(&snapshot)?;
+    match out {
+        Some(path) => std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => println!("{json}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn aws_replicator_demo() -> Result<ExitCode> {
+    bail!("demo: not yet")
+}

@@ -1,0 +1,208 @@
+//! Names of things, as newtypes where mixing two of them up would be a bug, and the ownership
+//! marker that tells our groups from everybody else's.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! string_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A workspace (formerly customer) identifier: argument 1 of the name patterns.
+    WorkspaceId
+);
+string_newtype!(
+    /// A project identifier, unique only inside its workspace: argument 2.
+    ProjectId
+);
+string_newtype!(
+    /// A meshStack project role identifier (`admin`), the key of `role-mappings`.
+    RoleId
+);
+string_newtype!(
+    /// A meshStack username, what bindings name in `subject.name`.
+    Username
+);
+string_newtype!(
+    /// A user's external id in meshStack; AWS IAM Identity Center's `userName` must equal it.
+    Euid
+);
+string_newtype!(
+    /// A `userName` as AWS IAM Identity Center holds it.
+    UserName
+);
+string_newtype!(
+    /// A user id in the identity store (SCIM `id`).
+    UserId
+);
+string_newtype!(
+    /// A group id in the identity store (SCIM `id`, sso-admin principal id).
+    GroupId
+);
+string_newtype!(
+    /// A group's `displayName`, `mst-` included.
+    GroupName
+);
+string_newtype!(
+    /// A group's SCIM `externalId`; ours carry [`GroupIdentity::external_id`].
+    ExternalId
+);
+string_newtype!(
+    /// A 12-digit AWS account id.
+    AccountId
+);
+string_newtype!(
+    /// `arn:aws:sso:::permissionSet/ssoins-…/ps-…`
+    PermissionSetArn
+);
+
+/// The prefix every group we manage carries in its `displayName`.
+pub const GROUP_PREFIX: &str = "mst-";
+
+/// A project, named the way meshStack names it: `workspace.project`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProjectKey {
+    pub workspace: WorkspaceId,
+    pub project: ProjectId,
+}
+
+impl ProjectKey {
+    pub fn new(workspace: impl Into<WorkspaceId>, project: impl Into<ProjectId>) -> Self {
+        Self {
+            workspace: workspace.into(),
+            project: project.into(),
+        }
+    }
+}
+
+impl fmt::Display for ProjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.workspace, self.project)
+    }
+}
+
+impl fmt::Debug for ProjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProjectKey({self})")
+    }
+}
+
+/// What a managed group stands for: one role on one project of one platform instance.
+///
+/// It is written into the group's `externalId`, so that a group keeps its identity (and its id,
+/// and with it its account assignments) when the name pattern changes: a rename becomes a PATCH
+/// of `displayName`, not a delete and a create.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupIdentity {
+    pub project: ProjectKey,
+    pub role: RoleId,
+}
+
+/// The ownership marker: `mst:v1:<platform>:` starts the `externalId` of every group a
+/// replicator for `<platform>` created. Identifiers hold no `:`, so the split is unambiguous.
+const MARKER_SCHEME: &str = "mst:v1:";
+
+impl GroupIdentity {
+    pub fn external_id(&self, platform: &str) -> ExternalId {
+        ExternalId(format!(
+            "{MARKER_SCHEME}{platform}:{}:{}:{}",
+            self.project.workspace, self.project.project, self.role
+        ))
+    }
+
+    /// The identity behind an `externalId`, if the group was made by a replicator for `platform`.
+    pub fn parse(platform: &str, external_id: &str) -> Option<Self> {
+        let rest = external_id
+            .strip_prefix(MARKER_SCHEME)?
+            .strip_prefix(platform)?
+            .strip_prefix(':')?;
+        let mut parts = rest.split(':');
+        let (workspace, project, role) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || [workspace, project, role].iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        Some(Self {
+            project: ProjectKey::new(workspace, project),
+            role: RoleId::from(role),
+        })
+    }
+
+    /// Whether an `externalId` carries any replicator's marker, ours or another platform's.
+    pub fn is_marked(external_id: &str) -> bool {
+        external_id.starts_with(MARKER_SCHEME)
+    }
+}
+
+impl AccountId {
+    pub fn is_valid(s: &str) -> bool {
+        s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_id_round_trips_and_names_its_platform() {
+        let id = GroupIdentity {
+            project: ProjectKey::new("acme", "web"),
+            role: RoleId::from("admin"),
+        };
+        let ext = id.external_id("aws.aws-meshcloud");
+        assert_eq!(ext.as_str(), "mst:v1:aws.aws-meshcloud:acme:web:admin");
+        assert_eq!(
+            GroupIdentity::parse("aws.aws-meshcloud", ext.as_str()),
+            Some(id)
+        );
+        assert_eq!(GroupIdentity::parse("aws.other", ext.as_str()), None);
+        assert_eq!(GroupIdentity::parse("aws.aws", ext.as_str()), None);
+        assert!(GroupIdentity::is_marked(ext.as_str()));
+    }
+
+    #[test]
+    fn malformed_markers_are_not_ours() {
+        for bad in [
+            "",
+            "mst:v1:p:a:b",
+            "mst:v1:p:a:b:c:d",
+            "mst:v1:p::b:c",
+            "mst:v2:p:a:b:c",
+            "other",
+        ] {
+            assert_eq!(GroupIdentity::parse("p", bad), None, "{bad}");
+        }
+    }
+}

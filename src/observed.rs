@@ -1,0 +1,52 @@
+//! Observed state: what AWS IAM Identity Center holds, as plain data. The directory readers
+//! (the in-memory `World` now, the SCIM and sso-admin clients later) fill it; `plan` reads it.
+
+use crate::model::{AccountId, ExternalId, GroupId, GroupName, PermissionSetArn, UserId, UserName};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observed {
+    /// Every group the directory listed, ours and everybody else's. Members are read for ours
+    /// only.
+    pub groups: Vec<ObservedGroup>,
+    /// The users whose names the plan may need: all users, or those looked up by euid.
+    pub users: BTreeMap<UserId, UserName>,
+    /// Assignments whose principal is one of our groups.
+    pub assignments: BTreeSet<Assignment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedGroup {
+    pub id: GroupId,
+    pub name: GroupName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<ExternalId>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub members: BTreeSet<UserId>,
+}
+
+/// One account assignment of a group: (account, permission set, group).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Assignment {
+    pub account: AccountId,
+    pub permission_set: PermissionSetArn,
+    pub group: GroupId,
+}
+
+impl Observed {
+    /// A digest of the observation, recorded in a plan so that a saved plan can be refused
+    /// once AWS has changed under it.
+    pub fn digest(&self) -> String {
+        let mut groups: Vec<&ObservedGroup> = self.groups.iter().collect();
+        groups.sort_by(|a, b| a.id.cmp(&b.id));
+        let canonical = serde_json::to_vec(&(&groups, &self.users, &self.assignments))
+            .expect("plain data serializes");
+        let hash = Sha256::digest(&canonical);
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}

@@ -1,0 +1,583 @@
+//! The plan: `plan(&desired, &observed)`, the fewest operations that make AWS IAM Identity
+//! Center hold the desired state, each with a reason for people, plus findings.
+//!
+//! Pure and deterministic. Invariants, each checked by a property test:
+//! - only groups that carry our marker (and the `mst-` prefix) appear in an operation;
+//! - every operation is within AWS's limits (≤ 100 member changes per request);
+//! - applying the plan to the observation and planning again gives an empty plan.
+
+mod render;
+mod simulate;
+
+use crate::desired::{Desired, DesiredGroup};
+use crate::finding::Finding;
+use crate::model::{
+    AccountId, Euid, ExternalId, GROUP_PREFIX, GroupId, GroupIdentity, GroupName, PermissionSetArn,
+    ProjectKey, UserId, UserName,
+};
+use crate::observed::{Assignment, Observed, ObservedGroup};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+pub use simulate::apply_in_memory;
+
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+/// AWS SCIM: at most 100 members inline in a create, 100 member changes in a PATCH.
+pub const MAX_MEMBERS_PER_REQUEST: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub platform: String,
+    pub observed_digest: String,
+    pub ops: Vec<Op>,
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+    pub estimate: Estimate,
+}
+
+/// A group as an operation names it. A group that does not exist yet has no id; apply
+/// resolves it through its external id once it has been created.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupRef {
+    pub name: GroupName,
+    pub external_id: ExternalId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<GroupId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Member {
+    pub user_name: UserName,
+    pub id: UserId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    CreateGroup {
+        group: GroupRef,
+        /// At most [`MAX_MEMBERS_PER_REQUEST`]; the rest follow as `AddMembers`.
+        members: Vec<Member>,
+        reason: Reason,
+    },
+    RenameGroup {
+        group: GroupRef,
+        from: GroupName,
+        reason: Reason,
+    },
+    AddMembers {
+        group: GroupRef,
+        members: Vec<Member>,
+        reason: Reason,
+    },
+    CreateAssignment {
+        group: GroupRef,
+        account: AccountId,
+        permission_set: PermissionSetArn,
+        reason: Reason,
+    },
+    DeleteAssignment {
+        group: GroupRef,
+        account: AccountId,
+        permission_set: PermissionSetArn,
+        reason: Reason,
+    },
+    RemoveMembers {
+        group: GroupRef,
+        members: Vec<Member>,
+        reason: Reason,
+    },
+    DeleteGroup {
+        group: GroupRef,
+        reason: Reason,
+    },
+}
+
+impl Op {
+    pub fn group(&self) -> &GroupRef {
+        match self {
+            Op::CreateGroup { group, .. }
+            | Op::RenameGroup { group, .. }
+            | Op::AddMembers { group, .. }
+            | Op::CreateAssignment { group, .. }
+            | Op::DeleteAssignment { group, .. }
+            | Op::RemoveMembers { group, .. }
+            | Op::DeleteGroup { group, .. } => group,
+        }
+    }
+
+    pub fn family(&self) -> Family {
+        match self {
+            Op::CreateAssignment { .. } | Op::DeleteAssignment { .. } => Family::SsoAdmin,
+            _ => Family::Scim,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Scim,
+    SsoAdmin,
+}
+
+/// Why an operation is in the plan. For people: apply never reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The project role has a tenant and a role mapping, and its group does not exist yet.
+    GroupMissing,
+    /// The group exists under another name (the name pattern or aws-role-name changed).
+    NameChanged,
+    /// The user holds the role in meshStack, directly or through a user group.
+    RoleBound,
+    /// The user no longer holds the role in meshStack.
+    RoleUnbound,
+    /// The role's permission set is not assigned to the project's account yet.
+    AssignmentMissing,
+    /// The permission set is no longer mapped to the role, or the account changed.
+    AssignmentUnmapped,
+    /// The project has no tenant on this platform any more.
+    ProjectGone,
+    /// The role is no longer in `role-mappings`.
+    RoleUnmapped,
+    /// The group should go, but still has assignments this role may not delete.
+    GroupRetired,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub groups_to_create: usize,
+    pub groups_to_rename: usize,
+    pub groups_to_delete: usize,
+    pub members_to_add: usize,
+    pub members_to_remove: usize,
+    pub assignments_to_create: usize,
+    pub assignments_to_delete: usize,
+}
+
+/// API calls the plan costs to apply, and the time that takes at the configured rates
+/// (aws-sso.md §D.2). Families run in parallel, so the time is the slower family's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub scim_calls: usize,
+    /// Creates and deletes, plus one status poll each.
+    pub sso_admin_calls: usize,
+    pub seconds: f64,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The user index: exact `userName` first; a case-insensitive match only when it is unique.
+struct Users<'a> {
+    exact: HashMap<&'a str, &'a UserId>,
+    folded: HashMap<String, Vec<(&'a UserId, &'a UserName)>>,
+}
+
+enum Resolved<'a> {
+    Found(&'a UserId, &'a UserName),
+    Missing,
+    Ambiguous(Vec<(&'a UserId, &'a UserName)>),
+}
+
+impl<'a> Users<'a> {
+    fn new(users: &'a BTreeMap<UserId, UserName>) -> Self {
+        let mut exact = HashMap::with_capacity(users.len());
+        let mut folded: HashMap<String, Vec<_>> = HashMap::with_capacity(users.len());
+        for (id, name) in users {
+            exact.insert(name.as_str(), id);
+            folded
+                .entry(name.as_str().to_lowercase())
+                .or_default()
+                .push((id, name));
+        }
+        Self { exact, folded }
+    }
+
+    fn resolve(&self, euid: &Euid, names: &'a BTreeMap<UserId, UserName>) -> Resolved<'a> {
+        if let Some(id) = self.exact.get(euid.as_str()) {
+            return Resolved::Found(id, &names[*id]);
+        }
+        match self
+            .folded
+            .get(&euid.as_str().to_lowercase())
+            .map(Vec::as_slice)
+        {
+            None | Some([]) => Resolved::Missing,
+            Some([(id, name)]) => Resolved::Found(id, name),
+            Some(many) => Resolved::Ambiguous(many.to_vec()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Ops {
+    create: Vec<Op>,
+    rename: Vec<Op>,
+    add: Vec<Op>,
+    assign: Vec<Op>,
+    unassign: Vec<Op>,
+    remove: Vec<Op>,
+    delete: Vec<Op>,
+}
+
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let mut findings: BTreeSet<Finding> = desired.findings.clone();
+    let users = Users::new(&observed.users);
+    let member = |id: &UserId| Member {
+        id: id.clone(),
+        user_name: observed
+            .users
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| UserName(id.0.clone())),
+    };
+
+    // Sort the directory's groups into ours (by identity) and everybody else's.
+    let mut ours: BTreeMap<&ExternalId, &ObservedGroup> = BTreeMap::new();
+    let mut foreign_by_name: HashMap<String, &ObservedGroup> = HashMap::new();
+    let mut foreign_markers: HashMap<&ExternalId, &ObservedGroup> = HashMap::new();
+    let mut by_group: HashMap<&GroupId, Vec<&Assignment>> = HashMap::new();
+    for a in &observed.assignments {
+        by_group.entry(&a.group).or_default().push(a);
+    }
+    let mut sorted: Vec<&ObservedGroup> = observed.groups.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    for g in sorted {
+        let ext = g.external_id.as_ref();
+        let identity = ext.and_then(|e| GroupIdentity::parse(&desired.platform, e.as_str()));
+        let prefixed = g.name.as_str().starts_with(GROUP_PREFIX);
+        match (identity, ext) {
+            (Some(_), Some(ext)) if prefixed => {
+                if let Some(kept) = ours.get(ext) {
+                    findings.insert(Finding::DuplicateManagedGroup {
+                        name: g.name.clone(),
+                        id: g.id.clone(),
+                        kept: kept.id.clone(),
+                    });
+                } else {
+                    ours.insert(ext, g);
+                }
+            }
+            (Some(_), Some(ext)) => {
+                foreign_markers.insert(ext, g);
+                foreign_by_name.insert(g.name.as_str().to_lowercase(), g);
+            }
+            _ => {
+                let marked_elsewhere = ext.is_some_and(|e| GroupIdentity::is_marked(e.as_str()));
+                if prefixed && !marked_elsewhere {
+                    findings.insert(Finding::ForeignGroupIgnored {
+                        name: g.name.clone(),
+                        id: g.id.clone(),
+                    });
+                }
+                foreign_by_name.insert(g.name.as_str().to_lowercase(), g);
+            }
+        }
+    }
+
+    let mut ops = Ops::default();
+    let mut unresolved: BTreeMap<&Euid, usize> = BTreeMap::new();
+    let mut wanted: Vec<(&ExternalId, &DesiredGroup)> = desired.groups.iter().collect();
+    wanted.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+
+    for (ext, want) in wanted {
+        // Resolve members; a user matched ambiguously is neither added nor removed.
+        let mut members: BTreeMap<&UserId, &UserName> = BTreeMap::new();
+        let mut protected: HashSet<&UserId> = HashSet::new();
+        for euid in &want.members {
+            match users.resolve(euid, &observed.users) {
+                Resolved::Found(id, name) => {
+                    members.insert(id, name);
+                }
+                Resolved::Missing => *unresolved.entry(euid).or_default() += 1,
+                Resolved::Ambiguous(candidates) => {
+                    findings.insert(Finding::AmbiguousEuid {
+                        euid: euid.clone(),
+                        candidates: candidates.iter().map(|(_, n)| n.0.clone()).collect(),
+                    });
+                    protected.extend(candidates.iter().map(|(id, _)| *id));
+                }
+            }
+        }
+        let wanted_assignments: BTreeSet<(&AccountId, &PermissionSetArn)> = want
+            .permission_sets
+            .iter()
+            .map(|ps| (&want.account, ps))
+            .collect();
+
+        let Some(have) = ours.get(ext) else {
+            if let Some(g) = foreign_markers.get(ext) {
+                findings.insert(Finding::NameTakenByForeignGroup {
+                    name: g.name.clone(),
+                    id: g.id.clone(),
+                });
+                continue;
+            }
+            if let Some(g) = foreign_by_name.get(&want.name.as_str().to_lowercase()) {
+                findings.insert(Finding::NameTakenByForeignGroup {
+                    name: g.name.clone(),
+                    id: g.id.clone(),
+                });
+                continue;
+            }
+            let group = GroupRef {
+                name: want.name.clone(),
+                external_id: ext.clone(),
+                id: None,
+            };
+            let all: Vec<Member> = members
+                .iter()
+                .map(|(id, name)| Member {
+                    id: (*id).clone(),
+                    user_name: (*name).clone(),
+                })
+                .collect();
+            let mut chunks = sorted_chunks(all);
+            let first = if chunks.is_empty() {
+                Vec::new()
+            } else {
+                chunks.remove(0)
+            };
+            ops.create.push(Op::CreateGroup {
+                group: group.clone(),
+                members: first,
+                reason: Reason::GroupMissing,
+            });
+            for chunk in chunks {
+                ops.add.push(Op::AddMembers {
+                    group: group.clone(),
+                    members: chunk,
+                    reason: Reason::GroupMissing,
+                });
+            }
+            for (account, ps) in wanted_assignments {
+                ops.assign.push(Op::CreateAssignment {
+                    group: group.clone(),
+                    account: account.clone(),
+                    permission_set: ps.clone(),
+                    reason: Reason::AssignmentMissing,
+                });
+            }
+            continue;
+        };
+
+        let mut group = GroupRef {
+            name: want.name.clone(),
+            external_id: ext.clone(),
+            id: Some(have.id.clone()),
+        };
+        if have.name != want.name {
+            match foreign_by_name.get(&want.name.as_str().to_lowercase()) {
+                Some(g) => {
+                    findings.insert(Finding::NameTakenByForeignGroup {
+                        name: g.name.clone(),
+                        id: g.id.clone(),
+                    });
+                    group.name = have.name.clone();
+                }
+                None => ops.rename.push(Op::RenameGroup {
+                    group: group.clone(),
+                    from: have.name.clone(),
+                    reason: Reason::NameChanged,
+                }),
+            }
+        }
+
+        let add: Vec<Member> = members
+            .iter()
+            .filter(|(id, _)| !have.members.contains(**id))
+            .map(|(id, name)| Member {
+                id: (*id).clone(),
+                user_name: (*name).clone(),
+            })
+            .collect();
+        let remove: Vec<Member> = have
+            .members
+            .iter()
+            .filter(|id| !members.contains_key(id) && !protected.contains(id))
+            .map(member)
+            .collect();
+        for chunk in sorted_chunks(add) {
+            ops.add.push(Op::AddMembers {
+                group: group.clone(),
+                members: chunk,
+                reason: Reason::RoleBound,
+            });
+        }
+        for chunk in sorted_chunks(remove) {
+            ops.remove.push(Op::RemoveMembers {
+                group: group.clone(),
+                members: chunk,
+                reason: Reason::RoleUnbound,
+            });
+        }
+
+        let held: BTreeSet<(&AccountId, &PermissionSetArn)> = by_group
+            .get(&have.id)
+            .into_iter()
+            .flatten()
+            .map(|a| (&a.account, &a.permission_set))
+            .collect();
+        for (account, ps) in wanted_assignments.difference(&held) {
+            ops.assign.push(Op::CreateAssignment {
+                group: group.clone(),
+                account: (*account).clone(),
+                permission_set: (*ps).clone(),
+                reason: Reason::AssignmentMissing,
+            });
+        }
+        for (account, ps) in held.difference(&wanted_assignments) {
+            if desired.policy.may_delete_assignments {
+                ops.unassign.push(Op::DeleteAssignment {
+                    group: group.clone(),
+                    account: (*account).clone(),
+                    permission_set: (*ps).clone(),
+                    reason: Reason::AssignmentUnmapped,
+                });
+            } else {
+                findings.insert(Finding::AssignmentKept {
+                    name: group.name.clone(),
+                    account: (*account).clone(),
+                    permission_set: ps.0.clone(),
+                });
+            }
+        }
+    }
+
+    // Our groups that are no longer wanted.
+    let desired_projects: HashSet<&ProjectKey> = desired
+        .groups
+        .values()
+        .map(|g| &g.identity.project)
+        .collect();
+    let mut obsolete: Vec<(&ExternalId, &ObservedGroup)> = ours
+        .iter()
+        .filter(|(ext, _)| !desired.groups.contains_key(**ext))
+        .map(|(e, g)| (*e, *g))
+        .collect();
+    obsolete.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    for (ext, have) in obsolete {
+        let identity = GroupIdentity::parse(&desired.platform, ext.as_str()).expect("ours parse");
+        if desired.held.contains(&identity.project) || !desired.scope.contains(&identity.project) {
+            continue;
+        }
+        let reason = if desired_projects.contains(&identity.project) {
+            Reason::RoleUnmapped
+        } else {
+            Reason::ProjectGone
+        };
+        let group = GroupRef {
+            name: have.name.clone(),
+            external_id: ext.clone(),
+            id: Some(have.id.clone()),
+        };
+        let assignments = by_group
+            .get(&have.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if !assignments.is_empty() && !desired.policy.may_delete_assignments {
+            findings.insert(Finding::GroupKeptForAssignments {
+                name: have.name.clone(),
+                assignments: assignments.len(),
+            });
+            let all: Vec<Member> = have.members.iter().map(member).collect();
+            for chunk in sorted_chunks(all) {
+                ops.remove.push(Op::RemoveMembers {
+                    group: group.clone(),
+                    members: chunk,
+                    reason: Reason::GroupRetired,
+                });
+            }
+            continue;
+        }
+        for a in assignments {
+            ops.unassign.push(Op::DeleteAssignment {
+                group: group.clone(),
+                account: a.account.clone(),
+                permission_set: a.permission_set.clone(),
+                reason,
+            });
+        }
+        ops.delete.push(Op::DeleteGroup { group, reason });
+    }
+
+    for (euid, groups) in unresolved {
+        findings.insert(Finding::UnresolvedEuid {
+            euid: euid.clone(),
+            groups,
+        });
+    }
+
+    let Ops {
+        create,
+        rename,
+        add,
+        assign,
+        unassign,
+        remove,
+        delete,
+    } = ops;
+    let ops: Vec<Op> = [create, rename, add, assign, unassign, remove, delete]
+        .into_iter()
+        .flatten()
+        .collect();
+    let summary = summarize(&ops);
+    let estimate = estimate(&ops, desired);
+    Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        platform: desired.platform.clone(),
+        observed_digest: observed.digest(),
+        ops,
+        findings: findings.into_iter().collect(),
+        summary,
+        estimate,
+    }
+}
+
+fn sorted_chunks(mut members: Vec<Member>) -> Vec<Vec<Member>> {
+    members.sort();
+    members
+        .chunks(MAX_MEMBERS_PER_REQUEST)
+        .map(<[Member]>::to_vec)
+        .collect()
+}
+
+fn summarize(ops: &[Op]) -> Summary {
+    let mut s = Summary::default();
+    for op in ops {
+        match op {
+            Op::CreateGroup { members, .. } => {
+                s.groups_to_create += 1;
+                s.members_to_add += members.len();
+            }
+            Op::RenameGroup { .. } => s.groups_to_rename += 1,
+            Op::AddMembers { members, .. } => s.members_to_add += members.len(),
+            Op::CreateAssignment { .. } => s.assignments_to_create += 1,
+            Op::DeleteAssignment { .. } => s.assignments_to_delete += 1,
+            Op::RemoveMembers { members, .. } => s.members_to_remove += members.len(),
+            Op::DeleteGroup { .. } => s.groups_to_delete += 1,
+        }
+    }
+    s
+}
+
+fn estimate(ops: &[Op], desired: &Desired) -> Estimate {
+    let scim_calls = ops.iter().filter(|o| o.family() == Family::Scim).count();
+    let sso_admin_calls = 2 * ops
+        .iter()
+        .filter(|o| o.family() == Family::SsoAdmin)
+        .count();
+    let seconds = (scim_calls as f64 / desired.policy.scim_rate)
+        .max(sso_admin_calls as f64 / desired.policy.sso_admin_rate);
+    Estimate {
+        scim_calls,
+        sso_admin_calls,
+        seconds,
+    }
+}

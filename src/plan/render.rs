@@ -1,0 +1,117 @@
+//! The plan for people: one line per change, greppable, then findings and a summary.
+
+use super::{Op, Plan, Reason};
+use std::fmt::Write;
+
+impl Reason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::GroupMissing => "group missing",
+            Reason::NameChanged => "name changed",
+            Reason::RoleBound => "role bound in meshStack",
+            Reason::RoleUnbound => "role no longer bound",
+            Reason::AssignmentMissing => "assignment missing",
+            Reason::AssignmentUnmapped => "permission set no longer mapped",
+            Reason::ProjectGone => "project has no tenant on this platform",
+            Reason::RoleUnmapped => "role no longer mapped",
+            Reason::GroupRetired => "group retired, assignments kept",
+        }
+    }
+}
+
+/// The last path segment of a permission set ARN (`ps-…`), which is unique in its instance.
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+impl Plan {
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for op in &self.ops {
+            let why = match op {
+                Op::CreateGroup { reason, .. }
+                | Op::RenameGroup { reason, .. }
+                | Op::AddMembers { reason, .. }
+                | Op::CreateAssignment { reason, .. }
+                | Op::DeleteAssignment { reason, .. }
+                | Op::RemoveMembers { reason, .. }
+                | Op::DeleteGroup { reason, .. } => reason.describe(),
+            };
+            let name = &op.group().name;
+            let _ = match op {
+                Op::CreateGroup { members, .. } => {
+                    let _ = writeln!(out, "+ group {name}  ({why})");
+                    members
+                        .iter()
+                        .try_for_each(|m| writeln!(out, "+ member {} → {name}", m.user_name))
+                }
+                Op::RenameGroup { from, .. } => {
+                    writeln!(out, "~ group {from} renamed to {name}  ({why})")
+                }
+                Op::AddMembers { members, .. } => members
+                    .iter()
+                    .try_for_each(|m| writeln!(out, "+ member {} → {name}  ({why})", m.user_name)),
+                Op::RemoveMembers { members, .. } => members
+                    .iter()
+                    .try_for_each(|m| writeln!(out, "- member {} → {name}  ({why})", m.user_name)),
+                Op::CreateAssignment {
+                    account,
+                    permission_set,
+                    ..
+                } => writeln!(
+                    out,
+                    "+ assignment {name} → account {account} / {}  ({why})",
+                    short(permission_set.as_str())
+                ),
+                Op::DeleteAssignment {
+                    account,
+                    permission_set,
+                    ..
+                } => writeln!(
+                    out,
+                    "- assignment {name} → account {account} / {}  ({why})",
+                    short(permission_set.as_str())
+                ),
+                Op::DeleteGroup { .. } => writeln!(out, "- group {name}  ({why})"),
+            };
+        }
+        if !self.findings.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            for f in &self.findings {
+                let _ = writeln!(out, "! {f}");
+            }
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&self.summary_line());
+        out.push('\n');
+        out
+    }
+
+    pub fn summary_line(&self) -> String {
+        let s = &self.summary;
+        if self.ops.is_empty() {
+            return format!(
+                "No changes. AWS IAM Identity Center matches meshStack ({} finding(s)).",
+                self.findings.len()
+            );
+        }
+        format!(
+            "Plan: {} group(s) to create, {} to rename, {} to delete; {} member(s) to add, {} to remove; \
+             {} assignment(s) to create, {} to delete. ≈ {} SCIM + {} sso-admin calls, ≈ {:.0} s at the configured rates.",
+            s.groups_to_create,
+            s.groups_to_rename,
+            s.groups_to_delete,
+            s.members_to_add,
+            s.members_to_remove,
+            s.assignments_to_create,
+            s.assignments_to_delete,
+            self.estimate.scim_calls,
+            self.estimate.sso_admin_calls,
+            self.estimate.seconds.ceil()
+        )
+    }
+}
