@@ -1,0 +1,348 @@
+//! The meshStack API client: authentication, versioned media types, HAL paging and retries
+//! (meshstack-api.md §12). Reads only; one request at a time, as meshStack asks.
+
+use super::payload::{Kind, Page};
+use crate::config::{Auth, MeshStackConfig};
+use crate::secret::Secret;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MeshStackError {
+    #[error(
+        "meshStack rejected the credentials (401) for GET {path}; check meshstack.credentials ({mode})"
+    )]
+    Unauthorized { path: String, mode: &'static str },
+    #[error("meshStack refused GET {path} (403); the API key needs permission {permission}")]
+    Forbidden { path: String, permission: &'static str },
+    #[error(
+        "meshStack does not serve {media_type} at {path} ({status}); it may be too old or too new for this replicator (set meshstack.tenant-api-version for tenants)"
+    )]
+    MediaType {
+        path: String,
+        media_type: &'static str,
+        status: u16,
+    },
+    #[error("meshStack answered {status} for GET {path}")]
+    Status { path: String, status: u16 },
+    #[error("GET {path} failed {attempts} times, last: {last}; no plan is made from a partial read")]
+    GaveUp {
+        path: String,
+        attempts: usize,
+        last: String,
+    },
+    #[error("meshStack returned a malformed {kind} page at {path}: {field}: {message}")]
+    Payload {
+        kind: &'static str,
+        path: String,
+        field: String,
+        message: String,
+    },
+    #[error("API key login at /api/login failed: {0}; check meshstack.credentials.api-key")]
+    Login(String),
+    #[error("meshStack pointed to {0}, outside {1}; refusing to send credentials there")]
+    ForeignLink(String, String),
+}
+
+/// How hard to try before giving up on a request. meshStack restarts can take minutes.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    /// The longest `Retry-After` honoured.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 12,
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+struct Token {
+    value: Secret,
+    renew_at: Instant,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    auth: Auth,
+    page_size: u32,
+    retry: RetryPolicy,
+    limiter: DefaultDirectRateLimiter,
+    token: Mutex<Option<Token>>,
+}
+
+/// Why one attempt failed, and whether another may succeed.
+enum Attempt {
+    Retry { why: String, after: Option<Duration> },
+    Fatal(MeshStackError),
+    Reauthenticate,
+}
+
+impl Client {
+    pub fn new(config: &MeshStackConfig, requests_per_second: f64, retry: RetryPolicy) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("aws-replicator/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the TLS backend initializes");
+        let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
+        let quota = Quota::with_period(period).expect("period is positive");
+        Self {
+            http,
+            base: config.base_url.clone(),
+            auth: config.auth.clone(),
+            page_size: config.page_size,
+            retry,
+            limiter: RateLimiter::direct(quota),
+            token: Mutex::new(None),
+        }
+    }
+
+    /// Every item of `kind` matching `query`, following `_links.next` to the last page.
+    pub async fn list<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, MeshStackError> {
+        let mut url = self.base.join(kind.path()).expect("static paths join");
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+            pairs.append_pair("page", "0");
+            pairs.append_pair("size", &self.page_size.to_string());
+        }
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        loop {
+            seen.insert(url.to_string());
+            let body = self.get(&url, kind).await?;
+            let page: Page<T> = parse_page(&body, kind, &url)?;
+            let mut embedded = page.embedded;
+            if let Some(found) = embedded.remove(kind.embedded_key()) {
+                items.extend(found);
+            } else if let Some(other) = embedded.keys().next() {
+                return Err(MeshStackError::Payload {
+                    kind: kind.embedded_key(),
+                    path: url.path().to_owned(),
+                    field: format!("_embedded.{other}"),
+                    message: format!("expected _embedded.{}", kind.embedded_key()),
+                });
+            }
+            let Some(next) = page.links.and_then(|l| l.next) else {
+                break;
+            };
+            let next = self.same_origin(&next.href)?;
+            if seen.contains(next.as_str()) {
+                tracing::warn!(path = next.path(), "meshStack repeated a page link; stopping there");
+                break;
+            }
+            url = next;
+        }
+        Ok(items)
+    }
+
+    fn same_origin(&self, href: &str) -> Result<Url, MeshStackError> {
+        let url = self
+            .base
+            .join(href)
+            .map_err(|_| MeshStackError::ForeignLink(href.to_owned(), self.base.to_string()))?;
+        if url.origin() != self.base.origin() {
+            return Err(MeshStackError::ForeignLink(url.to_string(), self.base.to_string()));
+        }
+        Ok(url)
+    }
+
+    /// One GET with authentication and retries; the body of a 2xx answer.
+    async fn get(&self, url: &Url, kind: Kind) -> Result<bytes::Bytes, MeshStackError> {
+        let path = url.path().to_owned();
+        let mut backoff = backon::BackoffBuilder::build(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(self.retry.min_delay)
+                .with_max_delay(self.retry.max_delay)
+                .with_max_times(self.retry.max_retries)
+                .with_jitter(),
+        );
+        let mut relogged = false;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let outcome = self.attempt(url, kind).await;
+            let (why, after) = match outcome {
+                Ok(body) => return Ok(body),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Reauthenticate) if !relogged => {
+                    relogged = true;
+                    *self.token.lock().await = None;
+                    continue;
+                }
+                Err(Attempt::Reauthenticate) => {
+                    return Err(MeshStackError::Unauthorized { path, mode: "api-key" });
+                }
+                Err(Attempt::Retry { why, after }) => (why, after),
+            };
+            let Some(delay) = backoff.next() else {
+                return Err(MeshStackError::GaveUp { path, attempts, last: why });
+            };
+            let delay = after.map_or(delay, |a| a.min(self.retry.max_retry_after));
+            tracing::info!(path, attempt = attempts, delay_ms = delay.as_millis() as u64, why, "meshStack request failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, url: &Url, kind: Kind) -> Result<bytes::Bytes, Attempt> {
+        self.limiter.until_ready().await;
+        let request = self.http.get(url.clone()).header(header::ACCEPT, kind.media_type());
+        let request = match &self.auth {
+            Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
+            Auth::ApiKey { .. } => {
+                let token = self.token().await.map_err(Attempt::Fatal)?;
+                request.bearer_auth(token.expose())
+            }
+        };
+        let response = request.send().await.map_err(|e| Attempt::Retry {
+            why: transport_error(&e),
+            after: None,
+        })?;
+        let status = response.status();
+        let path = url.path().to_owned();
+        match status {
+            s if s.is_success() => response.bytes().await.map_err(|e| Attempt::Retry {
+                why: transport_error(&e),
+                after: None,
+            }),
+            StatusCode::UNAUTHORIZED => match self.auth {
+                Auth::ApiKey { .. } => Err(Attempt::Reauthenticate),
+                Auth::Basic { .. } => Err(Attempt::Fatal(MeshStackError::Unauthorized { path, mode: "api-user" })),
+            },
+            StatusCode::FORBIDDEN => Err(Attempt::Fatal(MeshStackError::Forbidden { path, permission: permission(kind) })),
+            StatusCode::NOT_ACCEPTABLE | StatusCode::UNSUPPORTED_MEDIA_TYPE => Err(Attempt::Fatal(MeshStackError::MediaType {
+                path,
+                media_type: kind.media_type(),
+                status: status.as_u16(),
+            })),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Err(Attempt::Retry {
+                why: format!("HTTP {}", status.as_u16()),
+                after: retry_after(response.headers()),
+            }),
+            s if s.is_server_error() => Err(Attempt::Retry { why: format!("HTTP {}", s.as_u16()), after: None }),
+            s => Err(Attempt::Fatal(MeshStackError::Status { path, status: s.as_u16() })),
+        }
+    }
+
+    /// A bearer token from `POST /api/login`, renewed 30 s before it expires.
+    async fn token(&self) -> Result<Secret, MeshStackError> {
+        let mut slot = self.token.lock().await;
+        if let Some(t) = slot.as_ref().filter(|t| Instant::now() < t.renew_at) {
+            return Ok(t.value.clone());
+        }
+        let Auth::ApiKey { client_id, client_secret } = &self.auth else {
+            unreachable!("tokens are only used with API keys");
+        };
+        let body = serde_json::json!({ "clientId": client_id, "clientSecret": client_secret.expose() });
+        let mut url = self.base.join("/api/login").expect("static path joins");
+        // The login may redirect (307) to meshStack's identity provider; follow it on the same
+        // origin only, so the secret never leaves the configured host.
+        for _ in 0..3 {
+            self.limiter.until_ready().await;
+            let response = self
+                .http
+                .post(url.clone())
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| MeshStackError::Login(transport_error(&e)))?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| MeshStackError::Login(format!("HTTP {} without Location", status.as_u16())))?;
+                url = self.same_origin(location)?;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(MeshStackError::Login(format!("HTTP {}", status.as_u16())));
+            }
+            #[derive(serde::Deserialize)]
+            struct TokenResponse {
+                access_token: String,
+                expires_in: u64,
+            }
+            let parsed: TokenResponse = response
+                .json()
+                .await
+                .map_err(|_| MeshStackError::Login("the answer is not a token response".into()))?;
+            let lifetime = Duration::from_secs(parsed.expires_in);
+            let token = Token {
+                value: Secret::new(parsed.access_token),
+                renew_at: Instant::now() + lifetime.saturating_sub(Duration::from_secs(30)),
+            };
+            let value = token.value.clone();
+            *slot = Some(token);
+            return Ok(value);
+        }
+        Err(MeshStackError::Login("too many redirects".into()))
+    }
+}
+
+fn parse_page<T: DeserializeOwned>(body: &[u8], kind: Kind, url: &Url) -> Result<Page<T>, MeshStackError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| MeshStackError::Payload {
+        kind: kind.embedded_key(),
+        path: url.path().to_owned(),
+        field: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
+}
+
+/// `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+fn transport_error(e: &reqwest::Error) -> String {
+    // reqwest's Display includes the URL, which holds no secret here (credentials go in headers).
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// The API-key permission each read needs (meshstack-api.md §2).
+fn permission(kind: Kind) -> &'static str {
+    match kind {
+        Kind::ProjectRoles => "(none: project roles are readable by every key)",
+        Kind::Projects => "ADM_PROJECT_LIST",
+        Kind::TenantsV3 | Kind::TenantsV4 => "ADM_TENANT_LIST",
+        Kind::Users => "ADM_USER_LIST",
+        Kind::WorkspaceUserGroups => "ADM_WORKSPACEUSERGROUP_LIST",
+        Kind::UserBindings | Kind::GroupBindings => "ADM_PROJECTPRINCIPALROLE_LIST",
+    }
+}
