@@ -19,7 +19,10 @@ pub enum MeshStackError {
     )]
     Unauthorized { path: String, mode: &'static str },
     #[error("meshStack refused GET {path} (403); the API key needs permission {permission}")]
-    Forbidden { path: String, permission: &'static str },
+    Forbidden {
+        path: String,
+        permission: &'static str,
+    },
     #[error(
         "meshStack does not serve {media_type} at {path} ({status}); it may be too old or too new for this replicator (set meshstack.tenant-api-version for tenants)"
     )]
@@ -30,7 +33,9 @@ pub enum MeshStackError {
     },
     #[error("meshStack answered {status} for GET {path}")]
     Status { path: String, status: u16 },
-    #[error("GET {path} failed {attempts} times, last: {last}; no plan is made from a partial read")]
+    #[error(
+        "GET {path} failed {attempts} times, last: {last}; no plan is made from a partial read"
+    )]
     GaveUp {
         path: String,
         attempts: usize,
@@ -87,7 +92,10 @@ pub struct Client {
 
 /// Why one attempt failed, and whether another may succeed.
 enum Attempt {
-    Retry { why: String, after: Option<Duration> },
+    Retry {
+        why: String,
+        after: Option<Duration>,
+    },
     Fatal(MeshStackError),
     Reauthenticate,
 }
@@ -150,7 +158,10 @@ impl Client {
             };
             let next = self.same_origin(&next.href)?;
             if seen.contains(next.as_str()) {
-                tracing::warn!(path = next.path(), "meshStack repeated a page link; stopping there");
+                tracing::warn!(
+                    path = next.path(),
+                    "meshStack repeated a page link; stopping there"
+                );
                 break;
             }
             url = next;
@@ -164,7 +175,10 @@ impl Client {
             .join(href)
             .map_err(|_| MeshStackError::ForeignLink(href.to_owned(), self.base.to_string()))?;
         if url.origin() != self.base.origin() {
-            return Err(MeshStackError::ForeignLink(url.to_string(), self.base.to_string()));
+            return Err(MeshStackError::ForeignLink(
+                url.to_string(),
+                self.base.to_string(),
+            ));
         }
         Ok(url)
     }
@@ -193,24 +207,42 @@ impl Client {
                     continue;
                 }
                 Err(Attempt::Reauthenticate) => {
-                    return Err(MeshStackError::Unauthorized { path, mode: "api-key" });
+                    return Err(MeshStackError::Unauthorized {
+                        path,
+                        mode: "api-key",
+                    });
                 }
                 Err(Attempt::Retry { why, after }) => (why, after),
             };
             let Some(delay) = backoff.next() else {
-                return Err(MeshStackError::GaveUp { path, attempts, last: why });
+                return Err(MeshStackError::GaveUp {
+                    path,
+                    attempts,
+                    last: why,
+                });
             };
             let delay = after.map_or(delay, |a| a.min(self.retry.max_retry_after));
-            tracing::info!(path, attempt = attempts, delay_ms = delay.as_millis() as u64, why, "meshStack request failed; retrying");
+            tracing::info!(
+                path,
+                attempt = attempts,
+                delay_ms = delay.as_millis() as u64,
+                why,
+                "meshStack request failed; retrying"
+            );
             tokio::time::sleep(delay).await;
         }
     }
 
     async fn attempt(&self, url: &Url, kind: Kind) -> Result<bytes::Bytes, Attempt> {
         self.limiter.until_ready().await;
-        let request = self.http.get(url.clone()).header(header::ACCEPT, kind.media_type());
+        let request = self
+            .http
+            .get(url.clone())
+            .header(header::ACCEPT, kind.media_type());
         let request = match &self.auth {
-            Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
+            Auth::Basic { username, password } => {
+                request.basic_auth(username, Some(password.expose()))
+            }
             Auth::ApiKey { .. } => {
                 let token = self.token().await.map_err(Attempt::Fatal)?;
                 request.bearer_auth(token.expose())
@@ -229,20 +261,36 @@ impl Client {
             }),
             StatusCode::UNAUTHORIZED => match self.auth {
                 Auth::ApiKey { .. } => Err(Attempt::Reauthenticate),
-                Auth::Basic { .. } => Err(Attempt::Fatal(MeshStackError::Unauthorized { path, mode: "api-user" })),
+                Auth::Basic { .. } => Err(Attempt::Fatal(MeshStackError::Unauthorized {
+                    path,
+                    mode: "api-user",
+                })),
             },
-            StatusCode::FORBIDDEN => Err(Attempt::Fatal(MeshStackError::Forbidden { path, permission: permission(kind) })),
-            StatusCode::NOT_ACCEPTABLE | StatusCode::UNSUPPORTED_MEDIA_TYPE => Err(Attempt::Fatal(MeshStackError::MediaType {
+            StatusCode::FORBIDDEN => Err(Attempt::Fatal(MeshStackError::Forbidden {
                 path,
-                media_type: kind.media_type(),
-                status: status.as_u16(),
+                permission: permission(kind),
             })),
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Err(Attempt::Retry {
-                why: format!("HTTP {}", status.as_u16()),
-                after: retry_after(response.headers()),
+            StatusCode::NOT_ACCEPTABLE | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                Err(Attempt::Fatal(MeshStackError::MediaType {
+                    path,
+                    media_type: kind.media_type(),
+                    status: status.as_u16(),
+                }))
+            }
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                Err(Attempt::Retry {
+                    why: format!("HTTP {}", status.as_u16()),
+                    after: retry_after(response.headers()),
+                })
+            }
+            s if s.is_server_error() => Err(Attempt::Retry {
+                why: format!("HTTP {}", s.as_u16()),
+                after: None,
             }),
-            s if s.is_server_error() => Err(Attempt::Retry { why: format!("HTTP {}", s.as_u16()), after: None }),
-            s => Err(Attempt::Fatal(MeshStackError::Status { path, status: s.as_u16() })),
+            s => Err(Attempt::Fatal(MeshStackError::Status {
+                path,
+                status: s.as_u16(),
+            })),
         }
     }
 
@@ -252,10 +300,15 @@ impl Client {
         if let Some(t) = slot.as_ref().filter(|t| Instant::now() < t.renew_at) {
             return Ok(t.value.clone());
         }
-        let Auth::ApiKey { client_id, client_secret } = &self.auth else {
+        let Auth::ApiKey {
+            client_id,
+            client_secret,
+        } = &self.auth
+        else {
             unreachable!("tokens are only used with API keys");
         };
-        let body = serde_json::json!({ "clientId": client_id, "clientSecret": client_secret.expose() });
+        let body =
+            serde_json::json!({ "clientId": client_id, "clientSecret": client_secret.expose() });
         let mut url = self.base.join("/api/login").expect("static path joins");
         // The login may redirect (307) to meshStack's identity provider; follow it on the same
         // origin only, so the secret never leaves the configured host.
@@ -274,7 +327,9 @@ impl Client {
                     .headers()
                     .get(header::LOCATION)
                     .and_then(|l| l.to_str().ok())
-                    .ok_or_else(|| MeshStackError::Login(format!("HTTP {} without Location", status.as_u16())))?;
+                    .ok_or_else(|| {
+                        MeshStackError::Login(format!("HTTP {} without Location", status.as_u16()))
+                    })?;
                 url = self.same_origin(location)?;
                 continue;
             }
@@ -303,7 +358,11 @@ impl Client {
     }
 }
 
-fn parse_page<T: DeserializeOwned>(body: &[u8], kind: Kind, url: &Url) -> Result<Page<T>, MeshStackError> {
+fn parse_page<T: DeserializeOwned>(
+    body: &[u8],
+    kind: Kind,
+    url: &Url,
+) -> Result<Page<T>, MeshStackError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| MeshStackError::Payload {
         kind: kind.embedded_key(),
@@ -320,7 +379,10 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 fn transport_error(e: &reqwest::Error) -> String {

@@ -32,7 +32,11 @@ pub struct Api<'a> {
 
 impl<'a> Api<'a> {
     pub fn new(config: &'a Config, retry: RetryPolicy) -> Self {
-        let client = Client::new(&config.meshstack, config.replicator.rate_limits.meshstack, retry);
+        let client = Client::new(
+            &config.meshstack,
+            config.replicator.rate_limits.meshstack,
+            retry,
+        );
         Self { client, config }
     }
 }
@@ -50,14 +54,22 @@ pub async fn read_snapshot(config: &Config) -> Result<Snapshot, MeshStackError> 
 
 async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackError> {
     let platform = config.platform.as_str();
-    let roles = match client.list::<payload::ProjectRole>(Kind::ProjectRoles, &[]).await {
+    let roles = match client
+        .list::<payload::ProjectRole>(Kind::ProjectRoles, &[])
+        .await
+    {
         Ok(roles) => roles
             .into_iter()
-            .map(|r| ProjectRole { identifier: r.metadata.name, display_name: r.spec.name })
+            .map(|r| ProjectRole {
+                identifier: r.metadata.name,
+                display_name: r.spec.name,
+            })
             .collect(),
         // Older meshStacks do not serve project roles; the config's project-roles apply then.
         Err(MeshStackError::Status { status: 404, .. } | MeshStackError::MediaType { .. }) => {
-            tracing::warn!("meshStack does not serve meshprojectroles; using meshstack.project-roles");
+            tracing::warn!(
+                "meshStack does not serve meshprojectroles; using meshstack.project-roles"
+            );
             Vec::new()
         }
         Err(e) => return Err(e),
@@ -80,9 +92,15 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
     let mut tenants = BTreeMap::new();
     match config.meshstack.tenant_api_version {
         TenantApiVersion::V3 => {
-            for t in client.list::<payload::TenantV3>(Kind::TenantsV3, &query).await? {
+            for t in client
+                .list::<payload::TenantV3>(Kind::TenantsV3, &query)
+                .await?
+            {
                 let m = t.metadata;
-                if m.platform_identifier != platform || m.deleted_on.is_some() || m.marked_for_deletion_on.is_some() {
+                if m.platform_identifier != platform
+                    || m.deleted_on.is_some()
+                    || m.marked_for_deletion_on.is_some()
+                {
                     continue;
                 }
                 let tenant = Tenant {
@@ -95,11 +113,17 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
             }
         }
         TenantApiVersion::V4 => {
-            for t in client.list::<payload::TenantV4>(Kind::TenantsV4, &query).await? {
+            for t in client
+                .list::<payload::TenantV4>(Kind::TenantsV4, &query)
+                .await?
+            {
                 let (m, s) = (t.metadata, t.spec);
                 // v4 GA names the platform only by uuid: the server-side filter decides; the
                 // preview's flat identifier is checked when present.
-                let other_platform = s.platform_identifier.as_deref().is_some_and(|p| p != platform);
+                let other_platform = s
+                    .platform_identifier
+                    .as_deref()
+                    .is_some_and(|p| p != platform);
                 if other_platform || m.deleted_on.is_some() || m.marked_for_deletion_on.is_some() {
                     continue;
                 }
@@ -107,7 +131,10 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
                     workspace: m.owned_by_workspace.into(),
                     project: m.owned_by_project.into(),
                     account_id: s.platform_tenant_id,
-                    landing_zone: s.landing_zone_ref.map(|r| r.name).or(s.landing_zone_identifier),
+                    landing_zone: s
+                        .landing_zone_ref
+                        .map(|r| r.name)
+                        .or(s.landing_zone_identifier),
                 };
                 tenants.insert(tenant.key(), tenant);
             }
@@ -116,13 +143,22 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
 
     let mut users = BTreeMap::new();
     for u in client.list::<payload::User>(Kind::Users, &[]).await? {
-        users.insert(u.metadata.name.clone(), User { username: Username(u.metadata.name), euid: u.spec.euid });
+        users.insert(
+            u.metadata.name.clone(),
+            User {
+                username: Username(u.metadata.name),
+                euid: u.spec.euid,
+            },
+        );
     }
 
     let expand = config.meshstack.expand_group_bindings;
     let mut groups = BTreeMap::new();
     if expand {
-        for g in client.list::<payload::WorkspaceUserGroup>(Kind::WorkspaceUserGroups, &[]).await? {
+        for g in client
+            .list::<payload::WorkspaceUserGroup>(Kind::WorkspaceUserGroups, &[])
+            .await?
+        {
             let group = UserGroup {
                 workspace: g.metadata.owned_by_workspace.into(),
                 identifier: g.metadata.name,
@@ -149,7 +185,12 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
                     Kind::UserBindings => Subject::User(Username(b.subject.name)),
                     _ => Subject::Group(b.subject.name),
                 };
-                bindings.insert((b.target_ref.owned_by_workspace, b.target_ref.name, b.role_ref.name, subject));
+                bindings.insert((
+                    b.target_ref.owned_by_workspace,
+                    b.target_ref.name,
+                    b.role_ref.name,
+                    subject,
+                ));
             }
         }
     }

@@ -1,4 +1,3 @@
-{- Corpus: aws annotated with the function T.Aws (./types/Aws.dhall) without applying it to Text. Otherwise config/demo.dhall. -}
 {- The configuration `aws-replicator demo` runs with: the example, with made-up credentials,
    for a directory that lives in memory. Never use these values against real services. -}
 let T = ../../../config/types/package.dhall

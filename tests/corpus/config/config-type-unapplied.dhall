@@ -1,4 +1,3 @@
-{- Corpus: annotated with the function T.Config instead of `T.Config Text`. Otherwise config/demo.dhall. -}
 {- The configuration `aws-replicator demo` runs with: the example, with made-up credentials,
    for a directory that lives in memory. Never use these values against real services. -}
 let T = ../../../config/types/package.dhall

@@ -1,4 +1,3 @@
-{- Corpus: a malformed instance ARN. Otherwise config/demo.dhall. -}
 {- The configuration `aws-replicator demo` runs with: the example, with made-up credentials,
    for a directory that lives in memory. Never use these values against real services. -}
 let T = ../../../config/types/package.dhall

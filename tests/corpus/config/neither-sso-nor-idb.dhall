@@ -1,4 +1,3 @@
-{- Corpus: neither aws-sso nor mesh-idb is set. Otherwise config/demo.dhall. -}
 {- The configuration `aws-replicator demo` runs with: the example, with made-up credentials,
    for a directory that lives in memory. Never use these values against real services. -}
 let T = ../../../config/types/package.dhall

@@ -1,4 +1,3 @@
-{- Corpus: a permission set ARN of another IAM Identity Center instance. Otherwise config/demo.dhall. -}
 {- The configuration `aws-replicator demo` runs with: the example, with made-up credentials,
    for a directory that lives in memory. Never use these values against real services. -}
 let T = ../../../config/types/package.dhall

@@ -1,4 +1,3 @@
-{- Corpus: group-name-pattern %4$s only: names not unique per project. Otherwise config/demo.dhall. -}
 {- The configuration `aws-replicator demo` runs with: the example, with made-up credentials,
    for a directory that lives in memory. Never use these values against real services. -}
 let T = ../../../config/types/package.dhall

@@ -1,0 +1,256 @@
+//! Properties of `plan` over random meshStack snapshots and random directories:
+//! applying a plan and planning again gives nothing to do; no operation names a group that is
+//! not ours; every operation is within AWS's limits.
+
+use aws_replicator::config::Config;
+use aws_replicator::desired::{Scope, Settings, desired};
+use aws_replicator::model::{
+    ExternalId, GroupId, GroupIdentity, GroupName, ProjectKey, RoleId, UserId, UserName,
+};
+use aws_replicator::observed::{Assignment, Observed, ObservedGroup};
+use aws_replicator::plan::{MAX_MEMBERS_PER_REQUEST, Op, apply_in_memory, plan};
+use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User, UserGroup};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::LazyLock;
+
+static CONFIG: LazyLock<Config> =
+    LazyLock::new(|| Config::load(Path::new("config/demo.dhall")).unwrap());
+const PLATFORM: &str = "aws.aws-meshcloud";
+const ROLES: [(&str, &str); 3] = [
+    ("admin", "Project Admin"),
+    ("user", "Project User"),
+    ("reader", "Project Reader"),
+];
+const PROJECTS: [(&str, &str); 4] = [("a", "p1"), ("a", "p2"), ("b", "p1"), ("b", "p3")];
+
+#[derive(Debug, Clone)]
+struct World {
+    snapshot: Snapshot,
+    observed: Observed,
+}
+
+fn euid(i: usize) -> String {
+    format!("user{i}@example.com")
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (
+        proptest::collection::vec((0usize..4, 0usize..3, 0usize..160), 0..60), // bindings
+        proptest::collection::btree_set(0usize..4, 0..=4), // projects with tenant
+        proptest::collection::btree_set(0usize..160, 0..20), // users missing in AWS
+        proptest::collection::vec(
+            (
+                0usize..4,
+                0usize..3,
+                any::<bool>(),
+                proptest::collection::btree_set(0usize..160, 0..120),
+                any::<bool>(),
+            ),
+            0..10,
+        ), // observed groups
+        proptest::collection::vec(0u8..6, 3),              // foreign groups kinds
+        any::<bool>(),                                     // a big group binding
+        0usize..160,                                       // a user without euid
+    )
+        .prop_map(
+            |(bindings, tenants, aws_users, groups, foreign, big, no_euid)| {
+                let mut snapshot = Snapshot {
+                    format_version: 1,
+                    platform: PLATFORM.into(),
+                    roles: Vec::new(),
+                    projects: PROJECTS
+                        .iter()
+                        .map(|(w, p)| Project {
+                            workspace: (*w).into(),
+                            identifier: (*p).into(),
+                            tags: BTreeMap::new(),
+                        })
+                        .collect(),
+                    tenants: tenants
+                        .iter()
+                        .map(|i| Tenant {
+                            workspace: PROJECTS[*i].0.into(),
+                            project: PROJECTS[*i].1.into(),
+                            account_id: Some(format!("{:012}", 100 + i)),
+                            landing_zone: None,
+                        })
+                        .collect(),
+                    users: (0..160)
+                        .map(|i| User {
+                            username: format!("u{i}").into(),
+                            euid: (i != no_euid).then(|| euid(i)),
+                        })
+                        .collect(),
+                    groups: vec![UserGroup {
+                        workspace: "a".into(),
+                        identifier: "everyone".into(),
+                        members: (0..150).map(|i| format!("u{i}").into()).collect(),
+                    }],
+                    bindings: bindings
+                        .iter()
+                        .map(|(p, r, u)| Binding {
+                            workspace: PROJECTS[*p].0.into(),
+                            project: PROJECTS[*p].1.into(),
+                            role: ROLES[*r].1.into(),
+                            subject: Subject::User(format!("u{u}").into()),
+                        })
+                        .collect(),
+                };
+                if big {
+                    snapshot.bindings.push(Binding {
+                        workspace: "a".into(),
+                        project: "p1".into(),
+                        role: "Project User".into(),
+                        subject: Subject::Group("everyone".into()),
+                    });
+                }
+                // Some AWS users differ from the euid in case only.
+                let users: BTreeMap<UserId, UserName> = (0..160)
+                    .filter(|i| !aws_users.contains(i))
+                    .map(|i| {
+                        let name = if i % 7 == 0 {
+                            euid(i).to_uppercase()
+                        } else {
+                            euid(i)
+                        };
+                        (UserId(format!("uid-{i}")), UserName(name))
+                    })
+                    .collect();
+                let mut observed = Observed {
+                    users,
+                    ..Observed::default()
+                };
+                for (n, (p, r, old_name, members, assigned)) in groups.into_iter().enumerate() {
+                    let identity = GroupIdentity {
+                        project: ProjectKey::new(PROJECTS[p].0, PROJECTS[p].1),
+                        role: RoleId::from(ROLES[r].0),
+                    };
+                    let ext = identity.external_id(PLATFORM);
+                    if observed
+                        .groups
+                        .iter()
+                        .any(|g| g.external_id.as_ref() == Some(&ext))
+                    {
+                        continue;
+                    }
+                    let id = GroupId(format!("gid-{n}"));
+                    let name = if old_name {
+                        format!("mst-old-{n}")
+                    } else {
+                        format!("mst-{}.{}.x{}", PROJECTS[p].0, PROJECTS[p].1, r)
+                    };
+                    observed.groups.push(ObservedGroup {
+                        id: id.clone(),
+                        name: GroupName(name),
+                        external_id: Some(ext),
+                        members: members
+                            .iter()
+                            .filter(|i| observed.users.contains_key(&UserId(format!("uid-{i}"))))
+                            .map(|i| UserId(format!("uid-{i}")))
+                            .collect(),
+                    });
+                    if assigned {
+                        observed.assignments.insert(Assignment {
+                            account: format!("{:012}", 100 + p).into(),
+                            permission_set: "arn:aws:sso:::permissionSet/ssoins-123456789/ps-stale"
+                                .into(),
+                            group: id,
+                        });
+                    }
+                }
+                for (n, kind) in foreign.into_iter().enumerate() {
+                    let (name, external_id) = match kind {
+                        0 => (format!("mst-foreign-{n}"), None),
+                        1 => ("mst-a.p1.meshstack-project-admin".to_owned(), None),
+                        2 => (
+                            format!("mst-other-{n}"),
+                            Some(format!("mst:v1:aws.elsewhere:a:p1:admin{n}")),
+                        ),
+                        3 => (format!("team-{n}"), Some("okta-1".to_owned())),
+                        _ => (
+                            format!("no-prefix-{n}"),
+                            Some(
+                                GroupIdentity {
+                                    project: ProjectKey::new("b", "p3"),
+                                    role: RoleId::from("reader"),
+                                }
+                                .external_id(PLATFORM)
+                                .0,
+                            ),
+                        ),
+                    };
+                    observed.groups.push(ObservedGroup {
+                        id: GroupId(format!("foreign-{n}")),
+                        name: GroupName(name),
+                        external_id: external_id.map(ExternalId),
+                        members: BTreeSet::new(),
+                    });
+                }
+                World { snapshot, observed }
+            },
+        )
+}
+
+fn is_ours(observed: &Observed, op: &Op) -> bool {
+    let g = op.group();
+    let marked = GroupIdentity::parse(PLATFORM, g.external_id.as_str()).is_some();
+    let observed_ok = match &g.id {
+        None => true,
+        Some(id) => observed.groups.iter().any(|o| {
+            &o.id == id
+                && o.name.as_str().starts_with("mst-")
+                && o.external_id.as_ref() == Some(&g.external_id)
+        }),
+    };
+    marked && g.name.as_str().starts_with("mst-") && observed_ok
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn planning_after_applying_finds_nothing_to_do(w in world()) {
+        for may_delete in [false, true] {
+            let sso = CONFIG.sso.as_ref().unwrap();
+            let mut settings = Settings::new(&CONFIG, sso);
+            settings.policy.may_delete_assignments = may_delete;
+            let desired = desired(&w.snapshot, &settings, &Scope::All);
+            let first = plan(&desired, &w.observed);
+            let after = apply_in_memory(&first, &w.observed);
+            let second = plan(&desired, &after);
+            prop_assert!(second.ops.is_empty(), "second plan:\n{}", second.render_text());
+        }
+    }
+
+    #[test]
+    fn only_our_groups_are_touched_and_limits_hold(w in world()) {
+        let sso = CONFIG.sso.as_ref().unwrap();
+        let desired = desired(&w.snapshot, &Settings::new(&CONFIG, sso), &Scope::All);
+        let p = plan(&desired, &w.observed);
+        for op in &p.ops {
+            prop_assert!(is_ours(&w.observed, op), "not ours: {op:?}");
+            match op {
+                Op::CreateGroup { members, .. } => prop_assert!(members.len() <= MAX_MEMBERS_PER_REQUEST),
+                Op::AddMembers { members, .. } | Op::RemoveMembers { members, .. } => {
+                    prop_assert!(!members.is_empty() && members.len() <= MAX_MEMBERS_PER_REQUEST)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn a_scoped_plan_touches_only_its_project(w in world(), pick in 0usize..4) {
+        let sso = CONFIG.sso.as_ref().unwrap();
+        let key = ProjectKey::new(PROJECTS[pick].0, PROJECTS[pick].1);
+        let scope = Scope::Projects([key.clone()].into());
+        let desired = desired(&w.snapshot, &Settings::new(&CONFIG, sso), &scope);
+        let p = plan(&desired, &w.observed);
+        for op in &p.ops {
+            let identity = GroupIdentity::parse(PLATFORM, op.group().external_id.as_str()).unwrap();
+            prop_assert_eq!(&identity.project, &key);
+        }
+    }
+}
