@@ -121,10 +121,11 @@ pub enum SnapshotError {
         path: String,
         source: std::io::Error,
     },
-    #[error("snapshot {path}: {source}")]
+    #[error("snapshot {path}: {field}: {message}")]
     Parse {
         path: String,
-        source: serde_json::Error,
+        field: String,
+        message: String,
     },
     #[error(
         "snapshot {path}: format_version {found} is not supported (expected {SNAPSHOT_FORMAT_VERSION}); write it again with `aws-replicator snapshot`"
@@ -143,10 +144,12 @@ impl Snapshot {
     }
 
     pub fn from_json(text: &str, shown: &str) -> Result<Self, SnapshotError> {
+        let mut de = serde_json::Deserializer::from_str(text);
         let snapshot: Snapshot =
-            serde_json::from_str(text).map_err(|source| SnapshotError::Parse {
+            serde_path_to_error::deserialize(&mut de).map_err(|e| SnapshotError::Parse {
                 path: shown.to_owned(),
-                source,
+                field: e.path().to_string(),
+                message: e.into_inner().to_string(),
             })?;
         if snapshot.format_version != SNAPSHOT_FORMAT_VERSION {
             return Err(SnapshotError::Version {

@@ -22,8 +22,20 @@ pub enum DhallError {
         "{path}: environment variable {name} is not set; export it, or give a default with `env:{name} as Text ? \"…\"`"
     )]
     MissingEnv { path: String, name: String },
-    #[error("{path}: {message}")]
-    Dhall { path: String, message: String },
+    #[error("{path}: {stage}: {message}")]
+    Dhall {
+        path: String,
+        stage: &'static str,
+        message: String,
+    },
+    #[error(
+        "{path}: the value does not match its type annotation:\n{}\n    fix: correct these fields, or remove the annotation to have each field checked on its own",
+        .differences.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
+    )]
+    Annotation {
+        path: String,
+        differences: Vec<String>,
+    },
 }
 
 /// Evaluates a Dhall file (local and `env:` imports allowed, remote imports refused) to JSON.
@@ -37,17 +49,21 @@ pub fn load_json(path: &Path) -> Result<Value, DhallError> {
         source,
     })?;
     let evaluated = quietly_catch_unwind(|| {
-        Ctxt::with_new(|cx| -> Result<Value, String> {
-            let parsed = Parsed::parse_file(path).map_err(|e| e.to_string())?;
-            let resolved = parsed.resolve(cx).map_err(|e| e.to_string())?;
-            let typed = resolved.typecheck(cx).map_err(|e| e.to_string())?;
+        Ctxt::with_new(|cx| -> Result<Value, (&'static str, String)> {
+            let parsed = Parsed::parse_file(path).map_err(|e| ("syntax error", e.to_string()))?;
+            let resolved = parsed
+                .resolve(cx)
+                .map_err(|e| ("import failed", e.to_string()))?;
+            let typed = resolved
+                .typecheck(cx)
+                .map_err(|e| ("type error", e.to_string()))?;
             let normal = typed.normalize(cx);
-            to_json(normal.as_nir())
+            to_json(normal.as_nir()).map_err(|e| ("not a configuration", e))
         })
     });
     match evaluated {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(message)) => Err(explain(&shown, &text, message)),
+        Ok(Err((stage, message))) => Err(explain(&shown, &text, stage, message)),
         Err(panic) if panic.contains("Remote imports") => Err(DhallError::RemoteImport {
             path: shown,
             url: first_remote_import(&text)
@@ -56,7 +72,8 @@ pub fn load_json(path: &Path) -> Result<Value, DhallError> {
         }),
         Err(panic) => Err(DhallError::Dhall {
             path: shown,
-            message: format!("the Dhall evaluator failed: {panic}"),
+            stage: "the Dhall evaluator failed",
+            message: panic,
         }),
     }
 }
@@ -76,7 +93,7 @@ fn quietly_catch_unwind<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     })
 }
 
-fn explain(path: &str, text: &str, message: String) -> DhallError {
+fn explain(path: &str, text: &str, stage: &'static str, message: String) -> DhallError {
     if message.contains("MissingEnvVar") {
         if let Some(name) = env_imports(text).find(|n| std::env::var_os(n).is_none()) {
             return DhallError::MissingEnv {
@@ -85,8 +102,20 @@ fn explain(path: &str, text: &str, message: String) -> DhallError {
             };
         }
     }
+    if let Some(differences) = super::annot::explain(&message) {
+        return DhallError::Annotation {
+            path: path.to_owned(),
+            differences,
+        };
+    }
+    let mut message = message;
+    if message.contains("\u{2200}(Secret : Type)") {
+        message
+            .push_str("\n    fix: apply the type to `Text`, e.g. `T.Config Text` or `T.Aws Text`");
+    }
     DhallError::Dhall {
         path: path.to_owned(),
+        stage,
         message,
     }
 }

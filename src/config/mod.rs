@@ -5,6 +5,7 @@
 //! the field path) → [`validate`] (errors name the path and the fix). Every problem is
 //! collected, so one `config check` run lists them all.
 
+mod annot;
 mod dhall;
 pub mod raw;
 mod validate;

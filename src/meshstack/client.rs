@@ -137,27 +137,29 @@ impl Client {
             pairs.append_pair("size", &self.page_size.to_string());
         }
         let mut items = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen_links = HashSet::new();
+        let mut seen_pages = HashSet::new();
         loop {
-            seen.insert(url.to_string());
+            seen_links.insert(normalized(&url));
             let body = self.get(&url, kind).await?;
             let page: Page<T> = parse_page(&body, kind, &url)?;
-            let mut embedded = page.embedded;
-            if let Some(found) = embedded.remove(kind.embedded_key()) {
-                items.extend(found);
-            } else if let Some(other) = embedded.keys().next() {
-                return Err(MeshStackError::Payload {
-                    kind: kind.embedded_key(),
-                    path: url.path().to_owned(),
-                    field: format!("_embedded.{other}"),
-                    message: format!("expected _embedded.{}", kind.embedded_key()),
-                });
+            if let Some(number) = page.page.as_ref().and_then(|p| p.number) {
+                if !seen_pages.insert(number) {
+                    tracing::warn!(
+                        path = url.path(),
+                        number,
+                        "meshStack served a page twice; stopping there"
+                    );
+                    break;
+                }
             }
+            let mut embedded = page.embedded;
+            items.extend(embedded.remove(kind.embedded_key()).unwrap_or_default());
             let Some(next) = page.links.and_then(|l| l.next) else {
                 break;
             };
             let next = self.same_origin(&next.href)?;
-            if seen.contains(next.as_str()) {
+            if seen_links.contains(&normalized(&next)) {
                 tracing::warn!(
                     path = next.path(),
                     "meshStack repeated a page link; stopping there"
@@ -358,18 +360,41 @@ impl Client {
     }
 }
 
-fn parse_page<T: DeserializeOwned>(
+/// A link with its query pairs sorted, so that the same page is recognized however the server
+/// orders its parameters.
+fn normalized(url: &Url) -> String {
+    let mut pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    pairs.sort();
+    format!(
+        "{}{}?{pairs:?}",
+        url.origin().ascii_serialization(),
+        url.path()
+    )
+}
+
+pub(super) fn parse_page<T: DeserializeOwned>(
     body: &[u8],
     kind: Kind,
     url: &Url,
 ) -> Result<Page<T>, MeshStackError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| MeshStackError::Payload {
-        kind: kind.embedded_key(),
-        path: url.path().to_owned(),
-        field: e.path().to_string(),
-        message: e.into_inner().to_string(),
-    })
+    let page: Page<T> =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| MeshStackError::Payload {
+            kind: kind.embedded_key(),
+            path: url.path().to_owned(),
+            field: e.path().to_string(),
+            message: e.into_inner().to_string(),
+        })?;
+    // Items under another key mean another kind or version than asked for.
+    if let Some(other) = page.embedded.keys().find(|k| *k != kind.embedded_key()) {
+        return Err(MeshStackError::Payload {
+            kind: kind.embedded_key(),
+            path: url.path().to_owned(),
+            field: format!("_embedded.{other}"),
+            message: format!("expected _embedded.{}", kind.embedded_key()),
+        });
+    }
+    Ok(page)
 }
 
 /// `Retry-After` in seconds or as an HTTP date.

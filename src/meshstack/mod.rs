@@ -47,6 +47,32 @@ impl Source for Api<'_> {
     }
 }
 
+/// Parses one page of `kind` as the client would, returning the number of items: for tests
+/// and fuzzing of the payload parser without a server.
+pub fn parse_page(kind: Kind, body: &[u8]) -> Result<usize, MeshStackError> {
+    let url = url::Url::parse("https://meshstack.invalid").expect("static URL parses");
+    let url = url.join(kind.path()).expect("static path joins");
+    fn count<T: serde::de::DeserializeOwned>(
+        body: &[u8],
+        kind: Kind,
+        url: &url::Url,
+    ) -> Result<usize, MeshStackError> {
+        let page = client::parse_page::<T>(body, kind, url)?;
+        Ok(page.embedded.values().map(Vec::len).sum())
+    }
+    match kind {
+        Kind::ProjectRoles => count::<payload::ProjectRole>(body, kind, &url),
+        Kind::Projects => count::<payload::Project>(body, kind, &url),
+        Kind::TenantsV3 => count::<payload::TenantV3>(body, kind, &url),
+        Kind::TenantsV4 => count::<payload::TenantV4>(body, kind, &url),
+        Kind::Users => count::<payload::User>(body, kind, &url),
+        Kind::WorkspaceUserGroups => count::<payload::WorkspaceUserGroup>(body, kind, &url),
+        Kind::UserBindings | Kind::GroupBindings => {
+            count::<payload::ProjectBinding>(body, kind, &url)
+        }
+    }
+}
+
 /// Reads a snapshot from the configured meshStack with production retry settings.
 pub async fn read_snapshot(config: &Config) -> Result<Snapshot, MeshStackError> {
     Api::new(config, RetryPolicy::default()).snapshot().await
@@ -58,11 +84,15 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
         .list::<payload::ProjectRole>(Kind::ProjectRoles, &[])
         .await
     {
+        // Offset paging can repeat an item while data changes: one entry per identifier.
         Ok(roles) => roles
             .into_iter()
-            .map(|r| ProjectRole {
-                identifier: r.metadata.name,
-                display_name: r.spec.name,
+            .map(|r| (r.metadata.name, r.spec.name))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .map(|(identifier, display_name)| ProjectRole {
+                identifier,
+                display_name,
             })
             .collect(),
         // Older meshStacks do not serve project roles; the config's project-roles apply then.

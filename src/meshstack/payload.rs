@@ -81,6 +81,12 @@ pub struct Page<T> {
     pub embedded: BTreeMap<String, Vec<T>>,
     #[serde(rename = "_links")]
     pub links: Option<Links>,
+    pub page: Option<PageInfo>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PageInfo {
+    pub number: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,391 @@
+//! The meshStack client against the fixture server: paging, both auth modes, token expiry,
+//! media types, retries, and reads that must fail rather than yield a partial snapshot.
+
+mod common;
+
+use aws_replicator::config::Config;
+use aws_replicator::meshstack::{Api, MeshStackError, RetryPolicy, Source};
+use aws_replicator::snapshot::{Snapshot, Subject};
+use common::meshstack_fixture::{AuthMode, Fault, Fixture, Script};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn sample() -> Snapshot {
+    Snapshot::from_file(Path::new("config/sample-snapshot.json")).unwrap()
+}
+
+fn basic() -> AuthMode {
+    AuthMode::Basic {
+        username: "replicator".into(),
+        password: "pa55:word".into(),
+    }
+}
+
+fn api_key() -> AuthMode {
+    AuthMode::ApiKey {
+        client_id: "replicator".into(),
+        client_secret: "s3cret".into(),
+    }
+}
+
+/// The demo config pointed at the fixture, with the given auth, tenant version and page size.
+fn config(base_url: &str, auth: &AuthMode, tenants: &str, page_size: u32, expand: bool) -> Config {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let credentials = match auth {
+        AuthMode::Basic { username, password } => {
+            format!(
+                "MS.Credentials.api-user {{ username = \"{username}\", password = \"{password}\" }}"
+            )
+        }
+        AuthMode::ApiKey {
+            client_id,
+            client_secret,
+        } => {
+            format!(
+                "MS.Credentials.api-key {{ client-id = \"{client_id}\", client-secret = \"{client_secret}\" }}"
+            )
+        }
+    };
+    let text = format!(
+        "let base = {root}/config/demo.dhall\n\
+         let MS = {root}/config/types/MeshStack.dhall Text\n\
+         in base // {{ meshstack = base.meshstack // {{ base-url = \"{base_url}\", page-size = {page_size}, \
+         credentials = {credentials}, tenant-api-version = MS.TenantApiVersion.{tenants}, \
+         expand-group-bindings = {expand} }} }}\n",
+        expand = if expand { "True" } else { "False" }
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.dhall");
+    std::fs::write(&path, text).unwrap();
+    Config::load(&path).unwrap()
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+async fn read(config: &Config) -> Result<Snapshot, MeshStackError> {
+    Api::new(config, fast_retries()).snapshot().await
+}
+
+/// The sample snapshot as the client must return it: sorted as the client sorts.
+fn expected() -> Snapshot {
+    let mut s = sample();
+    s.roles.sort_by(|a, b| a.identifier.cmp(&b.identifier));
+    s.projects.sort_by_key(|a| a.key());
+    s.tenants.sort_by_key(|a| a.key());
+    s.users.sort_by(|a, b| a.username.cmp(&b.username));
+    s.bindings.sort_by(|a, b| {
+        (&a.workspace, &a.project, &a.role, &a.subject).cmp(&(
+            &b.workspace,
+            &b.project,
+            &b.role,
+            &b.subject,
+        ))
+    });
+    // Bindings are read only for projects with a tenant on this platform.
+    s.bindings.retain(|b| {
+        s.tenants
+            .iter()
+            .any(|t| t.workspace == b.workspace && t.project == b.project)
+    });
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_every_kind_across_pages_with_basic_auth() {
+    let other = [
+        ("aws.other-location", "acme", "web"),
+        ("azure.west", "initech", "ml"),
+    ];
+    let fx = Fixture::start(&sample(), &other, basic(), Script::default()).await;
+    let snapshot = read(&config(&fx.base_url, &basic(), "v3", 2, true))
+        .await
+        .unwrap();
+    assert_eq!(snapshot, expected());
+    let requests = fx.requests();
+    // Several pages of every kind were read (page size 2).
+    for kind in [
+        "meshprojects",
+        "meshusers",
+        "meshprojectroles",
+        "meshtenants",
+        "userbindings",
+    ] {
+        assert!(
+            requests.iter().filter(|r| r.contains(kind)).count() >= 2,
+            "{kind}: {requests:?}"
+        );
+    }
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.contains("meshtenants")
+                || r.contains("platformIdentifier=aws.aws-meshcloud"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_v3_and_v4_give_the_same_snapshot() {
+    let other = [("aws.other-location", "acme", "web")];
+    let fx = Fixture::start(&sample(), &other, basic(), Script::default()).await;
+    let v3 = read(&config(&fx.base_url, &basic(), "v3", 3, true))
+        .await
+        .unwrap();
+    let v4 = read(&config(&fx.base_url, &basic(), "v4", 3, true))
+        .await
+        .unwrap();
+    assert_eq!(v3, v4);
+    assert_eq!(v3, expected());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_bindings_are_read_and_can_be_switched_off() {
+    let fx = Fixture::start(&sample(), &[], basic(), Script::default()).await;
+    let with = read(&config(&fx.base_url, &basic(), "v3", 1000, true))
+        .await
+        .unwrap();
+    assert!(
+        with.bindings
+            .iter()
+            .any(|b| b.subject == Subject::Group("devs".into()))
+    );
+    assert_eq!(with.groups.len(), 1);
+    let without = read(&config(&fx.base_url, &basic(), "v3", 1000, false))
+        .await
+        .unwrap();
+    assert!(
+        without
+            .bindings
+            .iter()
+            .all(|b| matches!(b.subject, Subject::User(_)))
+    );
+    assert!(without.groups.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_key_logs_in_and_logs_in_again_once_when_the_token_expires() {
+    let script = Script {
+        token_uses: Some(5),
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], api_key(), script).await;
+    let snapshot = read(&config(&fx.base_url, &api_key(), "v3", 2, true))
+        .await
+        .unwrap();
+    assert_eq!(snapshot, expected());
+    assert!(
+        fx.logins() >= 2,
+        "expired tokens were renewed: {} logins",
+        fx.logins()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_key_login_follows_a_redirect_on_the_same_origin() {
+    let script = Script {
+        login_redirect: true,
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], api_key(), script).await;
+    let snapshot = read(&config(&fx.base_url, &api_key(), "v3", 1000, true))
+        .await
+        .unwrap();
+    assert_eq!(snapshot, expected());
+    assert_eq!(fx.logins(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_credentials_fail_without_retrying() {
+    let fx = Fixture::start(&sample(), &[], basic(), Script::default()).await;
+    let wrong = AuthMode::Basic {
+        username: "replicator".into(),
+        password: "nope".into(),
+    };
+    let err = read(&config(&fx.base_url, &wrong, "v3", 1000, true))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MeshStackError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("meshstack.credentials"));
+    assert!(
+        !err.to_string().contains("nope"),
+        "the password must not appear: {err}"
+    );
+    assert_eq!(fx.requests().len(), 1);
+
+    let fx = Fixture::start(&sample(), &[], api_key(), Script::default()).await;
+    let wrong = AuthMode::ApiKey {
+        client_id: "replicator".into(),
+        client_secret: "wrong".into(),
+    };
+    let err = read(&config(&fx.base_url, &wrong, "v3", 1000, true))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MeshStackError::Login(_)), "{err}");
+    assert!(!err.to_string().contains("wrong"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unserved_media_type_names_it() {
+    let script = Script {
+        unserved: vec![(
+            "meshtenants",
+            "application/vnd.meshcloud.api.meshtenant.v4.hal+json",
+        )],
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], basic(), script).await;
+    let err = read(&config(&fx.base_url, &basic(), "v4", 1000, true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MeshStackError::MediaType { status: 406, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("application/vnd.meshcloud.api.meshtenant.v4.hal+json")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_project_roles_fall_back_to_the_config() {
+    let script = Script {
+        unserved: vec![(
+            "meshprojectroles",
+            "application/vnd.meshcloud.api.meshprojectrole.v1.hal+json",
+        )],
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], basic(), script).await;
+    let snapshot = read(&config(&fx.base_url, &basic(), "v3", 1000, true))
+        .await
+        .unwrap();
+    assert!(snapshot.roles.is_empty());
+    assert_eq!(snapshot.projects, expected().projects);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waits_for_retry_after_on_429() {
+    let script = Script {
+        faults: vec![Fault {
+            matching: "meshusers".into(),
+            status: 429,
+            retry_after: Some("1".into()),
+            times: 1,
+        }],
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], basic(), script).await;
+    let config = config(&fx.base_url, &basic(), "v3", 1000, true);
+    let started = Instant::now();
+    let snapshot = read(&config).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(snapshot, expected());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_server_errors_then_succeeds() {
+    let script = Script {
+        faults: vec![
+            Fault {
+                matching: "meshprojects".into(),
+                status: 502,
+                retry_after: None,
+                times: 2,
+            },
+            Fault {
+                matching: "userbindings".into(),
+                status: 500,
+                retry_after: None,
+                times: 1,
+            },
+            Fault {
+                matching: "meshtenants".into(),
+                status: 503,
+                retry_after: None,
+                times: 1,
+            },
+        ],
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], basic(), script).await;
+    let snapshot = read(&config(&fx.base_url, &basic(), "v3", 1000, true))
+        .await
+        .unwrap();
+    assert_eq!(snapshot, expected());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_that_keeps_failing_is_an_error_not_an_empty_snapshot() {
+    let script = Script {
+        faults: vec![Fault {
+            matching: "page=1".into(),
+            status: 503,
+            retry_after: None,
+            times: 100,
+        }],
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], basic(), script).await;
+    let err = read(&config(&fx.base_url, &basic(), "v3", 2, true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MeshStackError::GaveUp { attempts: 4, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no plan"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_to_follow_a_link_to_another_origin() {
+    let script = Script {
+        foreign_next_link: true,
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], basic(), script).await;
+    let err = read(&config(&fx.base_url, &basic(), "v3", 2, true))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MeshStackError::ForeignLink(..)), "{err}");
+    assert!(fx.requests().iter().all(|r| !r.contains("127.0.0.2")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stops_on_a_repeated_link() {
+    let script = Script {
+        self_next_link: true,
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], basic(), script).await;
+    let snapshot = read(&config(&fx.base_url, &basic(), "v3", 1000, true))
+        .await
+        .unwrap();
+    assert_eq!(snapshot, expected());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_payload_names_the_field() {
+    let bad =
+        vec![serde_json::json!({"kind": "meshProject", "metadata": {"name": "web"}, "spec": {}})];
+    let fx = Fixture::start_raw(&sample(), "meshprojects", bad, basic()).await;
+    let err = read(&config(&fx.base_url, &basic(), "v3", 1000, true))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("_embedded.meshProjects[0].metadata"),
+        "{text}"
+    );
+    assert!(text.contains("ownedByWorkspace"), "{text}");
+}
