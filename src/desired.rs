@@ -103,17 +103,12 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
     let mut held = BTreeSet::new();
 
     // Role display name → identifier: meshStack's own list first, the config for the rest.
-    let mut role_ids: HashMap<&str, RoleId> = HashMap::new();
+    let mut role_ids: HashMap<&str, &str> = HashMap::new();
     for role in &snapshot.roles {
-        role_ids.insert(
-            role.display_name.as_str(),
-            RoleId::from(role.identifier.as_str()),
-        );
+        role_ids.insert(role.display_name.as_str(), role.identifier.as_str());
     }
     for (id, display) in settings.project_roles {
-        role_ids
-            .entry(display.as_str())
-            .or_insert_with(|| id.clone());
+        role_ids.entry(display.as_str()).or_insert(id.as_str());
     }
 
     let users: HashMap<&str, &User> = snapshot
@@ -141,7 +136,8 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
         }
     }
 
-    let mut bindings: HashMap<(&str, &str), Vec<&Binding>> = HashMap::new();
+    let mut bindings: HashMap<(&str, &str), Vec<&Binding>> =
+        HashMap::with_capacity(snapshot.projects.len());
     for b in &snapshot.bindings {
         bindings
             .entry((b.workspace.as_str(), b.project.as_str()))
@@ -197,7 +193,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
             continue;
         }
 
-        let members = members_by_role(
+        let mut members = members_by_role(
             &key,
             bindings.get(&(key.workspace.as_str(), key.project.as_str())),
             &role_ids,
@@ -228,7 +224,12 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
                     identity,
                     name,
                     account: account.clone(),
-                    members: members.get(role).cloned().unwrap_or_default(),
+                    members: members
+                        .remove(role.as_str())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(Euid::from)
+                        .collect(),
                     permission_sets: mapping.permission_sets.iter().cloned().collect(),
                 },
             );
@@ -325,17 +326,17 @@ fn numeric_ids(
     ids
 }
 
-fn members_by_role(
+fn members_by_role<'s>(
     project: &ProjectKey,
-    bindings: Option<&Vec<&Binding>>,
-    role_ids: &HashMap<&str, RoleId>,
-    users: &HashMap<&str, &User>,
-    user_groups: &HashMap<(&str, &str), &[crate::model::Username]>,
+    bindings: Option<&Vec<&'s Binding>>,
+    role_ids: &HashMap<&str, &'s str>,
+    users: &HashMap<&str, &'s User>,
+    user_groups: &HashMap<(&str, &str), &'s [crate::model::Username]>,
     expand_groups: bool,
     findings: &mut BTreeSet<Finding>,
-) -> HashMap<RoleId, BTreeSet<Euid>> {
-    let mut out: HashMap<RoleId, BTreeSet<Euid>> = HashMap::new();
-    let mut add = |role: &RoleId, username: &str, findings: &mut BTreeSet<Finding>| match users
+) -> HashMap<&'s str, BTreeSet<&'s str>> {
+    let mut out: HashMap<&'s str, BTreeSet<&'s str>> = HashMap::new();
+    let mut add = |role: &'s str, username: &str, findings: &mut BTreeSet<Finding>| match users
         .get(username)
     {
         None => {
@@ -351,14 +352,12 @@ fn members_by_role(
                 });
             }
             Some(euid) => {
-                out.entry(role.clone())
-                    .or_default()
-                    .insert(Euid::from(euid));
+                out.entry(role).or_default().insert(euid);
             }
         },
     };
     for binding in bindings.into_iter().flatten() {
-        let Some(role) = role_ids.get(binding.role.as_str()) else {
+        let Some(&role) = role_ids.get(binding.role.as_str()) else {
             findings.insert(Finding::BindingToUnknownRole {
                 project: project.clone(),
                 role: binding.role.clone(),
@@ -395,19 +394,26 @@ fn drop_name_conflicts(
     findings: &mut BTreeSet<Finding>,
     held: &mut BTreeSet<ProjectKey>,
 ) {
-    let mut by_name: HashMap<String, Vec<ExternalId>> = HashMap::new();
+    let mut by_name: HashMap<std::borrow::Cow<str>, &ExternalId> =
+        HashMap::with_capacity(groups.len());
+    let mut clashes: BTreeMap<String, BTreeSet<&ExternalId>> = BTreeMap::new();
     for (ext, g) in groups.iter() {
-        by_name
-            .entry(g.name.as_str().to_lowercase())
-            .or_default()
-            .push(ext.clone());
-        let detail = if g.name.as_str().chars().count() > GROUP_NAME_MAX {
+        let name = g.name.as_str();
+        let folded = if name.bytes().any(|b| b.is_ascii_uppercase()) || !name.is_ascii() {
+            std::borrow::Cow::Owned(name.to_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(name)
+        };
+        if let Some(first) = by_name.get(&folded) {
+            let entry = clashes.entry(folded.clone().into_owned()).or_default();
+            entry.insert(first);
+            entry.insert(ext);
+        } else {
+            by_name.insert(folded, ext);
+        }
+        let detail = if name.chars().count() > GROUP_NAME_MAX {
             Some(format!("longer than {GROUP_NAME_MAX} characters"))
-        } else if g
-            .name
-            .as_str()
-            .contains(['<', '>', ';', ':', '%', '\t', '\n', '\r'])
-        {
+        } else if name.contains(['<', '>', ';', ':', '%', '\t', '\n', '\r']) {
             Some("holds one of < > ; : % or a control character".to_owned())
         } else {
             None
@@ -420,25 +426,28 @@ fn drop_name_conflicts(
             held.insert(g.identity.project.clone());
         }
     }
-    for exts in by_name.into_values().filter(|e| e.len() > 1) {
-        let name = groups[&exts[0]].name.clone();
+    for exts in clashes.into_values() {
+        let first = exts.first().expect("a clash has two members");
+        let name = groups[*first].name.clone();
         let mut projects: Vec<ProjectKey> = exts
             .iter()
-            .map(|e| groups[e].identity.project.clone())
+            .map(|e| groups[*e].identity.project.clone())
             .collect();
         projects.sort();
         projects.dedup();
         held.extend(projects.iter().cloned());
         findings.insert(Finding::DuplicateGroupName { name, projects });
     }
-    groups.retain(|_, g| !held.contains(&g.identity.project));
+    if !held.is_empty() {
+        groups.retain(|_, g| !held.contains(&g.identity.project));
+    }
 }
 
 fn count_groups_per_user(
     groups: &BTreeMap<ExternalId, DesiredGroup>,
     findings: &mut BTreeSet<Finding>,
 ) {
-    let mut counts: HashMap<&Euid, usize> = HashMap::new();
+    let mut counts: HashMap<&Euid, usize> = HashMap::with_capacity(groups.len());
     for g in groups.values() {
         for m in &g.members {
             *counts.entry(m).or_default() += 1;

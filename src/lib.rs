@@ -6,7 +6,9 @@
 //! the two. `desired`, `plan` and `format` are pure: no I/O, no clock, no randomness.
 //! See ARCHITECTURE.md for the map and the invariants.
 
+pub mod apply;
 pub mod config;
+pub mod demo;
 pub mod desired;
 pub mod directory;
 pub mod finding;

@@ -213,5 +213,6 @@ fn snapshot_command(config: &Path, out: Option<&Path>) -> Result<ExitCode> {
 }
 
 fn aws_replicator_demo() -> Result<ExitCode> {
-    bail!("demo: not yet")
+    runtime()?.block_on(aws_replicator::demo::run(&mut std::io::stdout().lock()))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -132,7 +132,7 @@ pub enum Reason {
     NameChanged,
     /// The user holds the role in meshStack, directly or through a user group.
     RoleBound,
-    /// The user no longer holds the role in meshStack.
+    /// The user does not hold the role in meshStack (any more, or never did).
     RoleUnbound,
     /// The role's permission set is not assigned to the project's account yet.
     AssignmentMissing,

@@ -9,7 +9,7 @@ impl Reason {
             Reason::GroupMissing => "group missing",
             Reason::NameChanged => "name changed",
             Reason::RoleBound => "role bound in meshStack",
-            Reason::RoleUnbound => "role no longer bound",
+            Reason::RoleUnbound => "not bound in meshStack",
             Reason::AssignmentMissing => "assignment missing",
             Reason::AssignmentUnmapped => "permission set no longer mapped",
             Reason::ProjectGone => "project has no tenant on this platform",

@@ -2,45 +2,61 @@
 //! succeeded. Used by property tests (planning again must give an empty plan) and the demo.
 
 use super::{Op, Plan};
-use crate::model::GroupId;
+use crate::model::{ExternalId, GroupId};
 use crate::observed::{Assignment, Observed, ObservedGroup};
+use std::collections::HashMap;
 
 pub fn apply_in_memory(plan: &Plan, observed: &Observed) -> Observed {
     let mut out = observed.clone();
+    // Groups by id, and ids by external id for groups created by this plan.
+    let mut index: HashMap<GroupId, usize> = out
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.clone(), i))
+        .collect();
+    let mut created: HashMap<ExternalId, GroupId> = HashMap::new();
+    let mut deleted = Vec::new();
     for op in &plan.ops {
-        let group_id = |out: &Observed| -> Option<GroupId> {
-            let g = op.group();
-            g.id.clone().or_else(|| {
-                out.groups
-                    .iter()
-                    .find(|o| o.external_id.as_ref() == Some(&g.external_id))
-                    .map(|o| o.id.clone())
-            })
+        let g = op.group();
+        let id =
+            g.id.clone()
+                .or_else(|| created.get(&g.external_id).cloned());
+        let group = |out: &mut Observed, id: &Option<GroupId>| -> Option<usize> {
+            id.as_ref()
+                .and_then(|id| index.get(id).copied())
+                .filter(|i| *i < out.groups.len())
         };
         match op {
-            Op::CreateGroup { group, members, .. } => out.groups.push(ObservedGroup {
-                id: GroupId(format!("sim-{}", group.external_id)),
-                name: group.name.clone(),
-                external_id: Some(group.external_id.clone()),
-                members: members.iter().map(|m| m.id.clone()).collect(),
-            }),
-            Op::RenameGroup { group, .. } => {
-                let id = group_id(&out);
-                if let Some(g) = find(&mut out, id.as_ref()) {
-                    g.name = group.name.clone();
+            Op::CreateGroup {
+                group: g, members, ..
+            } => {
+                let id = GroupId(format!("sim-{}", g.external_id));
+                created.insert(g.external_id.clone(), id.clone());
+                index.insert(id.clone(), out.groups.len());
+                out.groups.push(ObservedGroup {
+                    id,
+                    name: g.name.clone(),
+                    external_id: Some(g.external_id.clone()),
+                    members: members.iter().map(|m| m.id.clone()).collect(),
+                });
+            }
+            Op::RenameGroup { group: g, .. } => {
+                if let Some(i) = group(&mut out, &id) {
+                    out.groups[i].name = g.name.clone();
                 }
             }
             Op::AddMembers { members, .. } => {
-                let id = group_id(&out);
-                if let Some(g) = find(&mut out, id.as_ref()) {
-                    g.members.extend(members.iter().map(|m| m.id.clone()));
+                if let Some(i) = group(&mut out, &id) {
+                    out.groups[i]
+                        .members
+                        .extend(members.iter().map(|m| m.id.clone()));
                 }
             }
             Op::RemoveMembers { members, .. } => {
-                let id = group_id(&out);
-                if let Some(g) = find(&mut out, id.as_ref()) {
+                if let Some(i) = group(&mut out, &id) {
                     for m in members {
-                        g.members.remove(&m.id);
+                        out.groups[i].members.remove(&m.id);
                     }
                 }
             }
@@ -54,9 +70,7 @@ pub fn apply_in_memory(plan: &Plan, observed: &Observed) -> Observed {
                 permission_set,
                 ..
             } => {
-                let Some(group) = group_id(&out) else {
-                    continue;
-                };
+                let Some(group) = id else { continue };
                 let a = Assignment {
                     account: account.clone(),
                     permission_set: permission_set.clone(),
@@ -69,17 +83,15 @@ pub fn apply_in_memory(plan: &Plan, observed: &Observed) -> Observed {
                 }
             }
             Op::DeleteGroup { .. } => {
-                if let Some(id) = group_id(&out) {
-                    out.groups.retain(|g| g.id != id);
+                if let Some(id) = id {
                     out.assignments.retain(|a| a.group != id);
+                    deleted.push(id);
                 }
             }
         }
     }
+    if !deleted.is_empty() {
+        out.groups.retain(|g| !deleted.contains(&g.id));
+    }
     out
-}
-
-fn find<'a>(out: &'a mut Observed, id: Option<&GroupId>) -> Option<&'a mut ObservedGroup> {
-    let id = id?;
-    out.groups.iter_mut().find(|g| &g.id == id)
 }

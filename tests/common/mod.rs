@@ -1,1 +1,4 @@
+//! Helpers shared by the integration tests; each test crate uses a part of them.
+#![allow(dead_code)]
+
 pub mod meshstack_fixture;

@@ -1,0 +1,271 @@
+//! The command line as a user runs it: `demo`, `config check`, `snapshot` and `plan` against
+//! the meshStack fixture server, exit codes, JSON output, and no secret in any output.
+
+mod common;
+
+use aws_replicator::config::Config;
+use aws_replicator::desired::{Scope, Settings, desired};
+use aws_replicator::observed::Observed;
+use aws_replicator::plan::{apply_in_memory, plan};
+use aws_replicator::snapshot::Snapshot;
+use common::meshstack_fixture::{AuthMode, Fixture, Script};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_aws-replicator"));
+    cmd.env_remove("AWS_REPLICATOR_LOG");
+    cmd
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const PLAN: [&str; 6] = [
+    "plan",
+    "--config",
+    "config/demo.dhall",
+    "--snapshot",
+    "config/sample-snapshot.json",
+    "--observed",
+];
+
+#[test]
+fn demo_converges_and_repairs_drift() {
+    let out = bin().arg("demo").output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("2. Drift after the sync: 0 operation(s) pending"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("+ member alice@acme.example → mst-acme.web.meshstack-project-admin"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("- member mallory@other.example → mst-acme.web.meshstack-project-admin"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("5. Drift after the repair: 0 operation(s) pending"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("demo-scim-token") && !stderr.contains("demo-scim-token"));
+}
+
+#[test]
+fn plan_exit_codes_json_and_out_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("plan.json");
+    let out = bin()
+        .args(PLAN)
+        .args([
+            "config/sample-observed.json",
+            "--detailed-exitcode",
+            "--json",
+            "--out",
+        ])
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "changes pending: {stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["format_version"], 1);
+    assert!(
+        json["observed_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap().trim(),
+        stdout.trim()
+    );
+
+    // Without --detailed-exitcode, pending changes still exit 0.
+    let out = bin()
+        .args(PLAN)
+        .arg("config/sample-observed.json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out).0.contains("Plan: 6 group(s) to create"));
+
+    // A directory that already holds the desired state: nothing to do, exit 0.
+    let config = Config::load(Path::new("config/demo.dhall")).unwrap();
+    let snapshot = Snapshot::from_file(Path::new("config/sample-snapshot.json")).unwrap();
+    let observed: Observed =
+        serde_json::from_str(&std::fs::read_to_string("config/sample-observed.json").unwrap())
+            .unwrap();
+    let d = desired(
+        &snapshot,
+        &Settings::new(&config, config.sso.as_ref().unwrap()),
+        &Scope::All,
+    );
+    let synced = apply_in_memory(&plan(&d, &observed), &observed);
+    let synced_file = dir.path().join("synced.json");
+    std::fs::write(&synced_file, serde_json::to_string(&synced).unwrap()).unwrap();
+    let out = bin()
+        .args(PLAN)
+        .arg(&synced_file)
+        .arg("--detailed-exitcode")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    assert!(text(&out).0.contains("No changes."));
+}
+
+#[test]
+fn a_snapshot_of_another_platform_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("other.json");
+    let text_in = std::fs::read_to_string("config/sample-snapshot.json").unwrap();
+    std::fs::write(&file, text_in.replace("aws.aws-meshcloud", "aws.elsewhere")).unwrap();
+    let out = bin()
+        .args(["plan", "--config", "config/demo.dhall", "--snapshot"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("aws.elsewhere"), "{}", text(&out).1);
+}
+
+#[test]
+fn the_example_config_checks_with_its_environment_and_names_what_is_missing() {
+    let vars = [
+        ("MESHFED_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("MESHFED_SECRET_ACCESS_KEY", "example-secret-key"),
+        ("MESHFED_EXTERNAL_ID", "example-external-id"),
+        ("AWS_SSO_SCIM_TOKEN", "example-scim-token"),
+        ("MESHSTACK_CLIENT_ID", "replicator"),
+        ("MESHSTACK_CLIENT_SECRET", "example-client-secret"),
+    ];
+    let out = bin()
+        .args(["config", "check", "--config", "config/example.dhall"])
+        .envs(vars)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("OK") && stdout.contains("aws.aws-meshcloud"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.is_empty(),
+        "the example imports every secret from the environment: {stderr}"
+    );
+    for (_, value) in vars.iter().skip(1) {
+        assert!(!stdout.contains(value), "secret {value} printed");
+    }
+
+    let out = bin()
+        .args(["config", "check", "--config", "config/example.dhall"])
+        .envs(
+            vars.iter()
+                .filter(|(k, _)| *k != "AWS_SSO_SCIM_TOKEN")
+                .copied(),
+        )
+        .env_remove("AWS_SSO_SCIM_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("AWS_SSO_SCIM_TOKEN"),
+        "{}",
+        text(&out).1
+    );
+}
+
+/// The demo config pointed at a fixture, written next to the shipped one's imports.
+fn fixture_config(dir: &Path, base_url: &str) -> std::path::PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let path = dir.join("config.dhall");
+    std::fs::write(
+        &path,
+        format!(
+            "let base = {root}/config/demo.dhall\n\
+             let MS = {root}/config/types/MeshStack.dhall Text\n\
+             in base // {{ meshstack = base.meshstack // {{ base-url = \"{base_url}\", page-size = 3, \
+             credentials = MS.Credentials.api-key {{ client-id = \"replicator\", client-secret = env:FIXTURE_SECRET as Text }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn snapshot_then_plan_against_the_meshstack_api_without_leaking_the_secret() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let sample = Snapshot::from_file(Path::new("config/sample-snapshot.json")).unwrap();
+    let auth = AuthMode::ApiKey {
+        client_id: "replicator".into(),
+        client_secret: "fixture-s3cret-value".into(),
+    };
+    let fx = runtime.block_on(Fixture::start(
+        &sample,
+        &[("aws.other", "acme", "web")],
+        auth,
+        Script::default(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = fixture_config(dir.path(), &fx.base_url);
+    let snapshot_file = dir.path().join("snapshot.json");
+
+    let out = bin()
+        .args(["snapshot", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&snapshot_file)
+        .env("FIXTURE_SECRET", "fixture-s3cret-value")
+        .env("AWS_REPLICATOR_LOG", "debug")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let written = Snapshot::from_file(&snapshot_file).unwrap();
+    assert_eq!(written.projects.len(), sample.projects.len());
+    assert_eq!(
+        written.tenants.len(),
+        sample.tenants.len(),
+        "the other platform's tenant is left out"
+    );
+
+    // Planning straight from the API gives the same plan as planning from the file.
+    let from_api = bin()
+        .args(["plan", "--json", "--config"])
+        .arg(&config)
+        .args(["--observed", "config/sample-observed.json"])
+        .env("FIXTURE_SECRET", "fixture-s3cret-value")
+        .env("AWS_REPLICATOR_LOG", "debug")
+        .output()
+        .unwrap();
+    let from_file = bin()
+        .args(["plan", "--json", "--config"])
+        .arg(&config)
+        .arg("--snapshot")
+        .arg(&snapshot_file)
+        .args(["--observed", "config/sample-observed.json"])
+        .env("FIXTURE_SECRET", "fixture-s3cret-value")
+        .output()
+        .unwrap();
+    assert!(from_api.status.success(), "{}", text(&from_api).1);
+    assert_eq!(text(&from_api).0, text(&from_file).0);
+
+    for output in [stdout, stderr, text(&from_api).0, text(&from_api).1] {
+        assert!(
+            !output.contains("fixture-s3cret-value"),
+            "secret leaked:\n{output}"
+        );
+        assert!(
+            !output.contains("token-1"),
+            "bearer token leaked:\n{output}"
+        );
+    }
+}
