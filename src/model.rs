@@ -159,6 +159,21 @@ impl GroupIdentity {
         })
     }
 
+    /// Whether an `externalId` is well-formed and marks a group of `platform`, without
+    /// allocating (the plan asks this for every group in the directory).
+    pub fn is_ours(platform: &str, external_id: &str) -> bool {
+        let Some(rest) = external_id
+            .strip_prefix(MARKER_SCHEME)
+            .and_then(|r| r.strip_prefix(platform))
+            .and_then(|r| r.strip_prefix(':'))
+        else {
+            return false;
+        };
+        let mut parts = rest.split(':');
+        let three = parts.by_ref().take(3).filter(|p| !p.is_empty()).count() == 3;
+        three && parts.next().is_none()
+    }
+
     /// Whether an `externalId` carries any replicator's marker, ours or another platform's.
     pub fn is_marked(external_id: &str) -> bool {
         external_id.starts_with(MARKER_SCHEME)
@@ -189,6 +204,8 @@ mod tests {
         );
         assert_eq!(GroupIdentity::parse("aws.other", ext.as_str()), None);
         assert_eq!(GroupIdentity::parse("aws.aws", ext.as_str()), None);
+        assert!(GroupIdentity::is_ours("aws.aws-meshcloud", ext.as_str()));
+        assert!(!GroupIdentity::is_ours("aws.aws", ext.as_str()));
         assert!(GroupIdentity::is_marked(ext.as_str()));
     }
 
@@ -203,6 +220,7 @@ mod tests {
             "other",
         ] {
             assert_eq!(GroupIdentity::parse("p", bad), None, "{bad}");
+            assert!(!GroupIdentity::is_ours("p", bad), "{bad}");
         }
     }
 }

@@ -238,33 +238,31 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             .unwrap_or_else(|| UserName(id.0.clone())),
     };
 
-    // Sort the directory's groups into ours (by identity) and everybody else's.
-    let mut ours: BTreeMap<&ExternalId, &ObservedGroup> = BTreeMap::new();
+    // Sort the directory's groups into ours (by identity) and everybody else's. When two of
+    // ours carry one marker, the smaller id is kept, so the choice does not depend on order.
+    let platform = desired.platform.as_str();
+    let mut ours: HashMap<&ExternalId, &ObservedGroup> =
+        HashMap::with_capacity(observed.groups.len());
+    let mut duplicates: Vec<&ObservedGroup> = Vec::new();
     let mut foreign_by_name: HashMap<String, &ObservedGroup> = HashMap::new();
     let mut foreign_markers: HashMap<&ExternalId, &ObservedGroup> = HashMap::new();
     let mut by_group: HashMap<&GroupId, Vec<&Assignment>> = HashMap::new();
     for a in &observed.assignments {
         by_group.entry(&a.group).or_default().push(a);
     }
-    let mut sorted: Vec<&ObservedGroup> = observed.groups.iter().collect();
-    sorted.sort_by(|a, b| a.id.cmp(&b.id));
-    for g in sorted {
+    for g in &observed.groups {
         let ext = g.external_id.as_ref();
-        let identity = ext.and_then(|e| GroupIdentity::parse(&desired.platform, e.as_str()));
+        let marked_ours = ext.is_some_and(|e| GroupIdentity::is_ours(platform, e.as_str()));
         let prefixed = g.name.as_str().starts_with(GROUP_PREFIX);
-        match (identity, ext) {
-            (Some(_), Some(ext)) if prefixed => {
-                if let Some(kept) = ours.get(ext) {
-                    findings.insert(Finding::DuplicateManagedGroup {
-                        name: g.name.clone(),
-                        id: g.id.clone(),
-                        kept: kept.id.clone(),
-                    });
-                } else {
+        match ext {
+            Some(ext) if marked_ours && prefixed => match ours.get_mut(ext) {
+                Some(kept) if kept.id <= g.id => duplicates.push(g),
+                Some(kept) => duplicates.push(std::mem::replace(kept, g)),
+                None => {
                     ours.insert(ext, g);
                 }
-            }
-            (Some(_), Some(ext)) => {
+            },
+            Some(ext) if marked_ours => {
                 foreign_markers.insert(ext, g);
                 foreign_by_name.insert(g.name.as_str().to_lowercase(), g);
             }
@@ -279,6 +277,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 foreign_by_name.insert(g.name.as_str().to_lowercase(), g);
             }
         }
+    }
+    for g in duplicates {
+        let ext = g.external_id.as_ref().expect("duplicates are marked");
+        findings.insert(Finding::DuplicateManagedGroup {
+            name: g.name.clone(),
+            id: g.id.clone(),
+            kept: ours[ext].id.clone(),
+        });
     }
 
     let mut ops = Ops::default();
@@ -367,27 +373,34 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             continue;
         };
 
-        let mut group = GroupRef {
-            name: want.name.clone(),
-            external_id: ext.clone(),
-            id: Some(have.id.clone()),
-        };
+        let mut name = &want.name;
         if have.name != want.name {
+            let group = GroupRef {
+                name: want.name.clone(),
+                external_id: ext.clone(),
+                id: Some(have.id.clone()),
+            };
             match foreign_by_name.get(&want.name.as_str().to_lowercase()) {
                 Some(g) => {
                     findings.insert(Finding::NameTakenByForeignGroup {
                         name: g.name.clone(),
                         id: g.id.clone(),
                     });
-                    group.name = have.name.clone();
+                    name = &have.name;
                 }
                 None => ops.rename.push(Op::RenameGroup {
-                    group: group.clone(),
+                    group,
                     from: have.name.clone(),
                     reason: Reason::NameChanged,
                 }),
             }
         }
+        // Built only when an operation needs it: most groups are in sync.
+        let group = || GroupRef {
+            name: name.clone(),
+            external_id: ext.clone(),
+            id: Some(have.id.clone()),
+        };
 
         let add: Vec<Member> = members
             .iter()
@@ -405,14 +418,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             .collect();
         for chunk in sorted_chunks(add) {
             ops.add.push(Op::AddMembers {
-                group: group.clone(),
+                group: group(),
                 members: chunk,
                 reason: Reason::RoleBound,
             });
         }
         for chunk in sorted_chunks(remove) {
             ops.remove.push(Op::RemoveMembers {
-                group: group.clone(),
+                group: group(),
                 members: chunk,
                 reason: Reason::RoleUnbound,
             });
@@ -426,7 +439,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             .collect();
         for (account, ps) in wanted_assignments.difference(&held) {
             ops.assign.push(Op::CreateAssignment {
-                group: group.clone(),
+                group: group(),
                 account: (*account).clone(),
                 permission_set: (*ps).clone(),
                 reason: Reason::AssignmentMissing,
@@ -435,14 +448,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         for (account, ps) in held.difference(&wanted_assignments) {
             if desired.policy.may_delete_assignments {
                 ops.unassign.push(Op::DeleteAssignment {
-                    group: group.clone(),
+                    group: group(),
                     account: (*account).clone(),
                     permission_set: (*ps).clone(),
                     reason: Reason::AssignmentUnmapped,
                 });
             } else {
                 findings.insert(Finding::AssignmentKept {
-                    name: group.name.clone(),
+                    name: name.clone(),
                     account: (*account).clone(),
                     permission_set: ps.0.clone(),
                 });

@@ -1,0 +1,88 @@
+//! Conventions the code map in ARCHITECTURE.md relies on: every source file says what it owns,
+//! the pure modules do no I/O, and nothing unfinished is left in.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn sources() -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    rust_files(Path::new("src"), &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
+}
+
+#[test]
+fn every_source_file_starts_with_a_module_doc() {
+    for (path, text) in sources() {
+        assert!(
+            text.starts_with("//!"),
+            "{} has no module doc (`//!`) at its top",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn pure_modules_do_no_io() {
+    const PURE: [&str; 9] = [
+        "src/desired.rs",
+        "src/plan/mod.rs",
+        "src/plan/render.rs",
+        "src/plan/simulate.rs",
+        "src/format.rs",
+        "src/model.rs",
+        "src/finding.rs",
+        "src/observed.rs",
+        "src/config/annot.rs",
+    ];
+    const IO: [&str; 10] = [
+        "tokio",
+        "reqwest",
+        "axum",
+        "std::fs",
+        "std::net",
+        "std::env",
+        "std::time",
+        "std::process",
+        "rand",
+        "SystemTime",
+    ];
+    for file in PURE {
+        let text = std::fs::read_to_string(file).unwrap();
+        for needle in IO {
+            assert!(
+                !text.contains(needle),
+                "{file} is pure but mentions `{needle}`"
+            );
+        }
+    }
+}
+
+#[test]
+fn nothing_unfinished() {
+    for (path, text) in sources() {
+        for needle in ["todo!(", "unimplemented!(", "dbg!("] {
+            assert!(
+                !text.contains(needle),
+                "{} contains {needle}",
+                path.display()
+            );
+        }
+    }
+}
