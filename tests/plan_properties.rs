@@ -254,3 +254,39 @@ proptest! {
         }
     }
 }
+
+/// The same through the directory seams: apply the plan to a `World` with the sequential
+/// executor, observe it again, and the next plan is empty.
+#[test]
+fn applying_through_the_world_converges() {
+    use aws_replicator::apply::apply;
+    use aws_replicator::directory::{World as Directory, observe};
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runner
+        .run(&world(), |w| {
+            let sso = CONFIG.sso.as_ref().unwrap();
+            let desired = desired(&w.snapshot, &Settings::new(&CONFIG, sso), &Scope::All);
+            let directory = Directory::new(w.observed.clone());
+            runtime.block_on(async {
+                let first = plan(
+                    &desired,
+                    &observe(&directory, &directory, &desired).await.unwrap(),
+                );
+                let report = apply(&first, &directory, &directory).await;
+                prop_assert!(report.is_success(), "{report:?}");
+                let second = plan(
+                    &desired,
+                    &observe(&directory, &directory, &desired).await.unwrap(),
+                );
+                prop_assert!(second.ops.is_empty(), "{}", second.render_text());
+                Ok(())
+            })
+        })
+        .unwrap();
+}
