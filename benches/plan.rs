@@ -5,9 +5,9 @@
 
 use aws_replicator::config::Config;
 use aws_replicator::desired::{Scope, Settings, desired};
-use aws_replicator::model::{GroupName, UserId, UserName};
-use aws_replicator::observed::Observed;
-use aws_replicator::plan::{apply_in_memory, plan};
+use aws_replicator::model::{GroupId, GroupName, UserId, UserName};
+use aws_replicator::observed::{Assignment, Observed, ObservedGroup};
+use aws_replicator::plan::plan;
 use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User};
 use criterion::{Criterion, criterion_group};
 use std::collections::BTreeMap;
@@ -76,13 +76,36 @@ fn drifted(config: &Config, snapshot: &Snapshot) -> Observed {
             )
         })
         .collect();
-    let empty = Observed {
-        users,
-        ..Observed::default()
-    };
+    let by_name: BTreeMap<&str, &UserId> = users.iter().map(|(id, n)| (n.as_str(), id)).collect();
     let sso = config.sso.as_ref().unwrap();
     let d = desired(snapshot, &Settings::new(config, sso), &Scope::All);
-    let mut observed = apply_in_memory(&plan(&d, &empty), &empty);
+    // Built directly rather than by applying a plan, so that the fixture's own peak memory
+    // stays below what desired + plan need.
+    let mut observed = Observed {
+        users: users.clone(),
+        ..Observed::default()
+    };
+    for (n, (ext, g)) in d.groups.iter().enumerate() {
+        let id = GroupId(format!("90676d0a3c-{n:08x}-0000-4000-8000-000000000000"));
+        observed.groups.push(ObservedGroup {
+            id: id.clone(),
+            name: g.name.clone(),
+            external_id: Some(ext.clone()),
+            members: g
+                .members
+                .iter()
+                .map(|e| by_name[e.as_str()].clone())
+                .collect(),
+        });
+        for ps in &g.permission_sets {
+            observed.assignments.insert(Assignment {
+                account: g.account.clone(),
+                permission_set: ps.clone(),
+                group: id.clone(),
+            });
+        }
+    }
+    drop(d);
     for (i, g) in observed.groups.iter_mut().enumerate() {
         if i % 10 == 0 {
             let first = g.members.iter().next().cloned();
@@ -105,7 +128,15 @@ fn bench(c: &mut Criterion) {
     let observed = drifted(&config, &snapshot);
     let sso = config.sso.as_ref().unwrap();
     let settings = Settings::new(&config, sso);
+    let before = peak_rss_kib();
     let check = plan(&desired(&snapshot, &settings, &Scope::All), &observed);
+    let after = peak_rss_kib();
+    eprintln!(
+        "peak RSS: {} MiB with the fixture loaded, {} MiB after one desired+plan (+{} MiB)",
+        before / 1024,
+        after / 1024,
+        (after - before) / 1024
+    );
     eprintln!(
         "fixture: {} groups, {} memberships; plan: {} ops ({:?})",
         observed.groups.len(),
@@ -131,17 +162,21 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// The process's peak resident set (Linux), in KiB; 0 where unknown.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
 criterion_group!(benches, bench);
 
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        for line in status
-            .lines()
-            .filter(|l| l.starts_with("VmHWM") || l.starts_with("VmRSS"))
-        {
-            eprintln!("{line}");
-        }
-    }
 }

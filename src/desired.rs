@@ -12,8 +12,9 @@ use crate::model::{
     ProjectKey, RoleId,
 };
 use crate::snapshot::{Binding, Snapshot, Subject, User};
+use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// AWS evaluates at most this many groups per user for permissions.
 pub const MAX_GROUPS_PER_USER: usize = 1000;

@@ -16,8 +16,9 @@ use crate::model::{
     ProjectKey, UserId, UserName,
 };
 use crate::observed::{Assignment, Observed, ObservedGroup};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use simulate::apply_in_memory;
 
@@ -175,7 +176,7 @@ impl Plan {
 
 /// The user index: exact `userName` first; a case-insensitive match only when it is unique.
 struct Users<'a> {
-    exact: HashMap<&'a str, &'a UserId>,
+    exact: HashMap<&'a str, (&'a UserId, &'a UserName)>,
     folded: HashMap<String, Vec<(&'a UserId, &'a UserName)>>,
 }
 
@@ -190,7 +191,7 @@ impl<'a> Users<'a> {
         let mut exact = HashMap::with_capacity(users.len());
         let mut folded: HashMap<String, Vec<_>> = HashMap::with_capacity(users.len());
         for (id, name) in users {
-            exact.insert(name.as_str(), id);
+            exact.insert(name.as_str(), (id, name));
             folded
                 .entry(name.as_str().to_lowercase())
                 .or_default()
@@ -199,9 +200,9 @@ impl<'a> Users<'a> {
         Self { exact, folded }
     }
 
-    fn resolve(&self, euid: &Euid, names: &'a BTreeMap<UserId, UserName>) -> Resolved<'a> {
-        if let Some(id) = self.exact.get(euid.as_str()) {
-            return Resolved::Found(id, &names[*id]);
+    fn resolve(&self, euid: &Euid) -> Resolved<'a> {
+        if let Some((id, name)) = self.exact.get(euid.as_str()) {
+            return Resolved::Found(id, name);
         }
         match self
             .folded
@@ -297,7 +298,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         let mut members: BTreeMap<&UserId, &UserName> = BTreeMap::new();
         let mut protected: HashSet<&UserId> = HashSet::new();
         for euid in &want.members {
-            match users.resolve(euid, &observed.users) {
+            match users.resolve(euid) {
                 Resolved::Found(id, name) => {
                     members.insert(id, name);
                 }
@@ -469,9 +470,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .values()
         .map(|g| &g.identity.project)
         .collect();
+    let wanted_ids: HashSet<&ExternalId> = desired.groups.keys().collect();
     let mut obsolete: Vec<(&ExternalId, &ObservedGroup)> = ours
         .iter()
-        .filter(|(ext, _)| !desired.groups.contains_key(**ext))
+        .filter(|(ext, _)| !wanted_ids.contains(**ext))
         .map(|(e, g)| (*e, *g))
         .collect();
     obsolete.sort_by(|a, b| a.1.name.cmp(&b.1.name));
