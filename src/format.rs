@@ -6,6 +6,14 @@
 use std::fmt;
 
 /// A compiled pattern: literal text and argument slots.
+///
+/// ```
+/// use aws_replicator::format::Pattern;
+///
+/// let pattern = Pattern::compile("%s.%s.%4$s", 4).unwrap();
+/// assert_eq!(pattern.render(&["acme", "web", "4711", "admin"]), "acme.web.admin");
+/// assert!(Pattern::compile("%s.%d", 4).is_err());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
     source: String,
