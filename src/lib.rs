@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod desired;
 pub mod directory;
+pub mod emulator;
 pub mod finding;
 pub mod format;
 pub mod meshstack;

@@ -42,6 +42,23 @@ enum Command {
     },
     /// Run the whole authorization sync on a built-in example, in memory, with no network.
     Demo,
+    /// Serve the AWS IAM Identity Center emulator on loopback, for trying the replicator by hand.
+    Emulator {
+        /// Port on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// A state file to start from (the JSON of `/_emulator/state`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The SCIM bearer token clients must send.
+        #[arg(
+            long,
+            env = "AWS_REPLICATOR_EMULATOR_TOKEN",
+            default_value = "emulator-token",
+            hide_env_values = true
+        )]
+        token: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,6 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan(args) => plan_command(args),
         Command::Snapshot { config, out } => snapshot_command(&config, out.as_deref()),
         Command::Demo => aws_replicator_demo(),
+        Command::Emulator { port, state, token } => emulator_command(port, state.as_deref(), token),
     }
 }
 
@@ -210,6 +228,40 @@ fn snapshot_command(config: &Path, out: Option<&Path>) -> Result<ExitCode> {
         None => println!("{json}"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn emulator_command(port: u16, state: Option<&Path>, token: String) -> Result<ExitCode> {
+    use aws_replicator::emulator::{Emulator, EmulatorConfig, store::State};
+    let emulator = Emulator::new(EmulatorConfig {
+        token: aws_replicator::secret::Secret::new(token),
+        ..EmulatorConfig::default()
+    });
+    if let Some(path) = state {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read emulator state {}", path.display()))?;
+        let state: State = serde_json::from_str(&text)
+            .with_context(|| format!("emulator state {} is not valid", path.display()))?;
+        emulator.load(state);
+    }
+    runtime()?.block_on(async {
+        let running = emulator
+            .serve(port)
+            .await
+            .context("cannot listen on 127.0.0.1")?;
+        println!("AWS IAM Identity Center emulator");
+        println!("  SCIM endpoint:  {}", running.scim_endpoint());
+        println!("  instance ARN:   {}", emulator.config().instance_arn);
+        println!("  state:          {}/_emulator/state", running.endpoint());
+        println!(
+            "  request log:    {}/_emulator/requests",
+            running.endpoint()
+        );
+        println!("Ctrl-C stops it.");
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn aws_replicator_demo() -> Result<ExitCode> {

@@ -1,0 +1,140 @@
+//! The emulator's one store: users, groups with their members, account assignments and the
+//! asynchronous assignment operations. SCIM, sso-admin and identitystore are views of it, with
+//! the same ids, as in AWS.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub user_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub display_name: String,
+    pub given_name: String,
+    pub family_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub members: BTreeSet<String>,
+}
+
+/// An account assignment, keyed as AWS keys it (the instance is the emulator's one instance).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub account_id: String,
+    pub permission_set_arn: String,
+    pub principal_type: String,
+    pub principal_id: String,
+}
+
+/// Everything the store holds, as plain data: what `/_emulator/state` dumps and loads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    #[serde(default)]
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub groups: Vec<Group>,
+    #[serde(default)]
+    pub assignments: Vec<Assignment>,
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    pub users: BTreeMap<String, User>,
+    pub groups: BTreeMap<String, Group>,
+    pub assignments: BTreeSet<Assignment>,
+    next: u64,
+    /// The 10-hex-digit prefix AWS puts in front of ids of one identity store.
+    prefix: String,
+}
+
+impl Store {
+    pub fn new(identity_store_suffix: &str) -> Self {
+        Self {
+            prefix: identity_store_suffix.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// A new id in AWS's format, `<10 hex>-<uuid>`; deterministic so that tests can be
+    /// compared run to run.
+    pub fn new_id(&mut self) -> String {
+        self.next += 1;
+        let n = self.next;
+        format!(
+            "{}-{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            self.prefix,
+            n,
+            (n >> 32) & 0xffff,
+            n & 0xfff,
+            (n >> 12) & 0xfff,
+            n
+        )
+    }
+
+    pub fn load(&mut self, state: State) {
+        self.users = state.users.into_iter().map(|u| (u.id.clone(), u)).collect();
+        self.groups = state
+            .groups
+            .into_iter()
+            .map(|g| (g.id.clone(), g))
+            .collect();
+        self.assignments = state.assignments.into_iter().collect();
+    }
+
+    pub fn dump(&self) -> State {
+        State {
+            users: self.users.values().cloned().collect(),
+            groups: self.groups.values().cloned().collect(),
+            assignments: self.assignments.iter().cloned().collect(),
+        }
+    }
+
+    pub fn user_by_name(&self, user_name: &str) -> Option<&User> {
+        self.users
+            .values()
+            .find(|u| u.user_name.eq_ignore_ascii_case(user_name))
+    }
+
+    /// Groups of a user, in id order.
+    pub fn groups_of<'a>(&'a self, user_id: &str) -> impl Iterator<Item = &'a Group> + use<'a> {
+        let user = user_id.to_owned();
+        self.groups
+            .values()
+            .filter(move |g| g.members.contains(&user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_aws_shape_and_are_unique() {
+        let mut store = Store::new("9067d0a3c1");
+        let a = store.new_id();
+        let b = store.new_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 47, "{a}");
+        let (prefix, uuid) = a.split_at(11);
+        assert_eq!(prefix, "9067d0a3c1-");
+        assert_eq!(
+            uuid.split('-').map(str::len).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+    }
+}
