@@ -12,10 +12,13 @@ struct Scim {
 
 impl Scim {
     async fn start() -> Self {
-        let running = Emulator::new(EmulatorConfig::default())
-            .serve(0)
-            .await
-            .unwrap();
+        // Set-up creates hundreds of groups at once: no throttling here (see the sso-admin tests
+        // for the token bucket).
+        let config = EmulatorConfig {
+            rate_limit: None,
+            ..EmulatorConfig::default()
+        };
+        let running = Emulator::new(config).serve(0).await.unwrap();
         Self {
             running,
             http: reqwest::Client::new(),

@@ -1,12 +1,13 @@
 //! An emulator of AWS IAM Identity Center for tests and the demo: one store served as AWS's
-//! SCIM subset (sso-admin and identitystore follow), with a request log, counters and
-//! injectable faults.
+//! SCIM subset and as sso-admin (AWS JSON 1.1), with a request log, counters, a token bucket
+//! per API family and injectable faults.
 //!
 //! AWS serves SCIM, identitystore and sso-admin from one store with the same ids; no public
 //! emulator does, so end-to-end tests that write a group over SCIM and assign it over
 //! sso-admin run against this one. It listens on loopback only.
 
 mod scim;
+mod sso_admin;
 pub mod store;
 
 use crate::secret::Secret;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use store::{State as StoreState, Store};
 
 pub use scim::MAX_MEMBER_CHANGES;
+pub use sso_admin::MAX_IN_FLIGHT;
 
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
@@ -32,6 +34,10 @@ pub struct EmulatorConfig {
     pub token: Secret,
     pub instance_arn: String,
     pub identity_store_id: String,
+    /// How long an account assignment operation stays IN_PROGRESS.
+    pub operation_delay: Duration,
+    /// Requests per second per API family before throttling (AWS: 20); `None` never throttles.
+    pub rate_limit: Option<f64>,
 }
 
 impl Default for EmulatorConfig {
@@ -41,6 +47,8 @@ impl Default for EmulatorConfig {
             token: Secret::new("emulator-token"),
             instance_arn: "arn:aws:sso:::instance/ssoins-123456789".into(),
             identity_store_id: "d-9067d0a3c1".into(),
+            operation_delay: Duration::from_millis(200),
+            rate_limit: Some(20.0),
         }
     }
 }
@@ -88,6 +96,46 @@ pub struct Shared {
     faults: Mutex<Vec<Fault>>,
     /// SCIM cursor → (resource kind, filter, offset).
     cursors: Mutex<HashMap<String, (String, String, usize)>>,
+    operations: Mutex<Vec<sso_admin::Operation>>,
+    operation_delay: Duration,
+    /// Reasons with which the next account assignment operations will fail.
+    assignment_failures: Mutex<Vec<String>>,
+    buckets: Mutex<HashMap<Family, Bucket>>,
+}
+
+/// A token bucket: `rate` tokens a second, at most one second's worth saved up.
+struct Bucket {
+    tokens: f64,
+    last: tokio::time::Instant,
+}
+
+impl Shared {
+    fn take_assignment_failure(&self) -> Option<String> {
+        let mut failures = self.assignment_failures.lock().expect("failure lock");
+        (!failures.is_empty()).then(|| failures.remove(0))
+    }
+
+    /// Whether a request of `family` is within the rate; spends a token if so.
+    fn admit(&self, family: Family) -> bool {
+        let Some(rate) = self.config.rate_limit else {
+            return true;
+        };
+        let now = tokio::time::Instant::now();
+        let mut buckets = self.buckets.lock().expect("bucket lock");
+        let bucket = buckets.entry(family).or_insert(Bucket {
+            tokens: rate,
+            last: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(rate);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// A handle on an emulator: its store, its log and its faults, in process.
@@ -107,7 +155,11 @@ impl Emulator {
             .collect::<String>();
         Self {
             shared: Arc::new(Shared {
+                operation_delay: config.operation_delay,
                 config,
+                operations: Mutex::new(Vec::new()),
+                assignment_failures: Mutex::new(Vec::new()),
+                buckets: Mutex::new(HashMap::new()),
                 store: Mutex::new(Store::new(&suffix)),
                 log: Mutex::new(Vec::new()),
                 faults: Mutex::new(Vec::new()),
@@ -132,7 +184,11 @@ impl Emulator {
                 axum::routing::post(post_fault).delete(delete_faults),
             )
             .with_state(self.shared.clone());
+        let sso_admin = Router::new()
+            .route("/", axum::routing::post(sso_admin::handle))
+            .with_state(self.shared.clone());
         scim::router(self.shared.clone())
+            .merge(sso_admin)
             .layer(axum::middleware::from_fn_with_state(
                 self.shared.clone(),
                 observe,
@@ -174,6 +230,25 @@ impl Emulator {
     /// Requests per `family method endpoint`, and per family.
     pub fn counts(&self) -> BTreeMap<String, usize> {
         counts(&self.requests())
+    }
+
+    /// The next `n` account assignment operations end FAILED with `reason`.
+    pub fn fail_next_assignments(&self, n: usize, reason: &str) {
+        let mut failures = self
+            .shared
+            .assignment_failures
+            .lock()
+            .expect("failure lock");
+        failures.extend(std::iter::repeat_n(reason.to_owned(), n));
+    }
+
+    /// Account assignment operations still IN_PROGRESS.
+    pub fn in_flight(&self) -> usize {
+        sso_admin::settle(&self.shared);
+        let ops = self.shared.operations.lock().expect("operations lock");
+        ops.iter()
+            .filter(|o| o.status == sso_admin::Status::InProgress)
+            .count()
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -239,7 +314,8 @@ fn counts(log: &[LoggedRequest]) -> BTreeMap<String, usize> {
     out
 }
 
-/// Logs every request, and answers a matching fault instead of the handler.
+/// Logs every request, throttles beyond the family's rate, and answers a matching fault
+/// instead of the handler.
 async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let target = request
@@ -247,16 +323,28 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_default();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| request.uri().path().to_owned());
-    let family = Family::Scim;
-    let endpoint = format!(
-        "{method} {}",
-        route.strip_prefix("/{tenant}/scim/v2").unwrap_or(&route)
-    );
+    let amz_target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (family, endpoint) = if let Some(op) = amz_target.strip_prefix("SWBExternalService.") {
+        (Family::SsoAdmin, op.to_owned())
+    } else if let Some(op) = amz_target.strip_prefix("AWSIdentityStore.") {
+        (Family::Identitystore, op.to_owned())
+    } else {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_else(|| request.uri().path().to_owned());
+        let route = route
+            .strip_prefix("/{tenant}/scim/v2")
+            .unwrap_or(&route)
+            .to_owned();
+        (Family::Scim, format!("{method} {route}"))
+    };
     let fault = {
         let mut faults = shared.faults.lock().expect("fault lock");
         let found = faults
@@ -268,6 +356,7 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         })
     };
     let response = match fault {
+        _ if !shared.admit(family) => fault_response(family, 429, None),
         Some(f) => {
             if f.latency_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
@@ -275,15 +364,7 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
             if f.status == 200 {
                 next.run(request).await
             } else {
-                let status =
-                    StatusCode::from_u16(f.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let mut response = scim::error(status, "Too many requests exceeded the limits.");
-                if let Some(secs) = f.retry_after {
-                    response
-                        .headers_mut()
-                        .insert("retry-after", secs.to_string().parse().expect("digits"));
-                }
-                response
+                fault_response(family, f.status, f.retry_after)
             }
         }
         None => next.run(request).await,
@@ -295,6 +376,40 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         target,
         status: response.status().as_u16(),
     });
+    response
+}
+
+/// A fault as each family shows it: SCIM answers with the status and AWS's SCIM error body;
+/// sso-admin and identitystore throttle with HTTP 400 `ThrottlingException` and fail with
+/// `InternalServerException`.
+fn fault_response(family: Family, status: u16, retry_after: Option<u64>) -> Response {
+    let mut response = match family {
+        Family::Scim => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let detail = if status == StatusCode::TOO_MANY_REQUESTS {
+                "Too many requests exceeded the limits."
+            } else {
+                "The request processing has failed because of an unknown error."
+            };
+            scim::error(status, detail)
+        }
+        _ => match status {
+            400 | 429 => sso_admin::error("ThrottlingException", "Rate exceeded"),
+            409 => sso_admin::error(
+                "ConflictException",
+                "Operation failed because another operation is in progress. Retry later.",
+            ),
+            _ => sso_admin::error(
+                "InternalServerException",
+                "The request processing has failed.",
+            ),
+        },
+    };
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", secs.to_string().parse().expect("digits"));
+    }
     response
 }
 
@@ -333,6 +448,14 @@ pub(crate) fn request_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("00000000-0000-4000-8000-{n:012x}")
+}
+
+/// Now as epoch seconds, the JSON 1.1 wire format of timestamps.
+pub(crate) fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// `YYYY-MM-DD HH:MM:SS.mmm` in UTC, as AWS's SCIM errors carry it.

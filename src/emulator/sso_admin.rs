@@ -1,0 +1,424 @@
+//! sso-admin over the AWS JSON 1.1 protocol (`X-Amz-Target: SWBExternalService.<Op>`), for the
+//! operations the replicator calls (docs/aws-wire-reference.md §1–3). Account assignment
+//! writes are asynchronous: IN_PROGRESS for the configured time, then SUCCEEDED, or FAILED
+//! when the principal is gone. At most 15 are in flight; a write to an account with one in
+//! flight is a ConflictException.
+
+use super::Shared;
+use super::store::Assignment;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// AWS's limit on outstanding CreateAccountAssignment calls.
+pub const MAX_IN_FLIGHT: usize = 15;
+const JSON_11: &str = "application/x-amz-json-1.1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Create,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    InProgress,
+    Succeeded,
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Operation {
+    pub request_id: String,
+    pub kind: Kind,
+    pub assignment: Assignment,
+    pub status: Status,
+    /// Epoch seconds, as the wire carries it.
+    pub created: f64,
+    pub completes_at: Instant,
+    /// A fault decided that this one fails, with this reason.
+    pub fail_with: Option<String>,
+}
+
+/// An sso-admin error: `__type` names it, as the SDK reads it.
+pub fn error(kind: &str, message: &str) -> Response {
+    let status = if kind == "InternalServerException" {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let body = json!({"__type": kind, "Message": message});
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, JSON_11.to_owned()),
+            (
+                header::HeaderName::from_static("x-amzn-requestid"),
+                super::request_id(),
+            ),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn ok(body: Value) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, JSON_11.to_owned()),
+            (
+                header::HeaderName::from_static("x-amzn-requestid"),
+                super::request_id(),
+            ),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A refused request, answered with [`error`].
+struct AwsError {
+    kind: &'static str,
+    message: String,
+}
+
+impl AwsError {
+    fn new(kind: &'static str, message: &str) -> Self {
+        Self {
+            kind,
+            message: message.to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for AwsError {
+    fn into_response(self) -> Response {
+        error(self.kind, &self.message)
+    }
+}
+
+type Result<T> = std::result::Result<T, AwsError>;
+
+fn validation(message: &str) -> AwsError {
+    AwsError::new("ValidationException", message)
+}
+
+fn text<'a>(body: &'a Value, field: &str) -> Result<&'a str> {
+    body[field]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| validation(&format!("1 validation error detected: Value at '{field}' failed to satisfy constraint: Member must not be null")))
+}
+
+fn check_instance(shared: &Shared, body: &Value) -> Result<()> {
+    let arn = text(body, "InstanceArn")?;
+    if arn != shared.config.instance_arn {
+        return Err(AwsError::new(
+            "ResourceNotFoundException",
+            &format!("Instance {arn} does not exist"),
+        ));
+    }
+    Ok(())
+}
+
+fn instance_id(shared: &Shared) -> &str {
+    shared
+        .config
+        .instance_arn
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+}
+
+fn check_permission_set(shared: &Shared, arn: &str) -> Result<()> {
+    let ok = arn
+        .strip_prefix("arn:aws:sso:::permissionSet/")
+        .and_then(|r| r.split_once('/'))
+        .is_some_and(|(ins, ps)| ins == instance_id(shared) && ps.starts_with("ps-"));
+    if ok {
+        Ok(())
+    } else {
+        Err(validation(&format!(
+            "PermissionSetArn {arn} is not valid for this instance"
+        )))
+    }
+}
+
+fn max_results(body: &Value) -> Result<usize> {
+    match &body["MaxResults"] {
+        Value::Null => Ok(100),
+        v => v
+            .as_u64()
+            .filter(|n| (1..=100).contains(n))
+            .map(|n| n as usize)
+            .ok_or_else(|| validation("MaxResults must be between 1 and 100")),
+    }
+}
+
+/// One page of `items`, with an opaque `NextToken` holding the offset.
+fn paged(body: &Value, items: Vec<Value>, key: &str) -> Result<Response> {
+    let size = max_results(body)?;
+    let offset = match body["NextToken"].as_str() {
+        None | Some("") => 0,
+        Some(t) => t
+            .strip_prefix("o")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| validation("The NextToken is not valid"))?,
+    };
+    let page: Vec<Value> = items.iter().skip(offset).take(size).cloned().collect();
+    let mut out = json!({ key: page });
+    if offset + size < items.len() {
+        out["NextToken"] = json!(format!("o{}", offset + size));
+    }
+    Ok(ok(out))
+}
+
+fn assignment_json(a: &Assignment) -> Value {
+    json!({"AccountId": a.account_id, "PermissionSetArn": a.permission_set_arn,
+           "PrincipalType": a.principal_type, "PrincipalId": a.principal_id})
+}
+
+fn status_json(op: &Operation) -> Value {
+    let (status, reason) = match &op.status {
+        Status::InProgress => ("IN_PROGRESS", None),
+        Status::Succeeded => ("SUCCEEDED", None),
+        Status::Failed(r) => ("FAILED", Some(r.clone())),
+    };
+    let mut v = json!({"Status": status, "RequestId": op.request_id,
+        "TargetId": op.assignment.account_id, "TargetType": "AWS_ACCOUNT",
+        "PermissionSetArn": op.assignment.permission_set_arn,
+        "PrincipalType": op.assignment.principal_type, "PrincipalId": op.assignment.principal_id,
+        "CreatedDate": op.created});
+    if let Some(r) = reason {
+        v["FailureReason"] = json!(r);
+    }
+    v
+}
+
+/// Completes the operations whose time has come, applying them to the store.
+pub fn settle(shared: &Shared) {
+    let now = Instant::now();
+    let mut ops = shared.operations.lock().expect("operations lock");
+    let mut store = shared.store.lock().expect("store lock");
+    for op in ops
+        .iter_mut()
+        .filter(|o| o.status == Status::InProgress && o.completes_at <= now)
+    {
+        let principal_exists = match op.assignment.principal_type.as_str() {
+            "GROUP" => store.groups.contains_key(&op.assignment.principal_id),
+            _ => store.users.contains_key(&op.assignment.principal_id),
+        };
+        op.status = if let Some(reason) = op.fail_with.take() {
+            Status::Failed(reason)
+        } else if op.kind == Kind::Create && !principal_exists {
+            Status::Failed(format!(
+                "Received a 404 status error: Principal {} does not exist.",
+                op.assignment.principal_id
+            ))
+        } else {
+            match op.kind {
+                Kind::Create => store.assignments.insert(op.assignment.clone()),
+                Kind::Delete => store.assignments.remove(&op.assignment),
+            };
+            Status::Succeeded
+        };
+    }
+}
+
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let Some(operation) = target.strip_prefix("SWBExternalService.") else {
+        return error(
+            "UnknownOperationException",
+            &format!("unknown target {target:?}"),
+        );
+    };
+    let body: Value = match serde_json::from_slice(if body.is_empty() { b"{}" } else { &body }) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error("SerializationException", "the body is not a JSON object"),
+    };
+    settle(&shared);
+    let result = match operation {
+        "ListInstances" => list_instances(&shared, &body),
+        "ListAccountAssignments" => list_assignments(&shared, &body),
+        "ListAccountAssignmentsForPrincipal" => list_for_principal(&shared, &body),
+        "CreateAccountAssignment" => write(&shared, &body, Kind::Create),
+        "DeleteAccountAssignment" => write(&shared, &body, Kind::Delete),
+        "DescribeAccountAssignmentCreationStatus" => describe(&shared, &body, Kind::Create),
+        "DescribeAccountAssignmentDeletionStatus" => describe(&shared, &body, Kind::Delete),
+        "ListAccountAssignmentCreationStatus" => list_statuses(&shared, &body, Kind::Create),
+        "ListAccountAssignmentDeletionStatus" => list_statuses(&shared, &body, Kind::Delete),
+        other => Err(AwsError::new(
+            "UnknownOperationException",
+            &format!("{other} is not emulated"),
+        )),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn list_instances(shared: &Shared, body: &Value) -> Result<Response> {
+    let instance = json!({"InstanceArn": shared.config.instance_arn, "IdentityStoreId": shared.config.identity_store_id,
+        "OwnerAccountId": "123456789012", "Name": "emulator", "Status": "ACTIVE", "CreatedDate": 1_767_225_600.0});
+    paged(body, vec![instance], "Instances")
+}
+
+fn list_assignments(shared: &Shared, body: &Value) -> Result<Response> {
+    check_instance(shared, body)?;
+    let account = text(body, "AccountId")?;
+    let ps = text(body, "PermissionSetArn")?;
+    check_permission_set(shared, ps)?;
+    let store = shared.store.lock().expect("store lock");
+    let items = store
+        .assignments
+        .iter()
+        .filter(|a| a.account_id == account && a.permission_set_arn == ps)
+        .map(assignment_json)
+        .collect();
+    paged(body, items, "AccountAssignments")
+}
+
+fn list_for_principal(shared: &Shared, body: &Value) -> Result<Response> {
+    check_instance(shared, body)?;
+    let principal = text(body, "PrincipalId")?;
+    let kind = text(body, "PrincipalType")?;
+    let account = body["Filter"]["AccountId"].as_str();
+    let store = shared.store.lock().expect("store lock");
+    let items = store
+        .assignments
+        .iter()
+        .filter(|a| a.principal_id == principal && a.principal_type == kind)
+        .filter(|a| account.is_none_or(|acc| a.account_id == acc))
+        .map(assignment_json)
+        .collect();
+    paged(body, items, "AccountAssignments")
+}
+
+fn write(shared: &Shared, body: &Value, kind: Kind) -> Result<Response> {
+    check_instance(shared, body)?;
+    let account = text(body, "TargetId")?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(validation("TargetId must be a 12-digit account id"));
+    }
+    if text(body, "TargetType")? != "AWS_ACCOUNT" {
+        return Err(validation("TargetType must be AWS_ACCOUNT"));
+    }
+    let ps = text(body, "PermissionSetArn")?;
+    check_permission_set(shared, ps)?;
+    let principal_type = text(body, "PrincipalType")?;
+    if !matches!(principal_type, "GROUP" | "USER") {
+        return Err(validation("PrincipalType must be GROUP or USER"));
+    }
+    let assignment = Assignment {
+        account_id: account.to_owned(),
+        permission_set_arn: ps.to_owned(),
+        principal_type: principal_type.to_owned(),
+        principal_id: text(body, "PrincipalId")?.to_owned(),
+    };
+    let mut ops = shared.operations.lock().expect("operations lock");
+    let in_flight: Vec<&Operation> = ops
+        .iter()
+        .filter(|o| o.status == Status::InProgress)
+        .collect();
+    if in_flight.len() >= MAX_IN_FLIGHT {
+        return Err(AwsError::new(
+            "ThrottlingException",
+            "There are too many requests processing. Please try again later.",
+        ));
+    }
+    if in_flight
+        .iter()
+        .any(|o| o.assignment.account_id == assignment.account_id)
+    {
+        return Err(AwsError::new(
+            "ConflictException",
+            "Operation failed because another operation is in progress on the same account. Retry later.",
+        ));
+    }
+    if kind == Kind::Delete
+        && !shared
+            .store
+            .lock()
+            .expect("store lock")
+            .assignments
+            .contains(&assignment)
+    {
+        return Err(AwsError::new(
+            "ResourceNotFoundException",
+            "The assignment does not exist",
+        ));
+    }
+    let fail_with = shared.take_assignment_failure();
+    let op = Operation {
+        request_id: super::request_id(),
+        kind,
+        assignment,
+        status: Status::InProgress,
+        created: super::epoch_seconds(),
+        completes_at: Instant::now() + shared.operation_delay,
+        fail_with,
+    };
+    let key = match kind {
+        Kind::Create => "AccountAssignmentCreationStatus",
+        Kind::Delete => "AccountAssignmentDeletionStatus",
+    };
+    let response = ok(json!({ key: status_json(&op) }));
+    ops.push(op);
+    Ok(response)
+}
+
+fn describe(shared: &Shared, body: &Value, kind: Kind) -> Result<Response> {
+    check_instance(shared, body)?;
+    let (field, key) = match kind {
+        Kind::Create => (
+            "AccountAssignmentCreationRequestId",
+            "AccountAssignmentCreationStatus",
+        ),
+        Kind::Delete => (
+            "AccountAssignmentDeletionRequestId",
+            "AccountAssignmentDeletionStatus",
+        ),
+    };
+    let id = text(body, field)?;
+    let ops = shared.operations.lock().expect("operations lock");
+    let op = ops
+        .iter()
+        .find(|o| o.request_id == id && o.kind == kind)
+        .ok_or_else(|| {
+            AwsError::new(
+                "ResourceNotFoundException",
+                &format!("Request {id} does not exist"),
+            )
+        })?;
+    Ok(ok(json!({ key: status_json(op) })))
+}
+
+fn list_statuses(shared: &Shared, body: &Value, kind: Kind) -> Result<Response> {
+    check_instance(shared, body)?;
+    let wanted = body["Filter"]["Status"].as_str();
+    let ops = shared.operations.lock().expect("operations lock");
+    let items = ops
+        .iter()
+        .filter(|o| o.kind == kind)
+        .map(status_json)
+        .filter(|s| wanted.is_none_or(|w| s["Status"] == w))
+        .map(|s| json!({"Status": s["Status"], "RequestId": s["RequestId"], "CreatedDate": s["CreatedDate"]}))
+        .collect();
+    let key = match kind {
+        Kind::Create => "AccountAssignmentsCreationStatus",
+        Kind::Delete => "AccountAssignmentsDeletionStatus",
+    };
+    paged(body, items, key)
+}
