@@ -250,7 +250,10 @@ fn emulator_command(port: u16, state: Option<&Path>, token: String) -> Result<Ex
             .context("cannot listen on 127.0.0.1")?;
         println!("AWS IAM Identity Center emulator");
         println!("  SCIM endpoint:  {}", running.scim_endpoint());
-        println!("  sso-admin:      {} (AWS_ENDPOINT_URL)", running.endpoint());
+        println!(
+            "  sso-admin:      {} (AWS_ENDPOINT_URL)",
+            running.endpoint()
+        );
         println!("  instance ARN:   {}", emulator.config().instance_arn);
         println!("  state:          {}/_emulator/state", running.endpoint());
         println!(

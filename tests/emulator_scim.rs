@@ -510,6 +510,7 @@ async fn faults_answer_429_with_and_without_retry_after_and_5xx() {
         status: 429,
         retry_after: Some(2),
         latency_ms: 0,
+        drop_connection: false,
         times: 1,
     });
     scim.emulator().inject(Fault {
@@ -518,6 +519,7 @@ async fn faults_answer_429_with_and_without_retry_after_and_5xx() {
         status: 429,
         retry_after: None,
         latency_ms: 0,
+        drop_connection: false,
         times: 1,
     });
     scim.emulator().inject(Fault {
@@ -526,6 +528,7 @@ async fn faults_answer_429_with_and_without_retry_after_and_5xx() {
         status: 503,
         retry_after: None,
         latency_ms: 50,
+        drop_connection: false,
         times: 1,
     });
     let url = format!("{}Groups", scim.running.scim_endpoint());

@@ -342,6 +342,7 @@ async fn faults_throttle_as_http_400_and_fail_as_500() {
         status: 429,
         retry_after: None,
         latency_ms: 0,
+        drop_connection: false,
         times: 1,
     });
     running.emulator.inject(Fault {
@@ -350,6 +351,7 @@ async fn faults_throttle_as_http_400_and_fail_as_500() {
         status: 500,
         retry_after: None,
         latency_ms: 0,
+        drop_connection: false,
         times: 1,
     });
     let err = client.list_instances().send().await.unwrap_err();
@@ -362,9 +364,23 @@ async fn faults_throttle_as_http_400_and_fail_as_500() {
             .is_internal_server_exception()
     );
     assert_eq!(err.raw_response().unwrap().status().as_u16(), 500);
+    running.emulator.inject(Fault {
+        family: Family::SsoAdmin,
+        endpoint: "ListInstances".into(),
+        status: 200,
+        retry_after: None,
+        latency_ms: 0,
+        drop_connection: true,
+        times: 1,
+    });
+    let err = client.list_instances().send().await.unwrap_err();
+    assert!(
+        err.as_service_error().is_none(),
+        "a dropped connection is no service error: {err:?}"
+    );
     client.list_instances().send().await.unwrap();
     let counts = running.emulator.counts();
-    assert_eq!(counts["sso-admin ListInstances"], 3);
+    assert_eq!(counts["sso-admin ListInstances"], 4);
 }
 
 #[tokio::test]

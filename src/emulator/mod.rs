@@ -86,7 +86,28 @@ pub struct Fault {
     pub retry_after: Option<u64>,
     #[serde(default)]
     pub latency_ms: u64,
+    /// Send the status line, then break the connection instead of sending a body.
+    #[serde(default)]
+    pub drop_connection: bool,
     pub times: usize,
+}
+
+/// A response body that fails at once: the client sees the connection break mid-response.
+struct BrokenBody;
+
+impl http_body::Body for BrokenBody {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection dropped by an injected fault",
+        ))))
+    }
 }
 
 pub struct Shared {
@@ -361,7 +382,9 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
             if f.latency_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
             }
-            if f.status == 200 {
+            if f.drop_connection {
+                Response::new(axum::body::Body::new(BrokenBody))
+            } else if f.status == 200 {
                 next.run(request).await
             } else {
                 fault_response(family, f.status, f.retry_after)
