@@ -276,6 +276,22 @@ impl Emulator {
         self.shared.faults.lock().expect("fault lock").push(fault);
     }
 
+    /// Adds a group directly (for test set-up); returns its id.
+    pub fn add_group(&self, display_name: &str) -> String {
+        let mut store = self.shared.store.lock().expect("store lock");
+        let id = store.new_id();
+        store.groups.insert(
+            id.clone(),
+            store::Group {
+                id: id.clone(),
+                display_name: display_name.to_owned(),
+                external_id: None,
+                members: Default::default(),
+            },
+        );
+        id
+    }
+
     /// Adds a user, as the customer's IdP would provision it; returns its id.
     pub fn add_user(&self, user_name: &str) -> String {
         let mut store = self.shared.store.lock().expect("store lock");

@@ -2,3 +2,4 @@
 #![allow(dead_code)]
 
 pub mod meshstack_fixture;
+pub mod peers;

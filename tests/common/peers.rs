@@ -1,0 +1,54 @@
+//! Test peers that run as separate processes (moto): started on a free loopback port for one
+//! test and stopped by PID when the guard is dropped.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Peer {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `moto_server` from `AWS_REPLICATOR_MOTO_SERVER` (set by `scripts/test`) or the PATH.
+pub fn moto() -> Peer {
+    let program =
+        std::env::var("AWS_REPLICATOR_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+    let port = free_port();
+    let child = Command::new(&program)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {program} ({e}); run the tests with ./scripts/test, which installs moto")
+        });
+    let peer = Peer {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto did not start in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    peer
+}
