@@ -20,3 +20,4 @@ pub mod observed;
 pub mod plan;
 pub mod secret;
 pub mod snapshot;
+pub mod sso;

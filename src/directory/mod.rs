@@ -25,6 +25,16 @@ pub enum DirectoryError {
         name: GroupName,
         external_id: ExternalId,
     },
+    /// AWS answered with an error; `request_id` is what AWS support asks for.
+    #[error("{operation}: HTTP {status}: {detail}{}", .request_id.as_ref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+    Aws {
+        operation: String,
+        status: u16,
+        detail: String,
+        request_id: Option<String>,
+    },
+    #[error("{operation}: {message}")]
+    Transport { operation: String, message: String },
     #[error("{0}")]
     Other(String),
 }

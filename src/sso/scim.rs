@@ -1,0 +1,503 @@
+//! The SCIM client: AWS's documented subset only (aws-sso.md §A, §F), so that what works
+//! against the emulator works against AWS. Cursor paging with `count=100` to the last page;
+//! member changes as `add`/`remove` on `path: members`, at most 100, one operation per request;
+//! a 409 on create adopts the existing group; a DELETE of a missing group counts as done.
+//! Retries 429 (honouring `Retry-After`), 5xx and connection errors, never other 4xx.
+
+use crate::directory::{DirectoryError, GroupRecord};
+use crate::model::{ExternalId, GroupId, GroupName, UserId, UserName};
+use crate::secret::Secret;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::{Method, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+use url::Url;
+
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const PAGE: usize = 100;
+/// AWS's limit on member changes per PATCH and members inline in a create.
+pub const MAX_MEMBERS: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    pub max_retry_after: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            max_retries: 8,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct ScimClient {
+    http: reqwest::Client,
+    base: Url,
+    token: Secret,
+    limiter: DefaultDirectRateLimiter,
+    retry: Retry,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListResponse {
+    #[serde(rename = "Resources", default)]
+    resources: Vec<Value>,
+    next_cursor: Option<String>,
+}
+
+/// AWS's error body: `status` is a string, `exceptionRequestId` names the request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    detail: Option<String>,
+    exception_request_id: Option<String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ScimClient {
+    /// `endpoint` as the AWS console shows it, with or without a trailing slash.
+    pub fn new(endpoint: &Url, token: Secret, requests_per_second: f64, retry: Retry) -> Self {
+        let mut base = endpoint.clone();
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .user_agent(concat!("aws-replicator/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("the TLS backend initializes"),
+            base,
+            token,
+            limiter: RateLimiter::direct(Quota::with_period(period).expect("period is positive")),
+            retry,
+        }
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.base.join(path).expect("relative SCIM paths join");
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// One request with retries; the status and JSON body of the final answer, or an error for
+    /// anything but 2xx and the statuses the caller accepts.
+    async fn call(
+        &self,
+        operation: &str,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        accept: &[StatusCode],
+    ) -> Result<Answer, DirectoryError> {
+        let mut backoff = backon::BackoffBuilder::build(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(self.retry.min_delay)
+                .with_max_delay(self.retry.max_delay)
+                .with_max_times(self.retry.max_retries)
+                .with_jitter(),
+        );
+        loop {
+            self.limiter.until_ready().await;
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .bearer_auth(self.token.expose())
+                .header(header::ACCEPT, "application/scim+json, application/json");
+            if let Some(body) = body {
+                request = request
+                    .header(header::CONTENT_TYPE, "application/scim+json")
+                    .body(body.to_string());
+            }
+            let (failure, retry_after) = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    match response.bytes().await {
+                        Ok(bytes) => {
+                            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                            if status.is_success() || accept.contains(&status) {
+                                return Ok(Answer { status, body });
+                            }
+                            let error: ErrorBody = serde_json::from_value(body).unwrap_or_default();
+                            let failure = DirectoryError::Aws {
+                                operation: operation.to_owned(),
+                                status: status.as_u16(),
+                                detail: error.detail.unwrap_or_default(),
+                                request_id: error.exception_request_id,
+                            };
+                            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                                (failure, retry_after)
+                            } else {
+                                return Err(failure);
+                            }
+                        }
+                        Err(e) => (transport(operation, &e), None),
+                    }
+                }
+                Err(e) => (transport(operation, &e), None),
+            };
+            let Some(delay) = backoff.next() else {
+                return Err(failure);
+            };
+            let delay = retry_after.map_or(delay, |d| d.min(self.retry.max_retry_after));
+            tracing::info!(operation, delay_ms = delay.as_millis() as u64, error = %failure, "SCIM request failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Every resource of a listing, following `nextCursor` to the last page.
+    async fn list_all(
+        &self,
+        operation: &str,
+        path: &str,
+        filter: Option<&str>,
+    ) -> Result<Vec<Value>, DirectoryError> {
+        let mut out = Vec::new();
+        let mut cursor = String::new();
+        let count = PAGE.to_string();
+        loop {
+            let mut query = vec![("cursor", cursor.as_str()), ("count", count.as_str())];
+            if let Some(f) = filter {
+                query.push(("filter", f));
+            }
+            let answer = self
+                .call(operation, Method::GET, self.url(path, &query), None, &[])
+                .await?;
+            let page: ListResponse =
+                serde_json::from_value(answer.body).map_err(|e| DirectoryError::Aws {
+                    operation: operation.to_owned(),
+                    status: answer.status.as_u16(),
+                    detail: format!("not a SCIM ListResponse: {e}"),
+                    request_id: None,
+                })?;
+            out.extend(page.resources);
+            match page.next_cursor.filter(|c| !c.is_empty()) {
+                Some(next) if next != cursor => cursor = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    pub async fn list_groups(&self) -> Result<Vec<GroupRecord>, DirectoryError> {
+        let resources = self.list_all("ListGroups", "Groups", None).await?;
+        Ok(resources.iter().filter_map(group_record).collect())
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<(UserId, UserName)>, DirectoryError> {
+        let resources = self.list_all("ListUsers", "Users", None).await?;
+        Ok(resources.iter().filter_map(user_record).collect())
+    }
+
+    /// A group's members (`GET /Users?filter=groups.value eq`), one page per 100 members.
+    pub async fn group_members(
+        &self,
+        group: &GroupId,
+    ) -> Result<Vec<(UserId, UserName)>, DirectoryError> {
+        let filter = format!("groups.value eq {}", quoted(group.as_str()));
+        let resources = self
+            .list_all("ListUsers(groups.value)", "Users", Some(&filter))
+            .await?;
+        Ok(resources.iter().filter_map(user_record).collect())
+    }
+
+    /// A user's groups (`GET /Groups?filter=members.value eq`).
+    pub async fn groups_of_user(&self, user: &UserId) -> Result<Vec<GroupRecord>, DirectoryError> {
+        let filter = format!("members.value eq {}", quoted(user.as_str()));
+        let resources = self
+            .list_all("ListGroups(members.value)", "Groups", Some(&filter))
+            .await?;
+        Ok(resources.iter().filter_map(group_record).collect())
+    }
+
+    /// The user whose userName is `name`: exactly, or else the one match ignoring case.
+    pub async fn find_user(
+        &self,
+        name: &str,
+    ) -> Result<Option<(UserId, UserName)>, DirectoryError> {
+        let filter = format!("userName eq {}", quoted(name));
+        let resources = self
+            .list_all("ListUsers(userName)", "Users", Some(&filter))
+            .await?;
+        let users: Vec<(UserId, UserName)> = resources.iter().filter_map(user_record).collect();
+        if let Some(exact) = users.iter().find(|(_, n)| n.as_str() == name) {
+            return Ok(Some(exact.clone()));
+        }
+        let mut folded = users
+            .into_iter()
+            .filter(|(_, n)| n.as_str().eq_ignore_ascii_case(name));
+        match (folded.next(), folded.next()) {
+            (Some(one), None) => Ok(Some(one)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn find_group(
+        &self,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Option<GroupRecord>, DirectoryError> {
+        let filter = format!("{attribute} eq {}", quoted(value));
+        let resources = self
+            .list_all("ListGroups(adopt)", "Groups", Some(&filter))
+            .await?;
+        Ok(resources.iter().filter_map(group_record).next())
+    }
+
+    /// POST /Groups with up to 100 members inline. A 409 means it exists already (an earlier
+    /// attempt may have succeeded unseen): the group with our external id is adopted.
+    pub async fn create_group(
+        &self,
+        name: &GroupName,
+        external_id: &ExternalId,
+        members: &[UserId],
+    ) -> Result<GroupId, DirectoryError> {
+        if members.len() > MAX_MEMBERS {
+            return Err(DirectoryError::Other(format!(
+                "{} members inline; AWS allows {MAX_MEMBERS}",
+                members.len()
+            )));
+        }
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": name.as_str(),
+            "externalId": external_id.as_str(),
+            "members": members.iter().map(|m| json!({"value": m.as_str()})).collect::<Vec<_>>(),
+        });
+        let answer = self
+            .call(
+                "CreateGroup",
+                Method::POST,
+                self.url("Groups", &[]),
+                Some(&body),
+                &[StatusCode::CONFLICT],
+            )
+            .await?;
+        if answer.status != StatusCode::CONFLICT {
+            return group_record(&answer.body)
+                .map(|g| g.id)
+                .ok_or_else(|| DirectoryError::Other("CreateGroup: the answer has no id".into()));
+        }
+        if let Some(g) = self.find_group("externalId", external_id.as_str()).await? {
+            return Ok(g.id);
+        }
+        // The name is taken by a group that is not ours: never adopt it.
+        Err(DirectoryError::Conflict {
+            name: name.clone(),
+            external_id: external_id.clone(),
+        })
+    }
+
+    pub async fn rename_group(
+        &self,
+        group: &GroupId,
+        name: &GroupName,
+    ) -> Result<(), DirectoryError> {
+        let body = json!({"schemas": [PATCH_OP], "Operations": [
+            {"op": "replace", "value": {"id": group.as_str(), "displayName": name.as_str()}}]});
+        let url = self.url(&format!("Groups/{}", group.as_str()), &[]);
+        self.call(
+            "PatchGroup(displayName)",
+            Method::PATCH,
+            url,
+            Some(&body),
+            &[],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn change_members(
+        &self,
+        op: &str,
+        group: &GroupId,
+        members: &[UserId],
+    ) -> Result<(), DirectoryError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        if members.len() > MAX_MEMBERS {
+            return Err(DirectoryError::Other(format!(
+                "{} member changes; AWS allows {MAX_MEMBERS} per request",
+                members.len()
+            )));
+        }
+        let body = json!({"schemas": [PATCH_OP], "Operations": [{
+            "op": op, "path": "members",
+            "value": members.iter().map(|m| json!({"value": m.as_str()})).collect::<Vec<_>>()}]});
+        let url = self.url(&format!("Groups/{}", group.as_str()), &[]);
+        self.call(
+            &format!("PatchGroup({op} members)"),
+            Method::PATCH,
+            url,
+            Some(&body),
+            &[],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn add_members(
+        &self,
+        group: &GroupId,
+        members: &[UserId],
+    ) -> Result<(), DirectoryError> {
+        self.change_members("add", group, members).await
+    }
+
+    pub async fn remove_members(
+        &self,
+        group: &GroupId,
+        members: &[UserId],
+    ) -> Result<(), DirectoryError> {
+        self.change_members("remove", group, members).await
+    }
+
+    /// DELETE /Groups/{id}; a group that is already gone counts as deleted.
+    pub async fn delete_group(&self, group: &GroupId) -> Result<(), DirectoryError> {
+        let url = self.url(&format!("Groups/{}", group.as_str()), &[]);
+        self.call(
+            "DeleteGroup",
+            Method::DELETE,
+            url,
+            None,
+            &[StatusCode::NOT_FOUND],
+        )
+        .await
+        .map(drop)
+    }
+}
+
+/// A SCIM filter value: quoted, with `"` and `\` escaped.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn group_record(v: &Value) -> Option<GroupRecord> {
+    Some(GroupRecord {
+        id: GroupId::from(v["id"].as_str()?),
+        name: GroupName::from(v["displayName"].as_str()?),
+        external_id: v["externalId"].as_str().map(ExternalId::from),
+    })
+}
+
+fn user_record(v: &Value) -> Option<(UserId, UserName)> {
+    Some((
+        UserId::from(v["id"].as_str()?),
+        UserName::from(v["userName"].as_str()?),
+    ))
+}
+
+fn transport(operation: &str, e: &reqwest::Error) -> DirectoryError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    DirectoryError::Transport {
+        operation: operation.to_owned(),
+        message,
+    }
+}
+
+impl crate::directory::IdentityStore for ScimClient {
+    async fn list_groups(&self) -> Result<Vec<GroupRecord>, DirectoryError> {
+        ScimClient::list_groups(self).await
+    }
+
+    async fn group_members(&self, group: &GroupId) -> Result<Vec<UserId>, DirectoryError> {
+        Ok(ScimClient::group_members(self, group)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    async fn list_users(&self) -> Result<Vec<(UserId, UserName)>, DirectoryError> {
+        ScimClient::list_users(self).await
+    }
+
+    async fn create_group(
+        &self,
+        name: &GroupName,
+        external_id: &ExternalId,
+        members: &[UserId],
+    ) -> Result<GroupId, DirectoryError> {
+        ScimClient::create_group(self, name, external_id, members).await
+    }
+
+    async fn rename_group(&self, group: &GroupId, name: &GroupName) -> Result<(), DirectoryError> {
+        ScimClient::rename_group(self, group, name).await
+    }
+
+    async fn add_members(&self, group: &GroupId, members: &[UserId]) -> Result<(), DirectoryError> {
+        ScimClient::add_members(self, group, members).await
+    }
+
+    async fn remove_members(
+        &self,
+        group: &GroupId,
+        members: &[UserId],
+    ) -> Result<(), DirectoryError> {
+        ScimClient::remove_members(self, group, members).await
+    }
+
+    async fn delete_group(&self, group: &GroupId) -> Result<(), DirectoryError> {
+        ScimClient::delete_group(self, group).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_joins_with_or_without_a_trailing_slash() {
+        for endpoint in [
+            "https://scim.eu-central-1.amazonaws.com/abc-123/scim/v2",
+            "https://scim.eu-central-1.amazonaws.com/abc-123/scim/v2/",
+        ] {
+            let client = ScimClient::new(
+                &Url::parse(endpoint).unwrap(),
+                Secret::new("t"),
+                1.0,
+                Retry::default(),
+            );
+            assert_eq!(
+                client.url("Groups/g1", &[]).as_str(),
+                "https://scim.eu-central-1.amazonaws.com/abc-123/scim/v2/Groups/g1"
+            );
+        }
+    }
+
+    #[test]
+    fn filter_values_are_quoted_and_escaped() {
+        assert_eq!(quoted(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+}
