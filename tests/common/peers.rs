@@ -1,4 +1,4 @@
-//! Test peers that run as separate processes (moto): started on a free loopback port for one
+//! Test peers that run as separate processes (moto, scim2-server): started on a free loopback port for one
 //! test and stopped by PID when the guard is dropped.
 
 use std::net::TcpListener;
@@ -23,6 +23,59 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+fn start(program: &str, args: &[String], port: u16, endpoint: String) -> Peer {
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {program} ({e}); run the tests with ./scripts/test, which installs the peers")
+        });
+    let peer = Peer { child, endpoint };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{program} did not start in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    peer
+}
+
+/// scim2-server (strict RFC 7644) with cursor paging, from `AWS_REPLICATOR_SCIM2_SERVER` (set by
+/// `scripts/test`) or the PATH. Its endpoint is `http://127.0.0.1:<port>/<tenant>/v2/`.
+pub fn scim2_server(token: &str) -> Peer {
+    let program =
+        std::env::var("AWS_REPLICATOR_SCIM2_SERVER").unwrap_or_else(|_| "scim2-server".into());
+    let port = free_port();
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/peers/scim2-server-cursor.json"
+    );
+    let args: Vec<String> = [
+        "--hostname",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--bearer-token",
+        token,
+        "--dynamic-tenants",
+        "--service-provider-config",
+        config,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    start(
+        &program,
+        &args,
+        port,
+        format!("http://127.0.0.1:{port}/replicator/v2/"),
+    )
 }
 
 /// `moto_server` from `AWS_REPLICATOR_MOTO_SERVER` (set by `scripts/test`) or the PATH.
