@@ -1,0 +1,311 @@
+//! sso-admin: account assignments of our groups. Creates and deletes are asynchronous: each
+//! write is followed by polling its status until SUCCEEDED or FAILED (AWS's reason reported).
+//! Throttling, conflicts (another write to the account still propagating) and server errors
+//! are retried with capped, jittered backoff; other errors are not.
+
+use crate::directory::{AccountAssignments, DirectoryError};
+use crate::model::{AccountId, GroupId, PermissionSetArn};
+use crate::observed::Assignment;
+use aws_sdk_ssoadmin::Client;
+use aws_sdk_ssoadmin::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ssoadmin::types::{
+    AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
+};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Polling {
+    /// Wait before the first status check, and between checks (doubling up to `max`).
+    pub first: Duration,
+    pub max: Duration,
+    /// Give up on an operation after this long.
+    pub timeout: Duration,
+    pub max_retries: usize,
+}
+
+impl Default for Polling {
+    fn default() -> Self {
+        Self {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(10),
+            timeout: Duration::from_secs(600),
+            max_retries: 8,
+        }
+    }
+}
+
+pub struct SsoAdmin {
+    client: Client,
+    instance_arn: String,
+    limiter: DefaultDirectRateLimiter,
+    polling: Polling,
+}
+
+/// Whether an error is worth another try: throttling, a conflicting write in flight, a server
+/// error or a connection failure.
+fn retryable<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    match e {
+        SdkError::ServiceError(s) => matches!(
+            s.err().code(),
+            Some("ThrottlingException" | "ConflictException" | "InternalServerException")
+        ),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        _ => false,
+    }
+}
+
+fn aws_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    operation: &str,
+    e: &SdkError<E, R>,
+) -> DirectoryError {
+    match e {
+        SdkError::ServiceError(s) => DirectoryError::Aws {
+            operation: operation.to_owned(),
+            status: 400,
+            detail: format!(
+                "{}: {}",
+                s.err().code().unwrap_or("error"),
+                s.err().message().unwrap_or_default()
+            ),
+            request_id: None,
+        },
+        other => DirectoryError::Transport {
+            operation: operation.to_owned(),
+            message: aws_sdk_ssoadmin::error::DisplayErrorContext(other).to_string(),
+        },
+    }
+}
+
+impl SsoAdmin {
+    pub fn new(
+        client: Client,
+        instance_arn: &str,
+        requests_per_second: f64,
+        polling: Polling,
+    ) -> Self {
+        let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
+        Self {
+            client,
+            instance_arn: instance_arn.to_owned(),
+            limiter: RateLimiter::direct(Quota::with_period(period).expect("period is positive")),
+            polling,
+        }
+    }
+
+    /// Runs `call` under the rate limit, retrying what is retryable with backoff.
+    async fn retried<T, E, R, F, Fut>(
+        &self,
+        operation: &str,
+        mut call: F,
+    ) -> Result<T, DirectoryError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    {
+        let mut backoff = backon::BackoffBuilder::build(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(self.polling.first)
+                .with_max_delay(self.polling.max)
+                .with_max_times(self.polling.max_retries)
+                .with_jitter(),
+        );
+        loop {
+            self.limiter.until_ready().await;
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e) if retryable(&e) => match backoff.next() {
+                    Some(delay) => {
+                        tracing::info!(operation, delay_ms = delay.as_millis() as u64, error = %aws_error(operation, &e), "sso-admin request failed; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => return Err(aws_error(operation, &e)),
+                },
+                Err(e) => return Err(aws_error(operation, &e)),
+            }
+        }
+    }
+
+    /// The principals assigned to `account` with `permission_set` (the seed policy's read).
+    pub async fn principals_on(
+        &self,
+        account: &AccountId,
+        permission_set: &PermissionSetArn,
+    ) -> Result<Vec<(PrincipalType, String)>, DirectoryError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .retried("ListAccountAssignments", || {
+                    self.client
+                        .list_account_assignments()
+                        .instance_arn(&self.instance_arn)
+                        .account_id(account.as_str())
+                        .permission_set_arn(permission_set.as_str())
+                        .max_results(100)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            for a in page.account_assignments() {
+                if let (Some(t), Some(id)) = (a.principal_type(), a.principal_id()) {
+                    out.push((t.clone(), id.to_owned()));
+                }
+            }
+            match page.next_token().filter(|t| !t.is_empty()) {
+                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Waits for an asynchronous operation to finish; FAILED becomes an error with AWS's reason.
+    async fn settle(
+        &self,
+        operation: &str,
+        mut status: AccountAssignmentOperationStatus,
+        create: bool,
+    ) -> Result<(), DirectoryError> {
+        let started = tokio::time::Instant::now();
+        let mut delay = self.polling.first;
+        loop {
+            match status.status() {
+                Some(StatusValues::Succeeded) => return Ok(()),
+                Some(StatusValues::Failed) => {
+                    return Err(DirectoryError::Aws {
+                        operation: operation.to_owned(),
+                        status: 200,
+                        detail: format!(
+                            "FAILED: {}",
+                            status.failure_reason().unwrap_or("no reason given")
+                        ),
+                        request_id: status.request_id().map(str::to_owned),
+                    });
+                }
+                _ => {}
+            }
+            if started.elapsed() > self.polling.timeout {
+                return Err(DirectoryError::Other(format!(
+                    "{operation}: still IN_PROGRESS after {:?}",
+                    self.polling.timeout
+                )));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.polling.max);
+            let id = status.request_id().unwrap_or_default().to_owned();
+            status = if create {
+                self.retried("DescribeAccountAssignmentCreationStatus", || {
+                    self.client
+                        .describe_account_assignment_creation_status()
+                        .instance_arn(&self.instance_arn)
+                        .account_assignment_creation_request_id(&id)
+                        .send()
+                })
+                .await?
+                .account_assignment_creation_status
+            } else {
+                self.retried("DescribeAccountAssignmentDeletionStatus", || {
+                    self.client
+                        .describe_account_assignment_deletion_status()
+                        .instance_arn(&self.instance_arn)
+                        .account_assignment_deletion_request_id(&id)
+                        .send()
+                })
+                .await?
+                .account_assignment_deletion_status
+            }
+            .ok_or_else(|| {
+                DirectoryError::Other(format!("{operation}: the status answer is empty"))
+            })?;
+        }
+    }
+}
+
+impl AccountAssignments for SsoAdmin {
+    /// ListAccountAssignmentsForPrincipal: one call per group (needs
+    /// `sso:ListAccountAssignmentsForPrincipal`, beyond the seed's policy).
+    async fn assignments_of(
+        &self,
+        group: &GroupId,
+    ) -> Result<Vec<(AccountId, PermissionSetArn)>, DirectoryError> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .retried("ListAccountAssignmentsForPrincipal", || {
+                    self.client
+                        .list_account_assignments_for_principal()
+                        .instance_arn(&self.instance_arn)
+                        .principal_id(group.as_str())
+                        .principal_type(PrincipalType::Group)
+                        .max_results(100)
+                        .set_next_token(token.clone())
+                        .send()
+                })
+                .await?;
+            for a in page.account_assignments() {
+                if let (Some(account), Some(ps)) = (a.account_id(), a.permission_set_arn()) {
+                    out.push((AccountId::from(account), PermissionSetArn::from(ps)));
+                }
+            }
+            match page.next_token().filter(|t| !t.is_empty()) {
+                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn create_assignment(&self, a: &Assignment) -> Result<(), DirectoryError> {
+        let status = self
+            .retried("CreateAccountAssignment", || {
+                self.client
+                    .create_account_assignment()
+                    .instance_arn(&self.instance_arn)
+                    .target_id(a.account.as_str())
+                    .target_type(TargetType::AwsAccount)
+                    .permission_set_arn(a.permission_set.as_str())
+                    .principal_type(PrincipalType::Group)
+                    .principal_id(a.group.as_str())
+                    .send()
+            })
+            .await?
+            .account_assignment_creation_status
+            .ok_or_else(|| {
+                DirectoryError::Other("CreateAccountAssignment: the answer is empty".into())
+            })?;
+        self.settle("CreateAccountAssignment", status, true).await
+    }
+
+    /// A delete of an assignment that is already gone counts as done.
+    async fn delete_assignment(&self, a: &Assignment) -> Result<(), DirectoryError> {
+        let answer = self
+            .retried("DeleteAccountAssignment", || {
+                self.client
+                    .delete_account_assignment()
+                    .instance_arn(&self.instance_arn)
+                    .target_id(a.account.as_str())
+                    .target_type(TargetType::AwsAccount)
+                    .permission_set_arn(a.permission_set.as_str())
+                    .principal_type(PrincipalType::Group)
+                    .principal_id(a.group.as_str())
+                    .send()
+            })
+            .await;
+        let status = match answer {
+            Ok(out) => out.account_assignment_deletion_status.ok_or_else(|| {
+                DirectoryError::Other("DeleteAccountAssignment: the answer is empty".into())
+            })?,
+            Err(DirectoryError::Aws { detail, .. })
+                if detail.starts_with("ResourceNotFoundException") =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        self.settle("DeleteAccountAssignment", status, false).await
+    }
+}
