@@ -18,6 +18,7 @@ pub mod meshstack;
 pub mod model;
 pub mod observed;
 pub mod plan;
+pub mod retry;
 pub mod secret;
 pub mod snapshot;
 pub mod sso;

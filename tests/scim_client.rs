@@ -9,9 +9,10 @@ use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningE
 use aws_replicator::model::{AccountId, ExternalId, GroupId, GroupName, PermissionSetArn, UserId};
 use aws_replicator::observed::Assignment;
 use aws_replicator::plan::{Family as OpFamily, plan};
+use aws_replicator::retry::RetryPolicy;
 use aws_replicator::secret::Secret;
 use aws_replicator::snapshot::Snapshot;
-use aws_replicator::sso::scim::{Retry, ScimClient};
+use aws_replicator::sso::scim::ScimClient;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ async fn start() -> (RunningEmulator, ScimClient) {
         ..EmulatorConfig::default()
     };
     let running = Emulator::new(config).serve(0).await.unwrap();
-    let retry = Retry {
+    let retry = RetryPolicy {
         max_retries: 3,
         min_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(50),

@@ -9,8 +9,9 @@
 mod common;
 
 use aws_replicator::model::{ExternalId, GroupName, UserId};
+use aws_replicator::retry::RetryPolicy;
 use aws_replicator::secret::Secret;
-use aws_replicator::sso::scim::{Retry, ScimClient};
+use aws_replicator::sso::scim::ScimClient;
 use serde_json::json;
 
 async fn user(endpoint: &str, name: &str) -> UserId {
@@ -41,7 +42,7 @@ async fn the_client_works_against_an_rfc_7644_server() {
         &endpoint,
         Secret::new("peer-token"),
         1000.0,
-        Retry::default(),
+        RetryPolicy::aws(),
     );
 
     let mut users = Vec::new();

@@ -12,10 +12,11 @@ use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningE
 use aws_replicator::model::{AccountId, GroupId, PermissionSetArn};
 use aws_replicator::observed::Assignment;
 use aws_replicator::plan::plan;
+use aws_replicator::retry::RetryPolicy;
 use aws_replicator::secret::Secret;
 use aws_replicator::snapshot::Snapshot;
 use aws_replicator::sso::admin::{Polling, SsoAdmin};
-use aws_replicator::sso::scim::{Retry, ScimClient};
+use aws_replicator::sso::scim::ScimClient;
 use aws_sdk_ssoadmin::config::{BehaviorVersion, Credentials, Region};
 use std::path::Path;
 use std::time::Duration;
@@ -200,7 +201,7 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
         &endpoint,
         Secret::new("emulator-token"),
         1000.0,
-        Retry::default(),
+        RetryPolicy::aws(),
     );
     let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
     let config = Config::load(Path::new("config/demo.dhall")).unwrap();

@@ -3,6 +3,7 @@
 
 use super::payload::{Kind, Page};
 use crate::config::{Auth, MeshStackConfig};
+use crate::retry::{RetryPolicy, error_chain};
 use crate::secret::Secret;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{StatusCode, header};
@@ -52,27 +53,6 @@ pub enum MeshStackError {
     Login(String),
     #[error("meshStack pointed to {0}, outside {1}; refusing to send credentials there")]
     ForeignLink(String, String),
-}
-
-/// How hard to try before giving up on a request. meshStack restarts can take minutes.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    pub max_retries: usize,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-    /// The longest `Retry-After` honoured.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_retries: 12,
-            min_delay: Duration::from_secs(1),
-            max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(300),
-        }
-    }
 }
 
 struct Token {
@@ -188,13 +168,7 @@ impl Client {
     /// One GET with authentication and retries; the body of a 2xx answer.
     async fn get(&self, url: &Url, kind: Kind) -> Result<bytes::Bytes, MeshStackError> {
         let path = url.path().to_owned();
-        let mut backoff = backon::BackoffBuilder::build(
-            backon::ExponentialBuilder::default()
-                .with_min_delay(self.retry.min_delay)
-                .with_max_delay(self.retry.max_delay)
-                .with_max_times(self.retry.max_retries)
-                .with_jitter(),
-        );
+        let mut backoff = self.retry.backoff();
         let mut relogged = false;
         let mut attempts = 0;
         loop {
@@ -223,7 +197,7 @@ impl Client {
                     last: why,
                 });
             };
-            let delay = after.map_or(delay, |a| a.min(self.retry.max_retry_after));
+            let delay = self.retry.delay(delay, after);
             tracing::info!(
                 path,
                 attempt = attempts,
@@ -412,14 +386,7 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
 
 fn transport_error(e: &reqwest::Error) -> String {
     // reqwest's Display includes the URL, which holds no secret here (credentials go in headers).
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
+    error_chain(e)
 }
 
 /// The API-key permission each read needs (meshstack-api.md §2).

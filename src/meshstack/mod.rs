@@ -16,7 +16,8 @@ use crate::snapshot::{
 use payload::Kind;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use client::{Client, MeshStackError, RetryPolicy};
+pub use crate::retry::RetryPolicy;
+pub use client::{Client, MeshStackError};
 
 /// Where a snapshot comes from: the meshStack API, or a file.
 #[allow(async_fn_in_trait)]
@@ -75,7 +76,7 @@ pub fn parse_page(kind: Kind, body: &[u8]) -> Result<usize, MeshStackError> {
 
 /// Reads a snapshot from the configured meshStack with production retry settings.
 pub async fn read_snapshot(config: &Config) -> Result<Snapshot, MeshStackError> {
-    Api::new(config, RetryPolicy::default()).snapshot().await
+    Api::new(config, RetryPolicy::meshstack()).snapshot().await
 }
 
 async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackError> {

@@ -107,13 +107,13 @@ impl SsoAdmin {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     {
-        let mut backoff = backon::BackoffBuilder::build(
-            backon::ExponentialBuilder::default()
-                .with_min_delay(self.polling.first)
-                .with_max_delay(self.polling.max)
-                .with_max_times(self.polling.max_retries)
-                .with_jitter(),
-        );
+        let mut backoff = crate::retry::RetryPolicy {
+            max_retries: self.polling.max_retries,
+            min_delay: self.polling.first,
+            max_delay: self.polling.max,
+            max_retry_after: self.polling.max,
+        }
+        .backoff();
         loop {
             self.limiter.until_ready().await;
             match call().await {

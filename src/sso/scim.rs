@@ -6,6 +6,7 @@
 
 use crate::directory::{DirectoryError, GroupRecord};
 use crate::model::{ExternalId, GroupId, GroupName, UserId, UserName};
+use crate::retry::{RetryPolicy, error_chain};
 use crate::secret::Secret;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{Method, StatusCode, header};
@@ -19,31 +20,12 @@ const PAGE: usize = 100;
 /// AWS's limit on member changes per PATCH and members inline in a create.
 pub const MAX_MEMBERS: usize = 100;
 
-#[derive(Debug, Clone)]
-pub struct Retry {
-    pub max_retries: usize,
-    pub min_delay: Duration,
-    pub max_delay: Duration,
-    pub max_retry_after: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            max_retries: 8,
-            min_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(60),
-        }
-    }
-}
-
 pub struct ScimClient {
     http: reqwest::Client,
     base: Url,
     token: Secret,
     limiter: DefaultDirectRateLimiter,
-    retry: Retry,
+    retry: RetryPolicy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +51,12 @@ struct Answer {
 
 impl ScimClient {
     /// `endpoint` as the AWS console shows it, with or without a trailing slash.
-    pub fn new(endpoint: &Url, token: Secret, requests_per_second: f64, retry: Retry) -> Self {
+    pub fn new(
+        endpoint: &Url,
+        token: Secret,
+        requests_per_second: f64,
+        retry: RetryPolicy,
+    ) -> Self {
         let mut base = endpoint.clone();
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
@@ -109,13 +96,7 @@ impl ScimClient {
         body: Option<&Value>,
         accept: &[StatusCode],
     ) -> Result<Answer, DirectoryError> {
-        let mut backoff = backon::BackoffBuilder::build(
-            backon::ExponentialBuilder::default()
-                .with_min_delay(self.retry.min_delay)
-                .with_max_delay(self.retry.max_delay)
-                .with_max_times(self.retry.max_retries)
-                .with_jitter(),
-        );
+        let mut backoff = self.retry.backoff();
         loop {
             self.limiter.until_ready().await;
             let mut request = self
@@ -164,7 +145,7 @@ impl ScimClient {
             let Some(delay) = backoff.next() else {
                 return Err(failure);
             };
-            let delay = retry_after.map_or(delay, |d| d.min(self.retry.max_retry_after));
+            let delay = self.retry.delay(delay, retry_after);
             tracing::info!(operation, delay_ms = delay.as_millis() as u64, error = %failure, "SCIM request failed; retrying");
             tokio::time::sleep(delay).await;
         }
@@ -413,16 +394,9 @@ fn user_record(v: &Value) -> Option<(UserId, UserName)> {
 }
 
 fn transport(operation: &str, e: &reqwest::Error) -> DirectoryError {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
     DirectoryError::Transport {
         operation: operation.to_owned(),
-        message,
+        message: error_chain(e),
     }
 }
 
@@ -487,7 +461,7 @@ mod tests {
                 &Url::parse(endpoint).unwrap(),
                 Secret::new("t"),
                 1.0,
-                Retry::default(),
+                RetryPolicy::aws(),
             );
             assert_eq!(
                 client.url("Groups/g1", &[]).as_str(),
