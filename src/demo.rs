@@ -1,4 +1,5 @@
-//! `aws-replicator demo`: the whole authorization sync on the shipped sample, in memory.
+//! `aws-replicator demo`: the whole authorization sync on the shipped sample, against the
+//! emulator of AWS IAM Identity Center on loopback, through the real SCIM and sso-admin clients.
 //!
 //! It loads the shipped demo configuration (embedded in the binary), reads the sample meshStack
 //! snapshot, plans against a partly synced directory, applies, shows that nothing is left to
@@ -8,13 +9,19 @@
 use crate::apply::apply;
 use crate::config::Config;
 use crate::desired::{Scope, Settings, desired};
-use crate::directory::{World, observe};
-use crate::model::{GroupName, UserName};
+use crate::directory::{AccountAssignments, IdentityStore, observe};
+use crate::emulator::store::State;
+use crate::emulator::{Emulator, EmulatorConfig};
+use crate::model::{GroupId, GroupName, UserId};
 use crate::observed::Observed;
 use crate::plan::{Plan, plan};
+use crate::retry::RetryPolicy;
 use crate::snapshot::Snapshot;
+use crate::sso::admin::{Polling, SsoAdmin};
+use crate::sso::scim::ScimClient;
 use std::fmt::Write as _;
 use std::io::Write;
+use std::time::Duration;
 
 const FILES: [(&str, &str); 9] = [
     ("demo.dhall", include_str!("../config/demo.dhall")),
@@ -75,39 +82,99 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
     let sso = config.require_sso()?;
     let snapshot = Snapshot::from_json(SNAPSHOT, "sample-snapshot.json")?;
     let observed: Observed = serde_json::from_str(OBSERVED)?;
-    let world = World::new(observed);
+
+    // AWS IAM Identity Center, emulated on loopback, reached over SCIM and sso-admin exactly as
+    // AWS would be.
+    let emulator = Emulator::new(EmulatorConfig {
+        instance_arn: sso.instance_arn.clone(),
+        operation_delay: Duration::from_millis(30),
+        rate_limit: None,
+        ..EmulatorConfig::default()
+    });
+    emulator.load(State::from_observed(&observed));
+    let running = emulator.serve(0).await?;
+    let endpoint = url::Url::parse(&running.scim_endpoint())?;
+    let scim = ScimClient::new(
+        &endpoint,
+        emulator.config().token.clone(),
+        200.0,
+        RetryPolicy::aws(),
+    );
+    let sdk = aws_sdk_ssoadmin::Config::builder()
+        .behavior_version(aws_sdk_ssoadmin::config::BehaviorVersion::latest())
+        .region(aws_sdk_ssoadmin::config::Region::new(
+            config.aws.region.clone(),
+        ))
+        .endpoint_url(running.endpoint())
+        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
+            "demo", "demo", None, None, "demo",
+        ))
+        .build();
+    let polling = Polling {
+        first: Duration::from_millis(20),
+        max: Duration::from_millis(100),
+        ..Polling::default()
+    };
+    let admin = SsoAdmin::new(
+        aws_sdk_ssoadmin::Client::from_conf(sdk),
+        &sso.instance_arn,
+        200.0,
+        polling,
+    );
     let desired = desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
 
     writeln!(
         out,
-        "aws-replicator demo: meshStack sample with {} projects, {} users and {} bindings; \
-         AWS IAM Identity Center in memory with {} groups.\n",
+        "aws-replicator demo: meshStack sample with {} projects, {} users and {} bindings;\n\
+         AWS IAM Identity Center emulated at {} (SCIM and sso-admin) with {} groups.\n",
         snapshot.projects.len(),
         snapshot.users.len(),
         snapshot.bindings.len(),
-        world.dump().groups.len()
+        running.endpoint(),
+        observed.groups.len()
     )?;
 
-    let first = sync(out, "1. First sync", &world, &desired).await?;
-    let again = plan(&desired, &observe(&world, &world, &desired).await?);
+    let first = sync(out, "1. First sync", &scim, &admin, &desired).await?;
+    let again = plan(&desired, &observe(&scim, &admin, &desired).await?);
     writeln!(out, "2. Drift after the sync: {}\n", drift(&again))?;
 
-    // Behind the replicator's back: someone adds a stranger to an admin group by hand and
-    // removes a legitimate member.
+    // Behind the replicator's back, with the SCIM token: a stranger added to an admin group by
+    // hand, a legitimate member removed.
     let group = GroupName::from("mst-acme.web.meshstack-project-admin");
-    tamper(
-        &world,
-        &group,
-        "mallory@other.example",
-        "alice@acme.example",
-    );
+    let state = emulator.dump();
+    let user = |name: &str| {
+        state
+            .users
+            .iter()
+            .find(|u| u.user_name == name)
+            .map(|u| UserId(u.id.clone()))
+            .expect("demo user exists")
+    };
+    let group_id = state
+        .groups
+        .iter()
+        .find(|g| g.display_name == group.as_str())
+        .map(|g| GroupId(g.id.clone()))
+        .expect("demo group exists");
+    scim.add_members(&group_id, &[user("mallory@other.example")])
+        .await?;
+    scim.remove_members(&group_id, &[user("alice@acme.example")])
+        .await?;
     writeln!(
         out,
         "3. By hand, in AWS: + mallory@other.example and - alice@acme.example in {group}\n"
     )?;
-    sync(out, "4. Next sync repairs it", &world, &desired).await?;
-    let last = plan(&desired, &observe(&world, &world, &desired).await?);
+
+    sync(out, "4. Next sync repairs it", &scim, &admin, &desired).await?;
+    let last = plan(&desired, &observe(&scim, &admin, &desired).await?);
     writeln!(out, "5. Drift after the repair: {}", drift(&last))?;
+    let counts = emulator.counts();
+    writeln!(
+        out,
+        "\nAPI calls made: {} SCIM, {} sso-admin.",
+        counts.get("scim").copied().unwrap_or(0),
+        counts.get("sso-admin").copied().unwrap_or(0)
+    )?;
     anyhow::ensure!(
         last.ops.is_empty() && !first.ops.is_empty(),
         "the demo did not converge"
@@ -118,10 +185,11 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
 async fn sync(
     out: &mut impl Write,
     title: &str,
-    world: &World,
+    identity: &impl IdentityStore,
+    assignments: &impl AccountAssignments,
     desired: &crate::desired::Desired,
 ) -> anyhow::Result<Plan> {
-    let observed = observe(world, world, desired).await?;
+    let observed = observe(identity, assignments, desired).await?;
     let plan = plan(desired, &observed);
     writeln!(out, "{title}: plan\n")?;
     for line in plan.render_text().lines() {
@@ -131,7 +199,7 @@ async fn sync(
             writeln!(out, "    {line}")?;
         }
     }
-    let report = apply(&plan, world, world).await;
+    let report = apply(&plan, identity, assignments).await;
     writeln!(
         out,
         "\n    applied {} operation(s), {} failed\n",
@@ -156,22 +224,4 @@ fn drift(plan: &Plan) -> String {
         s.assignments_to_create + s.assignments_to_delete
     );
     text
-}
-
-fn tamper(world: &World, group: &GroupName, add: &str, remove: &str) {
-    let state = world.dump();
-    let id_of = |name: &str| {
-        state
-            .users
-            .iter()
-            .find(|(_, n)| **n == UserName::from(name))
-            .map(|(id, _)| id.clone())
-            .expect("demo user exists")
-    };
-    let g = state
-        .groups
-        .iter()
-        .find(|g| &g.name == group)
-        .expect("demo group exists");
-    world.edit_members(&g.id, &[id_of(add)], &[id_of(remove)]);
 }

@@ -31,17 +31,6 @@ impl World {
         self.lock().observed.users.insert(id.into(), name.into());
     }
 
-    /// Changes a group's members directly, as a person in the console would.
-    pub fn edit_members(&self, group: &GroupId, add: &[UserId], remove: &[UserId]) {
-        let mut state = self.lock();
-        if let Ok(g) = state.group(group) {
-            g.members.extend(add.iter().cloned());
-            for m in remove {
-                g.members.remove(m);
-            }
-        }
-    }
-
     /// Everything the world holds, as plain data.
     pub fn dump(&self) -> Observed {
         self.lock().observed.clone()

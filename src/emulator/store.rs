@@ -52,6 +52,54 @@ pub struct State {
     pub assignments: Vec<Assignment>,
 }
 
+impl State {
+    /// The store that holds what an observation describes: users, groups with their members,
+    /// and group assignments.
+    pub fn from_observed(observed: &crate::observed::Observed) -> Self {
+        Self {
+            users: observed
+                .users
+                .iter()
+                .map(|(id, name)| {
+                    let (given, family) = name
+                        .as_str()
+                        .split_once('@')
+                        .unwrap_or((name.as_str(), "User"));
+                    User {
+                        id: id.to_string(),
+                        user_name: name.to_string(),
+                        external_id: None,
+                        display_name: name.to_string(),
+                        given_name: given.to_owned(),
+                        family_name: family.to_owned(),
+                        email: None,
+                    }
+                })
+                .collect(),
+            groups: observed
+                .groups
+                .iter()
+                .map(|g| Group {
+                    id: g.id.to_string(),
+                    display_name: g.name.to_string(),
+                    external_id: g.external_id.as_ref().map(|e| e.to_string()),
+                    members: g.members.iter().map(|m| m.to_string()).collect(),
+                })
+                .collect(),
+            assignments: observed
+                .assignments
+                .iter()
+                .map(|a| Assignment {
+                    account_id: a.account.to_string(),
+                    permission_set_arn: a.permission_set.to_string(),
+                    principal_type: "GROUP".into(),
+                    principal_id: a.group.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Store {
     pub users: BTreeMap<String, User>,
