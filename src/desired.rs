@@ -149,6 +149,8 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
     let numeric_ids = numeric_ids(snapshot, settings, scope, &mut findings, &mut held);
 
     let pattern = &settings.sso.group_pattern;
+    // One shared string per euid, however many groups hold it.
+    let mut interned: HashMap<&str, Euid> = HashMap::with_capacity(snapshot.users.len());
     let mut groups: BTreeMap<ExternalId, DesiredGroup> = BTreeMap::new();
     let mut projects: Vec<_> = snapshot.projects.iter().collect();
     projects.sort_by(|a, b| (&a.workspace, &a.identifier).cmp(&(&b.workspace, &b.identifier)));
@@ -229,7 +231,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
                         .remove(role.as_str())
                         .unwrap_or_default()
                         .into_iter()
-                        .map(Euid::from)
+                        .map(|e| interned.entry(e).or_insert_with(|| Euid::from(e)).clone())
                         .collect(),
                     permission_sets: mapping.permission_sets.iter().cloned().collect(),
                 },

@@ -55,10 +55,34 @@ string_newtype!(
     /// A meshStack username, what bindings name in `subject.name`.
     Username
 );
-string_newtype!(
-    /// A user's external id in meshStack; AWS IAM Identity Center's `userName` must equal it.
-    Euid
-);
+/// A user's external id in meshStack; AWS IAM Identity Center's `userName` must equal it.
+///
+/// Shared (`Arc<str>`): one user is a member of many groups, and desired state for a large
+/// estate holds hundreds of thousands of memberships.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Euid(pub std::sync::Arc<str>);
+
+impl Euid {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Display for Euid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl fmt::Debug for Euid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Euid({:?})", &*self.0)
+    }
+}
+impl From<&str> for Euid {
+    fn from(s: &str) -> Self {
+        Self(s.into())
+    }
+}
 string_newtype!(
     /// A `userName` as AWS IAM Identity Center holds it.
     UserName
