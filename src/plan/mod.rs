@@ -176,8 +176,10 @@ impl Plan {
 
 /// The user index: exact `userName` first; a case-insensitive match only when it is unique.
 struct Users<'a> {
+    all: &'a BTreeMap<UserId, UserName>,
     exact: HashMap<&'a str, (&'a UserId, &'a UserName)>,
-    folded: HashMap<String, Vec<(&'a UserId, &'a UserName)>>,
+    /// Built on the first euid without an exact match: most directories never need it.
+    folded: std::cell::OnceCell<HashMap<String, Vec<(&'a UserId, &'a UserName)>>>,
 }
 
 enum Resolved<'a> {
@@ -188,27 +190,32 @@ enum Resolved<'a> {
 
 impl<'a> Users<'a> {
     fn new(users: &'a BTreeMap<UserId, UserName>) -> Self {
-        let mut exact = HashMap::with_capacity(users.len());
-        let mut folded: HashMap<String, Vec<_>> = HashMap::with_capacity(users.len());
-        for (id, name) in users {
-            exact.insert(name.as_str(), (id, name));
-            folded
-                .entry(name.as_str().to_lowercase())
-                .or_default()
-                .push((id, name));
+        let exact = users
+            .iter()
+            .map(|(id, name)| (name.as_str(), (id, name)))
+            .collect();
+        Self {
+            all: users,
+            exact,
+            folded: std::cell::OnceCell::new(),
         }
-        Self { exact, folded }
     }
 
     fn resolve(&self, euid: &Euid) -> Resolved<'a> {
         if let Some((id, name)) = self.exact.get(euid.as_str()) {
             return Resolved::Found(id, name);
         }
-        match self
-            .folded
-            .get(&euid.as_str().to_lowercase())
-            .map(Vec::as_slice)
-        {
+        let folded = self.folded.get_or_init(|| {
+            let mut folded: HashMap<String, Vec<_>> = HashMap::new();
+            for (id, name) in self.all {
+                folded
+                    .entry(name.as_str().to_lowercase())
+                    .or_default()
+                    .push((id, name));
+            }
+            folded
+        });
+        match folded.get(&euid.as_str().to_lowercase()).map(Vec::as_slice) {
             None | Some([]) => Resolved::Missing,
             Some([(id, name)]) => Resolved::Found(id, name),
             Some(many) => Resolved::Ambiguous(many.to_vec()),
