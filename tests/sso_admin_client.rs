@@ -9,7 +9,7 @@ use aws_replicator::config::Config;
 use aws_replicator::desired::{Scope, Settings, desired};
 use aws_replicator::directory::{AccountAssignments, observe};
 use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningEmulator};
-use aws_replicator::model::{AccountId, GroupId, PermissionSetArn};
+use aws_replicator::model::{AccountId, GroupId, GroupName, PermissionSetArn};
 use aws_replicator::observed::Assignment;
 use aws_replicator::plan::plan;
 use aws_replicator::retry::RetryPolicy;
@@ -231,4 +231,80 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
             .all(|r| r.method == "GET" || r.endpoint.starts_with("List")),
         "a second pass only reads"
     );
+}
+
+/// Reads of one full observation against the call-count model (aws-sso.md §D.1) for the
+/// strategy `observe` uses today: groups listed 100 a page, members per managed group
+/// (`groups.value`, one page per 100 members, at least one), users listed 100 a page, and one
+/// ListAccountAssignmentsForPrincipal per managed group.
+#[tokio::test]
+async fn a_full_observation_costs_what_the_call_count_model_says() {
+    let running = emulator().await;
+    let users: Vec<String> = (0..230)
+        .map(|i| {
+            running
+                .emulator
+                .add_user(&format!("user{i:03}@example.com"))
+        })
+        .collect();
+    let endpoint = url::Url::parse(&running.scim_endpoint()).unwrap();
+    let scim = ScimClient::new(
+        &endpoint,
+        Secret::new("emulator-token"),
+        1000.0,
+        RetryPolicy::aws(),
+    );
+    let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
+    let config = Config::load(Path::new("config/demo.dhall")).unwrap();
+    let snapshot = Snapshot::from_file(Path::new("config/sample-snapshot.json")).unwrap();
+    let d = desired(
+        &snapshot,
+        &Settings::new(&config, config.sso.as_ref().unwrap()),
+        &Scope::All,
+    );
+    // 30 managed groups with 0 to 145 members, and 200 groups that are not ours.
+    let mut member_counts = Vec::new();
+    for (n, (ext, g)) in d.groups.iter().cycle().take(30).enumerate() {
+        let name = GroupName::from(format!("{}-{n}", g.name).as_str());
+        let ext = aws_replicator::model::ExternalId::from(format!("{ext}{n}").as_str());
+        let m = (n * 5) % 146;
+        let id = scim.create_group(&name, &ext, &[]).await.unwrap();
+        for chunk in users[..m].chunks(100) {
+            let ids: Vec<_> = chunk
+                .iter()
+                .map(|u| aws_replicator::model::UserId::from(u.as_str()))
+                .collect();
+            scim.add_members(&id, &ids).await.unwrap();
+        }
+        member_counts.push(m);
+    }
+    for n in 0..200 {
+        running.emulator.add_group(&format!("team-{n}"));
+    }
+    // The marker check needs parseable identities: count only groups `observe` takes as ours.
+    let ours: Vec<usize> = member_counts
+        .iter()
+        .zip(d.groups.keys().cycle())
+        .enumerate()
+        .filter(|(n, (_, ext))| {
+            aws_replicator::model::GroupIdentity::is_ours(&d.platform, &format!("{ext}{n}"))
+        })
+        .map(|(_, (m, _))| *m)
+        .collect();
+
+    running.emulator.clear_requests();
+    observe(&scim, &admin, &d).await.unwrap();
+    let counts = running.emulator.counts();
+    let groups = 230usize;
+    let expected_scim = groups.div_ceil(100)
+        + ours.iter().map(|m| m.div_ceil(100).max(1)).sum::<usize>()
+        + 230usize.div_ceil(100);
+    let expected_sso = ours.len();
+    println!(
+        "full observation: SCIM {} calls (model {expected_scim}), sso-admin {} calls (model {expected_sso})",
+        counts["scim"],
+        counts.get("sso-admin").copied().unwrap_or(0)
+    );
+    assert_eq!(counts["scim"], expected_scim);
+    assert_eq!(counts.get("sso-admin").copied().unwrap_or(0), expected_sso);
 }
