@@ -3,7 +3,7 @@
 //! passes against the emulator stays inside AWS's subset.
 
 use super::Shared;
-use super::store::{Group, User};
+use super::store::{Group, Store, User};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -236,36 +236,59 @@ fn respond(result: Result<Response>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// A listing: authorization, AWS's refusal of `startIndex`, the parsed filter (if any) handed
+/// to `select`, and paging of what it returns.
+fn listing(
+    shared: &Shared,
+    tenant: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    kind: &str,
+    select: impl FnOnce(&Store, Option<&[(String, String)]>) -> Result<Vec<Value>>,
+) -> Response {
+    respond((|| {
+        authorize(shared, tenant, headers)?;
+        if query.contains_key("startIndex") {
+            return Err(bad_request());
+        }
+        let terms = query
+            .get("filter")
+            .map(|f| parse_filter(f).ok_or_else(bad_request))
+            .transpose()?;
+        let items = select(&shared.store.lock().expect("store lock"), terms.as_deref())?;
+        page(shared, kind, query, items)
+    })())
+}
+
 async fn list_users(
     State(shared): State<Arc<Shared>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    respond((|| {
-        authorize(&shared, &tenant, &headers)?;
-        if query.contains_key("startIndex") {
-            return Err(bad_request());
-        }
-        let items: Vec<Value> = {
-            let store = shared.store.lock().expect("store lock");
-            let users: Vec<&User> = match query.get("filter") {
+    listing(
+        &shared,
+        &tenant,
+        &headers,
+        &query,
+        "Users",
+        |store, terms| {
+            let users: Vec<&User> = match terms {
                 None => store.users.values().collect(),
-                Some(f) => {
-                    let terms = parse_filter(f).ok_or_else(bad_request)?;
-                    if let Some([name]) = one(&terms, &["username"]).as_deref() {
+                Some(terms) => {
+                    if let Some([name]) = one(terms, &["username"]).as_deref() {
                         store
                             .users
                             .values()
                             .filter(|u| u.user_name.eq_ignore_ascii_case(name))
                             .collect()
-                    } else if let Some([ext]) = one(&terms, &["externalid"]).as_deref() {
+                    } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
                         store
                             .users
                             .values()
                             .filter(|u| u.external_id.as_deref() == Some(*ext))
                             .collect()
-                    } else if let Some([group]) = one(&terms, &["groups.value"]).as_deref() {
+                    } else if let Some([group]) = one(terms, &["groups.value"]).as_deref() {
                         match store.groups.get(*group) {
                             None => Vec::new(),
                             Some(g) => g
@@ -274,20 +297,17 @@ async fn list_users(
                                 .filter_map(|m| store.users.get(m))
                                 .collect(),
                         }
-                    } else if let Some([id, _manager]) = one(&terms, &["id", "manager"]).as_deref()
-                    {
+                    } else if one(terms, &["id", "manager"]).is_some() {
                         // Managers are not stored: no user has one.
-                        let _ = id;
                         Vec::new()
                     } else {
                         return Err(bad_request());
                     }
                 }
             };
-            users.into_iter().map(user_json).collect()
-        };
-        page(&shared, "Users", &query, items)
-    })())
+            Ok(users.into_iter().map(user_json).collect())
+        },
+    )
 }
 
 async fn get_user(
@@ -353,13 +373,13 @@ async fn list_groups(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    respond((|| {
-        authorize(&shared, &tenant, &headers)?;
-        if query.contains_key("startIndex") {
-            return Err(bad_request());
-        }
-        let items: Vec<Value> = {
-            let store = shared.store.lock().expect("store lock");
+    listing(
+        &shared,
+        &tenant,
+        &headers,
+        &query,
+        "Groups",
+        |store, terms| {
             let user_exists = |id: &str| {
                 if store.users.contains_key(id) {
                     Ok(())
@@ -367,28 +387,27 @@ async fn list_groups(
                     Err(not_found("User"))
                 }
             };
-            let groups: Vec<&Group> = match query.get("filter") {
+            let groups: Vec<&Group> = match terms {
                 None => store.groups.values().collect(),
-                Some(f) => {
-                    let terms = parse_filter(f).ok_or_else(bad_request)?;
-                    if let Some([name]) = one(&terms, &["displayname"]).as_deref() {
+                Some(terms) => {
+                    if let Some([name]) = one(terms, &["displayname"]).as_deref() {
                         store
                             .groups
                             .values()
                             .filter(|g| g.display_name.eq_ignore_ascii_case(name))
                             .collect()
-                    } else if let Some([ext]) = one(&terms, &["externalid"]).as_deref() {
+                    } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
                         store
                             .groups
                             .values()
                             .filter(|g| g.external_id.as_deref() == Some(*ext))
                             .collect()
-                    } else if let Some([user]) = one(&terms, &["members.value"]).as_deref() {
+                    } else if let Some([user]) = one(terms, &["members.value"]).as_deref() {
                         user_exists(user)?;
                         store.groups_of(user).collect()
-                    } else if let Some([id]) = one(&terms, &["id"]).as_deref() {
+                    } else if let Some([id]) = one(terms, &["id"]).as_deref() {
                         store.groups.get(*id).into_iter().collect()
-                    } else if let Some([id, user]) = one(&terms, &["id", "members"]).as_deref() {
+                    } else if let Some([id, user]) = one(terms, &["id", "members"]).as_deref() {
                         // 200 with no result for a non-member, 404 for an unknown user.
                         user_exists(user)?;
                         store
@@ -402,10 +421,9 @@ async fn list_groups(
                     }
                 }
             };
-            groups.into_iter().map(|g| group_json(g, true)).collect()
-        };
-        page(&shared, "Groups", &query, items)
-    })())
+            Ok(groups.into_iter().map(|g| group_json(g, true)).collect())
+        },
+    )
 }
 
 async fn get_group(
