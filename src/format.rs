@@ -165,10 +165,6 @@ impl Pattern {
             })
             .sum()
     }
-
-    pub fn source(&self) -> &str {
-        &self.source
-    }
 }
 
 impl fmt::Display for Pattern {

@@ -27,10 +27,6 @@ impl World {
         }
     }
 
-    pub fn add_user(&self, id: impl Into<UserId>, name: impl Into<UserName>) {
-        self.lock().observed.users.insert(id.into(), name.into());
-    }
-
     /// Everything the world holds, as plain data.
     pub fn dump(&self) -> Observed {
         self.lock().observed.clone()
