@@ -1,9 +1,9 @@
 //! The SCIM client against the emulator (AWS's subset): every operation, paging, adoption on
 //! 409, retries, and a whole sync of the sample through it.
 
+mod common;
+
 use aws_replicator::apply::apply;
-use aws_replicator::config::Config;
-use aws_replicator::desired::{Scope, Settings, desired};
 use aws_replicator::directory::{AccountAssignments, DirectoryError, observe};
 use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningEmulator};
 use aws_replicator::model::{AccountId, ExternalId, GroupId, GroupName, PermissionSetArn, UserId};
@@ -11,9 +11,7 @@ use aws_replicator::observed::Assignment;
 use aws_replicator::plan::{Family as OpFamily, plan};
 use aws_replicator::retry::RetryPolicy;
 use aws_replicator::secret::Secret;
-use aws_replicator::snapshot::Snapshot;
 use aws_replicator::sso::scim::ScimClient;
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -211,23 +209,8 @@ impl AccountAssignments for Recorded {
 #[tokio::test]
 async fn the_sample_syncs_through_scim_and_a_second_plan_has_nothing_to_do() {
     let (running, client) = start().await;
-    for user in [
-        "alice@acme.example",
-        "bob@acme.example",
-        "carol@globex.example",
-        "erin@globex.example",
-        "frank@globex.example",
-        "grace@globex.example",
-    ] {
-        running.emulator.add_user(user);
-    }
-    let config = Config::load(Path::new("config/demo.dhall")).unwrap();
-    let snapshot = Snapshot::from_file(Path::new("config/sample-snapshot.json")).unwrap();
-    let d = desired(
-        &snapshot,
-        &Settings::new(&config, config.sso.as_ref().unwrap()),
-        &Scope::All,
-    );
+    common::sample::provision_users(&running.emulator);
+    let d = common::sample::desired_state();
     let assignments = Recorded::default();
 
     let first = plan(&d, &observe(&client, &assignments, &d).await.unwrap());

@@ -5,8 +5,6 @@
 mod common;
 
 use aws_replicator::apply::apply;
-use aws_replicator::config::Config;
-use aws_replicator::desired::{Scope, Settings, desired};
 use aws_replicator::directory::{AccountAssignments, observe};
 use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningEmulator};
 use aws_replicator::model::{AccountId, GroupId, GroupName, PermissionSetArn};
@@ -14,11 +12,9 @@ use aws_replicator::observed::Assignment;
 use aws_replicator::plan::plan;
 use aws_replicator::retry::RetryPolicy;
 use aws_replicator::secret::Secret;
-use aws_replicator::snapshot::Snapshot;
 use aws_replicator::sso::admin::{Polling, SsoAdmin};
 use aws_replicator::sso::scim::ScimClient;
 use aws_sdk_ssoadmin::config::{BehaviorVersion, Credentials, Region};
-use std::path::Path;
 use std::time::Duration;
 
 const INSTANCE: &str = "arn:aws:sso:::instance/ssoins-123456789";
@@ -186,16 +182,7 @@ async fn works_against_moto() {
 #[tokio::test]
 async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
     let running = emulator().await;
-    for user in [
-        "alice@acme.example",
-        "bob@acme.example",
-        "carol@globex.example",
-        "erin@globex.example",
-        "frank@globex.example",
-        "grace@globex.example",
-    ] {
-        running.emulator.add_user(user);
-    }
+    common::sample::provision_users(&running.emulator);
     let endpoint = url::Url::parse(&running.scim_endpoint()).unwrap();
     let scim = ScimClient::new(
         &endpoint,
@@ -204,13 +191,7 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
         RetryPolicy::aws(),
     );
     let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
-    let config = Config::load(Path::new("config/demo.dhall")).unwrap();
-    let snapshot = Snapshot::from_file(Path::new("config/sample-snapshot.json")).unwrap();
-    let d = desired(
-        &snapshot,
-        &Settings::new(&config, config.sso.as_ref().unwrap()),
-        &Scope::All,
-    );
+    let d = common::sample::desired_state();
 
     let first = plan(&d, &observe(&scim, &admin, &d).await.unwrap());
     let report = apply(&first, &scim, &admin).await;
@@ -255,13 +236,7 @@ async fn a_full_observation_costs_what_the_call_count_model_says() {
         RetryPolicy::aws(),
     );
     let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
-    let config = Config::load(Path::new("config/demo.dhall")).unwrap();
-    let snapshot = Snapshot::from_file(Path::new("config/sample-snapshot.json")).unwrap();
-    let d = desired(
-        &snapshot,
-        &Settings::new(&config, config.sso.as_ref().unwrap()),
-        &Scope::All,
-    );
+    let d = common::sample::desired_state();
     // 30 managed groups with 0 to 145 members, and 200 groups that are not ours.
     let mut member_counts = Vec::new();
     for (n, (ext, g)) in d.groups.iter().cycle().take(30).enumerate() {

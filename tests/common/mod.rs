@@ -3,3 +3,4 @@
 
 pub mod meshstack_fixture;
 pub mod peers;
+pub mod sample;
