@@ -9,7 +9,7 @@
 use crate::apply::apply;
 use crate::config::Config;
 use crate::desired::{Scope, Settings, desired};
-use crate::directory::{AccountAssignments, IdentityStore, observe};
+use crate::directory::{AccountAssignments, AssignmentReads, IdentityStore, observe};
 use crate::emulator::store::State;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::model::{GroupId, GroupName, UserId};
@@ -135,7 +135,10 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
     )?;
 
     let first = sync(out, "1. First sync", &scim, &admin, &desired).await?;
-    let again = plan(&desired, &observe(&scim, &admin, &desired).await?);
+    let again = plan(
+        &desired,
+        &observe(&scim, &admin, &desired, AssignmentReads::PerPair).await?,
+    );
     writeln!(out, "2. Drift after the sync: {}\n", drift(&again))?;
 
     // Behind the replicator's back, with the SCIM token: a stranger added to an admin group by
@@ -166,7 +169,10 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
     )?;
 
     sync(out, "4. Next sync repairs it", &scim, &admin, &desired).await?;
-    let last = plan(&desired, &observe(&scim, &admin, &desired).await?);
+    let last = plan(
+        &desired,
+        &observe(&scim, &admin, &desired, AssignmentReads::PerPair).await?,
+    );
     writeln!(out, "5. Drift after the repair: {}", drift(&last))?;
     let counts = emulator.counts();
     writeln!(
@@ -189,7 +195,7 @@ async fn sync(
     assignments: &impl AccountAssignments,
     desired: &crate::desired::Desired,
 ) -> anyhow::Result<Plan> {
-    let observed = observe(identity, assignments, desired).await?;
+    let observed = observe(identity, assignments, desired, AssignmentReads::PerPair).await?;
     let plan = plan(desired, &observed);
     writeln!(out, "{title}: plan\n")?;
     for line in plan.render_text().lines() {

@@ -91,7 +91,7 @@ impl<'a> Settings<'a> {
             expand_group_bindings: config.meshstack.expand_group_bindings,
             identifiers: config.identifiers,
             policy: ApplyPolicy {
-                may_delete_assignments: config.replicator.may_delete_assignments,
+                may_delete_assignments: config.replicator.sso_admin.delete_assignments,
                 scim_rate: config.replicator.rate_limits.scim,
                 sso_admin_rate: config.replicator.rate_limits.sso_admin,
             },

@@ -55,9 +55,12 @@ pub enum Finding {
         id: GroupId,
         kept: GroupId,
     },
-    /// Our group should go, but it still has assignments the role may not delete: it is
-    /// emptied instead.
-    GroupKeptForAssignments { name: GroupName, assignments: usize },
+    /// Our group should go, but it still has assignments the role may not delete, or may have
+    /// some nobody could see (`None`: read per pair): it is emptied instead.
+    GroupKeptForAssignments {
+        name: GroupName,
+        assignments: Option<usize>,
+    },
     /// An assignment of ours should go, but the role may not delete assignments.
     AssignmentKept {
         name: GroupName,
@@ -143,9 +146,19 @@ impl fmt::Display for Finding {
             DuplicateManagedGroup { name, id, kept } => {
                 write!(f, "{name} ({id}) duplicates our group {kept}; left alone")
             }
-            GroupKeptForAssignments { name, assignments } => write!(
+            GroupKeptForAssignments {
+                name,
+                assignments: Some(n),
+            } => write!(
                 f,
-                "{name} is no longer wanted but has {assignments} assignment(s) this role may not delete; emptied instead of deleted"
+                "{name} is no longer wanted but has {n} assignment(s) this role may not delete; emptied instead of deleted"
+            ),
+            GroupKeptForAssignments {
+                name,
+                assignments: None,
+            } => write!(
+                f,
+                "{name} is no longer wanted; its assignments cannot be read without sso:ListAccountAssignmentsForPrincipal, so it is emptied instead of deleted"
             ),
             AssignmentKept {
                 name,

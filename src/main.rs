@@ -194,7 +194,12 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     let observed = match args.directory {
         DirectoryKind::Memory => {
             let world = World::new(read_observed(args.observed.as_deref())?);
-            runtime()?.block_on(directory::observe(&world, &world, &desired))?
+            runtime()?.block_on(directory::observe(
+                &world,
+                &world,
+                &desired,
+                directory::AssignmentReads::PerGroup,
+            ))?
         }
     };
     let plan = plan::plan(&desired, &observed);

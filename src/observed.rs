@@ -16,6 +16,21 @@ pub struct Observed {
     pub users: BTreeMap<UserId, UserName>,
     /// Assignments whose principal is one of our groups.
     pub assignments: BTreeSet<Assignment>,
+    /// Which of our groups' assignments were read.
+    #[serde(default)]
+    pub assignment_coverage: AssignmentCoverage,
+}
+
+/// Which assignments an observation saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentCoverage {
+    /// Every assignment of every group of ours (read per group).
+    #[default]
+    OurGroups,
+    /// Only those on the desired (account, permission set) pairs (the seed's policy): a group
+    /// no longer wanted may have assignments nobody saw.
+    DesiredPairs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +85,10 @@ impl Observed {
             put(id.as_str());
             put(name.as_str());
         }
-        put("assignments");
+        put(match self.assignment_coverage {
+            AssignmentCoverage::OurGroups => "assignments of our groups",
+            AssignmentCoverage::DesiredPairs => "assignments on desired pairs",
+        });
         for a in &self.assignments {
             put(a.account.as_str());
             put(a.permission_set.as_str());

@@ -7,7 +7,7 @@ use aws_replicator::desired::{Scope, Settings, desired};
 use aws_replicator::model::{
     ExternalId, GroupId, GroupIdentity, GroupName, ProjectKey, RoleId, UserId, UserName,
 };
-use aws_replicator::observed::{Assignment, Observed, ObservedGroup};
+use aws_replicator::observed::{Assignment, AssignmentCoverage, Observed, ObservedGroup};
 use aws_replicator::plan::{MAX_MEMBERS_PER_REQUEST, Op, apply_in_memory, plan};
 use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User, UserGroup};
 use proptest::prelude::*;
@@ -213,14 +213,36 @@ proptest! {
     #[test]
     fn planning_after_applying_finds_nothing_to_do(w in world()) {
         for may_delete in [false, true] {
+            for coverage in [AssignmentCoverage::OurGroups, AssignmentCoverage::DesiredPairs] {
+                let sso = CONFIG.sso.as_ref().unwrap();
+                let mut settings = Settings::new(&CONFIG, sso);
+                settings.policy.may_delete_assignments = may_delete;
+                let desired = desired(&w.snapshot, &settings, &Scope::All);
+                let observed = Observed { assignment_coverage: coverage, ..w.observed.clone() };
+                let first = plan(&desired, &observed);
+                let after = apply_in_memory(&first, &observed);
+                let second = plan(&desired, &after);
+                prop_assert!(second.ops.is_empty(), "second plan:\n{}", second.render_text());
+            }
+        }
+    }
+
+    /// Deleting a group leaves its assignments behind (aws-sso.md §F.10): when they were not
+    /// all read (per pair, the seed's policy), no group is deleted, whatever the role may do.
+    #[test]
+    fn a_group_whose_assignments_were_not_all_read_is_never_deleted(w in world()) {
+        for may_delete in [false, true] {
             let sso = CONFIG.sso.as_ref().unwrap();
             let mut settings = Settings::new(&CONFIG, sso);
             settings.policy.may_delete_assignments = may_delete;
             let desired = desired(&w.snapshot, &settings, &Scope::All);
-            let first = plan(&desired, &w.observed);
-            let after = apply_in_memory(&first, &w.observed);
-            let second = plan(&desired, &after);
-            prop_assert!(second.ops.is_empty(), "second plan:\n{}", second.render_text());
+            let observed = Observed {
+                assignment_coverage: AssignmentCoverage::DesiredPairs,
+                ..w.observed.clone()
+            };
+            let p = plan(&desired, &observed);
+            let deletes = p.ops.iter().any(|op| matches!(op, Op::DeleteGroup { .. }));
+            prop_assert!(!deletes, "{}", p.render_text());
         }
     }
 
@@ -260,7 +282,7 @@ proptest! {
 #[test]
 fn applying_through_the_world_converges() {
     use aws_replicator::apply::apply;
-    use aws_replicator::directory::{World as Directory, observe};
+    use aws_replicator::directory::{AssignmentReads, World as Directory, observe};
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 64,
         ..ProptestConfig::default()
@@ -276,13 +298,17 @@ fn applying_through_the_world_converges() {
             runtime.block_on(async {
                 let first = plan(
                     &desired,
-                    &observe(&directory, &directory, &desired).await.unwrap(),
+                    &observe(&directory, &directory, &desired, AssignmentReads::PerGroup)
+                        .await
+                        .unwrap(),
                 );
                 let report = apply(&first, &directory, &directory).await;
                 prop_assert!(report.is_success(), "{report:?}");
                 let second = plan(
                     &desired,
-                    &observe(&directory, &directory, &desired).await.unwrap(),
+                    &observe(&directory, &directory, &desired, AssignmentReads::PerGroup)
+                        .await
+                        .unwrap(),
                 );
                 prop_assert!(second.ops.is_empty(), "{}", second.render_text());
                 Ok(())

@@ -4,7 +4,7 @@
 mod common;
 
 use aws_replicator::apply::apply;
-use aws_replicator::directory::{AccountAssignments, DirectoryError, observe};
+use aws_replicator::directory::{AccountAssignments, AssignmentReads, DirectoryError, observe};
 use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningEmulator};
 use aws_replicator::model::{AccountId, ExternalId, GroupId, GroupName, PermissionSetArn, UserId};
 use aws_replicator::observed::Assignment;
@@ -179,8 +179,8 @@ async fn retries_throttling_server_errors_and_dropped_connections_but_not_other_
     assert_eq!(running.emulator.requests().len(), 1, "a 404 is not retried");
 }
 
-/// Assignments are sso-admin's ("Apply", next): recorded here so that the SCIM side of a sync
-/// can be run on its own.
+/// Assignments are sso-admin's: recorded here so that the SCIM side of a sync can be run on its
+/// own.
 #[derive(Default)]
 struct Recorded(Mutex<Vec<Assignment>>);
 
@@ -194,6 +194,18 @@ impl AccountAssignments for Recorded {
             .iter()
             .filter(|a| &a.group == group)
             .map(|a| (a.account.clone(), a.permission_set.clone()))
+            .collect())
+    }
+    async fn groups_on(
+        &self,
+        account: &AccountId,
+        permission_set: &PermissionSetArn,
+    ) -> Result<Vec<GroupId>, DirectoryError> {
+        let held = self.0.lock().unwrap();
+        Ok(held
+            .iter()
+            .filter(|a| &a.account == account && &a.permission_set == permission_set)
+            .map(|a| a.group.clone())
             .collect())
     }
     async fn create_assignment(&self, a: &Assignment) -> Result<(), DirectoryError> {
@@ -213,7 +225,12 @@ async fn the_sample_syncs_through_scim_and_a_second_plan_has_nothing_to_do() {
     let d = common::sample::desired_state();
     let assignments = Recorded::default();
 
-    let first = plan(&d, &observe(&client, &assignments, &d).await.unwrap());
+    let first = plan(
+        &d,
+        &observe(&client, &assignments, &d, AssignmentReads::PerGroup)
+            .await
+            .unwrap(),
+    );
     let report = apply(&first, &client, &assignments).await;
     assert!(report.is_success(), "{report:?}");
     let scim_ops = first
@@ -230,7 +247,12 @@ async fn the_sample_syncs_through_scim_and_a_second_plan_has_nothing_to_do() {
     assert_eq!(writes, scim_ops, "one SCIM write per planned operation");
 
     running.emulator.clear_requests();
-    let second = plan(&d, &observe(&client, &assignments, &d).await.unwrap());
+    let second = plan(
+        &d,
+        &observe(&client, &assignments, &d, AssignmentReads::PerGroup)
+            .await
+            .unwrap(),
+    );
     assert!(second.ops.is_empty(), "{}", second.render_text());
     assert_eq!(
         running

@@ -5,7 +5,7 @@
 mod common;
 
 use aws_replicator::apply::apply;
-use aws_replicator::directory::{AccountAssignments, observe};
+use aws_replicator::directory::{AccountAssignments, AssignmentReads, observe};
 use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningEmulator};
 use aws_replicator::model::{AccountId, GroupId, GroupName, PermissionSetArn};
 use aws_replicator::observed::Assignment;
@@ -193,7 +193,12 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
     let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
     let d = common::sample::desired_state();
 
-    let first = plan(&d, &observe(&scim, &admin, &d).await.unwrap());
+    let first = plan(
+        &d,
+        &observe(&scim, &admin, &d, AssignmentReads::PerGroup)
+            .await
+            .unwrap(),
+    );
     let report = apply(&first, &scim, &admin).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(
@@ -202,7 +207,12 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
     );
 
     running.emulator.clear_requests();
-    let second = plan(&d, &observe(&scim, &admin, &d).await.unwrap());
+    let second = plan(
+        &d,
+        &observe(&scim, &admin, &d, AssignmentReads::PerGroup)
+            .await
+            .unwrap(),
+    );
     assert!(second.ops.is_empty(), "{}", second.render_text());
     assert!(
         running
@@ -214,14 +224,25 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
     );
 }
 
-/// Reads of one full observation against the call-count model (aws-sso.md §D.1) for the
-/// strategy `observe` uses today: groups listed 100 a page, members per managed group
-/// (`groups.value`, one page per 100 members, at least one), users listed 100 a page, and one
-/// ListAccountAssignmentsForPrincipal per managed group.
+/// Reads of one full observation against the call-count model (aws-sso.md §D.1):
+/// `C_scim = ⌈G/100⌉ + ⌈U_all/100⌉ + min(Σ_g max(1,⌈m_g/100⌉), Σ_u max(1,⌈g_u/100⌉))` and
+/// `C_sso` = one listing per group of ours (ForPrincipal) or per desired (account, permission
+/// set) pair (the seed's policy). Run with more users than groups of ours (members are read per
+/// group) and with fewer (per user); both must see the same memberships.
 #[tokio::test]
 async fn a_full_observation_costs_what_the_call_count_model_says() {
+    for (users, reads) in [
+        (230, AssignmentReads::PerGroup),
+        (230, AssignmentReads::PerPair),
+        (20, AssignmentReads::PerPair),
+    ] {
+        observation_cost(users, reads).await;
+    }
+}
+
+async fn observation_cost(user_count: usize, reads: AssignmentReads) {
     let running = emulator().await;
-    let users: Vec<String> = (0..230)
+    let users: Vec<String> = (0..user_count)
         .map(|i| {
             running
                 .emulator
@@ -237,12 +258,13 @@ async fn a_full_observation_costs_what_the_call_count_model_says() {
     );
     let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
     let d = common::sample::desired_state();
-    // 30 managed groups with 0 to 145 members, and 200 groups that are not ours.
+    // 30 managed groups with 0 to 145 members (as many as there are users), and 200 groups
+    // that are not ours.
     let mut member_counts = Vec::new();
     for (n, (ext, g)) in d.groups.iter().cycle().take(30).enumerate() {
         let name = GroupName::from(format!("{}-{n}", g.name).as_str());
         let ext = aws_replicator::model::ExternalId::from(format!("{ext}{n}").as_str());
-        let m = (n * 5) % 146;
+        let m = ((n * 5) % 146).min(user_count);
         let id = scim.create_group(&name, &ext, &[]).await.unwrap();
         for chunk in users[..m].chunks(100) {
             let ids: Vec<_> = chunk
@@ -268,18 +290,49 @@ async fn a_full_observation_costs_what_the_call_count_model_says() {
         .collect();
 
     running.emulator.clear_requests();
-    observe(&scim, &admin, &d).await.unwrap();
+    let observed = observe(&scim, &admin, &d, reads).await.unwrap();
     let counts = running.emulator.counts();
     let groups = 230usize;
-    let expected_scim = groups.div_ceil(100)
-        + ours.iter().map(|m| m.div_ceil(100).max(1)).sum::<usize>()
-        + 230usize.div_ceil(100);
-    let expected_sso = ours.len();
+    let per_group: usize = ours.iter().map(|m| m.div_ceil(100).max(1)).sum();
+    // No user is in more than 100 groups here: one listing each.
+    let per_user = user_count;
+    let expected_scim = groups.div_ceil(100) + user_count.div_ceil(100) + per_group.min(per_user);
+    let pairs: std::collections::BTreeSet<_> = d
+        .groups
+        .values()
+        .flat_map(|g| g.permission_sets.iter().map(move |ps| (&g.account, ps)))
+        .collect();
+    let expected_sso = match reads {
+        AssignmentReads::PerGroup => ours.len(),
+        AssignmentReads::PerPair => pairs.len(),
+    };
     println!(
-        "full observation: SCIM {} calls (model {expected_scim}), sso-admin {} calls (model {expected_sso})",
+        "full observation, {user_count} users, {} groups of ours, assignments {reads:?}: \
+         SCIM {} calls (model {expected_scim}), sso-admin {} calls (model {expected_sso})",
+        ours.len(),
         counts["scim"],
         counts.get("sso-admin").copied().unwrap_or(0)
     );
     assert_eq!(counts["scim"], expected_scim);
     assert_eq!(counts.get("sso-admin").copied().unwrap_or(0), expected_sso);
+
+    let state = running.emulator.dump();
+    for group in observed.groups.iter().filter(|g| {
+        g.external_id
+            .as_ref()
+            .is_some_and(|e| aws_replicator::model::GroupIdentity::is_ours(&d.platform, e.as_str()))
+    }) {
+        let held = &state
+            .groups
+            .iter()
+            .find(|g2| g2.id == group.id.as_str())
+            .unwrap()
+            .members;
+        let seen: std::collections::BTreeSet<String> = group
+            .members
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect();
+        assert_eq!(&seen, held, "members of {} as observed", group.name);
+    }
 }

@@ -6,16 +6,30 @@
                                customer's IdP shares the SCIM budget: stay well below.
       deletion-guard:          refuse a plan that deletes more than max-share of the managed groups,
                                memberships or assignments and more than max-count of them
-      may-delete-assignments:  True when the management-account role may call
-                               sso:DeleteAccountAssignment (not in the seed's policy). When False, a
-                               group that still has assignments is emptied instead of deleted.
+      sso-admin:               what the management-account role may do beyond the seed's policy,
+                               and how many assignment changes may be in flight (AWS allows 15):
+        delete-assignments             sso:DeleteAccountAssignment and
+                                       sso:DescribeAccountAssignmentDeletionStatus. When False, a
+                                       group that may still have assignments is emptied, not deleted.
+        list-assignments-for-principal sso:ListAccountAssignmentsForPrincipal: read assignments per
+                                       group (it also finds those of groups no longer wanted). When
+                                       False, they are read per (account, permission set).
+        list-assignment-status         sso:ListAccountAssignmentCreationStatus and …DeletionStatus:
+                                       poll all in-flight changes with one call, not one each.
+      audit-log:               a file that gets one JSON line per write; None writes them to stderr
 -}
 let Settings =
       { schedule : { interval-seconds : Natural, jitter-seconds : Natural }
       , rate-limits :
           { scim : Double, sso-admin : Double, identitystore : Double, meshstack : Double }
       , deletion-guard : { max-share : Double, max-count : Natural }
-      , may-delete-assignments : Bool
+      , sso-admin :
+          { delete-assignments : Bool
+          , list-assignments-for-principal : Bool
+          , list-assignment-status : Bool
+          , max-in-flight : Natural
+          }
+      , audit-log : Optional Text
       }
 
 let default =
@@ -23,7 +37,13 @@ let default =
       , rate-limits =
         { scim = 5.0, sso-admin = 5.0, identitystore = 5.0, meshstack = 10.0 }
       , deletion-guard = { max-share = 0.2, max-count = 50 }
-      , may-delete-assignments = False
+      , sso-admin =
+        { delete-assignments = False
+        , list-assignments-for-principal = False
+        , list-assignment-status = False
+        , max-in-flight = 10
+        }
+      , audit-log = None Text
       }
 
 in  { Type = Settings, default }

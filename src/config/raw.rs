@@ -176,9 +176,20 @@ pub struct Replicator {
     pub schedule: Schedule,
     pub rate_limits: RateLimits,
     pub deletion_guard: DeletionGuard,
-    /// Whether the management-account role may call `sso:DeleteAccountAssignment` (the seed's
-    /// policy does not grant it).
-    pub may_delete_assignments: bool,
+    pub sso_admin: SsoAdminSettings,
+    /// Where the JSON audit lines go: a file appended to, or stderr.
+    pub audit_log: Option<String>,
+}
+
+/// What the management-account role may do beyond the seed's policy (all `false` there).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SsoAdminSettings {
+    pub delete_assignments: bool,
+    pub list_assignments_for_principal: bool,
+    pub list_assignment_status: bool,
+    /// Assignment creations and deletions in flight at once (AWS allows 15).
+    pub max_in_flight: u64,
 }
 
 #[derive(Debug, Deserialize)]

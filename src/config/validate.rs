@@ -714,4 +714,21 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
             "e.g. 0.2 refuses plans that delete more than a fifth",
         );
     }
+    if !(1..=15).contains(&r.sso_admin.max_in_flight) {
+        p.add(
+            "replicator.sso-admin.max-in-flight",
+            format!(
+                "{} assignment changes in flight is outside 1–15",
+                r.sso_admin.max_in_flight
+            ),
+            "AWS refuses more than 15 at once; 10 leaves room for other tools",
+        );
+    }
+    if r.audit_log.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        p.add(
+            "replicator.audit-log",
+            "the file name is empty",
+            "name a file, or use None Text to write audit lines to stderr",
+        );
+    }
 }

@@ -78,8 +78,44 @@ impl IdentityStore for World {
             .collect())
     }
 
-    async fn group_members(&self, group: &GroupId) -> Result<Vec<UserId>, DirectoryError> {
-        Ok(self.lock().group(group)?.members.iter().cloned().collect())
+    async fn group_members(
+        &self,
+        group: &GroupId,
+    ) -> Result<Vec<(UserId, UserName)>, DirectoryError> {
+        let mut state = self.lock();
+        let members: Vec<UserId> = state.group(group)?.members.iter().cloned().collect();
+        Ok(members
+            .into_iter()
+            .filter_map(|id| {
+                let name = state.observed.users.get(&id)?.clone();
+                Some((id, name))
+            })
+            .collect())
+    }
+
+    async fn groups_of_user(&self, user: &UserId) -> Result<Vec<GroupId>, DirectoryError> {
+        Ok(self
+            .lock()
+            .observed
+            .groups
+            .iter()
+            .filter(|g| g.members.contains(user))
+            .map(|g| g.id.clone())
+            .collect())
+    }
+
+    async fn find_user(&self, name: &str) -> Result<Option<(UserId, UserName)>, DirectoryError> {
+        let state = self.lock();
+        let users = &state.observed.users;
+        let exact = users.iter().find(|(_, n)| n.as_str() == name);
+        let mut folded = users
+            .iter()
+            .filter(|(_, n)| n.as_str().eq_ignore_ascii_case(name));
+        let found = exact.or(match (folded.next(), folded.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        });
+        Ok(found.map(|(id, n)| (id.clone(), n.clone())))
     }
 
     async fn list_users(&self) -> Result<Vec<(UserId, UserName)>, DirectoryError> {
@@ -187,6 +223,21 @@ impl AccountAssignments for World {
             .iter()
             .filter(|a| &a.group == group)
             .map(|a| (a.account.clone(), a.permission_set.clone()))
+            .collect())
+    }
+
+    async fn groups_on(
+        &self,
+        account: &AccountId,
+        permission_set: &PermissionSetArn,
+    ) -> Result<Vec<GroupId>, DirectoryError> {
+        Ok(self
+            .lock()
+            .observed
+            .assignments
+            .iter()
+            .filter(|a| &a.account == account && &a.permission_set == permission_set)
+            .map(|a| a.group.clone())
             .collect())
     }
 

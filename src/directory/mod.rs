@@ -4,13 +4,14 @@
 
 mod memory;
 
-use crate::desired::Desired;
+use crate::desired::{Desired, Scope};
 use crate::model::{
     AccountId, ExternalId, GROUP_PREFIX, GroupId, GroupIdentity, GroupName, PermissionSetArn,
     UserId, UserName,
 };
-use crate::observed::{Assignment, Observed, ObservedGroup};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::observed::{Assignment, AssignmentCoverage, Observed, ObservedGroup};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub use memory::World;
 
@@ -50,8 +51,16 @@ pub struct GroupRecord {
 #[allow(async_fn_in_trait)]
 pub trait IdentityStore {
     async fn list_groups(&self) -> Result<Vec<GroupRecord>, DirectoryError>;
-    async fn group_members(&self, group: &GroupId) -> Result<Vec<UserId>, DirectoryError>;
+    /// A group's members with their userNames (SCIM: `GET /Users?filter=groups.value eq`).
+    async fn group_members(
+        &self,
+        group: &GroupId,
+    ) -> Result<Vec<(UserId, UserName)>, DirectoryError>;
+    /// The ids of a user's groups (SCIM: `GET /Groups?filter=members.value eq`).
+    async fn groups_of_user(&self, user: &UserId) -> Result<Vec<GroupId>, DirectoryError>;
     async fn list_users(&self) -> Result<Vec<(UserId, UserName)>, DirectoryError>;
+    /// The user named `name`: exactly, or else the one match ignoring case.
+    async fn find_user(&self, name: &str) -> Result<Option<(UserId, UserName)>, DirectoryError>;
     async fn create_group(
         &self,
         name: &GroupName,
@@ -71,53 +80,225 @@ pub trait IdentityStore {
 
 #[allow(async_fn_in_trait)]
 pub trait AccountAssignments {
-    /// The (account, permission set) pairs assigned to a group.
+    /// The (account, permission set) pairs assigned to a group
+    /// (`sso:ListAccountAssignmentsForPrincipal`, beyond the seed's policy).
     async fn assignments_of(
         &self,
         group: &GroupId,
     ) -> Result<Vec<(AccountId, PermissionSetArn)>, DirectoryError>;
+    /// The groups assigned to `account` with `permission_set` (`sso:ListAccountAssignments`,
+    /// in the seed's policy).
+    async fn groups_on(
+        &self,
+        account: &AccountId,
+        permission_set: &PermissionSetArn,
+    ) -> Result<Vec<GroupId>, DirectoryError>;
     async fn create_assignment(&self, assignment: &Assignment) -> Result<(), DirectoryError>;
     /// Deleting an assignment that is already gone succeeds.
     async fn delete_assignment(&self, assignment: &Assignment) -> Result<(), DirectoryError>;
 }
 
+/// How assignments are read: per group, or per (account, permission set) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssignmentReads {
+    /// ListAccountAssignmentsForPrincipal, one listing per group of ours. Sees every
+    /// assignment of every group of ours, also of groups no longer wanted.
+    PerGroup,
+    /// ListAccountAssignments, one listing per desired (account, permission set) pair: the
+    /// seed's policy. Blind to the assignments of groups that are no longer wanted.
+    PerPair,
+}
+
+/// How memberships are read (aws-sso.md §D.1): one listing per group of ours, or one per user
+/// in the store. Both see every member; the cheaper one is the one with fewer listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberReads {
+    PerGroup,
+    PerUser,
+}
+
+impl MemberReads {
+    /// Per user only when the store has fewer users than we have groups: each listing costs one
+    /// call plus one per further 100 results, and the extra pages are the same total either
+    /// way (every membership is read once), so the count of listings decides.
+    pub fn cheaper(our_groups: usize, all_users: usize) -> Self {
+        if all_users < our_groups {
+            MemberReads::PerUser
+        } else {
+            MemberReads::PerGroup
+        }
+    }
+}
+
+/// How many reads of one family run at once. The rate limiter sets the pace; this only hides
+/// the round-trip time.
+const READ_CONCURRENCY: usize = 8;
+
 /// Reads what the directory holds that a plan for `desired` needs: every group (to tell ours
-/// from others' and to see name clashes), the members and assignments of ours, and all users.
+/// from others' and to see name clashes), the members and assignments of ours in scope, and
+/// the users: all of them for a full sync, the desired ones by name for a scoped one. SCIM and
+/// sso-admin reads run side by side.
 pub async fn observe(
     identity: &impl IdentityStore,
     assignments: &impl AccountAssignments,
     desired: &Desired,
+    assignment_reads: AssignmentReads,
 ) -> Result<Observed, DirectoryError> {
-    let mut observed = Observed::default();
-    for record in identity.list_groups().await? {
-        let ours = record.name.as_str().starts_with(GROUP_PREFIX)
-            && record
-                .external_id
-                .as_ref()
-                .and_then(|e| GroupIdentity::parse(&desired.platform, e.as_str()))
-                .is_some();
-        let mut members = BTreeSet::new();
-        if ours {
-            members.extend(identity.group_members(&record.id).await?);
-            for (account, permission_set) in assignments.assignments_of(&record.id).await? {
-                observed.assignments.insert(Assignment {
-                    account,
-                    permission_set,
-                    group: record.id.clone(),
-                });
-            }
-        }
-        observed.groups.push(ObservedGroup {
+    let records = identity.list_groups().await?;
+    let ours: Vec<&GroupRecord> = records
+        .iter()
+        .filter(|r| {
+            r.name.as_str().starts_with(GROUP_PREFIX)
+                && r.external_id
+                    .as_ref()
+                    .and_then(|e| GroupIdentity::parse(&desired.platform, e.as_str()))
+                    .is_some_and(|identity| desired.scope.contains(&identity.project))
+        })
+        .collect();
+    let (members, observed_assignments) = futures_util::try_join!(
+        read_members(identity, desired, &ours),
+        read_assignments(assignments, desired, &ours, assignment_reads),
+    )?;
+    let (mut members, users) = members;
+    let groups = records
+        .into_iter()
+        .map(|record| ObservedGroup {
+            members: members.remove(&record.id).unwrap_or_default(),
             id: record.id,
             name: record.name,
             external_id: record.external_id,
-            members,
-        });
+        })
+        .collect();
+    Ok(Observed {
+        groups,
+        users,
+        assignments: observed_assignments,
+        assignment_coverage: match assignment_reads {
+            AssignmentReads::PerGroup => AssignmentCoverage::OurGroups,
+            AssignmentReads::PerPair => AssignmentCoverage::DesiredPairs,
+        },
+    })
+}
+
+type Members = (
+    HashMap<GroupId, BTreeSet<UserId>>,
+    BTreeMap<UserId, UserName>,
+);
+
+async fn read_members(
+    identity: &impl IdentityStore,
+    desired: &Desired,
+    ours: &[&GroupRecord],
+) -> Result<Members, DirectoryError> {
+    let mut members: HashMap<GroupId, BTreeSet<UserId>> = HashMap::new();
+    let mut users: BTreeMap<UserId, UserName> = BTreeMap::new();
+    let full = desired.scope == Scope::All;
+    if full {
+        users.extend(identity.list_users().await?);
     }
-    observed.users = identity
-        .list_users()
-        .await?
-        .into_iter()
-        .collect::<BTreeMap<_, _>>();
-    Ok(observed)
+    if full && MemberReads::cheaper(ours.len(), users.len()) == MemberReads::PerUser {
+        let our_ids: HashSet<&GroupId> = ours.iter().map(|r| &r.id).collect();
+        let mut reads = stream::iter(users.keys())
+            .map(|user| async move {
+                Ok::<_, DirectoryError>((user, identity.groups_of_user(user).await?))
+            })
+            .buffer_unordered(READ_CONCURRENCY);
+        while let Some((user, groups)) = reads.try_next().await? {
+            for group in groups.into_iter().filter(|g| our_ids.contains(g)) {
+                members.entry(group).or_default().insert(user.clone());
+            }
+        }
+    } else {
+        let mut reads = stream::iter(ours)
+            .map(|record| async move {
+                Ok::<_, DirectoryError>((&record.id, identity.group_members(&record.id).await?))
+            })
+            .buffer_unordered(READ_CONCURRENCY);
+        while let Some((group, found)) = reads.try_next().await? {
+            let set = members.entry(group.clone()).or_default();
+            for (id, name) in found {
+                set.insert(id.clone());
+                users.insert(id, name);
+            }
+        }
+    }
+    if !full {
+        // A scoped sync looks up only the desired users it has not met as members yet.
+        let known: HashSet<String> = users.values().map(|n| n.as_str().to_lowercase()).collect();
+        let wanted: BTreeSet<&str> = desired
+            .groups
+            .values()
+            .flat_map(|g| g.members.iter().map(|e| e.as_str()))
+            .filter(|e| !known.contains(&e.to_lowercase()))
+            .collect();
+        let mut lookups = stream::iter(wanted)
+            .map(|euid| identity.find_user(euid))
+            .buffer_unordered(READ_CONCURRENCY);
+        while let Some(found) = lookups.try_next().await? {
+            users.extend(found);
+        }
+    }
+    Ok((members, users))
+}
+
+async fn read_assignments(
+    assignments: &impl AccountAssignments,
+    desired: &Desired,
+    ours: &[&GroupRecord],
+    reads: AssignmentReads,
+) -> Result<BTreeSet<Assignment>, DirectoryError> {
+    let mut out = BTreeSet::new();
+    match reads {
+        AssignmentReads::PerGroup => {
+            let mut reads = stream::iter(ours)
+                .map(|record| async move {
+                    Ok::<_, DirectoryError>((
+                        &record.id,
+                        assignments.assignments_of(&record.id).await?,
+                    ))
+                })
+                .buffer_unordered(READ_CONCURRENCY);
+            while let Some((group, pairs)) = reads.try_next().await? {
+                out.extend(
+                    pairs
+                        .into_iter()
+                        .map(|(account, permission_set)| Assignment {
+                            account,
+                            permission_set,
+                            group: group.clone(),
+                        }),
+                );
+            }
+        }
+        AssignmentReads::PerPair => {
+            let our_ids: HashSet<&GroupId> = ours.iter().map(|r| &r.id).collect();
+            let pairs: BTreeSet<(&AccountId, &PermissionSetArn)> = desired
+                .groups
+                .values()
+                .flat_map(|g| g.permission_sets.iter().map(move |ps| (&g.account, ps)))
+                .collect();
+            let mut reads = stream::iter(pairs)
+                .map(|(account, ps)| async move {
+                    Ok::<_, DirectoryError>((
+                        account,
+                        ps,
+                        assignments.groups_on(account, ps).await?,
+                    ))
+                })
+                .buffer_unordered(READ_CONCURRENCY);
+            while let Some((account, permission_set, groups)) = reads.try_next().await? {
+                out.extend(
+                    groups
+                        .into_iter()
+                        .filter(|g| our_ids.contains(g))
+                        .map(|group| Assignment {
+                            account: account.clone(),
+                            permission_set: permission_set.clone(),
+                            group,
+                        }),
+                );
+            }
+        }
+    }
+    Ok(out)
 }

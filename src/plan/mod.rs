@@ -15,7 +15,7 @@ use crate::model::{
     AccountId, Euid, ExternalId, GROUP_PREFIX, GroupId, GroupIdentity, GroupName, PermissionSetArn,
     ProjectKey, UserId, UserName,
 };
-use crate::observed::{Assignment, Observed, ObservedGroup};
+use crate::observed::{Assignment, AssignmentCoverage, Observed, ObservedGroup};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -503,10 +503,13 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             .get(&have.id)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        if !assignments.is_empty() && !desired.policy.may_delete_assignments {
+        // Deleting a group leaves its assignments behind, pointing at nobody (aws-sso.md
+        // §F.10): a group is deleted only when its assignments are known and can go first.
+        let unseen = observed.assignment_coverage == AssignmentCoverage::DesiredPairs;
+        if unseen || (!assignments.is_empty() && !desired.policy.may_delete_assignments) {
             findings.insert(Finding::GroupKeptForAssignments {
                 name: have.name.clone(),
-                assignments: assignments.len(),
+                assignments: (!unseen).then_some(assignments.len()),
             });
             let all: Vec<Member> = have.members.iter().map(member).collect();
             for chunk in sorted_chunks(all) {

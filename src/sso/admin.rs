@@ -259,6 +259,20 @@ impl AccountAssignments for SsoAdmin {
         }
     }
 
+    async fn groups_on(
+        &self,
+        account: &AccountId,
+        permission_set: &PermissionSetArn,
+    ) -> Result<Vec<GroupId>, DirectoryError> {
+        Ok(self
+            .principals_on(account, permission_set)
+            .await?
+            .into_iter()
+            .filter(|(kind, _)| *kind == PrincipalType::Group)
+            .map(|(_, id)| GroupId(id))
+            .collect())
+    }
+
     async fn create_assignment(&self, a: &Assignment) -> Result<(), DirectoryError> {
         let status = self
             .retried("CreateAccountAssignment", || {

@@ -405,12 +405,23 @@ impl crate::directory::IdentityStore for ScimClient {
         ScimClient::list_groups(self).await
     }
 
-    async fn group_members(&self, group: &GroupId) -> Result<Vec<UserId>, DirectoryError> {
-        Ok(ScimClient::group_members(self, group)
+    async fn group_members(
+        &self,
+        group: &GroupId,
+    ) -> Result<Vec<(UserId, UserName)>, DirectoryError> {
+        ScimClient::group_members(self, group).await
+    }
+
+    async fn groups_of_user(&self, user: &UserId) -> Result<Vec<GroupId>, DirectoryError> {
+        Ok(ScimClient::groups_of_user(self, user)
             .await?
             .into_iter()
-            .map(|(id, _)| id)
+            .map(|g| g.id)
             .collect())
+    }
+
+    async fn find_user(&self, name: &str) -> Result<Option<(UserId, UserName)>, DirectoryError> {
+        ScimClient::find_user(self, name).await
     }
 
     async fn list_users(&self) -> Result<Vec<(UserId, UserName)>, DirectoryError> {
