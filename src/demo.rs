@@ -6,7 +6,8 @@
 //! do, then changes the directory behind the replicator's back and shows the next sync
 //! repairing it.
 
-use crate::apply::apply;
+use crate::apply::Options;
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::desired::{Scope, Settings, desired};
 use crate::directory::{AccountAssignments, AssignmentReads, IdentityStore, observe};
@@ -195,27 +196,52 @@ async fn sync(
     assignments: &impl AccountAssignments,
     desired: &crate::desired::Desired,
 ) -> anyhow::Result<Plan> {
-    let observed = observe(identity, assignments, desired, AssignmentReads::PerPair).await?;
-    let plan = plan(desired, &observed);
-    writeln!(out, "{title}: plan\n")?;
-    for line in plan.render_text().lines() {
-        if line.is_empty() {
-            writeln!(out)?;
-        } else {
-            writeln!(out, "    {line}")?;
-        }
-    }
-    let report = apply(&plan, identity, assignments).await;
+    let settings = crate::sync::Settings {
+        reads: AssignmentReads::PerPair,
+        options: Options::default(),
+    };
+    let mut shown: std::io::Result<()> = Ok(());
+    let show = |plan: &Plan| {
+        shown = (|| {
+            writeln!(out, "{title}: plan\n")?;
+            for line in plan.render_text().lines() {
+                if line.is_empty() {
+                    writeln!(out)?;
+                } else {
+                    writeln!(out, "    {line}")?;
+                }
+            }
+            Ok(())
+        })();
+    };
+    let result = crate::sync::sync(
+        desired,
+        identity,
+        assignments,
+        settings,
+        &Audit::discard(),
+        show,
+        &|_| {},
+    )
+    .await?;
+    shown?;
+    let report = &result.report;
     writeln!(
         out,
-        "\n    applied {} operation(s), {} failed\n",
-        report.applied, report.failed
+        "\n    applied {} operation(s), {} failed; {} SCIM and {} sso-admin call(s) (estimated {} and {})\n",
+        report.applied,
+        report.failed,
+        result.calls.scim,
+        result.calls.sso_admin,
+        result.calls.scim_estimate,
+        result.calls.sso_admin_estimate,
     )?;
     anyhow::ensure!(
-        report.is_success(),
-        "the demo could not apply its plan: {report:?}"
+        result.is_success(),
+        "the demo could not apply its plan: {}",
+        report.problems(&result.plan).collect::<Vec<_>>().join("; ")
     );
-    Ok(plan)
+    Ok(result.plan)
 }
 
 fn drift(plan: &Plan) -> String {

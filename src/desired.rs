@@ -51,6 +51,31 @@ pub struct Desired {
     pub policy: ApplyPolicy,
 }
 
+impl Desired {
+    /// The same desired state, narrowed to `projects` (those of `scope` among them): what a
+    /// check of just those projects plans against.
+    pub fn within(&self, projects: &BTreeSet<ProjectKey>) -> Desired {
+        let projects: BTreeSet<ProjectKey> = projects
+            .iter()
+            .filter(|p| self.scope.contains(p))
+            .cloned()
+            .collect();
+        Desired {
+            platform: self.platform.clone(),
+            groups: self
+                .groups
+                .iter()
+                .filter(|(_, g)| projects.contains(&g.identity.project))
+                .map(|(k, g)| (k.clone(), g.clone()))
+                .collect(),
+            held: self.held.intersection(&projects).cloned().collect(),
+            findings: BTreeSet::new(),
+            policy: self.policy,
+            scope: Scope::Projects(projects),
+        }
+    }
+}
+
 /// What the plan must know about how it will be applied.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ApplyPolicy {

@@ -7,6 +7,7 @@
 //! See ARCHITECTURE.md for the map and the invariants.
 
 pub mod apply;
+pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod desired;
@@ -22,3 +23,4 @@ pub mod retry;
 pub mod secret;
 pub mod snapshot;
 pub mod sso;
+pub mod sync;

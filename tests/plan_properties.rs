@@ -281,7 +281,8 @@ proptest! {
 /// executor, observe it again, and the next plan is empty.
 #[test]
 fn applying_through_the_world_converges() {
-    use aws_replicator::apply::apply;
+    use aws_replicator::apply::{Options, apply};
+    use aws_replicator::audit::Audit;
     use aws_replicator::directory::{AssignmentReads, World as Directory, observe};
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 64,
@@ -302,7 +303,15 @@ fn applying_through_the_world_converges() {
                         .await
                         .unwrap(),
                 );
-                let report = apply(&first, &directory, &directory).await;
+                let report = apply(
+                    &first,
+                    &directory,
+                    &directory,
+                    Options::default(),
+                    &Audit::discard(),
+                    &|_| {},
+                )
+                .await;
                 prop_assert!(report.is_success(), "{report:?}");
                 let second = plan(
                     &desired,

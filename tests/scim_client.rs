@@ -3,8 +3,11 @@
 
 mod common;
 
-use aws_replicator::apply::apply;
-use aws_replicator::directory::{AccountAssignments, AssignmentReads, DirectoryError, observe};
+use aws_replicator::apply::{Options, apply};
+use aws_replicator::audit::Audit;
+use aws_replicator::directory::{
+    AccountAssignments, AssignmentReads, DirectoryError, Receipt, observe,
+};
 use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningEmulator};
 use aws_replicator::model::{AccountId, ExternalId, GroupId, GroupName, PermissionSetArn, UserId};
 use aws_replicator::observed::Assignment;
@@ -46,7 +49,8 @@ async fn creates_reads_changes_and_deletes_groups() {
     let group = client
         .create_group(&GroupName::from("mst-acme.web.admin"), &ext, &users[..100])
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     client.add_members(&group, &users[100..]).await.unwrap();
     let members = client.group_members(&group).await.unwrap();
     assert_eq!(members.len(), 150, "two pages of members");
@@ -71,7 +75,8 @@ async fn creates_reads_changes_and_deletes_groups() {
     let again = client
         .create_group(&GroupName::from("mst-web.acme.admin"), &ext, &[])
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(again, group);
     running.emulator.add_group("mst-handmade");
     let err = client
@@ -208,13 +213,13 @@ impl AccountAssignments for Recorded {
             .map(|a| a.group.clone())
             .collect())
     }
-    async fn create_assignment(&self, a: &Assignment) -> Result<(), DirectoryError> {
+    async fn create_assignment(&self, a: &Assignment) -> Result<Receipt, DirectoryError> {
         self.0.lock().unwrap().push(a.clone());
-        Ok(())
+        Ok(Receipt::default())
     }
-    async fn delete_assignment(&self, a: &Assignment) -> Result<(), DirectoryError> {
+    async fn delete_assignment(&self, a: &Assignment) -> Result<Receipt, DirectoryError> {
         self.0.lock().unwrap().retain(|x| x != a);
-        Ok(())
+        Ok(Receipt::default())
     }
 }
 
@@ -231,7 +236,15 @@ async fn the_sample_syncs_through_scim_and_a_second_plan_has_nothing_to_do() {
             .await
             .unwrap(),
     );
-    let report = apply(&first, &client, &assignments).await;
+    let report = apply(
+        &first,
+        &client,
+        &assignments,
+        Options::default(),
+        &Audit::discard(),
+        &|_| {},
+    )
+    .await;
     assert!(report.is_success(), "{report:?}");
     let scim_ops = first
         .ops

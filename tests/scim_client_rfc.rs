@@ -59,7 +59,7 @@ async fn the_client_works_against_an_rfc_7644_server() {
     assert_eq!(client.list_users().await.unwrap().len(), 5);
 
     let ext = ExternalId::from("mst:v1:aws.x:acme:web:admin");
-    let group = client
+    let (group, _) = client
         .create_group(&GroupName::from("mst-acme.web.admin"), &ext, &users[..2])
         .await
         .unwrap();

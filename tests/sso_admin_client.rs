@@ -4,7 +4,8 @@
 
 mod common;
 
-use aws_replicator::apply::apply;
+use aws_replicator::apply::Options;
+use aws_replicator::audit::Audit;
 use aws_replicator::directory::{AccountAssignments, AssignmentReads, observe};
 use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningEmulator};
 use aws_replicator::model::{AccountId, GroupId, GroupName, PermissionSetArn};
@@ -14,6 +15,7 @@ use aws_replicator::retry::RetryPolicy;
 use aws_replicator::secret::Secret;
 use aws_replicator::sso::admin::{Polling, SsoAdmin};
 use aws_replicator::sso::scim::ScimClient;
+use aws_replicator::sync::{Settings as SyncSettings, sync};
 use aws_sdk_ssoadmin::config::{BehaviorVersion, Credentials, Region};
 use std::time::Duration;
 
@@ -193,18 +195,38 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
     let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
     let d = common::sample::desired_state();
 
-    let first = plan(
-        &d,
-        &observe(&scim, &admin, &d, AssignmentReads::PerGroup)
-            .await
-            .unwrap(),
-    );
-    let report = apply(&first, &scim, &admin).await;
-    assert!(report.is_success(), "{report:?}");
+    let (audit, trail) = Audit::memory();
+    let settings = SyncSettings {
+        reads: AssignmentReads::PerPair,
+        options: Options::default(),
+    };
+    let result = sync(&d, &scim, &admin, settings, &audit, |_| {}, &|_| {})
+        .await
+        .unwrap();
+    let first = &result.plan;
+    assert!(result.is_success(), "{:?}", result.report);
     assert_eq!(
         running.emulator.dump().assignments.len(),
         first.summary.assignments_to_create
     );
+    // One audit line per write, each naming its outcome; assignments carry AWS's request id.
+    let lines: Vec<serde_json::Value> = trail
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), first.ops.len());
+    assert!(lines.iter().all(|l| l["outcome"] == "ok"));
+    let assigned: Vec<_> = lines
+        .iter()
+        .filter(|l| l["operation"] == "create_assignment")
+        .collect();
+    assert_eq!(assigned.len(), first.summary.assignments_to_create);
+    assert!(assigned.iter().all(
+        |l| l["request_id"].as_str().is_some_and(|id| id.len() == 36) && l["account"].is_string()
+    ));
+    // Calls beside the estimate: SCIM writes are exact; sso-admin polls depend on timing.
+    assert_eq!(result.calls.scim as usize, result.calls.scim_estimate);
 
     running.emulator.clear_requests();
     let second = plan(
@@ -265,7 +287,7 @@ async fn observation_cost(user_count: usize, reads: AssignmentReads) {
         let name = GroupName::from(format!("{}-{n}", g.name).as_str());
         let ext = aws_replicator::model::ExternalId::from(format!("{ext}{n}").as_str());
         let m = ((n * 5) % 146).min(user_count);
-        let id = scim.create_group(&name, &ext, &[]).await.unwrap();
+        let (id, _) = scim.create_group(&name, &ext, &[]).await.unwrap();
         for chunk in users[..m].chunks(100) {
             let ids: Vec<_> = chunk
                 .iter()

@@ -1,7 +1,7 @@
 //! `World`: an in-memory identity store and assignment table with AWS's semantics where they
 //! matter to a plan (unique names and external ids, ≤ 100 members per request).
 
-use super::{AccountAssignments, DirectoryError, GroupRecord, IdentityStore};
+use super::{AccountAssignments, DirectoryError, GroupRecord, IdentityStore, Receipt};
 use crate::model::{AccountId, ExternalId, GroupId, GroupName, PermissionSetArn, UserId, UserName};
 use crate::observed::{Assignment, Observed, ObservedGroup};
 use crate::plan::MAX_MEMBERS_PER_REQUEST;
@@ -133,7 +133,7 @@ impl IdentityStore for World {
         name: &GroupName,
         external_id: &ExternalId,
         members: &[UserId],
-    ) -> Result<GroupId, DirectoryError> {
+    ) -> Result<(GroupId, Receipt), DirectoryError> {
         let mut state = self.lock();
         state.check_members(members)?;
         let clash = state.observed.groups.iter().any(|g| {
@@ -155,10 +155,14 @@ impl IdentityStore for World {
             external_id: Some(external_id.clone()),
             members: members.iter().cloned().collect(),
         });
-        Ok(id)
+        Ok((id, Receipt::default()))
     }
 
-    async fn rename_group(&self, group: &GroupId, name: &GroupName) -> Result<(), DirectoryError> {
+    async fn rename_group(
+        &self,
+        group: &GroupId,
+        name: &GroupName,
+    ) -> Result<Receipt, DirectoryError> {
         let mut state = self.lock();
         let clash = state
             .observed
@@ -177,21 +181,25 @@ impl IdentityStore for World {
             });
         }
         state.group(group)?.name = name.clone();
-        Ok(())
+        Ok(Receipt::default())
     }
 
-    async fn add_members(&self, group: &GroupId, members: &[UserId]) -> Result<(), DirectoryError> {
+    async fn add_members(
+        &self,
+        group: &GroupId,
+        members: &[UserId],
+    ) -> Result<Receipt, DirectoryError> {
         let mut state = self.lock();
         state.check_members(members)?;
         state.group(group)?.members.extend(members.iter().cloned());
-        Ok(())
+        Ok(Receipt::default())
     }
 
     async fn remove_members(
         &self,
         group: &GroupId,
         members: &[UserId],
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<Receipt, DirectoryError> {
         let mut state = self.lock();
         if members.len() > MAX_MEMBERS_PER_REQUEST {
             return Err(DirectoryError::Other(
@@ -202,12 +210,12 @@ impl IdentityStore for World {
         for m in members {
             g.members.remove(m);
         }
-        Ok(())
+        Ok(Receipt::default())
     }
 
-    async fn delete_group(&self, group: &GroupId) -> Result<(), DirectoryError> {
+    async fn delete_group(&self, group: &GroupId) -> Result<Receipt, DirectoryError> {
         self.lock().observed.groups.retain(|g| &g.id != group);
-        Ok(())
+        Ok(Receipt::default())
     }
 }
 
@@ -241,15 +249,15 @@ impl AccountAssignments for World {
             .collect())
     }
 
-    async fn create_assignment(&self, assignment: &Assignment) -> Result<(), DirectoryError> {
+    async fn create_assignment(&self, assignment: &Assignment) -> Result<Receipt, DirectoryError> {
         let mut state = self.lock();
         state.group(&assignment.group)?;
         state.observed.assignments.insert(assignment.clone());
-        Ok(())
+        Ok(Receipt::default())
     }
 
-    async fn delete_assignment(&self, assignment: &Assignment) -> Result<(), DirectoryError> {
+    async fn delete_assignment(&self, assignment: &Assignment) -> Result<Receipt, DirectoryError> {
         self.lock().observed.assignments.remove(assignment);
-        Ok(())
+        Ok(Receipt::default())
     }
 }

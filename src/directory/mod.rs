@@ -40,6 +40,12 @@ pub enum DirectoryError {
     Other(String),
 }
 
+/// What AWS said about a write it accepted: its request id, for the audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipt {
+    pub request_id: Option<String>,
+}
+
 /// A group as the directory lists it: without members (AWS never returns them with a group).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRecord {
@@ -66,16 +72,28 @@ pub trait IdentityStore {
         name: &GroupName,
         external_id: &ExternalId,
         members: &[UserId],
-    ) -> Result<GroupId, DirectoryError>;
-    async fn rename_group(&self, group: &GroupId, name: &GroupName) -> Result<(), DirectoryError>;
-    async fn add_members(&self, group: &GroupId, members: &[UserId]) -> Result<(), DirectoryError>;
+    ) -> Result<(GroupId, Receipt), DirectoryError>;
+    async fn rename_group(
+        &self,
+        group: &GroupId,
+        name: &GroupName,
+    ) -> Result<Receipt, DirectoryError>;
+    async fn add_members(
+        &self,
+        group: &GroupId,
+        members: &[UserId],
+    ) -> Result<Receipt, DirectoryError>;
     async fn remove_members(
         &self,
         group: &GroupId,
         members: &[UserId],
-    ) -> Result<(), DirectoryError>;
+    ) -> Result<Receipt, DirectoryError>;
     /// Deleting a group that is already gone succeeds.
-    async fn delete_group(&self, group: &GroupId) -> Result<(), DirectoryError>;
+    async fn delete_group(&self, group: &GroupId) -> Result<Receipt, DirectoryError>;
+    /// Requests sent so far, retries included (for the report beside the plan's estimate).
+    fn calls_made(&self) -> u64 {
+        0
+    }
 }
 
 #[allow(async_fn_in_trait)]
@@ -93,9 +111,14 @@ pub trait AccountAssignments {
         account: &AccountId,
         permission_set: &PermissionSetArn,
     ) -> Result<Vec<GroupId>, DirectoryError>;
-    async fn create_assignment(&self, assignment: &Assignment) -> Result<(), DirectoryError>;
+    /// Returns once AWS reports the assignment SUCCEEDED; FAILED is an error with AWS's reason.
+    async fn create_assignment(&self, assignment: &Assignment) -> Result<Receipt, DirectoryError>;
     /// Deleting an assignment that is already gone succeeds.
-    async fn delete_assignment(&self, assignment: &Assignment) -> Result<(), DirectoryError>;
+    async fn delete_assignment(&self, assignment: &Assignment) -> Result<Receipt, DirectoryError>;
+    /// Requests sent so far, retries and status polls included.
+    fn calls_made(&self) -> u64 {
+        0
+    }
 }
 
 /// How assignments are read: per group, or per (account, permission set) pair.

@@ -499,27 +499,20 @@ pub(crate) fn epoch_seconds() -> f64 {
 
 /// `YYYY-MM-DD HH:MM:SS.mmm` in UTC, as AWS's SCIM errors carry it.
 pub(crate) fn timestamp() -> String {
-    let now = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now();
+    let millis = now
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+        .unwrap_or_default()
+        .subsec_millis();
+    let seconds = aws_sdk_ssoadmin::primitives::DateTime::from_secs(
+        aws_sdk_ssoadmin::primitives::DateTime::from(now).secs(),
+    )
+    .fmt(aws_sdk_ssoadmin::primitives::DateTimeFormat::DateTime)
+    .expect("the clock is within RFC 3339's range");
+    // `2026-11-25T12:00:00Z` → `2026-11-25 12:00:00.123`
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_millis()
+        "{}.{millis:03}",
+        seconds.trim_end_matches('Z').replacen('T', " ", 1)
     )
 }
 

@@ -40,21 +40,33 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 .delete(delete_group)
                 .put(unsupported),
         )
+        .layer(axum::middleware::map_response(with_request_id))
         .with_state(shared)
+}
+
+/// Every answer names its request, as AWS's do; an error repeats its `exceptionRequestId`.
+async fn with_request_id(mut response: Response) -> Response {
+    let name = header::HeaderName::from_static("x-amzn-requestid");
+    if !response.headers().contains_key(&name) {
+        let id = header::HeaderValue::from_str(&super::request_id()).expect("a UUID is a header");
+        response.headers_mut().insert(name, id);
+    }
+    response
 }
 
 /// An error in AWS's shape: `status` is a string, `schema` and `schemas` both appear, there is
 /// no `scimType`, and `exceptionRequestId` is what AWS support asks for.
 pub fn error(status: StatusCode, detail: &str) -> Response {
+    let id = super::request_id();
     let body = json!({
         "schema": [ERROR],
         "schemas": [ERROR],
         "detail": detail,
         "status": status.as_u16().to_string(),
-        "exceptionRequestId": super::request_id(),
+        "exceptionRequestId": id,
         "timeStamp": super::timestamp(),
     });
-    (status, Json(body)).into_response()
+    (status, [("x-amzn-requestid", id)], Json(body)).into_response()
 }
 
 /// A refused request, answered with [`error`].

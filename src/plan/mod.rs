@@ -108,6 +108,18 @@ impl Op {
         }
     }
 
+    pub fn reason(&self) -> Reason {
+        match self {
+            Op::CreateGroup { reason, .. }
+            | Op::RenameGroup { reason, .. }
+            | Op::AddMembers { reason, .. }
+            | Op::CreateAssignment { reason, .. }
+            | Op::DeleteAssignment { reason, .. }
+            | Op::RemoveMembers { reason, .. }
+            | Op::DeleteGroup { reason, .. } => *reason,
+        }
+    }
+
     pub fn family(&self) -> Family {
         match self {
             Op::CreateAssignment { .. } | Op::DeleteAssignment { .. } => Family::SsoAdmin,

@@ -3,7 +3,7 @@
 //! Throttling, conflicts (another write to the account still propagating) and server errors
 //! are retried with capped, jittered backoff; other errors are not.
 
-use crate::directory::{AccountAssignments, DirectoryError};
+use crate::directory::{AccountAssignments, DirectoryError, Receipt};
 use crate::model::{AccountId, GroupId, PermissionSetArn};
 use crate::observed::Assignment;
 use aws_sdk_ssoadmin::Client;
@@ -12,6 +12,7 @@ use aws_sdk_ssoadmin::types::{
     AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
 };
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ pub struct SsoAdmin {
     instance_arn: String,
     limiter: DefaultDirectRateLimiter,
     polling: Polling,
+    calls: AtomicU64,
 }
 
 /// Whether an error is worth another try: throttling, a conflicting write in flight, a server
@@ -92,6 +94,7 @@ impl SsoAdmin {
             instance_arn: instance_arn.to_owned(),
             limiter: RateLimiter::direct(Quota::with_period(period).expect("period is positive")),
             polling,
+            calls: AtomicU64::new(0),
         }
     }
 
@@ -116,6 +119,7 @@ impl SsoAdmin {
         .backoff();
         loop {
             self.limiter.until_ready().await;
+            self.calls.fetch_add(1, Ordering::Relaxed);
             match call().await {
                 Ok(v) => return Ok(v),
                 Err(e) if retryable(&e) => match backoff.next() {
@@ -169,12 +173,16 @@ impl SsoAdmin {
         operation: &str,
         mut status: AccountAssignmentOperationStatus,
         create: bool,
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<Receipt, DirectoryError> {
         let started = tokio::time::Instant::now();
         let mut delay = self.polling.first;
         loop {
             match status.status() {
-                Some(StatusValues::Succeeded) => return Ok(()),
+                Some(StatusValues::Succeeded) => {
+                    return Ok(Receipt {
+                        request_id: status.request_id().map(str::to_owned),
+                    });
+                }
                 Some(StatusValues::Failed) => {
                     return Err(DirectoryError::Aws {
                         operation: operation.to_owned(),
@@ -226,6 +234,10 @@ impl SsoAdmin {
 }
 
 impl AccountAssignments for SsoAdmin {
+    fn calls_made(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
     /// ListAccountAssignmentsForPrincipal: one call per group (needs
     /// `sso:ListAccountAssignmentsForPrincipal`, beyond the seed's policy).
     async fn assignments_of(
@@ -273,7 +285,7 @@ impl AccountAssignments for SsoAdmin {
             .collect())
     }
 
-    async fn create_assignment(&self, a: &Assignment) -> Result<(), DirectoryError> {
+    async fn create_assignment(&self, a: &Assignment) -> Result<Receipt, DirectoryError> {
         let status = self
             .retried("CreateAccountAssignment", || {
                 self.client
@@ -295,7 +307,7 @@ impl AccountAssignments for SsoAdmin {
     }
 
     /// A delete of an assignment that is already gone counts as done.
-    async fn delete_assignment(&self, a: &Assignment) -> Result<(), DirectoryError> {
+    async fn delete_assignment(&self, a: &Assignment) -> Result<Receipt, DirectoryError> {
         let answer = self
             .retried("DeleteAccountAssignment", || {
                 self.client
@@ -316,7 +328,7 @@ impl AccountAssignments for SsoAdmin {
             Err(DirectoryError::Aws { detail, .. })
                 if detail.starts_with("ResourceNotFoundException") =>
             {
-                return Ok(());
+                return Ok(Receipt::default());
             }
             Err(e) => return Err(e),
         };

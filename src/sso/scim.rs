@@ -4,7 +4,7 @@
 //! a 409 on create adopts the existing group; a DELETE of a missing group counts as done.
 //! Retries 429 (honouring `Retry-After`), 5xx and connection errors, never other 4xx.
 
-use crate::directory::{DirectoryError, GroupRecord};
+use crate::directory::{DirectoryError, GroupRecord, Receipt};
 use crate::model::{ExternalId, GroupId, GroupName, UserId, UserName};
 use crate::retry::{RetryPolicy, error_chain};
 use crate::secret::Secret;
@@ -12,6 +12,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{Method, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use url::Url;
 
@@ -26,6 +27,7 @@ pub struct ScimClient {
     token: Secret,
     limiter: DefaultDirectRateLimiter,
     retry: RetryPolicy,
+    calls: AtomicU64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +49,22 @@ struct ErrorBody {
 struct Answer {
     status: StatusCode,
     body: Value,
+    request_id: Option<String>,
+}
+
+impl Answer {
+    fn receipt(&self) -> Receipt {
+        Receipt {
+            request_id: self.request_id.clone(),
+        }
+    }
+}
+
+/// One request that did not succeed: whether trying again may help, and when.
+struct Failure {
+    error: DirectoryError,
+    retryable: bool,
+    retry_after: Option<Duration>,
 }
 
 impl ScimClient {
@@ -72,6 +90,7 @@ impl ScimClient {
             token,
             limiter: RateLimiter::direct(Quota::with_period(period).expect("period is positive")),
             retry,
+            calls: AtomicU64::new(0),
         }
     }
 
@@ -98,57 +117,83 @@ impl ScimClient {
     ) -> Result<Answer, DirectoryError> {
         let mut backoff = self.retry.backoff();
         loop {
-            self.limiter.until_ready().await;
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(self.token.expose())
-                .header(header::ACCEPT, "application/scim+json, application/json");
-            if let Some(body) = body {
-                request = request
-                    .header(header::CONTENT_TYPE, "application/scim+json")
-                    .body(body.to_string());
-            }
-            let (failure, retry_after) = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    match response.bytes().await {
-                        Ok(bytes) => {
-                            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                            if status.is_success() || accept.contains(&status) {
-                                return Ok(Answer { status, body });
-                            }
-                            let error: ErrorBody = serde_json::from_value(body).unwrap_or_default();
-                            let failure = DirectoryError::Aws {
-                                operation: operation.to_owned(),
-                                status: status.as_u16(),
-                                detail: error.detail.unwrap_or_default(),
-                                request_id: error.exception_request_id,
-                            };
-                            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                                (failure, retry_after)
-                            } else {
-                                return Err(failure);
-                            }
-                        }
-                        Err(e) => (transport(operation, &e), None),
-                    }
-                }
-                Err(e) => (transport(operation, &e), None),
+            let failure = match self.attempt(operation, &method, &url, body, accept).await {
+                Ok(answer) => return Ok(answer),
+                Err(f) if f.retryable => f,
+                Err(f) => return Err(f.error),
             };
             let Some(delay) = backoff.next() else {
-                return Err(failure);
+                return Err(failure.error);
             };
-            let delay = self.retry.delay(delay, retry_after);
-            tracing::info!(operation, delay_ms = delay.as_millis() as u64, error = %failure, "SCIM request failed; retrying");
-            tokio::time::sleep(delay).await;
+            self.pause(operation, delay, &failure).await;
         }
+    }
+
+    async fn pause(&self, operation: &str, delay: Duration, failure: &Failure) {
+        let delay = self.retry.delay(delay, failure.retry_after);
+        tracing::info!(operation, delay_ms = delay.as_millis() as u64, error = %failure.error, "SCIM request failed; retrying");
+        tokio::time::sleep(delay).await;
+    }
+
+    /// One request under the rate limit, no retry. 429, 5xx and connection failures are
+    /// retryable; other statuses are final.
+    async fn attempt(
+        &self,
+        operation: &str,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+        accept: &[StatusCode],
+    ) -> Result<Answer, Failure> {
+        self.limiter.until_ready().await;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut request = self
+            .http
+            .request(method.clone(), url.clone())
+            .bearer_auth(self.token.expose())
+            .header(header::ACCEPT, "application/scim+json, application/json");
+        if let Some(body) = body {
+            request = request
+                .header(header::CONTENT_TYPE, "application/scim+json")
+                .body(body.to_string());
+        }
+        let transport_failure = |e: &reqwest::Error| Failure {
+            error: transport(operation, e),
+            retryable: true,
+            retry_after: None,
+        };
+        let response = request.send().await.map_err(|e| transport_failure(&e))?;
+        let status = response.status();
+        let headers = response.headers();
+        let retry_after = headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let request_id = headers
+            .get("x-amzn-requestid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response.bytes().await.map_err(|e| transport_failure(&e))?;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() || accept.contains(&status) {
+            return Ok(Answer {
+                status,
+                body,
+                request_id,
+            });
+        }
+        let error: ErrorBody = serde_json::from_value(body).unwrap_or_default();
+        Err(Failure {
+            error: DirectoryError::Aws {
+                operation: operation.to_owned(),
+                status: status.as_u16(),
+                detail: error.detail.unwrap_or_default(),
+                request_id: error.exception_request_id.or(request_id),
+            },
+            retryable: status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error(),
+            retry_after,
+        })
     }
 
     /// Every resource of a listing, following `nextCursor` to the last page.
@@ -249,14 +294,16 @@ impl ScimClient {
         Ok(resources.iter().filter_map(group_record).next())
     }
 
-    /// POST /Groups with up to 100 members inline. A 409 means it exists already (an earlier
-    /// attempt may have succeeded unseen): the group with our external id is adopted.
+    /// POST /Groups with up to 100 members inline. When a POST fails in a way that may have
+    /// created the group anyway (throttled, 5xx, connection lost), the group is looked up by
+    /// its external id before the next try (aws-sso.md §F.5). A 409 means it exists already: the
+    /// group with our external id is adopted, never one that is not ours.
     pub async fn create_group(
         &self,
         name: &GroupName,
         external_id: &ExternalId,
         members: &[UserId],
-    ) -> Result<GroupId, DirectoryError> {
+    ) -> Result<(GroupId, Receipt), DirectoryError> {
         if members.len() > MAX_MEMBERS {
             return Err(DirectoryError::Other(format!(
                 "{} members inline; AWS allows {MAX_MEMBERS}",
@@ -269,22 +316,39 @@ impl ScimClient {
             "externalId": external_id.as_str(),
             "members": members.iter().map(|m| json!({"value": m.as_str()})).collect::<Vec<_>>(),
         });
-        let answer = self
-            .call(
-                "CreateGroup",
-                Method::POST,
-                self.url("Groups", &[]),
-                Some(&body),
-                &[StatusCode::CONFLICT],
-            )
-            .await?;
+        let url = self.url("Groups", &[]);
+        let mut backoff = self.retry.backoff();
+        let answer = loop {
+            let failure = match self
+                .attempt(
+                    "CreateGroup",
+                    &Method::POST,
+                    &url,
+                    Some(&body),
+                    &[StatusCode::CONFLICT],
+                )
+                .await
+            {
+                Ok(answer) => break answer,
+                Err(f) if f.retryable => f,
+                Err(f) => return Err(f.error),
+            };
+            let Some(delay) = backoff.next() else {
+                return Err(failure.error);
+            };
+            self.pause("CreateGroup", delay, &failure).await;
+            if let Some(g) = self.find_group("externalId", external_id.as_str()).await? {
+                return Ok((g.id, Receipt::default()));
+            }
+        };
         if answer.status != StatusCode::CONFLICT {
-            return group_record(&answer.body)
+            let id = group_record(&answer.body)
                 .map(|g| g.id)
-                .ok_or_else(|| DirectoryError::Other("CreateGroup: the answer has no id".into()));
+                .ok_or_else(|| DirectoryError::Other("CreateGroup: the answer has no id".into()))?;
+            return Ok((id, answer.receipt()));
         }
         if let Some(g) = self.find_group("externalId", external_id.as_str()).await? {
-            return Ok(g.id);
+            return Ok((g.id, answer.receipt()));
         }
         // The name is taken by a group that is not ours: never adopt it.
         Err(DirectoryError::Conflict {
@@ -297,7 +361,7 @@ impl ScimClient {
         &self,
         group: &GroupId,
         name: &GroupName,
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<Receipt, DirectoryError> {
         let body = json!({"schemas": [PATCH_OP], "Operations": [
             {"op": "replace", "value": {"id": group.as_str(), "displayName": name.as_str()}}]});
         let url = self.url(&format!("Groups/{}", group.as_str()), &[]);
@@ -309,7 +373,7 @@ impl ScimClient {
             &[],
         )
         .await
-        .map(drop)
+        .map(|a| a.receipt())
     }
 
     async fn change_members(
@@ -317,9 +381,9 @@ impl ScimClient {
         op: &str,
         group: &GroupId,
         members: &[UserId],
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<Receipt, DirectoryError> {
         if members.is_empty() {
-            return Ok(());
+            return Ok(Receipt::default());
         }
         if members.len() > MAX_MEMBERS {
             return Err(DirectoryError::Other(format!(
@@ -339,14 +403,14 @@ impl ScimClient {
             &[],
         )
         .await
-        .map(drop)
+        .map(|a| a.receipt())
     }
 
     pub async fn add_members(
         &self,
         group: &GroupId,
         members: &[UserId],
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<Receipt, DirectoryError> {
         self.change_members("add", group, members).await
     }
 
@@ -354,12 +418,12 @@ impl ScimClient {
         &self,
         group: &GroupId,
         members: &[UserId],
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<Receipt, DirectoryError> {
         self.change_members("remove", group, members).await
     }
 
     /// DELETE /Groups/{id}; a group that is already gone counts as deleted.
-    pub async fn delete_group(&self, group: &GroupId) -> Result<(), DirectoryError> {
+    pub async fn delete_group(&self, group: &GroupId) -> Result<Receipt, DirectoryError> {
         let url = self.url(&format!("Groups/{}", group.as_str()), &[]);
         self.call(
             "DeleteGroup",
@@ -369,7 +433,7 @@ impl ScimClient {
             &[StatusCode::NOT_FOUND],
         )
         .await
-        .map(drop)
+        .map(|a| a.receipt())
     }
 }
 
@@ -433,15 +497,23 @@ impl crate::directory::IdentityStore for ScimClient {
         name: &GroupName,
         external_id: &ExternalId,
         members: &[UserId],
-    ) -> Result<GroupId, DirectoryError> {
+    ) -> Result<(GroupId, Receipt), DirectoryError> {
         ScimClient::create_group(self, name, external_id, members).await
     }
 
-    async fn rename_group(&self, group: &GroupId, name: &GroupName) -> Result<(), DirectoryError> {
+    async fn rename_group(
+        &self,
+        group: &GroupId,
+        name: &GroupName,
+    ) -> Result<Receipt, DirectoryError> {
         ScimClient::rename_group(self, group, name).await
     }
 
-    async fn add_members(&self, group: &GroupId, members: &[UserId]) -> Result<(), DirectoryError> {
+    async fn add_members(
+        &self,
+        group: &GroupId,
+        members: &[UserId],
+    ) -> Result<Receipt, DirectoryError> {
         ScimClient::add_members(self, group, members).await
     }
 
@@ -449,12 +521,16 @@ impl crate::directory::IdentityStore for ScimClient {
         &self,
         group: &GroupId,
         members: &[UserId],
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<Receipt, DirectoryError> {
         ScimClient::remove_members(self, group, members).await
     }
 
-    async fn delete_group(&self, group: &GroupId) -> Result<(), DirectoryError> {
+    async fn delete_group(&self, group: &GroupId) -> Result<Receipt, DirectoryError> {
         ScimClient::delete_group(self, group).await
+    }
+
+    fn calls_made(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 }
 
