@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod aws;
 pub mod config;
 pub mod demo;
 pub mod desired;

@@ -32,6 +32,8 @@ enum Command {
     },
     /// Show what a sync would change in AWS IAM Identity Center, and why.
     Plan(PlanArgs),
+    /// Make AWS IAM Identity Center follow meshStack: plan, apply, check what was changed.
+    Sync(SyncArgs),
     /// Read meshStack and write what it holds as a snapshot file.
     Snapshot {
         #[arg(long)]
@@ -77,9 +79,10 @@ struct PlanArgs {
     /// Plan from a snapshot file instead of reading the meshStack API.
     #[arg(long)]
     snapshot: Option<PathBuf>,
-    /// The directory to compare with.
-    #[arg(long, value_enum, default_value_t = DirectoryKind::Memory)]
-    directory: DirectoryKind,
+    /// The directory to compare with: AWS IAM Identity Center as configured, or one in memory
+    /// (the default when `--observed` is given).
+    #[arg(long, value_enum)]
+    directory: Option<DirectoryKind>,
     /// With `--directory memory`: what the directory holds (an observed-state JSON file);
     /// empty if omitted.
     #[arg(long)]
@@ -95,10 +98,24 @@ struct PlanArgs {
     out: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum DirectoryKind {
+    /// AWS IAM Identity Center: SCIM and sso-admin, as configured.
+    Aws,
     /// An in-memory directory, filled from `--observed`.
     Memory,
+}
+
+#[derive(clap::Args)]
+struct SyncArgs {
+    #[arg(long)]
+    config: PathBuf,
+    /// Sync from a snapshot file instead of reading the meshStack API.
+    #[arg(long)]
+    snapshot: Option<PathBuf>,
+    /// Print the plan, the report and the remaining drift as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +142,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             command: ConfigCommand::Check { config },
         } => config_check(&config),
         Command::Plan(args) => plan_command(args),
+        Command::Sync(args) => sync_command(args),
         Command::Snapshot { config, out } => snapshot_command(&config, out.as_deref()),
         Command::Demo => aws_replicator_demo(),
         Command::Emulator { port, state, token } => emulator_command(port, state.as_deref(), token),
@@ -191,7 +209,15 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
     let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
-    let observed = match args.directory {
+    let kind = args.directory.unwrap_or(if args.observed.is_some() {
+        DirectoryKind::Memory
+    } else {
+        DirectoryKind::Aws
+    });
+    if kind == DirectoryKind::Aws && args.observed.is_some() {
+        bail!("--observed describes an in-memory directory; use it with --directory memory");
+    }
+    let observed = match kind {
         DirectoryKind::Memory => {
             let world = World::new(read_observed(args.observed.as_deref())?);
             runtime()?.block_on(directory::observe(
@@ -200,6 +226,13 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
                 &desired,
                 directory::AssignmentReads::PerGroup,
             ))?
+        }
+        DirectoryKind::Aws => {
+            let (scim, admin) = aws_replicator::sso::connect(&config, sso)?;
+            let reads = aws_replicator::sso::sync_settings(&config).reads;
+            runtime()?
+                .block_on(directory::observe(&scim, &admin, &desired, reads))
+                .context("cannot read AWS IAM Identity Center")?
         }
     };
     let plan = plan::plan(&desired, &observed);
@@ -213,6 +246,80 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
         print!("{}", plan.render_text());
     }
     Ok(exit_code(&plan, args.detailed_exitcode))
+}
+
+fn sync_command(args: SyncArgs) -> Result<ExitCode> {
+    use aws_replicator::apply::Status;
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::io::IsTerminal;
+
+    let config = load_config(&args.config)?;
+    let sso = config.require_sso()?;
+    let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
+    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
+    let (scim, admin) = aws_replicator::sso::connect(&config, sso)?;
+    let audit = match &config.replicator.audit_log {
+        Some(file) => aws_replicator::audit::Audit::file(Path::new(file))
+            .with_context(|| format!("cannot open the audit log {file} (replicator.audit-log)"))?,
+        None => aws_replicator::audit::Audit::stderr(),
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} changes, {elapsed} ({eta} left)")
+                .expect("the template is valid"),
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let json = args.json;
+    let show = |plan: &Plan| {
+        if !json {
+            print!("{}", plan.render_text());
+        }
+        bar.set_length(plan.ops.len() as u64);
+    };
+    let done = |outcome: &aws_replicator::apply::Outcome| {
+        bar.inc(1);
+        if bar.is_hidden() && outcome.status == Status::Ok {
+            tracing::info!(op = outcome.op, "applied");
+        }
+    };
+    let result = runtime()?
+        .block_on(aws_replicator::sync::sync(
+            &desired,
+            &scim,
+            &admin,
+            aws_replicator::sso::sync_settings(&config),
+            &audit,
+            show,
+            &done,
+        ))
+        .context("cannot sync AWS IAM Identity Center")?;
+    bar.finish_and_clear();
+    let report = &result.report;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        for problem in report.problems(&result.plan) {
+            println!("! {problem}");
+        }
+        println!(
+            "Applied {} change(s), {} failed, {} skipped; {} SCIM and {} sso-admin call(s) (estimated {} and {}). {} change(s) left.",
+            report.applied,
+            report.failed,
+            report.skipped,
+            result.calls.scim,
+            result.calls.sso_admin,
+            result.calls.scim_estimate,
+            result.calls.sso_admin_estimate,
+            result.remaining.ops.len()
+        );
+    }
+    Ok(if result.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn exit_code(plan: &Plan, detailed: bool) -> ExitCode {

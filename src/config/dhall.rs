@@ -94,13 +94,13 @@ fn quietly_catch_unwind<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 fn explain(path: &str, text: &str, stage: &'static str, message: String) -> DhallError {
-    if message.contains("MissingEnvVar") {
-        if let Some(name) = env_imports(text).find(|n| std::env::var_os(n).is_none()) {
-            return DhallError::MissingEnv {
-                path: path.to_owned(),
-                name,
-            };
-        }
+    if message.contains("MissingEnvVar")
+        && let Some(name) = env_imports(text).find(|n| std::env::var_os(n).is_none())
+    {
+        return DhallError::MissingEnv {
+            path: path.to_owned(),
+            name,
+        };
     }
     if let Some(differences) = super::annot::explain(&message) {
         return DhallError::Annotation {

@@ -19,6 +19,7 @@ use std::path::Path;
 
 pub use dhall::DhallError;
 pub use raw::TenantApiVersion;
+pub(crate) use validate::is_loopback;
 
 /// A validated configuration.
 #[derive(Debug)]

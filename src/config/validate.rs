@@ -252,14 +252,14 @@ fn check_aws(p: &mut Problems, aws: &raw::Aws, roles: &BTreeMap<RoleId, String>)
         &aws.organization_root_account_role,
     );
     check_role_arn(p, "aws.automationAccountRole", &aws.automation_account_role);
-    if let Some(role) = &aws.account_access_role {
-        if role.is_empty() || role.contains(['/', ':']) {
-            p.add(
+    if let Some(role) = &aws.account_access_role
+        && (role.is_empty() || role.contains(['/', ':']))
+    {
+        p.add(
                 "aws.accountAccessRole",
                 format!("{role:?} is not a role name"),
                 "give the role's name only, e.g. \"MeshstackAccountAccessRole\", or None for that default",
             );
-        }
     }
     for (i, e) in aws.role_mappings_managed.iter().enumerate() {
         let path = format!("aws.roleMappingsManaged[{i}]");

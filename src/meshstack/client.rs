@@ -123,15 +123,15 @@ impl Client {
             seen_links.insert(normalized(&url));
             let body = self.get(&url, kind).await?;
             let page: Page<T> = parse_page(&body, kind, &url)?;
-            if let Some(number) = page.page.as_ref().and_then(|p| p.number) {
-                if !seen_pages.insert(number) {
-                    tracing::warn!(
-                        path = url.path(),
-                        number,
-                        "meshStack served a page twice; stopping there"
-                    );
-                    break;
-                }
+            if let Some(number) = page.page.as_ref().and_then(|p| p.number)
+                && !seen_pages.insert(number)
+            {
+                tracing::warn!(
+                    path = url.path(),
+                    number,
+                    "meshStack served a page twice; stopping there"
+                );
+                break;
             }
             let mut embedded = page.embedded;
             items.extend(embedded.remove(kind.embedded_key()).unwrap_or_default());

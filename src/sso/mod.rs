@@ -3,3 +3,43 @@
 
 pub mod admin;
 pub mod scim;
+
+use crate::config::{Config, SsoConfig};
+use crate::directory::AssignmentReads;
+
+/// The SCIM and sso-admin clients for the configured instance, at the configured rates.
+pub fn connect(
+    config: &Config,
+    sso: &SsoConfig,
+) -> Result<(scim::ScimClient, admin::SsoAdmin), crate::aws::AwsError> {
+    let rates = &config.replicator.rate_limits;
+    let scim = scim::ScimClient::new(
+        &sso.scim_endpoint,
+        sso.token.clone(),
+        rates.scim,
+        crate::retry::RetryPolicy::aws(),
+    );
+    let admin = admin::SsoAdmin::new(
+        crate::aws::sso_admin(config)?,
+        &sso.instance_arn,
+        rates.sso_admin,
+        admin::Polling::default(),
+    );
+    Ok((scim, admin))
+}
+
+/// How a sync reads and writes, from what the configured role may do.
+pub fn sync_settings(config: &Config) -> crate::sync::Settings {
+    let sso_admin = &config.replicator.sso_admin;
+    crate::sync::Settings {
+        reads: if sso_admin.list_assignments_for_principal {
+            AssignmentReads::PerGroup
+        } else {
+            AssignmentReads::PerPair
+        },
+        options: crate::apply::Options {
+            max_in_flight: sso_admin.max_in_flight as usize,
+            ..crate::apply::Options::default()
+        },
+    }
+}

@@ -1,0 +1,149 @@
+//! Reaching AWS as the seed describes: the `meshfedServiceUser` keys, from which the replicator
+//! assumes the management-account role (`organizationRootAccountRole`, with its ExternalId) for
+//! sso-admin. Endpoints come from AWS's own environment variables (`AWS_ENDPOINT_URL_<SERVICE>`,
+//! then `AWS_ENDPOINT_URL`), for VPC endpoints, the emulator and test peers; plain http only
+//! to loopback.
+
+use crate::config::Config;
+use crate::secret::Secret;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("{variable}={value:?}: {problem}; {fix}")]
+    Endpoint {
+        variable: String,
+        value: String,
+        problem: String,
+        fix: &'static str,
+    },
+}
+
+/// The endpoint override for one service, as the AWS SDKs read it from the environment.
+pub fn endpoint(service_env: &str) -> Result<Option<String>, AwsError> {
+    for variable in [
+        format!("AWS_ENDPOINT_URL_{service_env}"),
+        "AWS_ENDPOINT_URL".into(),
+    ] {
+        let Ok(value) = std::env::var(&variable) else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let bad = |problem: &str| AwsError::Endpoint {
+            variable: variable.clone(),
+            value: value.clone(),
+            problem: problem.to_owned(),
+            fix: "use an https URL, or plain http to 127.0.0.1 / ::1 / localhost for test peers",
+        };
+        let url = url::Url::parse(&value).map_err(|e| bad(&e.to_string()))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if crate::config::is_loopback(&url) => {}
+            "http" => return Err(bad("plain http to a remote host")),
+            other => return Err(bad(&format!("scheme {other} is not http(s)"))),
+        }
+        return Ok(Some(value));
+    }
+    Ok(None)
+}
+
+/// The service user's long-lived keys.
+fn service_user(config: &Config) -> Credentials {
+    let user = &config.aws.meshfed_service_user;
+    Credentials::new(
+        user.access_key.expose(),
+        user.secret_key.expose(),
+        None,
+        None,
+        "meshfedServiceUser",
+    )
+}
+
+/// An STS client that signs with the service user's keys.
+fn sts(config: &Config) -> Result<aws_sdk_sts::Client, AwsError> {
+    let mut builder = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new(config.aws.region.clone()))
+        .credentials_provider(service_user(config));
+    if let Some(url) = endpoint("STS")? {
+        builder = builder.endpoint_url(url);
+    }
+    Ok(aws_sdk_sts::Client::from_conf(builder.build()))
+}
+
+/// Credentials of an assumed role. The SDK caches them and asks again shortly before they
+/// expire, so each call here is one AssumeRole.
+#[derive(Debug)]
+pub struct AssumedRole {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    external_id: Option<Secret>,
+}
+
+impl AssumedRole {
+    async fn assume(&self) -> provider::Result {
+        let answer = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .role_session_name("aws-replicator")
+            .set_external_id(self.external_id.as_ref().map(|s| s.expose().to_owned()))
+            .duration_seconds(3600)
+            .send()
+            .await
+            .map_err(|e| {
+                CredentialsError::provider_error(format!(
+                    "sts:AssumeRole into {}: {}",
+                    self.role_arn,
+                    aws_sdk_sts::error::DisplayErrorContext(e)
+                ))
+            })?;
+        let c = answer.credentials().ok_or_else(|| {
+            CredentialsError::provider_error(format!(
+                "sts:AssumeRole into {} returned no credentials",
+                self.role_arn
+            ))
+        })?;
+        let expires = std::time::SystemTime::try_from(*c.expiration())
+            .unwrap_or_else(|_| std::time::SystemTime::now() + Duration::from_secs(900));
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            Some(expires),
+            "aws-replicator:AssumeRole",
+        ))
+    }
+}
+
+impl ProvideCredentials for AssumedRole {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::new(self.assume())
+    }
+}
+
+/// sso-admin in the management account, through the seed's role and ExternalId.
+pub fn sso_admin(config: &Config) -> Result<aws_sdk_ssoadmin::Client, AwsError> {
+    let role = AssumedRole {
+        sts: sts(config)?,
+        role_arn: config.aws.organization_root_account_role.clone(),
+        external_id: config.aws.organization_root_account_external_id.clone(),
+    };
+    let mut builder = aws_sdk_ssoadmin::Config::builder()
+        .behavior_version(aws_sdk_ssoadmin::config::BehaviorVersion::latest())
+        .region(aws_sdk_ssoadmin::config::Region::new(
+            config.aws.region.clone(),
+        ))
+        .credentials_provider(role);
+    if let Some(url) = endpoint("SSO_ADMIN")? {
+        builder = builder.endpoint_url(url);
+    }
+    Ok(aws_sdk_ssoadmin::Client::from_conf(builder.build()))
+}

@@ -1,0 +1,229 @@
+//! `aws-replicator sync` and `plan` as a user runs them, end to end: the binary reads a config
+//! and a snapshot, assumes the management-account role through STS (moto), and syncs AWS IAM
+//! Identity Center (the emulator: SCIM and sso-admin over one store).
+
+mod common;
+
+use aws_replicator::emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+struct Setup {
+    _moto: common::peers::Peer,
+    running: RunningEmulator,
+    dir: tempfile::TempDir,
+    moto_endpoint: String,
+}
+
+async fn setup() -> Setup {
+    let moto = common::peers::moto();
+    let emulator = Emulator::new(EmulatorConfig {
+        operation_delay: Duration::from_millis(50),
+        ..EmulatorConfig::default()
+    });
+    common::sample::provision_users(&emulator);
+    let running = emulator.serve(0).await.unwrap();
+    Setup {
+        moto_endpoint: moto.endpoint.clone(),
+        _moto: moto,
+        running,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Setup {
+    /// The demo configuration, pointed at the emulator, with `replicator` as given.
+    fn config(&self, name: &str, pattern: &str, replicator: &str) -> PathBuf {
+        let types = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/types/package.dhall");
+        let text = std::fs::read_to_string("config/demo.dhall")
+            .unwrap()
+            .replace("./types/package.dhall", types.to_str().unwrap())
+            .replace(
+                "https://scim.eu-central-1.amazonaws.com/xxxxx-xxxx-xxxx-xxxx/scim/v2/",
+                &self.running.scim_endpoint(),
+            )
+            .replace("\"demo-scim-token\"", "\"emulator-token\"")
+            .replace("%s.%s.%4\\$s", pattern)
+            .replace("T.Replicator::{=}", replicator);
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL_STS", &self.moto_endpoint)
+            .env("AWS_ENDPOINT_URL_SSO_ADMIN", self.running.endpoint())
+            .env_remove("AWS_ENDPOINT_URL")
+            .output()
+            .unwrap()
+    }
+
+    fn sync(&self, config: &Path, snapshot: &str) -> (Output, String, String) {
+        let out = self.run(&[
+            "sync",
+            "--config",
+            config.to_str().unwrap(),
+            "--snapshot",
+            snapshot,
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out, stdout, stderr)
+    }
+
+    fn writes(&self) -> usize {
+        self.running
+            .emulator
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET" && !r.endpoint.starts_with("List"))
+            .filter(|r| !r.endpoint.starts_with("Describe"))
+            .count()
+    }
+}
+
+const FAST: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 } }";
+const FAST_EXTENDED: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 }, sso-admin = { delete-assignments = True, list-assignments-for-principal = True, list-assignment-status = False, max-in-flight = 10 } }";
+const SNAPSHOT: &str = "config/sample-snapshot.json";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_converges_is_idempotent_repairs_drift_and_renames() {
+    let s = setup().await;
+    let config = s.config("seed-policy.dhall", "%s.%s.%4\\$s", FAST);
+
+    // From an empty directory: everything is created, audited, and nothing is left.
+    let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("0 failed, 0 skipped"), "{stdout}");
+    assert!(stdout.contains("0 change(s) left"), "{stdout}");
+    let audit: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!audit.is_empty() && audit.iter().all(|l| l["outcome"] == "ok"));
+    assert!(!stdout.contains("emulator-token") && !stderr.contains("emulator-token"));
+    let assignments = s.running.emulator.dump().assignments.len();
+    assert!(assignments > 0);
+
+    // A second sync writes nothing; `plan` agrees there is nothing to do.
+    s.running.emulator.clear_requests();
+    let (out, stdout, _) = s.sync(&config, SNAPSHOT);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(s.writes(), 0, "a second sync only reads");
+    let plan = s.run(&[
+        "plan",
+        "--detailed-exitcode",
+        "--config",
+        config.to_str().unwrap(),
+        "--snapshot",
+        SNAPSHOT,
+    ]);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+
+    // Drift behind its back: a stranger added to an admin group is removed again.
+    let mallory = s.running.emulator.add_user("mallory@other.example");
+    let state = s.running.emulator.dump();
+    let group = state
+        .groups
+        .iter()
+        .find(|g| g.display_name == "mst-acme.web.meshstack-project-admin")
+        .unwrap();
+    let mut changed = state.clone();
+    changed
+        .groups
+        .iter_mut()
+        .find(|g| g.id == group.id)
+        .unwrap()
+        .members
+        .insert(mallory.clone());
+    s.running.emulator.load(changed);
+    let (out, stdout, _) = s.sync(&config, SNAPSHOT);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("- member mallory@other.example"),
+        "{stdout}"
+    );
+    let after = s.running.emulator.dump();
+    assert!(!after.groups.iter().any(|g| g.members.contains(&mallory)));
+
+    // A new group-name-pattern renames, and the assignments stay as they are.
+    let renamed = s.config("renamed.dhall", "%2\\$s.%1\\$s.%4\\$s", FAST);
+    let (out, stdout, stderr) = s.sync(&renamed, SNAPSHOT);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("~ group"), "{stdout}");
+    assert!(
+        !stdout.contains("+ group") && !stdout.contains("- group"),
+        "{stdout}"
+    );
+    let after = s.running.emulator.dump();
+    assert_eq!(after.assignments.len(), assignments);
+    assert!(
+        after
+            .groups
+            .iter()
+            .any(|g| g.display_name == "mst-web.acme.meshstack-project-admin")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_removed_from_meshstack_loses_its_groups_and_assignments() {
+    let s = setup().await;
+    let config = s.config("extended.dhall", "%s.%s.%4\\$s", FAST_EXTENDED);
+    let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let before = s.running.emulator.dump();
+
+    let mut snapshot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SNAPSHOT).unwrap()).unwrap();
+    snapshot["projects"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|p| !(p["workspace"] == "acme" && p["identifier"] == "web"));
+    let smaller = s.dir.path().join("without-acme-web.json");
+    std::fs::write(&smaller, snapshot.to_string()).unwrap();
+
+    let (out, stdout, stderr) = s.sync(&config, smaller.to_str().unwrap());
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let after = s.running.emulator.dump();
+    let web: Vec<_> = before
+        .groups
+        .iter()
+        .filter(|g| g.display_name.starts_with("mst-acme.web."))
+        .collect();
+    assert!(!web.is_empty());
+    for g in &web {
+        assert!(
+            !after.groups.iter().any(|h| h.id == g.id),
+            "{} is gone",
+            g.display_name
+        );
+        assert!(
+            !after.assignments.iter().any(|a| a.principal_id == g.id),
+            "no assignment of {} is left",
+            g.display_name
+        );
+    }
+    let others = |state: &aws_replicator::emulator::store::State| {
+        state
+            .groups
+            .iter()
+            .filter(|g| {
+                g.display_name.starts_with("mst-") && !g.display_name.starts_with("mst-acme.web.")
+            })
+            .count()
+    };
+    assert_eq!(
+        others(&after),
+        others(&before),
+        "other projects keep their groups"
+    );
+}
