@@ -141,7 +141,10 @@ pub fn sso_admin(config: &Config) -> Result<aws_sdk_ssoadmin::Client, AwsError> 
         .region(aws_sdk_ssoadmin::config::Region::new(
             config.aws.region.clone(),
         ))
-        .credentials_provider(role);
+        .credentials_provider(role)
+        // SsoAdmin retries with its own policy (Conflict, Retry-After, counted calls); the
+        // SDK's retries on top would multiply the attempts and hide them from the count.
+        .retry_config(aws_sdk_ssoadmin::config::retry::RetryConfig::disabled());
     if let Some(url) = endpoint("SSO_ADMIN")? {
         builder = builder.endpoint_url(url);
     }

@@ -512,6 +512,7 @@ async fn faults_answer_429_with_and_without_retry_after_and_5xx() {
         latency_ms: 0,
         drop_connection: false,
         times: 1,
+        ..Fault::default()
     });
     scim.emulator().inject(Fault {
         family: Family::Scim,
@@ -521,6 +522,7 @@ async fn faults_answer_429_with_and_without_retry_after_and_5xx() {
         latency_ms: 0,
         drop_connection: false,
         times: 1,
+        ..Fault::default()
     });
     scim.emulator().inject(Fault {
         family: Family::Scim,
@@ -530,6 +532,7 @@ async fn faults_answer_429_with_and_without_retry_after_and_5xx() {
         latency_ms: 50,
         drop_connection: false,
         times: 1,
+        ..Fault::default()
     });
     let url = format!("{}Groups", scim.running.scim_endpoint());
     let r = scim

@@ -344,6 +344,7 @@ async fn faults_throttle_as_http_400_and_fail_as_500() {
         latency_ms: 0,
         drop_connection: false,
         times: 1,
+        ..Fault::default()
     });
     running.emulator.inject(Fault {
         family: Family::SsoAdmin,
@@ -353,6 +354,7 @@ async fn faults_throttle_as_http_400_and_fail_as_500() {
         latency_ms: 0,
         drop_connection: false,
         times: 1,
+        ..Fault::default()
     });
     let err = client.list_instances().send().await.unwrap_err();
     assert!(err.as_service_error().unwrap().is_throttling_exception());
@@ -372,6 +374,7 @@ async fn faults_throttle_as_http_400_and_fail_as_500() {
         latency_ms: 0,
         drop_connection: true,
         times: 1,
+        ..Fault::default()
     });
     let err = client.list_instances().send().await.unwrap_err();
     assert!(

@@ -149,6 +149,7 @@ async fn retries_throttling_server_errors_and_dropped_connections_but_not_other_
         latency_ms: 0,
         drop_connection,
         times: 1,
+        ..Fault::default()
     };
     running.emulator.inject(fault(429, Some(1), false));
     running.emulator.inject(fault(503, None, false));
@@ -282,4 +283,35 @@ async fn the_sample_syncs_through_scim_and_a_second_plan_has_nothing_to_do() {
             .render_text()
             .contains("+ member grace@globex.example")
     );
+}
+
+/// `Retry-After: 2` on a 429 makes the client wait at least 2 s before it tries again. The clock
+/// is tokio's, paused: the wait is measured, not spent.
+#[tokio::test(start_paused = true)]
+async fn retry_after_two_seconds_is_honoured() {
+    let (running, client) = start().await;
+    running.emulator.inject(Fault {
+        family: Family::Scim,
+        endpoint: "GET /Groups".into(),
+        status: 429,
+        retry_after: Some(2),
+        times: 1,
+        ..Fault::default()
+    });
+    let (virtual_start, real_start) = (tokio::time::Instant::now(), Instant::now());
+    client.list_groups().await.unwrap();
+    let waited = virtual_start.elapsed();
+    assert!(waited >= Duration::from_secs(2), "waited {waited:?}");
+    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
+    assert!(
+        real_start.elapsed() < Duration::from_secs(2),
+        "the clock was paused"
+    );
+    let statuses: Vec<u16> = running
+        .emulator
+        .requests()
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [429, 200]);
 }

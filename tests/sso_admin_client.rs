@@ -129,6 +129,7 @@ async fn conflicts_and_throttling_are_retried() {
         latency_ms: 0,
         drop_connection: false,
         times: 2,
+        ..Fault::default()
     });
     let (a, b) = (
         assignment("111111111111", PS, &g1),

@@ -54,9 +54,12 @@ impl Default for EmulatorConfig {
 }
 
 /// An API family, as AWS counts throttling quotas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
+    #[default]
     Scim,
     SsoAdmin,
     Identitystore,
@@ -75,7 +78,7 @@ pub struct LoggedRequest {
 }
 
 /// A fault to answer instead of the real response, `times` times, to requests of `family`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Fault {
     pub family: Family,
     /// Only requests whose endpoint contains this text (all if empty).
@@ -89,7 +92,18 @@ pub struct Fault {
     /// Send the status line, then break the connection instead of sending a body.
     #[serde(default)]
     pub drop_connection: bool,
+    /// With `drop_connection`: the request takes effect first, so the client never learns
+    /// that it did (the case that makes a retried create meet its own group).
+    #[serde(default)]
+    pub processed: bool,
+    /// Strike only every `every`-th matching request (0 or 1: each one), so that a share of
+    /// the traffic fails: five faults with `every = 50` fail 10 % of it.
+    #[serde(default)]
+    pub every: usize,
     pub times: usize,
+    /// Matching requests seen so far, for `every`.
+    #[serde(skip)]
+    pub seen: usize,
 }
 
 /// A response body that fails at once: the client sees the connection break mid-response.
@@ -122,6 +136,10 @@ pub struct Shared {
     /// Reasons with which the next account assignment operations will fail.
     assignment_failures: Mutex<Vec<String>>,
     buckets: Mutex<HashMap<Family, Bucket>>,
+    /// The most account assignment operations ever IN_PROGRESS at once.
+    peak_in_flight: std::sync::atomic::AtomicUsize,
+    /// Writes refused with ConflictException because the account was busy.
+    conflicts: std::sync::atomic::AtomicUsize,
 }
 
 /// A token bucket: `rate` tokens a second, at most one second's worth saved up.
@@ -184,6 +202,8 @@ impl Emulator {
                 store: Mutex::new(Store::new(&suffix)),
                 log: Mutex::new(Vec::new()),
                 faults: Mutex::new(Vec::new()),
+                peak_in_flight: Default::default(),
+                conflicts: Default::default(),
                 cursors: Mutex::new(HashMap::new()),
             }),
         }
@@ -270,6 +290,20 @@ impl Emulator {
         ops.iter()
             .filter(|o| o.status == sso_admin::Status::InProgress)
             .count()
+    }
+
+    /// The most account assignment operations that were ever IN_PROGRESS at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.shared
+            .peak_in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Assignment writes refused because another one was in progress on the same account.
+    pub fn conflicts(&self) -> usize {
+        self.shared
+            .conflicts
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -384,13 +418,16 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
     };
     let fault = {
         let mut faults = shared.faults.lock().expect("fault lock");
-        let found = faults
+        faults
             .iter_mut()
-            .find(|f| f.times > 0 && f.family == family && endpoint.contains(&f.endpoint));
-        found.map(|f| {
-            f.times -= 1;
-            f.clone()
-        })
+            .filter(|f| f.times > 0 && f.family == family && endpoint.contains(&f.endpoint))
+            .find_map(|f| {
+                f.seen += 1;
+                (f.every <= 1 || f.seen % f.every == 0).then(|| {
+                    f.times -= 1;
+                    f.clone()
+                })
+            })
     };
     let response = match fault {
         _ if !shared.admit(family) => fault_response(family, 429, None),
@@ -399,6 +436,9 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
                 tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
             }
             if f.drop_connection {
+                if f.processed {
+                    drop(next.run(request).await);
+                }
                 Response::new(axum::body::Body::new(BrokenBody))
             } else if f.status == 200 {
                 next.run(request).await

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 /// AWS's limit on outstanding CreateAccountAssignment calls.
@@ -342,6 +343,7 @@ fn write(shared: &Shared, body: &Value, kind: Kind) -> Result<Response> {
         .iter()
         .any(|o| o.assignment.account_id == assignment.account_id)
     {
+        shared.conflicts.fetch_add(1, Ordering::Relaxed);
         return Err(AwsError::new(
             "ConflictException",
             "Operation failed because another operation is in progress on the same account. Retry later.",
@@ -375,6 +377,9 @@ fn write(shared: &Shared, body: &Value, kind: Kind) -> Result<Response> {
         Kind::Delete => "AccountAssignmentDeletionStatus",
     };
     let response = ok(json!({ key: status_json(&op) }));
+    shared
+        .peak_in_flight
+        .fetch_max(in_flight.len() + 1, Ordering::Relaxed);
     ops.push(op);
     Ok(response)
 }
