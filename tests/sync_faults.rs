@@ -59,7 +59,7 @@ struct Rig {
 }
 
 /// The emulator with 40 users, and clients that retry quickly (the test's clock is real).
-async fn rig(operation_delay: Duration) -> Rig {
+async fn rig(operation_delay: Duration, batch_status: bool) -> Rig {
     let emulator = Emulator::new(EmulatorConfig {
         operation_delay,
         rate_limit: None,
@@ -101,7 +101,8 @@ async fn rig(operation_delay: Duration) -> Rig {
             timeout: Duration::from_secs(30),
             max_retries: 10,
         },
-    );
+    )
+    .with_batch_status(batch_status);
     Rig {
         running,
         scim,
@@ -174,7 +175,7 @@ fn fault(family: Family, endpoint: &str, status: u16, every: usize) -> Fault {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_converges_when_a_tenth_of_all_requests_fail() {
-    let rig = rig(Duration::from_millis(30)).await;
+    let rig = rig(Duration::from_millis(30), false).await;
     let d = desired(20, 12);
     let emulator = &rig.running.emulator;
     // SCIM: 429 with and without Retry-After, 500, and connections dropped after the write
@@ -217,7 +218,7 @@ async fn a_sync_converges_when_a_tenth_of_all_requests_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assignment_writes_stay_within_the_in_flight_cap_and_one_per_account() {
-    let rig = rig(Duration::from_millis(150)).await;
+    let rig = rig(Duration::from_millis(150), false).await;
     // 30 projects on 15 accounts: 90 assignments, 6 per account.
     let d = desired(30, 15);
     let report = rig.sync(&d, AssignmentReads::PerPair).await;
@@ -239,7 +240,7 @@ async fn assignment_writes_stay_within_the_in_flight_cap_and_one_per_account() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_assignment_is_reported_with_its_reason_and_made_on_the_next_run() {
-    let rig = rig(Duration::from_millis(20)).await;
+    let rig = rig(Duration::from_millis(20), false).await;
     let d = desired(2, 2);
     rig.running
         .emulator
@@ -275,7 +276,7 @@ async fn a_failed_assignment_is_reported_with_its_reason_and_made_on_the_next_ru
 /// one CreateAccountAssignment per missing assignment; the status polls come on top.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_equal_the_lower_bound_of_the_call_count_model() {
-    let rig = rig(Duration::from_millis(20)).await;
+    let rig = rig(Duration::from_millis(20), false).await;
     let mut d = desired(10, 10);
     // From an empty directory: one POST per group with its 12 members inline.
     let first = rig.sync(&d, AssignmentReads::PerPair).await;
@@ -326,4 +327,41 @@ async fn writes_equal_the_lower_bound_of_the_call_count_model() {
     assert_eq!((patches, scim_writes), (model, model));
     assert_eq!(count(Family::SsoAdmin, &|e| !e.starts_with("List")), 0);
     rig.assert_matches(&d);
+}
+
+/// With the batch status listing, each operation costs one Describe (to confirm the outcome)
+/// however long it stays IN_PROGRESS; the waiting is shared by one listing per interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_operations_are_polled_together() {
+    let mut polls = Vec::new();
+    for batch in [false, true] {
+        let rig = rig(Duration::from_millis(300), batch).await;
+        let d = desired(10, 10);
+        let report = rig.sync(&d, AssignmentReads::PerPair).await;
+        assert!(report.is_success());
+        rig.assert_matches(&d);
+        let requests = rig.running.emulator.requests();
+        let count = |prefix: &str| {
+            requests
+                .iter()
+                .filter(|r| r.family == Family::SsoAdmin && r.endpoint.starts_with(prefix))
+                .count()
+        };
+        let (describes, lists) = (
+            count("DescribeAccountAssignment"),
+            count("ListAccountAssignmentCreationStatus"),
+        );
+        println!(
+            "batch status {batch}: {} assignments, {describes} Describe, {lists} List…Status",
+            report.plan.summary.assignments_to_create
+        );
+        if batch {
+            assert_eq!(describes, report.plan.summary.assignments_to_create);
+            assert!(lists >= 1);
+        } else {
+            assert_eq!(lists, 0);
+        }
+        polls.push(describes + lists);
+    }
+    assert!(polls[1] < polls[0], "batch polling saves calls: {polls:?}");
 }

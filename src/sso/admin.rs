@@ -42,6 +42,18 @@ pub struct SsoAdmin {
     limiter: DefaultDirectRateLimiter,
     polling: Polling,
     calls: AtomicU64,
+    /// Whether in-flight operations are polled together with
+    /// ListAccountAssignment{Creation,Deletion}Status (beyond the seed's policy).
+    batch_status: bool,
+    /// The operations last seen IN_PROGRESS: creations, deletions.
+    boards: [tokio::sync::Mutex<Board>; 2],
+}
+
+/// One batch listing of the operations IN_PROGRESS, shared by everyone waiting.
+#[derive(Default)]
+struct Board {
+    checked: Option<tokio::time::Instant>,
+    in_progress: std::collections::HashSet<String>,
 }
 
 /// Whether an error is worth another try: throttling, a conflicting write in flight, a server
@@ -95,6 +107,91 @@ impl SsoAdmin {
             limiter: RateLimiter::direct(Quota::with_period(period).expect("period is positive")),
             polling,
             calls: AtomicU64::new(0),
+            batch_status: false,
+            boards: Default::default(),
+        }
+    }
+
+    /// Polls in-flight operations with one status listing per interval for all of them (aws-sso.md
+    /// §D.2) instead of one Describe each; each operation is still confirmed with one Describe
+    /// once the listing no longer shows it. Needs `sso:ListAccountAssignmentCreationStatus` and
+    /// `…DeletionStatus`.
+    pub fn with_batch_status(mut self, on: bool) -> Self {
+        self.batch_status = on;
+        self
+    }
+
+    /// Whether the latest batch listing shows `id` IN_PROGRESS. The listing is shared while it
+    /// is younger than one polling interval and younger than the operation (`since`).
+    async fn listed_in_progress(
+        &self,
+        create: bool,
+        id: &str,
+        since: tokio::time::Instant,
+    ) -> Result<bool, DirectoryError> {
+        let mut board = self.boards[usize::from(!create)].lock().await;
+        if board
+            .checked
+            .is_none_or(|t| t < since || t.elapsed() >= self.polling.first)
+        {
+            board.in_progress = self.list_in_progress(create).await?;
+            board.checked = Some(tokio::time::Instant::now());
+        }
+        Ok(board.in_progress.contains(id))
+    }
+
+    async fn list_in_progress(
+        &self,
+        create: bool,
+    ) -> Result<std::collections::HashSet<String>, DirectoryError> {
+        let filter = aws_sdk_ssoadmin::types::OperationStatusFilter::builder()
+            .status(StatusValues::InProgress)
+            .build();
+        let mut out = std::collections::HashSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let (ids, next) = if create {
+                let page = self
+                    .retried("ListAccountAssignmentCreationStatus", || {
+                        self.client
+                            .list_account_assignment_creation_status()
+                            .instance_arn(&self.instance_arn)
+                            .filter(filter.clone())
+                            .max_results(100)
+                            .set_next_token(token.clone())
+                            .send()
+                    })
+                    .await?;
+                let ids: Vec<String> = page
+                    .account_assignments_creation_status()
+                    .iter()
+                    .filter_map(|s| s.request_id().map(str::to_owned))
+                    .collect();
+                (ids, page.next_token().map(str::to_owned))
+            } else {
+                let page = self
+                    .retried("ListAccountAssignmentDeletionStatus", || {
+                        self.client
+                            .list_account_assignment_deletion_status()
+                            .instance_arn(&self.instance_arn)
+                            .filter(filter.clone())
+                            .max_results(100)
+                            .set_next_token(token.clone())
+                            .send()
+                    })
+                    .await?;
+                let ids: Vec<String> = page
+                    .account_assignments_deletion_status()
+                    .iter()
+                    .filter_map(|s| s.request_id().map(str::to_owned))
+                    .collect();
+                (ids, page.next_token().map(str::to_owned))
+            };
+            out.extend(ids);
+            match next.filter(|t| !t.is_empty()) {
+                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+                _ => return Ok(out),
+            }
         }
     }
 
@@ -205,6 +302,9 @@ impl SsoAdmin {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.polling.max);
             let id = status.request_id().unwrap_or_default().to_owned();
+            if self.batch_status && self.listed_in_progress(create, &id, started).await? {
+                continue;
+            }
             status = if create {
                 self.retried("DescribeAccountAssignmentCreationStatus", || {
                     self.client

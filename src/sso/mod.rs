@@ -24,7 +24,8 @@ pub fn connect(
         &sso.instance_arn,
         rates.sso_admin,
         admin::Polling::default(),
-    );
+    )
+    .with_batch_status(config.replicator.sso_admin.list_assignment_status);
     Ok((scim, admin))
 }
 
