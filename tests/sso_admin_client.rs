@@ -359,3 +359,65 @@ async fn observation_cost(user_count: usize, reads: AssignmentReads) {
         assert_eq!(&seen, held, "members of {} as observed", group.name);
     }
 }
+
+/// A scoped observation (one project, as a webhook sync will do) reads only that project: all
+/// groups (to tell ours and see name clashes), the members of its groups, its users by
+/// `userName eq`, and its (account, permission set) pairs. A user that no lookup finds sends it
+/// to the full listing once, to compare ignoring case before the user is called missing.
+#[tokio::test]
+async fn a_scoped_observation_reads_only_its_project() {
+    let running = emulator().await;
+    common::sample::provision_users(&running.emulator);
+    let endpoint = url::Url::parse(&running.scim_endpoint()).unwrap();
+    let scim = ScimClient::new(
+        &endpoint,
+        Secret::new("emulator-token"),
+        1000.0,
+        RetryPolicy::aws(),
+    );
+    let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
+    let d = common::sample::desired_state();
+    // heidi@initech.example is wanted but not provisioned in AWS.
+    let heidi = |g: &&aws_replicator::desired::DesiredGroup| {
+        g.members
+            .iter()
+            .any(|e| e.as_str() == "heidi@initech.example")
+    };
+    for missing_user in [false, true] {
+        let key = d
+            .groups
+            .values()
+            .find(|g| heidi(g) == missing_user)
+            .map(|g| g.identity.project.clone())
+            .unwrap();
+        let project = key.to_string();
+        let scoped = d.within(&[key].into_iter().collect());
+        let euids: std::collections::BTreeSet<_> = scoped
+            .groups
+            .values()
+            .flat_map(|g| g.members.iter())
+            .collect();
+        let pairs: std::collections::BTreeSet<_> = scoped
+            .groups
+            .values()
+            .flat_map(|g| g.permission_sets.iter().map(move |ps| (&g.account, ps)))
+            .collect();
+        running.emulator.clear_requests();
+        let observed = observe(&scim, &admin, &scoped, AssignmentReads::PerPair)
+            .await
+            .unwrap();
+        let counts = running.emulator.counts();
+        // No group exists yet: one page of groups, one lookup per euid, the listing if one is
+        // missing.
+        let model_scim = 1 + euids.len() + usize::from(missing_user);
+        println!(
+            "scoped observation of {project}: SCIM {} calls (model {model_scim}), sso-admin {} (model {})",
+            counts["scim"],
+            counts.get("sso-admin").copied().unwrap_or(0),
+            pairs.len()
+        );
+        assert_eq!(counts["scim"], model_scim);
+        assert_eq!(counts.get("sso-admin").copied().unwrap_or(0), pairs.len());
+        assert!(observed.users.len() >= euids.len() - usize::from(missing_user));
+    }
+}

@@ -254,11 +254,18 @@ async fn read_members(
             .flat_map(|g| g.members.iter().map(|e| e.as_str()))
             .filter(|e| !known.contains(&e.to_lowercase()))
             .collect();
-        let mut lookups = stream::iter(wanted)
+        let mut lookups = stream::iter(&wanted)
             .map(|euid| identity.find_user(euid))
             .buffer_unordered(READ_CONCURRENCY);
-        while let Some(found) = lookups.try_next().await? {
-            users.extend(found);
+        let mut found = 0;
+        while let Some(user) = lookups.try_next().await? {
+            found += usize::from(user.is_some());
+            users.extend(user);
+        }
+        // Whether `userName eq` ignores case is undocumented (aws-sso.md §F.6): before a user
+        // is reported missing, the full listing is compared ignoring case.
+        if found < wanted.len() {
+            users.extend(identity.list_users().await?);
         }
     }
     Ok((members, users))
