@@ -34,6 +34,17 @@ enum Command {
     Plan(PlanArgs),
     /// Make AWS IAM Identity Center follow meshStack: plan, apply, check what was changed.
     Sync(SyncArgs),
+    /// Run as a service: sync on a schedule and on demand (webhook), serve /metrics.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        /// Sync from this snapshot file (read again for every run) instead of the meshStack API.
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
+        /// Listen here instead of `replicator.serve.listen`.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Read meshStack and write what it holds as a snapshot file.
     Snapshot {
         #[arg(long)]
@@ -143,6 +154,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => config_check(&config),
         Command::Plan(args) => plan_command(args),
         Command::Sync(args) => sync_command(args),
+        Command::Serve {
+            config,
+            snapshot,
+            listen,
+        } => serve_command(&config, snapshot, listen),
         Command::Snapshot { config, out } => snapshot_command(&config, out.as_deref()),
         Command::Demo => aws_replicator_demo(),
         Command::Emulator { port, state, token } => emulator_command(port, state.as_deref(), token),
@@ -228,7 +244,7 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
             ))?
         }
         DirectoryKind::Aws => {
-            let (scim, admin) = aws_replicator::sso::connect(&config, sso)?;
+            let (scim, admin) = aws_replicator::sso::connect(&config, sso, None)?;
             let reads = aws_replicator::sso::sync_settings(&config).reads;
             runtime()?
                 .block_on(directory::observe(&scim, &admin, &desired, reads))
@@ -257,7 +273,7 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
     let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
-    let (scim, admin) = aws_replicator::sso::connect(&config, sso)?;
+    let (scim, admin) = aws_replicator::sso::connect(&config, sso, None)?;
     let audit = match &config.replicator.audit_log {
         Some(file) => aws_replicator::audit::Audit::file(Path::new(file))
             .with_context(|| format!("cannot open the audit log {file} (replicator.audit-log)"))?,
@@ -320,6 +336,41 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn serve_command(
+    config: &Path,
+    snapshot: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<ExitCode> {
+    let config = load_config(config)?;
+    let listen = match listen {
+        Some(address) => address,
+        None => config
+            .replicator
+            .serve
+            .listen
+            .parse()
+            .context("replicator.serve.listen is not an address")?,
+    };
+    runtime()?.block_on(async {
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM can be caught");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        aws_replicator::server::serve(
+            config,
+            aws_replicator::server::ServeOptions { listen, snapshot },
+            shutdown,
+        )
+        .await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn exit_code(plan: &Plan, detailed: bool) -> ExitCode {

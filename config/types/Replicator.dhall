@@ -17,6 +17,11 @@
         list-assignment-status         sso:ListAccountAssignmentCreationStatus and …DeletionStatus:
                                        poll all in-flight changes with one call, not one each.
       audit-log:               a file that gets one JSON line per write; None writes them to stderr
+      serve:                   `aws-replicator serve`: the address to listen on, and the webhook's
+                               authentication: a bearer token, or an HMAC-SHA256 secret for the
+                               `X-Signature-256: sha256=<hex>` header over the body (import both
+                               with `env:`); with neither, POST /v1/sync is refused. Bodies larger
+                               than max-body-bytes are refused.
 -}
 let Settings =
       { schedule : { interval-seconds : Natural, jitter-seconds : Natural }
@@ -30,6 +35,12 @@ let Settings =
           , max-in-flight : Natural
           }
       , audit-log : Optional Text
+      , serve :
+          { listen : Text
+          , webhook-token : Optional Text
+          , webhook-hmac-secret : Optional Text
+          , max-body-bytes : Natural
+          }
       }
 
 let default =
@@ -44,6 +55,12 @@ let default =
         , max-in-flight = 10
         }
       , audit-log = None Text
+      , serve =
+        { listen = "127.0.0.1:8080"
+        , webhook-token = None Text
+        , webhook-hmac-secret = None Text
+        , max-body-bytes = 4096
+        }
       }
 
 in  { Type = Settings, default }

@@ -176,6 +176,18 @@ impl Config {
                 secrets.push(("meshstack.credentials.api-key.client-secret", client_secret))
             }
         }
+        let serve = &self.replicator.serve;
+        for (path, secret) in [
+            ("replicator.serve.webhook-token", &serve.webhook_token),
+            (
+                "replicator.serve.webhook-hmac-secret",
+                &serve.webhook_hmac_secret,
+            ),
+        ] {
+            if let Some(secret) = secret {
+                secrets.push((path, secret));
+            }
+        }
         secrets
             .into_iter()
             .filter(|(_, s)| s.expose().len() >= 4 && text.contains(&format!("\"{}\"", s.expose())))

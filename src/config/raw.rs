@@ -179,6 +179,17 @@ pub struct Replicator {
     pub sso_admin: SsoAdminSettings,
     /// Where the JSON audit lines go: a file appended to, or stderr.
     pub audit_log: Option<String>,
+    pub serve: Serve,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Serve {
+    /// `host:port` to listen on.
+    pub listen: String,
+    pub webhook_token: Option<Secret>,
+    pub webhook_hmac_secret: Option<Secret>,
+    pub max_body_bytes: u64,
 }
 
 /// What the management-account role may do beyond the seed's policy (all `false` there).

@@ -731,4 +731,31 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
             "name a file, or use None Text to write audit lines to stderr",
         );
     }
+    let serve = &r.serve;
+    if serve.listen.parse::<std::net::SocketAddr>().is_err() {
+        p.add(
+            "replicator.serve.listen",
+            format!("{:?} is not an address with a port", serve.listen),
+            "e.g. \"127.0.0.1:8080\", or \"0.0.0.0:8080\" in a container",
+        );
+    }
+    for (field, secret) in [
+        ("webhook-token", &serve.webhook_token),
+        ("webhook-hmac-secret", &serve.webhook_hmac_secret),
+    ] {
+        if secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
+            p.add(
+                format!("replicator.serve.{field}"),
+                "shorter than 16 characters",
+                "use a long random value, e.g. `openssl rand -hex 32`, imported with env:",
+            );
+        }
+    }
+    if !(64..=1_048_576).contains(&serve.max_body_bytes) {
+        p.add(
+            "replicator.serve.max-body-bytes",
+            format!("{} is outside 64–1048576", serve.max_body_bytes),
+            "a sync request is a few hundred bytes; 4096 is plenty",
+        );
+    }
 }

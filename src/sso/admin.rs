@@ -4,6 +4,7 @@
 //! are retried with capped, jittered backoff; other errors are not.
 
 use crate::directory::{AccountAssignments, DirectoryError, Receipt};
+use crate::metrics::{RequestObserver, Service};
 use crate::model::{AccountId, GroupId, PermissionSetArn};
 use crate::observed::Assignment;
 use aws_sdk_ssoadmin::Client;
@@ -12,6 +13,7 @@ use aws_sdk_ssoadmin::types::{
     AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
 };
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -47,6 +49,7 @@ pub struct SsoAdmin {
     batch_status: bool,
     /// The operations last seen IN_PROGRESS: creations, deletions.
     boards: [tokio::sync::Mutex<Board>; 2],
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 /// One batch listing of the operations IN_PROGRESS, shared by everyone waiting.
@@ -109,7 +112,14 @@ impl SsoAdmin {
             calls: AtomicU64::new(0),
             batch_status: false,
             boards: Default::default(),
+            observer: None,
         }
+    }
+
+    /// Reports every request and retry to `observer` (the metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Polls in-flight operations with one status listing per interval for all of them (aws-sso.md
@@ -217,10 +227,22 @@ impl SsoAdmin {
         loop {
             self.limiter.until_ready().await;
             self.calls.fetch_add(1, Ordering::Relaxed);
-            match call().await {
+            let answer = call().await;
+            if let Some(o) = &self.observer {
+                let status = match &answer {
+                    Ok(_) => "ok",
+                    Err(SdkError::ServiceError(s)) => s.err().code().unwrap_or("error"),
+                    Err(_) => "transport",
+                };
+                o.request(Service::SsoAdmin, operation, status);
+            }
+            match answer {
                 Ok(v) => return Ok(v),
                 Err(e) if retryable(&e) => match backoff.next() {
                     Some(delay) => {
+                        if let Some(o) = &self.observer {
+                            o.retry(Service::SsoAdmin, operation);
+                        }
                         tracing::info!(operation, delay_ms = delay.as_millis() as u64, error = %aws_error(operation, &e), "sso-admin request failed; retrying");
                         tokio::time::sleep(delay).await;
                     }

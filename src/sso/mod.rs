@@ -8,24 +8,30 @@ use crate::config::{Config, SsoConfig};
 use crate::directory::AssignmentReads;
 
 /// The SCIM and sso-admin clients for the configured instance, at the configured rates.
+/// `observer` (the metrics, in `serve`) hears of every request and retry.
 pub fn connect(
     config: &Config,
     sso: &SsoConfig,
+    observer: Option<std::sync::Arc<dyn crate::metrics::RequestObserver>>,
 ) -> Result<(scim::ScimClient, admin::SsoAdmin), crate::aws::AwsError> {
     let rates = &config.replicator.rate_limits;
-    let scim = scim::ScimClient::new(
+    let mut scim = scim::ScimClient::new(
         &sso.scim_endpoint,
         sso.token.clone(),
         rates.scim,
         crate::retry::RetryPolicy::aws(),
     );
-    let admin = admin::SsoAdmin::new(
+    let mut admin = admin::SsoAdmin::new(
         crate::aws::sso_admin(config)?,
         &sso.instance_arn,
         rates.sso_admin,
         admin::Polling::default(),
     )
     .with_batch_status(config.replicator.sso_admin.list_assignment_status);
+    if let Some(observer) = observer {
+        scim = scim.with_observer(observer.clone());
+        admin = admin.with_observer(observer);
+    }
     Ok((scim, admin))
 }
 

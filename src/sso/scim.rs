@@ -5,6 +5,7 @@
 //! Retries 429 (honouring `Retry-After`), 5xx and connection errors, never other 4xx.
 
 use crate::directory::{DirectoryError, GroupRecord, Receipt};
+use crate::metrics::{RequestObserver, Service};
 use crate::model::{ExternalId, GroupId, GroupName, UserId, UserName};
 use crate::retry::{RetryPolicy, error_chain};
 use crate::secret::Secret;
@@ -12,6 +13,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{Method, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use url::Url;
@@ -28,6 +30,7 @@ pub struct ScimClient {
     limiter: DefaultDirectRateLimiter,
     retry: RetryPolicy,
     calls: AtomicU64,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +94,19 @@ impl ScimClient {
             limiter: RateLimiter::direct(Quota::with_period(period).expect("period is positive")),
             retry,
             calls: AtomicU64::new(0),
+            observer: None,
+        }
+    }
+
+    /// Reports every request and retry to `observer` (the metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observed(&self, operation: &str, status: &str) {
+        if let Some(o) = &self.observer {
+            o.request(Service::Scim, operation, status);
         }
     }
 
@@ -130,6 +146,9 @@ impl ScimClient {
     }
 
     async fn pause(&self, operation: &str, delay: Duration, failure: &Failure) {
+        if let Some(o) = &self.observer {
+            o.retry(Service::Scim, operation);
+        }
         let delay = self.retry.delay(delay, failure.retry_after);
         tracing::info!(operation, delay_ms = delay.as_millis() as u64, error = %failure.error, "SCIM request failed; retrying");
         tokio::time::sleep(delay).await;
@@ -157,10 +176,13 @@ impl ScimClient {
                 .header(header::CONTENT_TYPE, "application/scim+json")
                 .body(body.to_string());
         }
-        let transport_failure = |e: &reqwest::Error| Failure {
-            error: transport(operation, e),
-            retryable: true,
-            retry_after: None,
+        let transport_failure = |e: &reqwest::Error| {
+            self.observed(operation, "transport");
+            Failure {
+                error: transport(operation, e),
+                retryable: true,
+                retry_after: None,
+            }
         };
         let response = request.send().await.map_err(|e| transport_failure(&e))?;
         let status = response.status();
@@ -175,6 +197,7 @@ impl ScimClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let bytes = response.bytes().await.map_err(|e| transport_failure(&e))?;
+        self.observed(operation, status.as_str());
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status.is_success() || accept.contains(&status) {
             return Ok(Answer {

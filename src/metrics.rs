@@ -1,0 +1,325 @@
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text): drift by kind, operations by kind and
+//! outcome, API requests by service, operation and status, retries and throttles, sync
+//! duration, the last successful sync, build info.
+//!
+//! Labels hold only bounded, non-identifying values: operation names, status codes, kinds. No
+//! user, group, account or secret ever becomes a label.
+
+use crate::apply::{Report, Status, op_name};
+use crate::model::{GroupIdentity, ProjectKey};
+use crate::plan::{Op, Plan};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+/// The API families the replicator calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Scim,
+    SsoAdmin,
+    MeshStack,
+}
+
+impl Service {
+    fn label(self) -> &'static str {
+        match self {
+            Service::Scim => "scim",
+            Service::SsoAdmin => "sso-admin",
+            Service::MeshStack => "meshstack",
+        }
+    }
+}
+
+/// Told about every request a client sends. The clients know nothing of Prometheus.
+pub trait RequestObserver: Send + Sync {
+    /// `status`: the HTTP status, AWS's error code, or `transport` when no answer came.
+    fn request(&self, service: Service, operation: &str, status: &str);
+    fn retry(&self, service: Service, operation: &str);
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    service: &'static str,
+    operation: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabels {
+    service: &'static str,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SyncLabels {
+    scope: &'static str,
+    outcome: &'static str,
+}
+
+/// Changes a sync would make, one count per kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drift {
+    pub groups_missing: u64,
+    pub groups_renamed: u64,
+    pub groups_extra: u64,
+    pub members_missing: u64,
+    pub members_extra: u64,
+    pub assignments_missing: u64,
+    pub assignments_extra: u64,
+}
+
+impl Drift {
+    fn add(&mut self, other: &Drift) {
+        self.groups_missing += other.groups_missing;
+        self.groups_renamed += other.groups_renamed;
+        self.groups_extra += other.groups_extra;
+        self.members_missing += other.members_missing;
+        self.members_extra += other.members_extra;
+        self.assignments_missing += other.assignments_missing;
+        self.assignments_extra += other.assignments_extra;
+    }
+
+    fn kinds(&self) -> [(&'static str, u64); 7] {
+        [
+            ("group_missing", self.groups_missing),
+            ("group_renamed", self.groups_renamed),
+            ("group_extra", self.groups_extra),
+            ("member_missing", self.members_missing),
+            ("member_extra", self.members_extra),
+            ("assignment_missing", self.assignments_missing),
+            ("assignment_extra", self.assignments_extra),
+        ]
+    }
+}
+
+/// The drift a plan shows, per project.
+pub fn drift_by_project(plan: &Plan) -> BTreeMap<ProjectKey, Drift> {
+    let mut out: BTreeMap<ProjectKey, Drift> = BTreeMap::new();
+    for op in &plan.ops {
+        let Some(identity) = GroupIdentity::parse(&plan.platform, op.group().external_id.as_str())
+        else {
+            continue;
+        };
+        let d = out.entry(identity.project).or_default();
+        match op {
+            Op::CreateGroup { members, .. } => {
+                d.groups_missing += 1;
+                d.members_missing += members.len() as u64;
+            }
+            Op::RenameGroup { .. } => d.groups_renamed += 1,
+            Op::AddMembers { members, .. } => d.members_missing += members.len() as u64,
+            Op::RemoveMembers { members, .. } => d.members_extra += members.len() as u64,
+            Op::CreateAssignment { .. } => d.assignments_missing += 1,
+            Op::DeleteAssignment { .. } => d.assignments_extra += 1,
+            Op::DeleteGroup { .. } => d.groups_extra += 1,
+        }
+    }
+    out
+}
+
+pub struct Metrics {
+    registry: Registry,
+    drift: Family<KindLabels, Gauge>,
+    unresolved: Gauge,
+    operations: Family<OperationLabels, Counter>,
+    requests: Family<RequestLabels, Counter>,
+    retries: Family<ServiceLabels, Counter>,
+    throttles: Family<ServiceLabels, Counter>,
+    syncs: Family<SyncLabels, Counter>,
+    duration: Histogram,
+    last_success: Gauge<f64, AtomicU64>,
+    /// The drift last seen, per project: a full sync replaces it, a scoped one its projects.
+    by_project: Mutex<BTreeMap<ProjectKey, Drift>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("aws_replicator");
+        let m = Self {
+            drift: Family::default(),
+            unresolved: Gauge::default(),
+            operations: Family::default(),
+            requests: Family::default(),
+            retries: Family::default(),
+            throttles: Family::default(),
+            syncs: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.25, 2.0, 14)),
+            last_success: Gauge::default(),
+            by_project: Mutex::new(BTreeMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "drift",
+            "Changes the last sync found still to do in AWS IAM Identity Center, by kind",
+            m.drift.clone(),
+        );
+        registry.register(
+            "unresolved_euids",
+            "Desired members with no AWS user of that userName, at the last full sync",
+            m.unresolved.clone(),
+        );
+        registry.register(
+            "operations",
+            "Changes applied, by kind and outcome",
+            m.operations.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Requests sent, by service, operation and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "api_retries",
+            "Requests sent again after a retryable failure",
+            m.retries.clone(),
+        );
+        registry.register(
+            "api_throttles",
+            "Requests refused for the rate (HTTP 429 or ThrottlingException)",
+            m.throttles.clone(),
+        );
+        registry.register("syncs", "Syncs run, by scope and outcome", m.syncs.clone());
+        registry.register(
+            "sync_duration_seconds",
+            "How long a sync took, observe to re-check",
+            m.duration.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When the last sync that applied everything finished (Unix time)",
+            m.last_success.clone(),
+        );
+        registry.register(
+            "build",
+            "The running version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The OpenMetrics text `/metrics` serves.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+
+    /// Records what a plan found, before it is applied: `projects` is the sync's scope (`None`:
+    /// everything), whose previous drift the plan replaces.
+    pub fn record_drift(&self, plan: &Plan, projects: Option<&[ProjectKey]>) {
+        let fresh = drift_by_project(plan);
+        let mut by_project = self.by_project.lock().expect("metrics lock");
+        match projects {
+            None => {
+                *by_project = fresh;
+                let unresolved = plan
+                    .findings
+                    .iter()
+                    .filter(|f| matches!(f, crate::finding::Finding::UnresolvedEuid { .. }))
+                    .count();
+                self.unresolved.set(unresolved as i64);
+            }
+            Some(projects) => {
+                for p in projects {
+                    by_project.remove(p);
+                }
+                by_project.extend(fresh);
+            }
+        }
+        let mut total = Drift::default();
+        for d in by_project.values() {
+            total.add(d);
+        }
+        for (kind, value) in total.kinds() {
+            self.drift
+                .get_or_create(&KindLabels { kind })
+                .set(value as i64);
+        }
+    }
+
+    pub fn record_report(&self, plan: &Plan, report: &Report) {
+        for outcome in &report.outcomes {
+            let outcome_label = match outcome.status {
+                Status::Ok => "ok",
+                Status::Failed => "failed",
+                Status::Skipped => "skipped",
+            };
+            self.operations
+                .get_or_create(&OperationLabels {
+                    kind: op_name(&plan.ops[outcome.op]),
+                    outcome: outcome_label,
+                })
+                .inc();
+        }
+    }
+
+    pub fn record_sync(&self, scoped: bool, ok: bool, seconds: f64) {
+        self.syncs
+            .get_or_create(&SyncLabels {
+                scope: if scoped { "projects" } else { "all" },
+                outcome: if ok { "ok" } else { "failed" },
+            })
+            .inc();
+        self.duration.observe(seconds);
+        if ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            self.last_success.set(now.as_secs_f64());
+        }
+    }
+}
+
+impl RequestObserver for Metrics {
+    fn request(&self, service: Service, operation: &str, status: &str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                service: service.label(),
+                operation: operation.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
+        if status == "429" || status == "ThrottlingException" {
+            self.throttles
+                .get_or_create(&ServiceLabels {
+                    service: service.label(),
+                    operation: operation.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    fn retry(&self, service: Service, operation: &str) {
+        self.retries
+            .get_or_create(&ServiceLabels {
+                service: service.label(),
+                operation: operation.to_owned(),
+            })
+            .inc();
+    }
+}

@@ -1,0 +1,433 @@
+//! `aws-replicator serve`: the sync as a long-running service.
+//!
+//! - A scheduler queues a full sync at start-up and then every interval (plus jitter).
+//! - `POST /v1/sync` queues one on demand, for everything or one project, after checking the
+//!   caller (bearer token or HMAC-SHA256 over the body, compared in constant time).
+//! - One worker runs the queued syncs one at a time (`runs.rs` coalesces the triggers).
+//! - `GET /v1/runs[/{id}]`, `/healthz`, `/readyz` (after the first successful observation),
+//!   `/metrics` (OpenMetrics).
+//! - SIGTERM/Ctrl-C: no new runs; the running one gets a grace period to finish, then stops.
+
+mod runs;
+
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::desired::{Scope, Settings, desired};
+use crate::metrics::{Metrics, drift_by_project};
+use crate::model::ProjectKey;
+use crate::snapshot::Snapshot;
+use crate::sso::admin::SsoAdmin;
+use crate::sso::scim::ScimClient;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::json;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub use runs::{Enqueued, Run, RunId, RunStatus, RunSummary, Runs, Trigger};
+
+/// How long a running sync may go on after a shutdown signal before it is stopped.
+const GRACE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Aws(#[from] crate::aws::AwsError),
+    #[error("cannot open the audit log {path} (replicator.audit-log): {source}")]
+    Audit {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {address} (replicator.serve.listen or --listen): {source}")]
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// Sync from this snapshot file (read again for every run) instead of the meshStack API.
+    pub snapshot: Option<PathBuf>,
+}
+
+struct Service {
+    config: Config,
+    snapshot: Option<PathBuf>,
+    scim: ScimClient,
+    admin: SsoAdmin,
+    audit: Audit,
+    runs: Runs,
+    metrics: Arc<Metrics>,
+    ready: AtomicBool,
+}
+
+/// Serves until `shutdown` resolves; returns once the running sync has finished or stopped.
+pub async fn serve(
+    config: Config,
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let sso = config.require_sso()?;
+    let metrics = Arc::new(Metrics::new());
+    let (scim, admin) = crate::sso::connect(&config, sso, Some(metrics.clone()))?;
+    let audit = match &config.replicator.audit_log {
+        Some(path) => {
+            Audit::file(std::path::Path::new(path)).map_err(|source| ServerError::Audit {
+                path: path.clone(),
+                source,
+            })?
+        }
+        None => Audit::stderr(),
+    };
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            address: options.listen,
+            source,
+        })?;
+    let service = Arc::new(Service {
+        snapshot: options.snapshot,
+        scim,
+        admin,
+        audit,
+        runs: Runs::default(),
+        metrics,
+        ready: AtomicBool::new(false),
+        config,
+    });
+    tracing::info!(address = %options.listen, "serving");
+
+    let scheduler = tokio::spawn(schedule(service.clone()));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let signalled = {
+        let service = service.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new syncs; the running one may finish");
+            service.runs.close();
+            let _ = stop_tx.send(true);
+        }
+    };
+    let server = axum::serve(listener, router(service.clone())).with_graceful_shutdown(signalled);
+    // The worker runs on this task rather than a spawned one: the sync's futures borrow in ways
+    // the compiler cannot yet prove `Send` (rust-lang/rust#102211).
+    let worker = async {
+        let work = work(service.clone());
+        tokio::pin!(work);
+        tokio::select! {
+            () = &mut work => {}
+            () = async {
+                let _ = stop_rx.wait_for(|stopped| *stopped).await;
+                tokio::time::sleep(GRACE).await;
+            } => tracing::warn!("the running sync did not finish in {GRACE:?}; stopped"),
+        }
+    };
+    let (served, ()) = tokio::join!(server.into_future(), worker);
+    scheduler.abort();
+    served.map_err(ServerError::Serve)
+}
+
+fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/sync", post(trigger))
+        .route("/v1/runs", get(list_runs))
+        .route("/v1/runs/{id}", get(get_run))
+        .with_state(service)
+}
+
+/// Queues a full sync now, then one every interval plus up to the jitter.
+async fn schedule(service: Arc<Service>) {
+    let schedule = &service.config.replicator.schedule;
+    let mut trigger = Trigger::Startup;
+    loop {
+        if service.runs.enqueue(Scope::All, trigger).is_none() {
+            return;
+        }
+        trigger = Trigger::Schedule;
+        let jitter = if schedule.jitter_seconds == 0 {
+            0
+        } else {
+            // Spreads replicas apart; no need for a random number generator's quality.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
+            u64::from(nanos) % (schedule.jitter_seconds + 1)
+        };
+        tokio::time::sleep(Duration::from_secs(schedule.interval_seconds + jitter)).await;
+    }
+}
+
+async fn work(service: Arc<Service>) {
+    while let Some((id, scope)) = service.runs.next().await {
+        let started = std::time::Instant::now();
+        let outcome = service.run(&scope).await;
+        let seconds = started.elapsed().as_secs_f64();
+        let scoped = scope != Scope::All;
+        match outcome {
+            Ok(summary) => {
+                let ok = summary.failed == 0 && summary.skipped == 0 && summary.remaining == 0;
+                service.metrics.record_sync(scoped, ok, seconds);
+                tracing::info!(
+                    run = id,
+                    applied = summary.applied,
+                    failed = summary.failed,
+                    remaining = summary.remaining,
+                    "sync finished"
+                );
+                let status = if ok {
+                    RunStatus::Succeeded
+                } else {
+                    RunStatus::Failed
+                };
+                service.runs.finish(id, status, Some(summary), None);
+            }
+            Err(error) => {
+                service.metrics.record_sync(scoped, false, seconds);
+                tracing::error!(run = id, %error, "sync failed");
+                service
+                    .runs
+                    .finish(id, RunStatus::Failed, None, Some(error));
+            }
+        }
+    }
+}
+
+impl Service {
+    async fn snapshot(&self) -> Result<Snapshot, String> {
+        match &self.snapshot {
+            Some(path) => {
+                let snapshot = Snapshot::from_file(path).map_err(|e| e.to_string())?;
+                if snapshot.platform != self.config.platform {
+                    return Err(format!(
+                        "snapshot {} is for platform {}, not {}",
+                        path.display(),
+                        snapshot.platform,
+                        self.config.platform
+                    ));
+                }
+                Ok(snapshot)
+            }
+            None => crate::meshstack::read_snapshot(&self.config)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// One sync of `scope`: the metrics follow the plan, then what is left after applying.
+    async fn run(&self, scope: &Scope) -> Result<RunSummary, String> {
+        let sso = self.config.require_sso().map_err(|e| e.to_string())?;
+        let snapshot = self.snapshot().await?;
+        let desired = desired(&snapshot, &Settings::new(&self.config, sso), scope);
+        let projects: Option<Vec<ProjectKey>> = match scope {
+            Scope::All => None,
+            Scope::Projects(p) => Some(p.iter().cloned().collect()),
+        };
+        let planned = |plan: &crate::plan::Plan| {
+            self.ready.store(true, Ordering::Relaxed);
+            self.metrics.record_drift(plan, projects.as_deref());
+        };
+        let result = crate::sync::sync(
+            &desired,
+            &self.scim,
+            &self.admin,
+            crate::sso::sync_settings(&self.config),
+            &self.audit,
+            planned,
+            &|_| {},
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let touched: Vec<ProjectKey> = drift_by_project(&result.plan).into_keys().collect();
+        self.metrics.record_drift(&result.remaining, Some(&touched));
+        self.metrics.record_report(&result.plan, &result.report);
+        let report = &result.report;
+        Ok(RunSummary {
+            planned: result.plan.ops.len(),
+            applied: report.applied,
+            failed: report.failed,
+            skipped: report.skipped,
+            remaining: result.remaining.ops.len(),
+            scim_calls: result.calls.scim,
+            sso_admin_calls: result.calls.sso_admin,
+            problems: report.problems(&result.plan).collect(),
+            findings: result
+                .plan
+                .findings
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        })
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+async fn readyz(State(service): State<Arc<Service>>) -> Response {
+    if service.ready.load(Ordering::Relaxed) {
+        "ready".into_response()
+    } else {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: AWS IAM Identity Center has not been read yet",
+        )
+    }
+}
+
+async fn metrics(State(service): State<Arc<Service>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        service.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn list_runs(State(service): State<Arc<Service>>) -> Response {
+    axum::Json(json!({ "runs": service.runs.list() })).into_response()
+}
+
+async fn get_run(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Response {
+    match id.parse::<RunId>().ok().and_then(|id| service.runs.get(id)) {
+        Some(run) => axum::Json(run).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no such run (runs are kept in memory, the last 100)",
+        ),
+    }
+}
+
+/// `POST /v1/sync` with an empty body (everything) or `{"workspace": …, "project": …}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncRequest {
+    workspace: String,
+    project: String,
+}
+
+async fn trigger(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
+    let serve = &service.config.replicator.serve;
+    let limit = serve.max_body_bytes as usize;
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body is larger than {limit} bytes"),
+            );
+        }
+    };
+    if serve.webhook_token.is_none() && serve.webhook_hmac_secret.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the webhook is off: set replicator.serve.webhook-token or webhook-hmac-secret",
+        );
+    }
+    if !authenticated(serve, &headers, &body) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "send `Authorization: Bearer <token>` or `X-Signature-256: sha256=<hex HMAC-SHA256 of the body>`",
+        );
+    }
+    let scope = if body.iter().all(u8::is_ascii_whitespace) {
+        Scope::All
+    } else {
+        match serde_json::from_slice::<SyncRequest>(&body) {
+            Ok(r) if valid_identifier(&r.workspace) && valid_identifier(&r.project) => {
+                Scope::Projects([ProjectKey::new(r.workspace.as_str(), r.project.as_str())].into())
+            }
+            Ok(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "workspace and project are meshStack identifiers: lowercase letters, digits and -",
+                );
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "expected an empty body or {{\"workspace\": \"…\", \"project\": \"…\"}}: {e}"
+                    ),
+                );
+            }
+        }
+    };
+    match service.runs.enqueue(scope, Trigger::Webhook) {
+        Some(enqueued) => (StatusCode::ACCEPTED, axum::Json(enqueued)).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+fn valid_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// A bearer token equal to the configured one, or a valid HMAC-SHA256 signature of the body;
+/// both compared in constant time.
+fn authenticated(serve: &crate::config::raw::Serve, headers: &HeaderMap, body: &[u8]) -> bool {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let (Some(token), Some(sent)) = (
+        &serve.webhook_token,
+        header(header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer ")),
+    ) {
+        // An HMAC of each side makes the comparison constant-time whatever the lengths.
+        let digest = |v: &str| {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"aws-replicator token check")
+                .expect("any key length works");
+            mac.update(v.as_bytes());
+            mac
+        };
+        let expected = digest(token.expose()).finalize().into_bytes();
+        if digest(sent).verify_slice(&expected).is_ok() {
+            return true;
+        }
+    }
+    if let (Some(secret), Some(sent)) = (
+        &serve.webhook_hmac_secret,
+        header("x-signature-256").and_then(|v| v.strip_prefix("sha256=")),
+    ) {
+        let Some(sent) = hex(sent) else {
+            return false;
+        };
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes())
+            .expect("any key length works");
+        mac.update(body);
+        return mac.verify_slice(&sent).is_ok();
+    }
+    false
+}
+
+fn hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}

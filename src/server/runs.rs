@@ -1,0 +1,256 @@
+//! The run queue: at most one sync running and one queued. A trigger that arrives while a run
+//! is queued joins it (its scope grows to cover both), so a burst of webhooks costs one sync.
+
+use crate::desired::Scope;
+use crate::model::ProjectKey;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use tokio::sync::Notify;
+
+pub type RunId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    /// Everything was applied and nothing is left.
+    Succeeded,
+    /// Something could not be read or applied; `error` and `problems` say what.
+    Failed,
+    /// Stopped by shutdown before it finished.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Startup,
+    Schedule,
+    Webhook,
+}
+
+/// What a finished run did, for `GET /v1/runs/{id}`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub planned: usize,
+    pub applied: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Changes still to do in the projects the run touched, checked after applying.
+    pub remaining: usize,
+    pub scim_calls: u64,
+    pub sso_admin_calls: u64,
+    /// The failed and skipped changes, for people.
+    pub problems: Vec<String>,
+    pub findings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    pub id: RunId,
+    pub trigger: Trigger,
+    /// `null` for everything, else the projects (`workspace.project`).
+    pub projects: Option<BTreeSet<String>>,
+    pub status: RunStatus,
+    pub queued_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<RunSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub scope: Scope,
+}
+
+/// Finished runs kept for `GET /v1/runs/{id}`.
+const KEPT: usize = 100;
+
+#[derive(Default)]
+struct State {
+    next: RunId,
+    runs: BTreeMap<RunId, Run>,
+    queued: Option<RunId>,
+    running: Option<RunId>,
+    closed: bool,
+}
+
+#[derive(Default)]
+pub struct Runs {
+    state: Mutex<State>,
+    wake: Notify,
+}
+
+/// The answer to a trigger: the run that will cover it, and whether it joined a queued one.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Enqueued {
+    pub run_id: RunId,
+    pub coalesced: bool,
+}
+
+impl Runs {
+    /// Queues a sync of `scope`, or widens the queued one. `None` once shut down.
+    pub fn enqueue(&self, scope: Scope, trigger: Trigger) -> Option<Enqueued> {
+        let mut state = self.state.lock().expect("runs lock");
+        if state.closed {
+            return None;
+        }
+        if let Some(id) = state.queued {
+            let run = state.runs.get_mut(&id).expect("queued run exists");
+            run.scope = union(&run.scope, &scope);
+            run.projects = projects(&run.scope);
+            return Some(Enqueued {
+                run_id: id,
+                coalesced: true,
+            });
+        }
+        state.next += 1;
+        let id = state.next;
+        state.runs.insert(
+            id,
+            Run {
+                id,
+                trigger,
+                projects: projects(&scope),
+                status: RunStatus::Queued,
+                queued_at: crate::audit::now(),
+                started_at: None,
+                finished_at: None,
+                summary: None,
+                error: None,
+                scope,
+            },
+        );
+        state.queued = Some(id);
+        while state.runs.len() > KEPT {
+            let oldest = *state.runs.keys().next().expect("not empty");
+            if Some(oldest) == state.queued || Some(oldest) == state.running {
+                break;
+            }
+            state.runs.remove(&oldest);
+        }
+        drop(state);
+        self.wake.notify_one();
+        Some(Enqueued {
+            run_id: id,
+            coalesced: false,
+        })
+    }
+
+    /// Waits for the queued run and marks it running. `None` once shut down.
+    pub async fn next(&self) -> Option<(RunId, Scope)> {
+        loop {
+            {
+                let mut state = self.state.lock().expect("runs lock");
+                if state.closed {
+                    return None;
+                }
+                if let Some(id) = state.queued.take() {
+                    state.running = Some(id);
+                    let run = state.runs.get_mut(&id).expect("queued run exists");
+                    run.status = RunStatus::Running;
+                    run.started_at = Some(crate::audit::now());
+                    return Some((id, run.scope.clone()));
+                }
+            }
+            self.wake.notified().await;
+        }
+    }
+
+    pub fn finish(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        summary: Option<RunSummary>,
+        error: Option<String>,
+    ) {
+        let mut state = self.state.lock().expect("runs lock");
+        if state.running == Some(id) {
+            state.running = None;
+        }
+        if let Some(run) = state.runs.get_mut(&id) {
+            run.status = status;
+            run.finished_at = Some(crate::audit::now());
+            run.summary = summary;
+            run.error = error;
+        }
+    }
+
+    pub fn get(&self, id: RunId) -> Option<Run> {
+        self.state.lock().expect("runs lock").runs.get(&id).cloned()
+    }
+
+    /// The kept runs, newest first.
+    pub fn list(&self) -> Vec<Run> {
+        let state = self.state.lock().expect("runs lock");
+        state.runs.values().rev().cloned().collect()
+    }
+
+    /// Takes no more triggers; the queued run, if any, is cancelled.
+    pub fn close(&self) {
+        let mut state = self.state.lock().expect("runs lock");
+        state.closed = true;
+        if let Some(id) = state.queued.take()
+            && let Some(run) = state.runs.get_mut(&id)
+        {
+            run.status = RunStatus::Cancelled;
+            run.finished_at = Some(crate::audit::now());
+        }
+        drop(state);
+        self.wake.notify_waiters();
+    }
+}
+
+fn union(a: &Scope, b: &Scope) -> Scope {
+    match (a, b) {
+        (Scope::Projects(x), Scope::Projects(y)) => {
+            Scope::Projects(x.union(y).cloned().collect::<BTreeSet<ProjectKey>>())
+        }
+        _ => Scope::All,
+    }
+}
+
+fn projects(scope: &Scope) -> Option<BTreeSet<String>> {
+    match scope {
+        Scope::All => None,
+        Scope::Projects(p) => Some(p.iter().map(ToString::to_string).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(name: &str) -> Scope {
+        Scope::Projects([ProjectKey::new("ws", name)].into_iter().collect())
+    }
+
+    #[tokio::test]
+    async fn triggers_join_the_queued_run_and_widen_its_scope() {
+        let runs = Runs::default();
+        let first = runs.enqueue(project("a"), Trigger::Webhook).unwrap();
+        let second = runs.enqueue(project("b"), Trigger::Webhook).unwrap();
+        assert_eq!(second.run_id, first.run_id);
+        assert!(second.coalesced);
+        let (id, scope) = runs.next().await.unwrap();
+        assert_eq!(id, first.run_id);
+        assert_eq!(scope, union(&project("a"), &project("b")));
+
+        // While it runs, one more run queues, and everything after joins that one.
+        let third = runs.enqueue(project("c"), Trigger::Webhook).unwrap();
+        assert_ne!(third.run_id, id);
+        let fourth = runs.enqueue(Scope::All, Trigger::Schedule).unwrap();
+        assert_eq!(fourth.run_id, third.run_id);
+        assert_eq!(runs.get(third.run_id).unwrap().scope, Scope::All);
+
+        runs.finish(id, RunStatus::Succeeded, None, None);
+        runs.close();
+        assert_eq!(runs.get(third.run_id).unwrap().status, RunStatus::Cancelled);
+        assert!(runs.enqueue(Scope::All, Trigger::Schedule).is_none());
+        assert!(runs.next().await.is_none());
+    }
+}

@@ -1,0 +1,420 @@
+//! `aws-replicator serve` as a process on a free loopback port, against the emulator (SCIM and
+//! sso-admin) with moto's STS: the schedule, the webhook and its refusals, coalescing, scoped
+//! runs, `/metrics` read by the Prometheus project's own OpenMetrics parser, and SIGTERM.
+
+mod common;
+
+use common::cli::{Setup, setup};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "webhook-token-0123456789abcdef";
+const HMAC_SECRET: &str = "webhook-hmac-secret-0123456789";
+const SNAPSHOT: &str = "config/sample-snapshot.json";
+
+struct Server {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn replicator(interval: u64) -> String {
+    format!(
+        "T.Replicator::{{ schedule = {{ interval-seconds = {interval}, jitter-seconds = 0 }}, \
+         rate-limits = {{ scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 }}, \
+         serve = T.Replicator.default.serve // {{ webhook-token = Some \"{TOKEN}\", \
+         webhook-hmac-secret = Some \"{HMAC_SECRET}\", max-body-bytes = 256 }} }}"
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(s: &Setup, interval: u64) -> Server {
+    let config = s.config(
+        &format!("serve-{interval}.dhall"),
+        "%s.%s.%4\\$s",
+        &replicator(interval),
+    );
+    let port = free_port();
+    let child = s
+        .command()
+        .args(["serve", "--config", config.to_str().unwrap(), "--snapshot"])
+        .arg(s.dir.path().join("snapshot.json"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::copy(SNAPSHOT, s.dir.path().join("snapshot.json")).unwrap();
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::new(),
+    };
+    let started = Instant::now();
+    while server.get("/healthz").await.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server
+}
+
+impl Server {
+    async fn get(&self, path: &str) -> Option<reqwest::Response> {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .ok()
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        self.get(path).await.unwrap().json().await.unwrap()
+    }
+
+    async fn runs(&self) -> Vec<Value> {
+        self.json("/v1/runs").await["runs"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    async fn post(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/v1/sync", self.base))
+            .body(body.to_owned());
+        for (k, v) in headers {
+            request = request.header(*k, v);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until run `id` has finished and returns it.
+    async fn finished(&self, id: u64) -> Value {
+        let started = Instant::now();
+        loop {
+            let run = self.json(&format!("/v1/runs/{id}")).await;
+            if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+                return run;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "run {id} did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until a run of `trigger` has finished and returns it.
+    async fn finished_by(&self, trigger: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Some(run) = self
+                .runs()
+                .await
+                .into_iter()
+                .find(|r| r["trigger"] == trigger)
+            {
+                return self.finished(run["id"].as_u64().unwrap()).await;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "no {trigger} run"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn metrics(&self) -> String {
+        self.get("/metrics").await.unwrap().text().await.unwrap()
+    }
+}
+
+fn bearer() -> (&'static str, String) {
+    ("authorization", format!("Bearer {TOKEN}"))
+}
+
+fn signature(body: &str) -> (&'static str, String) {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HMAC_SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    ("x-signature-256", format!("sha256={hex}"))
+}
+
+/// Parses OpenMetrics text with the Prometheus project's Python client (installed by
+/// scripts/test) and returns each sample as `name{labels} value`.
+fn parse_openmetrics(text: &str) -> Vec<String> {
+    let python = std::env::var("AWS_REPLICATOR_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = "import sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n\
+        for family in parse(sys.stdin.read()):\n\
+        \x20   for s in family.samples:\n\
+        \x20       labels = ','.join(f'{k}={v}' for k, v in sorted(s.labels.items()))\n\
+        \x20       print(f'{s.name}{{{labels}}} {s.value}')\n";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python with prometheus_client: run the tests with ./scripts/test");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not valid OpenMetrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn sample(samples: &[String], prefix: &str) -> Option<f64> {
+    samples
+        .iter()
+        .find(|s| s.starts_with(prefix))
+        .map(|s| s.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_at_start_up_and_on_schedule_and_exposes_drift_as_metrics() {
+    let s = setup().await;
+    let server = start(&s, 2).await;
+    let first = server.finished_by("startup").await;
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert!(first["summary"]["applied"].as_u64().unwrap() > 0, "{first}");
+    assert_eq!(server.get("/readyz").await.unwrap().status(), 200);
+
+    // Drift made by hand is repaired by the next scheduled run.
+    let mallory = s.running.emulator.add_user("mallory@other.example");
+    let mut state = s.running.emulator.dump();
+    let admin = state
+        .groups
+        .iter_mut()
+        .find(|g| g.display_name == "mst-acme.web.meshstack-project-admin")
+        .unwrap();
+    admin.members.insert(mallory.clone());
+    s.running.emulator.load(state);
+    let scheduled = server.finished_by("schedule").await;
+    assert_eq!(scheduled["status"], "succeeded", "{scheduled}");
+    let started = Instant::now();
+    while s
+        .running
+        .emulator
+        .dump()
+        .groups
+        .iter()
+        .any(|g| g.members.contains(&mallory))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never repaired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let samples = parse_openmetrics(&server.metrics().await);
+    for kind in [
+        "group_missing",
+        "group_extra",
+        "member_missing",
+        "member_extra",
+        "assignment_missing",
+        "assignment_extra",
+    ] {
+        assert_eq!(
+            sample(&samples, &format!("aws_replicator_drift{{kind={kind}}}")),
+            Some(0.0),
+            "{kind} after a sync: {samples:#?}"
+        );
+    }
+    assert!(
+        sample(
+            &samples,
+            "aws_replicator_operations_total{kind=create_group,outcome=ok}"
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(
+        sample(
+            &samples,
+            "aws_replicator_api_requests_total{operation=CreateGroup,service=scim,status=201}"
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(sample(&samples, "aws_replicator_last_success_timestamp_seconds").unwrap() > 1.7e9);
+    assert!(sample(&samples, "aws_replicator_sync_duration_seconds_count").unwrap() >= 2.0);
+    assert!(sample(&samples, "aws_replicator_build_info{version=").is_some());
+    let text = server.metrics().await;
+    for secret in [TOKEN, HMAC_SECRET, "emulator-token", "alice@acme.example"] {
+        assert!(!text.contains(secret), "{secret} in the metrics");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
+    let s = setup().await;
+    let server = start(&s, 3600).await;
+    server.finished_by("startup").await;
+    let runs_before = server.runs().await.len();
+
+    // Refused, and nothing starts.
+    let scoped = r#"{"workspace": "acme", "project": "web"}"#;
+    let refusals = [
+        (server.post(scoped, &[]).await.0, 401),
+        (
+            server
+                .post(scoped, &[("authorization", "Bearer wrong".into())])
+                .await
+                .0,
+            401,
+        ),
+        (
+            server
+                .post(scoped, &[("x-signature-256", "sha256=00ff".into())])
+                .await
+                .0,
+            401,
+        ),
+        (server.post(scoped, &[signature("{}")]).await.0, 401),
+        (server.post(&"x".repeat(300), &[bearer()]).await.0, 413),
+        (server.post("{\"workspace\": 1}", &[bearer()]).await.0, 400),
+        (
+            server
+                .post(r#"{"workspace": "ACME!", "project": "web"}"#, &[bearer()])
+                .await
+                .0,
+            400,
+        ),
+    ];
+    for (got, want) in refusals {
+        assert_eq!(got, want);
+    }
+    let (status, body) = server.post(scoped, &[]).await;
+    assert_eq!(status, 401);
+    assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    assert_eq!(
+        server.runs().await.len(),
+        runs_before,
+        "no refused call started a run"
+    );
+
+    // A scoped run repairs its project and leaves the other projects' drift alone.
+    let stranger = s.running.emulator.add_user("mallory@other.example");
+    let mut state = s.running.emulator.dump();
+    for name in [
+        "mst-acme.web.meshstack-project-admin",
+        "mst-globex.shop.meshstack-project-admin",
+    ] {
+        state
+            .groups
+            .iter_mut()
+            .find(|g| g.display_name == name)
+            .unwrap()
+            .members
+            .insert(stranger.clone());
+    }
+    s.running.emulator.load(state);
+    let (status, body) = server.post(scoped, &[signature(scoped)]).await;
+    assert_eq!(status, 202, "{body}");
+    let run = server.finished(body["run_id"].as_u64().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["projects"], serde_json::json!(["acme.web"]));
+    let holds = |name: &str| {
+        s.running
+            .emulator
+            .dump()
+            .groups
+            .iter()
+            .any(|g| g.display_name == name && g.members.contains(&stranger))
+    };
+    assert!(!holds("mst-acme.web.meshstack-project-admin"), "repaired");
+    assert!(
+        holds("mst-globex.shop.meshstack-project-admin"),
+        "left alone"
+    );
+
+    // 100 calls at once: at most one run going and one queued.
+    let before = server.runs().await.len();
+    let auth = [bearer()];
+    let calls = (0..100).map(|_| server.post("", &auth));
+    let answers = futures_util::future::join_all(calls).await;
+    let ids: BTreeSet<u64> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 202, "{body}");
+            body["run_id"].as_u64().unwrap()
+        })
+        .collect();
+    assert!(ids.len() <= 2, "{ids:?}");
+    for id in &ids {
+        assert_eq!(server.finished(*id).await["status"], "succeeded");
+    }
+    assert!(server.runs().await.len() - before <= 2);
+    assert!(
+        !holds("mst-globex.shop.meshstack-project-admin"),
+        "the full run repaired it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_it_cleanly() {
+    let s = setup().await;
+    let mut server = start(&s, 3600).await;
+    server.finished_by("startup").await;
+    let pid = server.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(25), "still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
