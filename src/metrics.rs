@@ -65,7 +65,6 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabels {
     service: &'static str,
-    operation: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -194,12 +193,12 @@ impl Metrics {
         );
         registry.register(
             "api_retries",
-            "Requests sent again after a retryable failure",
+            "Requests sent again after a retryable failure, by service",
             m.retries.clone(),
         );
         registry.register(
             "api_throttles",
-            "Requests refused for the rate (HTTP 429 or ThrottlingException)",
+            "Requests refused for the rate (HTTP 429 or ThrottlingException), by service",
             m.throttles.clone(),
         );
         registry.register("syncs", "Syncs run, by scope and outcome", m.syncs.clone());
@@ -218,6 +217,23 @@ impl Metrics {
             "The running version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
+        // Every series that can exist is there from the start, at 0: a dashboard's rate() and
+        // an alert's absent() then see a value before the first event.
+        for kind in Drift::default().kinds().map(|(kind, _)| kind) {
+            let _ = m.drift.get_or_create(&KindLabels { kind });
+        }
+        for service in [Service::Scim, Service::SsoAdmin, Service::MeshStack] {
+            let labels = ServiceLabels {
+                service: service.label(),
+            };
+            let _ = m.retries.get_or_create(&labels);
+            let _ = m.throttles.get_or_create(&labels);
+        }
+        for scope in ["all", "projects"] {
+            for outcome in ["ok", "failed"] {
+                let _ = m.syncs.get_or_create(&SyncLabels { scope, outcome });
+            }
+        }
         Self { registry, ..m }
     }
 
@@ -308,18 +324,94 @@ impl RequestObserver for Metrics {
             self.throttles
                 .get_or_create(&ServiceLabels {
                     service: service.label(),
-                    operation: operation.to_owned(),
                 })
                 .inc();
         }
     }
 
-    fn retry(&self, service: Service, operation: &str) {
+    fn retry(&self, service: Service, _operation: &str) {
         self.retries
             .get_or_create(&ServiceLabels {
                 service: service.label(),
-                operation: operation.to_owned(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_shows_before_the_first_event() {
+        let text = Metrics::new().render();
+        for family in [
+            "aws_replicator_drift",
+            "aws_replicator_api_retries",
+            "aws_replicator_api_throttles",
+            "aws_replicator_syncs",
+            "aws_replicator_sync_duration_seconds",
+            "aws_replicator_last_success_timestamp_seconds",
+            "aws_replicator_build",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family}:\n{text}"
+            );
+        }
+        assert!(text.contains("aws_replicator_drift{kind=\"member_extra\"} 0"));
+    }
+
+    fn gauge(metrics: &Metrics, kind: &str) -> i64 {
+        let line = format!("aws_replicator_drift{{kind=\"{kind}\"}} ");
+        let text = metrics.render();
+        let at = text.find(&line).expect("the gauge exists") + line.len();
+        text[at..].lines().next().unwrap().parse().unwrap()
+    }
+
+    /// A full sync replaces the drift; a scoped one replaces only its projects' share.
+    #[test]
+    fn drift_follows_full_and_scoped_plans() {
+        use crate::desired::{Scope, Settings, desired};
+        let config =
+            crate::config::Config::load(std::path::Path::new("config/demo.dhall")).unwrap();
+        let snapshot = crate::snapshot::Snapshot::from_file(std::path::Path::new(
+            "config/sample-snapshot.json",
+        ))
+        .unwrap();
+        let settings = Settings::new(&config, config.sso.as_ref().unwrap());
+        let d = desired(&snapshot, &settings, &Scope::All);
+        let full = crate::plan::plan(&d, &crate::observed::Observed::default());
+        let metrics = Metrics::new();
+        metrics.record_drift(&full, None);
+        let groups = d.groups.len() as i64;
+        assert_eq!(gauge(&metrics, "group_missing"), groups);
+
+        // One project synced on its own: only its groups leave the gauge.
+        let project = d.groups.values().next().unwrap().identity.project.clone();
+        let in_project = d
+            .groups
+            .values()
+            .filter(|g| g.identity.project == project)
+            .count() as i64;
+        let scoped = d.within(&[project.clone()].into());
+        let synced = crate::plan::plan(
+            &scoped,
+            &crate::plan::apply_in_memory(
+                &crate::plan::plan(&scoped, &Default::default()),
+                &Default::default(),
+            ),
+        );
+        assert!(synced.ops.is_empty());
+        metrics.record_drift(&synced, Some(&[project]));
+        assert_eq!(gauge(&metrics, "group_missing"), groups - in_project);
+
+        let all_synced = crate::plan::plan(
+            &d,
+            &crate::plan::apply_in_memory(&full, &Default::default()),
+        );
+        metrics.record_drift(&all_synced, None);
+        assert_eq!(gauge(&metrics, "group_missing"), 0);
+        assert_eq!(gauge(&metrics, "member_missing"), 0);
     }
 }

@@ -269,3 +269,24 @@ fn snapshot_then_plan_against_the_meshstack_api_without_leaking_the_secret() {
         );
     }
 }
+
+/// The Dockerfile's default command is one the binary understands; the types it copies exist.
+#[test]
+fn the_container_command_parses() {
+    let dockerfile = std::fs::read_to_string("Dockerfile").unwrap();
+    let cmd = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("CMD "))
+        .expect("a CMD line");
+    let args: Vec<String> = serde_json::from_str(cmd).unwrap();
+    assert_eq!(args[0], "serve");
+    let out = bin().args(&args).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("/etc/aws-replicator/config.dhall") && !stderr.contains("Usage:"),
+        "{stderr}"
+    );
+    assert!(dockerfile.contains("COPY config/types /etc/aws-replicator/types"));
+    assert!(std::path::Path::new("config/types/package.dhall").exists());
+}
