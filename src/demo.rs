@@ -6,11 +6,10 @@
 //! do, then changes the directory behind the replicator's back and shows the next sync
 //! repairing it.
 
-use crate::apply::Options;
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::desired::{Scope, Settings, desired};
-use crate::directory::{AccountAssignments, AssignmentReads, IdentityStore, observe};
+use crate::directory::{AccountAssignments, IdentityStore, observe};
 use crate::emulator::store::State;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::model::{GroupId, GroupName, UserId};
@@ -123,6 +122,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
         polling,
     );
     let desired = desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
+    let settings = crate::sso::sync_settings(&config);
 
     writeln!(
         out,
@@ -135,10 +135,10 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
         observed.groups.len()
     )?;
 
-    let first = sync(out, "1. First sync", &scim, &admin, &desired).await?;
+    let first = sync(out, "1. First sync", &scim, &admin, &desired, settings).await?;
     let again = plan(
         &desired,
-        &observe(&scim, &admin, &desired, AssignmentReads::PerPair).await?,
+        &observe(&scim, &admin, &desired, settings.reads).await?,
     );
     writeln!(out, "2. Drift after the sync: {}\n", drift(&again))?;
 
@@ -169,10 +169,18 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
         "3. By hand, in AWS: + mallory@other.example and - alice@acme.example in {group}\n"
     )?;
 
-    sync(out, "4. Next sync repairs it", &scim, &admin, &desired).await?;
+    sync(
+        out,
+        "4. Next sync repairs it",
+        &scim,
+        &admin,
+        &desired,
+        settings,
+    )
+    .await?;
     let last = plan(
         &desired,
-        &observe(&scim, &admin, &desired, AssignmentReads::PerPair).await?,
+        &observe(&scim, &admin, &desired, settings.reads).await?,
     );
     writeln!(out, "5. Drift after the repair: {}", drift(&last))?;
     let counts = emulator.counts();
@@ -195,11 +203,8 @@ async fn sync(
     identity: &impl IdentityStore,
     assignments: &impl AccountAssignments,
     desired: &crate::desired::Desired,
+    settings: crate::sync::Settings,
 ) -> anyhow::Result<Plan> {
-    let settings = crate::sync::Settings {
-        reads: AssignmentReads::PerPair,
-        options: Options::default(),
-    };
     let mut shown: std::io::Result<()> = Ok(());
     let show = |plan: &Plan| {
         shown = (|| {

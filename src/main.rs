@@ -127,6 +127,9 @@ struct SyncArgs {
     /// Print the plan, the report and the remaining drift as JSON.
     #[arg(long)]
     json: bool,
+    /// Apply even a plan that deletes more than `replicator.deletion-guard` allows (this run only).
+    #[arg(long)]
+    allow_mass_delete: bool,
 }
 
 fn main() -> ExitCode {
@@ -300,21 +303,21 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
             tracing::info!(op = outcome.op, "applied");
         }
     };
+    let mut settings = aws_replicator::sso::sync_settings(&config);
+    if args.allow_mass_delete {
+        settings.guard = None;
+    }
     let result = runtime()?
         .block_on(aws_replicator::sync::sync(
-            &desired,
-            &scim,
-            &admin,
-            aws_replicator::sso::sync_settings(&config),
-            &audit,
-            show,
-            &done,
+            &desired, &scim, &admin, settings, &audit, show, &done,
         ))
         .context("cannot sync AWS IAM Identity Center")?;
     bar.finish_and_clear();
     let report = &result.report;
     if json {
         println!("{}", serde_json::to_string_pretty(&result)?);
+    } else if let Some(tripped) = &result.refused {
+        println!("Refused, nothing applied: {tripped}");
     } else {
         for problem in report.problems(&result.plan) {
             println!("! {problem}");

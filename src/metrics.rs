@@ -145,6 +145,7 @@ pub struct Metrics {
     syncs: Family<SyncLabels, Counter>,
     duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
+    guard: Gauge,
     /// The drift last seen, per project: a full sync replaces it, a scoped one its projects.
     by_project: Mutex<BTreeMap<ProjectKey, Drift>>,
 }
@@ -168,6 +169,7 @@ impl Metrics {
             syncs: Family::default(),
             duration: Histogram::new(exponential_buckets(0.25, 2.0, 14)),
             last_success: Gauge::default(),
+            guard: Gauge::default(),
             by_project: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -211,6 +213,11 @@ impl Metrics {
             "last_success_timestamp_seconds",
             "When the last sync that applied everything finished (Unix time)",
             m.last_success.clone(),
+        );
+        registry.register(
+            "deletion_guard_tripped",
+            "1 when the deletion guard refused the last sync's plan (nothing was applied)",
+            m.guard.clone(),
         );
         registry.register(
             "build",
@@ -294,6 +301,10 @@ impl Metrics {
         }
     }
 
+    pub fn record_guard(&self, tripped: bool) {
+        self.guard.set(i64::from(tripped));
+    }
+
     pub fn record_sync(&self, scoped: bool, ok: bool, seconds: f64) {
         self.syncs
             .get_or_create(&SyncLabels {
@@ -353,6 +364,7 @@ mod tests {
             "aws_replicator_sync_duration_seconds",
             "aws_replicator_last_success_timestamp_seconds",
             "aws_replicator_build",
+            "aws_replicator_deletion_guard_tripped",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {family} ")),

@@ -8,6 +8,7 @@ use crate::directory::{
     AccountAssignments, AssignmentReads, DirectoryError, IdentityStore, observe,
 };
 use crate::model::{GroupIdentity, ProjectKey};
+use crate::plan::guard::{self, Limits, Tripped};
 use crate::plan::{Plan, plan};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -17,6 +18,8 @@ use std::collections::BTreeSet;
 pub struct Settings {
     pub reads: AssignmentReads,
     pub options: Options,
+    /// The mass-deletion guard; `None` lets a plan delete any amount (`--allow-mass-delete`).
+    pub guard: Option<Limits>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +30,9 @@ pub struct SyncReport {
     pub remaining: Plan,
     /// Requests the apply step made, per API family, beside the plan's estimate.
     pub calls: Calls,
+    /// Set when the mass-deletion guard refused the plan: nothing was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<Tripped>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -40,7 +46,7 @@ pub struct Calls {
 impl SyncReport {
     /// Everything was applied, and nothing is left to do.
     pub fn is_success(&self) -> bool {
-        self.report.is_success() && self.remaining.ops.is_empty()
+        self.refused.is_none() && self.report.is_success() && self.remaining.ops.is_empty()
     }
 }
 
@@ -58,6 +64,19 @@ pub async fn sync(
     let observed = observe(identity, assignments, desired, settings.reads).await?;
     let plan = plan(desired, &observed);
     planned(&plan);
+    if let Some(tripped) = settings
+        .guard
+        .and_then(|limits| guard::check(&plan, &observed, limits))
+    {
+        tracing::error!(%tripped, "plan refused; nothing applied");
+        return Ok(SyncReport {
+            remaining: plan.clone(),
+            plan,
+            report: Report::default(),
+            calls: Calls::default(),
+            refused: Some(tripped),
+        });
+    }
     let before = (identity.calls_made(), assignments.calls_made());
     let report = apply::apply(&plan, identity, assignments, settings.options, audit, done).await;
     let calls = Calls {
@@ -86,5 +105,6 @@ pub async fn sync(
         report,
         remaining,
         calls,
+        refused: None,
     })
 }

@@ -200,6 +200,7 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
     let settings = SyncSettings {
         reads: AssignmentReads::PerPair,
         options: Options::default(),
+        guard: None,
     };
     let result = sync(&d, &scim, &admin, settings, &audit, |_| {}, &|_| {})
         .await

@@ -148,3 +148,34 @@ async fn a_project_removed_from_meshstack_loses_its_groups_and_assignments() {
         "other projects keep their groups"
     );
 }
+
+/// meshStack answering with no projects at all looks like "take everyone's access away": the
+/// deletion guard refuses it and changes nothing, unless the run is told it is meant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deletion_guard_refuses_a_plan_that_removes_too_much() {
+    let s = setup().await;
+    let guarded = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 }, deletion-guard = { max-share = 0.2, max-count = 2 } }";
+    let config = s.config("guarded.dhall", "%s.%s.%4\\$s", guarded);
+    let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+
+    let mut snapshot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SNAPSHOT).unwrap()).unwrap();
+    snapshot["projects"] = serde_json::json!([]);
+    snapshot["bindings"] = serde_json::json!([]);
+    let empty = s.dir.path().join("empty.json");
+    std::fs::write(&empty, snapshot.to_string()).unwrap();
+    let before = s.running.emulator.dump();
+    s.running.emulator.clear_requests();
+    let (out, stdout, _) = s.sync(&config, empty.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("Refused, nothing applied"), "{stdout}");
+    assert!(stdout.contains("--allow-mass-delete"), "{stdout}");
+    assert_eq!(s.writes(), 0);
+    assert_eq!(s.running.emulator.dump(), before);
+
+    let (out, stdout, stderr) =
+        s.sync_with(&config, empty.to_str().unwrap(), &["--allow-mass-delete"]);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(s.writes() > 0);
+}

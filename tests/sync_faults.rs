@@ -115,6 +115,7 @@ impl Rig {
         let settings = Settings {
             reads,
             options: Options::default(),
+            guard: None,
         };
         sync(
             d,

@@ -6,6 +6,7 @@
 //! - every operation is within AWS's limits (≤ 100 member changes per request);
 //! - applying the plan to the observation and planning again gives an empty plan.
 
+pub mod guard;
 mod render;
 mod simulate;
 

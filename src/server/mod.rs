@@ -256,6 +256,10 @@ impl Service {
         )
         .await
         .map_err(|e| e.to_string())?;
+        self.metrics.record_guard(result.refused.is_some());
+        if let Some(tripped) = &result.refused {
+            return Err(format!("refused, nothing applied: {tripped}"));
+        }
         let touched: Vec<ProjectKey> = drift_by_project(&result.plan).into_keys().collect();
         self.metrics.record_drift(&result.remaining, Some(&touched));
         self.metrics.record_report(&result.plan, &result.report);

@@ -48,5 +48,9 @@ pub fn sync_settings(config: &Config) -> crate::sync::Settings {
             max_in_flight: sso_admin.max_in_flight as usize,
             ..crate::apply::Options::default()
         },
+        guard: Some(crate::plan::guard::Limits {
+            max_share: config.replicator.deletion_guard.max_share,
+            max_count: config.replicator.deletion_guard.max_count,
+        }),
     }
 }

@@ -64,13 +64,24 @@ impl Setup {
     }
 
     pub fn sync(&self, config: &Path, snapshot: &str) -> (Output, String, String) {
-        let out = self.run(&[
+        self.sync_with(config, snapshot, &[])
+    }
+
+    pub fn sync_with(
+        &self,
+        config: &Path,
+        snapshot: &str,
+        extra: &[&str],
+    ) -> (Output, String, String) {
+        let mut args = vec![
             "sync",
             "--config",
             config.to_str().unwrap(),
             "--snapshot",
             snapshot,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         (out, stdout, stderr)
