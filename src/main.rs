@@ -134,10 +134,9 @@ struct SyncArgs {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AWS_REPLICATOR_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
+            std::env::var("AWS_REPLICATOR_LOG").ok(),
+        )))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -147,6 +146,22 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The log filter from `AWS_REPLICATOR_LOG` (default `warn`). The AWS SDK's own debug logs print
+/// its whole request context, the service user's access key id included, so they stay at `info`
+/// unless the filter names them (`AWS_REPLICATOR_LOG=debug,aws_smithy_runtime=debug`).
+fn log_filter(setting: Option<String>) -> String {
+    let setting = setting
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "warn".into());
+    if setting.contains("aws_") {
+        setting
+    } else {
+        format!(
+            "{setting},aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_sigv4=info,aws_runtime=info"
+        )
     }
 }
 

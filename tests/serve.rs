@@ -56,8 +56,9 @@ async fn start(s: &Setup, interval: u64) -> Server {
         .args(["serve", "--config", config.to_str().unwrap(), "--snapshot"])
         .arg(s.dir.path().join("snapshot.json"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("AWS_REPLICATOR_LOG", "debug")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(s.dir.path().join(format!("serve-{interval}.log"))).unwrap())
         .spawn()
         .unwrap();
     std::fs::copy(SNAPSHOT, s.dir.path().join("snapshot.json")).unwrap();
@@ -424,6 +425,7 @@ async fn sigterm_stops_it_cleanly() {
     let s = setup().await;
     let mut server = start(&s, 3600).await;
     server.finished_by("startup").await;
+    assert_eq!(server.post("", &[bearer()]).await.0, 202);
     let pid = server.child.id().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -440,5 +442,14 @@ async fn sigterm_stops_it_cleanly() {
         }
         assert!(started.elapsed() < Duration::from_secs(25), "still running");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Debug logs of a whole life (start-up sync through STS, SCIM and sso-admin, a webhook
+    // call, shutdown) name no secret.
+    let log = std::fs::read_to_string(s.dir.path().join("serve-3600.log")).unwrap();
+    assert!(log.contains("DEBUG"), "debug logs were on");
+    for secret in common::cli::SECRETS.iter().chain(&[TOKEN, HMAC_SECRET]) {
+        let leak = log.lines().find(|l| l.contains(secret));
+        assert!(leak.is_none(), "{secret} in the log: {leak:?}");
     }
 }

@@ -179,3 +179,35 @@ async fn the_deletion_guard_refuses_a_plan_that_removes_too_much() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(s.writes() > 0);
 }
+
+/// A full sync with debug logs from every crate (STS, SCIM, sso-admin, the executor, the audit
+/// trail) prints no secret of the configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_output_even_with_debug_logs() {
+    let s = setup().await;
+    let config = s.config("debug.dhall", "%s.%s.%4\\$s", FAST);
+    let out = s
+        .command()
+        .args([
+            "sync",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+            "--snapshot",
+            SNAPSHOT,
+        ])
+        .env("AWS_REPLICATOR_LOG", "debug")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("DEBUG"), "debug logs were on");
+    for secret in common::cli::SECRETS {
+        assert!(!stdout.contains(secret), "{secret} on stdout");
+        let leak = stderr.lines().find(|l| l.contains(secret));
+        assert!(leak.is_none(), "{secret} on stderr: {leak:?}");
+    }
+}

@@ -7,6 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+/// The secrets in the configuration `config()` writes: none may ever be printed.
+pub const SECRETS: [&str; 5] = [
+    "emulator-token",
+    "demo-access-key",
+    "demo-secret-key",
+    "demo-external-id",
+    "demo-secret",
+];
+
 pub struct Setup {
     pub _moto: super::peers::Peer,
     pub running: RunningEmulator,
