@@ -150,3 +150,30 @@ pub fn sso_admin(config: &Config) -> Result<aws_sdk_ssoadmin::Client, AwsError> 
     }
     Ok(aws_sdk_ssoadmin::Client::from_conf(builder.build()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The variables are process-wide, so one test walks through all cases in order.
+    #[test]
+    fn endpoint_overrides_are_https_or_loopback() {
+        let set = |v: &str| unsafe { std::env::set_var("AWS_ENDPOINT_URL_TESTSVC", v) };
+        set("https://sso.example.com");
+        assert_eq!(
+            endpoint("TESTSVC").unwrap().as_deref(),
+            Some("https://sso.example.com")
+        );
+        set("http://127.0.0.1:4566");
+        assert!(endpoint("TESTSVC").unwrap().is_some());
+        set("http://sso.example.com");
+        let err = endpoint("TESTSVC").unwrap_err().to_string();
+        assert!(
+            err.contains("AWS_ENDPOINT_URL_TESTSVC") && err.contains("plain http"),
+            "{err}"
+        );
+        set("ftp://127.0.0.1");
+        assert!(endpoint("TESTSVC").is_err());
+        unsafe { std::env::remove_var("AWS_ENDPOINT_URL_TESTSVC") };
+    }
+}
