@@ -343,44 +343,51 @@ async fn trigger(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
             );
         }
     };
-    if serve.webhook_token.is_none() && serve.webhook_hmac_secret.is_none() {
-        return error(
-            StatusCode::FORBIDDEN,
-            "the webhook is off: set replicator.serve.webhook-token or webhook-hmac-secret",
-        );
-    }
-    if !authenticated(serve, &headers, &body) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "send `Authorization: Bearer <token>` or `X-Signature-256: sha256=<hex HMAC-SHA256 of the body>`",
-        );
-    }
-    let scope = if body.iter().all(u8::is_ascii_whitespace) {
-        Scope::All
-    } else {
-        match serde_json::from_slice::<SyncRequest>(&body) {
-            Ok(r) if valid_identifier(&r.workspace) && valid_identifier(&r.project) => {
-                Scope::Projects([ProjectKey::new(r.workspace.as_str(), r.project.as_str())].into())
-            }
-            Ok(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "workspace and project are meshStack identifiers: lowercase letters, digits and -",
-                );
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    &format!(
-                        "expected an empty body or {{\"workspace\": \"…\", \"project\": \"…\"}}: {e}"
-                    ),
-                );
-            }
-        }
+    let scope = match check_request(serve, &headers, &body) {
+        Ok(scope) => scope,
+        Err((status, message)) => return error(status, &message),
     };
     match service.runs.enqueue(scope, Trigger::Webhook) {
         Some(enqueued) => (StatusCode::ACCEPTED, axum::Json(enqueued)).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+/// Who may call and what they ask for: the caller's credentials, then the body (empty for
+/// everything, or one project). Pure, so that hostile requests can be thrown at it directly.
+pub fn check_request(
+    serve: &crate::config::raw::Serve,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Scope, (StatusCode, String)> {
+    if serve.webhook_token.is_none() && serve.webhook_hmac_secret.is_none() {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "the webhook is off: set replicator.serve.webhook-token or webhook-hmac-secret".into(),
+        ));
+    }
+    if !authenticated(serve, headers, body) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "send `Authorization: Bearer <token>` or `X-Signature-256: sha256=<hex HMAC-SHA256 of the body>`".into(),
+        ));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Scope::All);
+    }
+    match serde_json::from_slice::<SyncRequest>(body) {
+        Ok(r) if valid_identifier(&r.workspace) && valid_identifier(&r.project) => Ok(
+            Scope::Projects([ProjectKey::new(r.workspace.as_str(), r.project.as_str())].into()),
+        ),
+        Ok(_) => Err((
+            StatusCode::BAD_REQUEST,
+            "workspace and project are meshStack identifiers: lowercase letters, digits and -"
+                .into(),
+        )),
+        Err(e) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("expected an empty body or {{\"workspace\": \"…\", \"project\": \"…\"}}: {e}"),
+        )),
     }
 }
 

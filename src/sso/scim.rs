@@ -36,8 +36,9 @@ pub struct ScimClient {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ListResponse {
-    #[serde(rename = "Resources", default)]
-    resources: Vec<Value>,
+    #[serde(rename = "Resources")]
+    resources: Option<Vec<Value>>,
+    total_results: Option<u64>,
     next_cursor: Option<String>,
 }
 
@@ -237,15 +238,10 @@ impl ScimClient {
             let answer = self
                 .call(operation, Method::GET, self.url(path, &query), None, &[])
                 .await?;
-            let page: ListResponse =
-                serde_json::from_value(answer.body).map_err(|e| DirectoryError::Aws {
-                    operation: operation.to_owned(),
-                    status: answer.status.as_u16(),
-                    detail: format!("not a SCIM ListResponse: {e}"),
-                    request_id: None,
-                })?;
-            out.extend(page.resources);
-            match page.next_cursor.filter(|c| !c.is_empty()) {
+            let (resources, next_cursor) =
+                parse_list(operation, answer.status.as_u16(), answer.body)?;
+            out.extend(resources);
+            match next_cursor {
                 Some(next) if next != cursor => cursor = next,
                 _ => return Ok(out),
             }
@@ -460,6 +456,42 @@ impl ScimClient {
     }
 }
 
+/// One page of a SCIM listing: its resources and the cursor of the next page, if any. Anything
+/// else (not JSON, not a ListResponse) is an error naming the operation.
+pub fn parse_list(
+    operation: &str,
+    status: u16,
+    body: Value,
+) -> Result<(Vec<Value>, Option<String>), DirectoryError> {
+    let page: ListResponse = serde_json::from_value(body).map_err(|e| DirectoryError::Aws {
+        operation: operation.to_owned(),
+        status,
+        detail: format!("not a SCIM ListResponse: {e}"),
+        request_id: None,
+    })?;
+    let next = page.next_cursor.filter(|c| !c.is_empty());
+    // RFC 7644 lets an empty result leave out `Resources`; anything else without it is not a
+    // listing, and reading it as "nothing there" would be a partial read taken for the truth.
+    match (page.resources, page.total_results) {
+        (Some(resources), _) => Ok((resources, next)),
+        (None, Some(0)) => Ok((Vec::new(), next)),
+        (None, _) => Err(DirectoryError::Aws {
+            operation: operation.to_owned(),
+            status,
+            detail: "not a SCIM ListResponse: no Resources and no totalResults of 0".into(),
+            request_id: None,
+        }),
+    }
+}
+
+/// The groups and users of a page; entries without an id or a name are skipped.
+pub fn records(resources: &[Value]) -> (Vec<GroupRecord>, Vec<(UserId, UserName)>) {
+    (
+        resources.iter().filter_map(group_record).collect(),
+        resources.iter().filter_map(user_record).collect(),
+    )
+}
+
 /// A SCIM filter value: quoted, with `"` and `\` escaped.
 fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
@@ -578,6 +610,33 @@ mod tests {
                 "https://scim.eu-central-1.amazonaws.com/abc-123/scim/v2/Groups/g1"
             );
         }
+    }
+
+    /// Bodies a listing must refuse rather than read as "nothing there".
+    #[test]
+    fn a_listing_is_a_listing_or_an_error() {
+        let refused = [
+            json!(null),
+            json!("Resources"),
+            json!([]),
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400"}),
+            json!({"totalResults": 3}),
+            json!({"Resources": {"id": "g1"}}),
+            json!({"Resources": [], "nextCursor": 7}),
+        ];
+        for body in refused {
+            let err = parse_list("ListGroups", 200, body.clone()).unwrap_err();
+            assert!(err.to_string().contains("ListGroups"), "{body}: {err}");
+        }
+        let (empty, next) = parse_list("ListGroups", 200, json!({"totalResults": 0})).unwrap();
+        assert!(empty.is_empty() && next.is_none());
+        let (one, next) = parse_list(
+            "ListGroups",
+            200,
+            json!({"Resources": [{"id": "g1", "displayName": "mst-a"}, {"id": 5}], "nextCursor": ""}),
+        )
+        .unwrap();
+        assert_eq!((records(&one).0.len(), next), (1, None));
     }
 
     #[test]
