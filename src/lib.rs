@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod audit;
 pub mod aws;
+pub mod bootstrap;
 pub mod config;
 pub mod demo;
 pub mod desired;

@@ -53,6 +53,21 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Write the IAM policies and trust relationships the seed's account setup needs, from the
+    /// config.
+    Bootstrap {
+        #[arg(long)]
+        config: PathBuf,
+        /// The AWS account where `meshfed-service-user` lives.
+        #[arg(long)]
+        meshcloud_account_id: String,
+        /// The folder to write into (created if needed).
+        #[arg(long)]
+        out: PathBuf,
+        /// Write the configured ExternalIds into the files instead of a placeholder.
+        #[arg(long)]
+        reveal_external_id: bool,
+    },
     /// Run the whole authorization sync on a built-in example, in memory, with no network.
     Demo,
     /// Serve the AWS IAM Identity Center emulator on loopback, for trying the replicator by hand.
@@ -178,6 +193,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
         } => serve_command(&config, snapshot, listen),
         Command::Snapshot { config, out } => snapshot_command(&config, out.as_deref()),
+        Command::Bootstrap {
+            config,
+            meshcloud_account_id,
+            out,
+            reveal_external_id,
+        } => bootstrap_command(&config, &meshcloud_account_id, &out, reveal_external_id),
         Command::Demo => aws_replicator_demo(),
         Command::Emulator { port, state, token } => emulator_command(port, state.as_deref(), token),
     }
@@ -388,6 +409,30 @@ fn serve_command(
         )
         .await
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bootstrap_command(
+    config: &Path,
+    meshcloud_account_id: &str,
+    out: &Path,
+    reveal_external_id: bool,
+) -> Result<ExitCode> {
+    let config = load_config(config)?;
+    let files = aws_replicator::bootstrap::files(
+        &config,
+        &aws_replicator::bootstrap::Options {
+            meshcloud_account_id,
+            reveal_external_id,
+        },
+    )?;
+    for (name, text) in files {
+        let path = out.join(&name);
+        std::fs::create_dir_all(path.parent().expect("files sit in a folder"))
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,269 @@
+//! `aws-replicator bootstrap`: the IAM policies and trust relationships the seed asks operators
+//! to create in the meshcloud, management and automation accounts, filled in from the config.
+//! The management role's policy grants exactly what the configured `replicator.sso-admin` reads
+//! and writes need, no more.
+//!
+//! Pure: config in, files (name and text) out; the CLI writes them.
+
+use crate::config::Config;
+use serde_json::{Value, json};
+
+const POLICY_VERSION: &str = "2012-10-17";
+/// What a file shows where the ExternalId goes, unless it is asked to reveal it.
+pub const EXTERNAL_ID_PLACEHOLDER: &str = "<<EXTERNAL_ID>>";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("{field}: {value:?} is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)")]
+    RoleArn { field: &'static str, value: String },
+    #[error(
+        "--meshcloud-account-id: {0:?} is not a 12-digit AWS account id (the account of meshfed-service-user)"
+    )]
+    AccountId(String),
+    #[error("bootstrap for AWS SSO needs iam-configuration.aws-sso")]
+    NoSso,
+}
+
+pub struct Options<'a> {
+    /// The account where `meshfed-service-user` lives.
+    pub meshcloud_account_id: &'a str,
+    /// Write the configured ExternalIds into the files instead of a placeholder.
+    pub reveal_external_id: bool,
+}
+
+/// (path relative to the output folder, contents)
+pub type File = (String, String);
+
+struct Role {
+    account: String,
+    name: String,
+    arn: String,
+}
+
+fn role(field: &'static str, arn: &str) -> Result<Role, BootstrapError> {
+    let bad = || BootstrapError::RoleArn {
+        field,
+        value: arn.to_owned(),
+    };
+    let rest = arn.strip_prefix("arn:aws:iam::").ok_or_else(bad)?;
+    let (account, name) = rest.split_once(":role/").ok_or_else(bad)?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
+        return Err(bad());
+    }
+    Ok(Role {
+        account: account.to_owned(),
+        name: name.rsplit('/').next().unwrap_or(name).to_owned(),
+        arn: arn.to_owned(),
+    })
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).expect("JSON values serialize") + "\n"
+}
+
+fn trust_from_user(meshcloud: &str, external_id: &str) -> Value {
+    json!({
+        "Version": POLICY_VERSION,
+        "Statement": [{
+            "Sid": "",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{meshcloud}:user/meshfed-service-user")},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": external_id}}
+        }]
+    })
+}
+
+pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapError> {
+    let meshcloud = options.meshcloud_account_id;
+    if meshcloud.len() != 12 || !meshcloud.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BootstrapError::AccountId(meshcloud.to_owned()));
+    }
+    let sso = config.sso.as_ref().ok_or(BootstrapError::NoSso)?;
+    let aws = &config.aws;
+    let management = role(
+        "aws.organizationRootAccountRole",
+        &aws.organization_root_account_role,
+    )?;
+    let automation = role("aws.automationAccountRole", &aws.automation_account_role)?;
+    let external_id = |secret: &Option<crate::secret::Secret>| match secret {
+        Some(s) if options.reveal_external_id => s.expose().to_owned(),
+        _ => EXTERNAL_ID_PLACEHOLDER.to_owned(),
+    };
+    let management_external_id = external_id(&aws.organization_root_account_external_id);
+    let automation_external_id = external_id(&aws.automation_account_external_id);
+    let access_role = aws
+        .account_access_role
+        .as_deref()
+        .unwrap_or("MeshstackAccountAccessRole");
+
+    let user_policy = json!({
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "", "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Resource": management.arn,
+                "Condition": {"StringEquals": {"sts:ExternalId": management_external_id}}
+            },
+            {
+                "Sid": "", "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Resource": automation.arn,
+                "Condition": {"StringEquals": {"sts:ExternalId": automation_external_id}}
+            }
+        ]
+    });
+
+    let sso_admin = &config.replicator.sso_admin;
+    let mut sso_actions = vec![
+        "sso:ListAccountAssignments",
+        "sso:CreateAccountAssignment",
+        "sso:DescribeAccountAssignmentCreationStatus",
+    ];
+    if sso_admin.delete_assignments {
+        sso_actions.extend([
+            "sso:DeleteAccountAssignment",
+            "sso:DescribeAccountAssignmentDeletionStatus",
+        ]);
+    }
+    if sso_admin.list_assignments_for_principal {
+        sso_actions.push("sso:ListAccountAssignmentsForPrincipal");
+    }
+    if sso_admin.list_assignment_status {
+        sso_actions.extend([
+            "sso:ListAccountAssignmentCreationStatus",
+            "sso:ListAccountAssignmentDeletionStatus",
+        ]);
+    }
+    let management_policy = json!({
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "StsAccessMemberAccount", "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Resource": format!("arn:aws:iam::*:role/{access_role}"),
+                "Condition": {"StringEquals": {"sts:ExternalId": management_external_id}}
+            },
+            {
+                "Sid": "OrgManagementAccess1", "Effect": "Allow",
+                "Action": [
+                    "organizations:UntagResource",
+                    "organizations:TagResource",
+                    "organizations:MoveAccount",
+                    "organizations:ListTagsForResource",
+                    "organizations:ListParents",
+                    "organizations:ListOrganizationalUnitsForParent",
+                    "organizations:DescribeOrganizationalUnit",
+                    "organizations:DescribeAccount",
+                    "organizations:CreateOrganizationalUnit"
+                ],
+                "Resource": [
+                    format!("arn:aws:organizations::{}:root/o-*/r-*", management.account),
+                    "arn:aws:organizations::*:ou/o-*/ou-*",
+                    "arn:aws:organizations::*:account/o-*/*"
+                ]
+            },
+            {
+                "Sid": "OrgManagementAccess2", "Effect": "Allow",
+                "Action": [
+                    "organizations:ListRoots",
+                    "organizations:ListAccounts",
+                    "organizations:DescribeCreateAccountStatus",
+                    "organizations:CreateAccount"
+                ],
+                "Resource": "*"
+            },
+            {
+                "Sid": "OrgManagementAccessSSO", "Effect": "Allow",
+                "Action": sso_actions,
+                "Resource": [sso.instance_arn, "arn:aws:sso:::permissionSet/*/*", "arn:aws:sso:::account/*"]
+            }
+        ]
+    });
+
+    let automation_policy = json!({
+        "Version": POLICY_VERSION,
+        "Statement": [{
+            "Sid": "AutomationPolicy", "Effect": "Allow",
+            "Action": [
+                "lambda:InvokeFunction",
+                "cloudformation:UpdateStackInstances",
+                "cloudformation:ListStackInstances",
+                "cloudformation:DescribeStackSet",
+                "cloudformation:CreateStackInstances"
+            ],
+            "Resource": "*"
+        }]
+    });
+    let stackset_admin_policy = json!({
+        "Version": POLICY_VERSION,
+        "Statement": [{
+            "Sid": "AllowAssumeCloudFormationExecutionOnAllAccounts", "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": "arn:aws:iam::*:role/AWSCloudFormationStackSetExecutionRole"
+        }]
+    });
+    let stackset_admin_trust = json!({
+        "Version": POLICY_VERSION,
+        "Statement": [{
+            "Sid": "", "Effect": "Allow",
+            "Principal": {"Service": "cloudformation.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    });
+
+    let readme = format!(
+        "# IAM setup for aws-replicator on platform {platform}\n\n\
+         Generated by `aws-replicator bootstrap` from the config; regenerate after changing it.\n\n\
+         | account | create | files |\n|---|---|---|\n\
+         | meshcloud ({meshcloud}) | IAM user `meshfed-service-user` with an access key; its keys go into `aws.meshfedServiceUser` | `meshcloud/meshfed-service-user-policy.json` |\n\
+         | management ({m_account}) | role `{m_name}` | `management/{m_name}-policy.json`, `management/{m_name}-trust.json` |\n\
+         | automation ({a_account}) | role `{a_name}` | `automation/{a_name}-policy.json`, `automation/{a_name}-trust.json` |\n\
+         | automation ({a_account}) | role `AWSCloudFormationStackSetAdministrationRole` | `automation/AWSCloudFormationStackSetAdministrationRole-policy.json`, `…-trust.json` |\n\n\
+         {external_id_note}\n",
+        platform = config.platform,
+        m_account = management.account,
+        m_name = management.name,
+        a_account = automation.account,
+        a_name = automation.name,
+        external_id_note = if options.reveal_external_id {
+            "The files contain the configured ExternalIds: keep them as you keep the config's secrets."
+                .to_owned()
+        } else {
+            format!(
+                "Replace `{EXTERNAL_ID_PLACEHOLDER}` with the ExternalIds of `aws.organizationRootAccountExternalId` and \
+                 `aws.automationAccountExternalId` (or run with `--reveal-external-id`)."
+            )
+        },
+    );
+
+    Ok(vec![
+        ("README.md".into(), readme),
+        (
+            "meshcloud/meshfed-service-user-policy.json".into(),
+            pretty(&user_policy),
+        ),
+        (
+            format!("management/{}-policy.json", management.name),
+            pretty(&management_policy),
+        ),
+        (
+            format!("management/{}-trust.json", management.name),
+            pretty(&trust_from_user(meshcloud, &management_external_id)),
+        ),
+        (
+            format!("automation/{}-policy.json", automation.name),
+            pretty(&automation_policy),
+        ),
+        (
+            format!("automation/{}-trust.json", automation.name),
+            pretty(&trust_from_user(meshcloud, &automation_external_id)),
+        ),
+        (
+            "automation/AWSCloudFormationStackSetAdministrationRole-policy.json".into(),
+            pretty(&stackset_admin_policy),
+        ),
+        (
+            "automation/AWSCloudFormationStackSetAdministrationRole-trust.json".into(),
+            pretty(&stackset_admin_trust),
+        ),
+    ])
+}

@@ -1,0 +1,116 @@
+//! `aws-replicator bootstrap`: the seed's IAM policies and trust relationships, filled in from the
+//! config. Golden files for the demo config; the management policy follows `replicator.sso-admin`;
+//! ExternalIds only when asked for.
+
+use aws_replicator::bootstrap::{EXTERNAL_ID_PLACEHOLDER, Options, files};
+use aws_replicator::config::Config;
+use std::path::Path;
+use std::process::Command;
+
+fn demo() -> Config {
+    Config::load(Path::new("config/demo.dhall")).unwrap()
+}
+
+fn options(reveal: bool) -> Options<'static> {
+    Options {
+        meshcloud_account_id: "999999999999",
+        reveal_external_id: reveal,
+    }
+}
+
+#[test]
+fn the_demo_config_gives_the_seeds_policies() {
+    let files = files(&demo(), &options(false)).unwrap();
+    let mut all = String::new();
+    for (name, text) in &files {
+        all.push_str(&format!("=== {name}\n{text}"));
+        if name.ends_with(".json") {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(v["Version"], "2012-10-17", "{name}");
+            assert!(
+                v["Statement"].as_array().is_some_and(|s| !s.is_empty()),
+                "{name}"
+            );
+        }
+    }
+    assert!(
+        !all.contains("demo-external-id"),
+        "no ExternalId unless asked for"
+    );
+    expect_test::expect_file!["golden/bootstrap_demo.txt"].assert_eq(&all);
+}
+
+#[test]
+fn external_ids_only_when_asked_and_sso_actions_follow_the_config() {
+    let mut config = demo();
+    let revealed = files(&config, &options(true)).unwrap();
+    let text: String = revealed.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(text.contains("demo-external-id") && !text.contains(EXTERNAL_ID_PLACEHOLDER));
+
+    let actions = |config: &Config| {
+        let files = files(config, &options(false)).unwrap();
+        let (_, policy) = files
+            .iter()
+            .find(|(n, _)| n.starts_with("management/") && n.ends_with("-policy.json"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(policy).unwrap();
+        v["Statement"][3]["Action"].as_array().unwrap().len()
+    };
+    assert_eq!(actions(&config), 3, "the seed's three sso actions");
+    config.replicator.sso_admin.delete_assignments = true;
+    config.replicator.sso_admin.list_assignments_for_principal = true;
+    config.replicator.sso_admin.list_assignment_status = true;
+    assert_eq!(actions(&config), 8);
+}
+
+#[test]
+fn the_command_writes_the_files_and_refuses_a_bad_account_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_aws-replicator");
+    let out = Command::new(bin)
+        .args([
+            "bootstrap",
+            "--config",
+            "config/demo.dhall",
+            "--meshcloud-account-id",
+            "999999999999",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.path()
+            .join("management/MeshfedServiceRole-policy.json")
+            .exists()
+    );
+    assert!(dir.path().join("README.md").exists());
+
+    let out = Command::new(bin)
+        .args([
+            "bootstrap",
+            "--config",
+            "config/demo.dhall",
+            "--meshcloud-account-id",
+            "12345",
+            "--out",
+        ])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--meshcloud-account-id") && stderr.contains("12-digit"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("other").exists(),
+        "nothing written on a bad input"
+    );
+}
