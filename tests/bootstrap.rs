@@ -2,6 +2,8 @@
 //! config. Golden files for the demo config; the management policy follows `replicator.sso-admin`;
 //! ExternalIds only when asked for.
 
+mod common;
+
 use aws_replicator::bootstrap::{EXTERNAL_ID_PLACEHOLDER, Options, files};
 use aws_replicator::config::Config;
 use std::path::Path;
@@ -24,7 +26,10 @@ fn the_demo_config_gives_the_seeds_policies() {
     let mut all = String::new();
     for (name, text) in &files {
         all.push_str(&format!("=== {name}\n{text}"));
-        if name.ends_with(".json") {
+        if name.starts_with("templates/") {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(v["AWSTemplateFormatVersion"], "2010-09-09", "{name}");
+        } else if name.ends_with(".json") {
             let v: serde_json::Value = serde_json::from_str(text).unwrap();
             assert_eq!(v["Version"], "2012-10-17", "{name}");
             assert!(
@@ -112,5 +117,95 @@ fn the_command_writes_the_files_and_refuses_a_bad_account_id() {
     assert!(
         !dir.path().join("other").exists(),
         "nothing written on a bad input"
+    );
+}
+
+fn python() -> String {
+    std::env::var("AWS_REPLICATOR_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn cfn_lint() -> String {
+    std::env::var("AWS_REPLICATOR_CFN_LINT").unwrap_or_else(|_| "cfn-lint".into())
+}
+
+/// The templates pass cfn-lint (the CloudFormation linter, installed by scripts/test).
+#[test]
+fn the_templates_pass_cfn_lint() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files(&demo(), &options(false)).unwrap() {
+        if name.starts_with("templates/") {
+            let path = dir.path().join(name.replace('/', "-"));
+            std::fs::write(&path, text).unwrap();
+            let out = Command::new(cfn_lint())
+                .args(["--regions", "eu-central-1", "--"])
+                .arg(&path)
+                .output()
+                .expect("cfn-lint: run the tests with ./scripts/test");
+            assert!(
+                out.status.success(),
+                "{name}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// The permission-downgrade Lambda against moto's STS and IAM: in a new account it puts the
+/// minimum policy on the access role and takes AdministratorAccess away (attached and inline);
+/// a second run changes nothing; a bad event is refused.
+#[test]
+fn the_downgrade_lambda_downgrades_once() {
+    let moto = common::peers::moto();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("permission_downgrade.py"),
+        aws_replicator::bootstrap::PERMISSION_DOWNGRADE_LAMBDA,
+    )
+    .unwrap();
+    let driver = r#"
+import json, boto3, permission_downgrade as lam
+
+account = "111122223333"
+# Set up the new account as the StackSet and account creation would leave it.
+sts = boto3.client("sts")
+c = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/Setup", RoleSessionName="setup")["Credentials"]
+iam = boto3.client("iam", aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+admin = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+iam.create_role(RoleName="PermissionDowngradeLambdaExecutionRole", AssumeRolePolicyDocument=trust)
+iam.create_role(RoleName="MeshstackAccountAccessRole", AssumeRolePolicyDocument=trust)
+arn = iam.create_policy(PolicyName="AdministratorAccess", PolicyDocument=admin)["Policy"]["Arn"]
+iam.attach_role_policy(RoleName="MeshstackAccountAccessRole", PolicyArn=arn)
+iam.put_role_policy(RoleName="MeshstackAccountAccessRole", PolicyName="AdministratorAccess", PolicyDocument=admin)
+
+first = json.loads(lam.main({"AccountId": account}, None)["body"])["changed"]
+assert len(first) == 3, first
+assert iam.list_role_policies(RoleName="MeshstackAccountAccessRole")["PolicyNames"] == ["MeshstackAccountAccessPolicy"]
+assert iam.list_attached_role_policies(RoleName="MeshstackAccountAccessRole")["AttachedPolicies"] == []
+again = json.loads(lam.main({"AccountId": account}, None)["body"])["changed"]
+assert again == [], again
+try:
+    lam.main({"AccountId": "12"}, None)
+    raise SystemExit("a bad AccountId was accepted")
+except ValueError:
+    pass
+print("downgraded")
+"#;
+    let out = Command::new(python())
+        .args(["-c", driver])
+        .current_dir(dir.path())
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "eu-central-1")
+        .env("PYTHONPATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("downgraded"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
