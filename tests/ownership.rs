@@ -12,10 +12,7 @@ use aws_replicator::directory::AssignmentReads;
 use aws_replicator::emulator::{Emulator, EmulatorConfig};
 use aws_replicator::model::GroupName;
 use aws_replicator::retry::RetryPolicy;
-use aws_replicator::secret::Secret;
 use aws_replicator::snapshot::Snapshot;
-use aws_replicator::sso::admin::{Polling, SsoAdmin};
-use aws_replicator::sso::scim::ScimClient;
 use aws_replicator::sync::{Settings as SyncSettings, SyncReport, sync};
 use std::path::Path;
 use std::time::Duration;
@@ -42,30 +39,7 @@ async fn two_platform_instances_share_one_directory_without_a_fight() {
     });
     common::sample::provision_users(&emulator);
     let running = emulator.serve(0).await.unwrap();
-    let scim = ScimClient::new(
-        &url::Url::parse(&running.scim_endpoint()).unwrap(),
-        Secret::new("emulator-token"),
-        1000.0,
-        RetryPolicy::aws(),
-    );
-    let sdk = aws_sdk_ssoadmin::Config::builder()
-        .behavior_version(aws_sdk_ssoadmin::config::BehaviorVersion::latest())
-        .region(aws_sdk_ssoadmin::config::Region::new("eu-central-1"))
-        .endpoint_url(running.endpoint())
-        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
-            "k", "s", None, None, "test",
-        ))
-        .build();
-    let admin = SsoAdmin::new(
-        aws_sdk_ssoadmin::Client::from_conf(sdk),
-        "arn:aws:sso:::instance/ssoins-123456789",
-        1000.0,
-        Polling {
-            first: Duration::from_millis(10),
-            max: Duration::from_millis(50),
-            ..Polling::default()
-        },
-    );
+    let (scim, admin) = common::aws::clients(&running, RetryPolicy::aws());
     // Both with the extended policy: each may delete, and reads assignments per group.
     let settings = SyncSettings {
         reads: AssignmentReads::PerGroup,

@@ -12,34 +12,11 @@ use aws_replicator::model::{AccountId, GroupId, GroupName, PermissionSetArn};
 use aws_replicator::observed::Assignment;
 use aws_replicator::plan::plan;
 use aws_replicator::retry::RetryPolicy;
-use aws_replicator::secret::Secret;
-use aws_replicator::sso::admin::{Polling, SsoAdmin};
-use aws_replicator::sso::scim::ScimClient;
+use aws_replicator::sso::admin::SsoAdmin;
 use aws_replicator::sync::{Settings as SyncSettings, sync};
-use aws_sdk_ssoadmin::config::{BehaviorVersion, Credentials, Region};
 use std::time::Duration;
 
-const INSTANCE: &str = "arn:aws:sso:::instance/ssoins-123456789";
-
-fn sdk(endpoint: &str) -> aws_sdk_ssoadmin::Client {
-    let config = aws_sdk_ssoadmin::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("eu-central-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .retry_config(aws_sdk_ssoadmin::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_ssoadmin::Client::from_conf(config)
-}
-
-fn fast() -> Polling {
-    Polling {
-        first: Duration::from_millis(20),
-        max: Duration::from_millis(50),
-        timeout: Duration::from_secs(10),
-        max_retries: 20,
-    }
-}
+use common::aws::{INSTANCE, fast_polling as fast, sdk};
 
 async fn emulator() -> RunningEmulator {
     let config = EmulatorConfig {
@@ -186,14 +163,7 @@ async fn works_against_moto() {
 async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
     let running = emulator().await;
     common::sample::provision_users(&running.emulator);
-    let endpoint = url::Url::parse(&running.scim_endpoint()).unwrap();
-    let scim = ScimClient::new(
-        &endpoint,
-        Secret::new("emulator-token"),
-        1000.0,
-        RetryPolicy::aws(),
-    );
-    let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
+    let (scim, admin) = common::aws::clients(&running, RetryPolicy::aws());
     let d = common::sample::desired_state();
 
     let (audit, trail) = Audit::memory();
@@ -273,14 +243,7 @@ async fn observation_cost(user_count: usize, reads: AssignmentReads) {
                 .add_user(&format!("user{i:03}@example.com"))
         })
         .collect();
-    let endpoint = url::Url::parse(&running.scim_endpoint()).unwrap();
-    let scim = ScimClient::new(
-        &endpoint,
-        Secret::new("emulator-token"),
-        1000.0,
-        RetryPolicy::aws(),
-    );
-    let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
+    let (scim, admin) = common::aws::clients(&running, RetryPolicy::aws());
     let d = common::sample::desired_state();
     // 30 managed groups with 0 to 145 members (as many as there are users), and 200 groups
     // that are not ours.
@@ -369,14 +332,7 @@ async fn observation_cost(user_count: usize, reads: AssignmentReads) {
 async fn a_scoped_observation_reads_only_its_project() {
     let running = emulator().await;
     common::sample::provision_users(&running.emulator);
-    let endpoint = url::Url::parse(&running.scim_endpoint()).unwrap();
-    let scim = ScimClient::new(
-        &endpoint,
-        Secret::new("emulator-token"),
-        1000.0,
-        RetryPolicy::aws(),
-    );
-    let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
+    let (scim, admin) = common::aws::clients(&running, RetryPolicy::aws());
     let d = common::sample::desired_state();
     // heidi@initech.example is wanted but not provisioned in AWS.
     let heidi = |g: &&aws_replicator::desired::DesiredGroup| {

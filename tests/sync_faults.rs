@@ -19,8 +19,6 @@ use aws_replicator::sync::{Settings, SyncReport, sync};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-const INSTANCE: &str = "arn:aws:sso:::instance/ssoins-123456789";
-
 /// `projects` projects × 3 roles, on `accounts` accounts, each group with 12 of 40 users.
 fn desired(projects: usize, accounts: usize) -> Desired {
     let mut d = common::sample::desired_state();
@@ -81,19 +79,9 @@ async fn rig(operation_delay: Duration, batch_status: bool) -> Rig {
         1000.0,
         retry,
     );
-    let sdk = aws_sdk_ssoadmin::Config::builder()
-        .behavior_version(aws_sdk_ssoadmin::config::BehaviorVersion::latest())
-        .region(aws_sdk_ssoadmin::config::Region::new("eu-central-1"))
-        .endpoint_url(running.endpoint())
-        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
-            "k", "s", None, None, "test",
-        ))
-        // Our own retries decide; the SDK's would hide the calls from the count.
-        .retry_config(aws_sdk_ssoadmin::config::retry::RetryConfig::disabled())
-        .build();
     let admin = SsoAdmin::new(
-        aws_sdk_ssoadmin::Client::from_conf(sdk),
-        INSTANCE,
+        common::aws::sdk(&running.endpoint()),
+        common::aws::INSTANCE,
         1000.0,
         Polling {
             first: Duration::from_millis(10),

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests; each test crate uses a part of them.
 #![allow(dead_code)]
 
+pub mod aws;
 pub mod cli;
 pub mod meshstack_fixture;
 pub mod peers;
