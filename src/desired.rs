@@ -245,7 +245,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
                 &numeric,
                 &mapping.aws_role_name,
             ]);
-            let name = GroupName(format!("{GROUP_PREFIX}{rendered}"));
+            let name = GroupName::from(format!("{GROUP_PREFIX}{rendered}"));
             groups.insert(
                 identity.external_id(settings.platform),
                 DesiredGroup {

@@ -325,7 +325,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 Resolved::Ambiguous(candidates) => {
                     findings.insert(Finding::AmbiguousEuid {
                         euid: euid.clone(),
-                        candidates: candidates.iter().map(|(_, n)| n.0.clone()).collect(),
+                        candidates: candidates.iter().map(|(_, n)| n.to_string()).collect(),
                     });
                     protected.extend(candidates.iter().map(|(id, _)| *id));
                 }
@@ -477,7 +477,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 findings.insert(Finding::AssignmentKept {
                     name: name.clone(),
                     account: (*account).clone(),
-                    permission_set: ps.0.clone(),
+                    permission_set: ps.to_string(),
                 });
             }
         }
