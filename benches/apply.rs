@@ -39,7 +39,7 @@ fn fixture() -> (Plan, Observed) {
     let mut observed = Observed::default();
     for u in 0..GROUPS * ADDS_PER_GROUP {
         observed.users.insert(
-            UserId(format!("90670000-{u:04}")),
+            UserId::from(format!("90670000-{u:04}")),
             UserName::from(format!("user{u:04}@example.com").as_str()),
         );
     }
@@ -51,7 +51,7 @@ fn fixture() -> (Plan, Observed) {
         let name = GroupName::from(format!("mst-ws{g:03}.app.admin").as_str());
         let external_id = identity.external_id(&d.platform);
         observed.groups.push(ObservedGroup {
-            id: GroupId(format!("90671111-{g:04}")),
+            id: GroupId::from(format!("90671111-{g:04}")),
             name: name.clone(),
             external_id: Some(external_id.clone()),
             members: Default::default(),

@@ -71,8 +71,8 @@ fn drifted(config: &Config, snapshot: &Snapshot) -> Observed {
     let users: BTreeMap<UserId, UserName> = (0..USERS)
         .map(|u| {
             (
-                UserId(format!("uid-{u:08}")),
-                UserName(format!("user{u}@example.com")),
+                UserId::from(format!("uid-{u:08}")),
+                UserName::from(format!("user{u}@example.com")),
             )
         })
         .collect();
@@ -86,7 +86,7 @@ fn drifted(config: &Config, snapshot: &Snapshot) -> Observed {
         ..Observed::default()
     };
     for (n, (ext, g)) in d.groups.iter().enumerate() {
-        let id = GroupId(format!("90676d0a3c-{n:08x}-0000-4000-8000-000000000000"));
+        let id = GroupId::from(format!("90676d0a3c-{n:08x}-0000-4000-8000-000000000000"));
         observed.groups.push(ObservedGroup {
             id: id.clone(),
             name: g.name.clone(),
@@ -113,10 +113,10 @@ fn drifted(config: &Config, snapshot: &Snapshot) -> Observed {
                 g.members.remove(&m);
             }
             g.members
-                .insert(UserId(format!("uid-{:08}", (i * 31) % USERS)));
+                .insert(UserId::from(format!("uid-{:08}", (i * 31) % USERS)));
         }
         if i % 100 == 0 {
-            g.name = GroupName(format!("mst-renamed-by-hand-{i}"));
+            g.name = GroupName::from(format!("mst-renamed-by-hand-{i}"));
         }
     }
     observed

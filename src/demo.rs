@@ -151,14 +151,14 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
             .users
             .iter()
             .find(|u| u.user_name == name)
-            .map(|u| UserId(u.id.clone()))
+            .map(|u| UserId::from(u.id.clone()))
             .expect("demo user exists")
     };
     let group_id = state
         .groups
         .iter()
         .find(|g| g.display_name == group.as_str())
-        .map(|g| GroupId(g.id.clone()))
+        .map(|g| GroupId::from(g.id.clone()))
         .expect("demo group exists");
     scim.add_members(&group_id, &[user("mallory@other.example")])
         .await?;

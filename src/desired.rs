@@ -11,7 +11,7 @@ use crate::model::{
     AccountId, Euid, ExternalId, GROUP_PREFIX, GroupIdentity, GroupName, PermissionSetArn,
     ProjectKey, RoleId,
 };
-use crate::snapshot::{Binding, Snapshot, Subject, User};
+use crate::snapshot::{Binding, Snapshot, Subject};
 use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,10 +137,15 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
         role_ids.entry(display.as_str()).or_insert(id.as_str());
     }
 
-    let users: HashMap<&str, &User> = snapshot
+    // Username → euid (None: the user has none), one shared string per euid however many
+    // groups hold it.
+    let users: HashMap<&str, Option<Euid>> = snapshot
         .users
         .iter()
-        .map(|u| (u.username.as_str(), u))
+        .map(|u| {
+            let euid = u.euid.as_deref().filter(|e| !e.is_empty()).map(Euid::from);
+            (u.username.as_str(), euid)
+        })
         .collect();
     let user_groups: HashMap<(&str, &str), &[crate::model::Username]> = snapshot
         .groups
@@ -174,8 +179,6 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
     let numeric_ids = numeric_ids(snapshot, settings, scope, &mut findings, &mut held);
 
     let pattern = &settings.sso.group_pattern;
-    // One shared string per euid, however many groups hold it.
-    let mut interned: HashMap<&str, Euid> = HashMap::with_capacity(snapshot.users.len());
     let mut groups: BTreeMap<ExternalId, DesiredGroup> = BTreeMap::new();
     let mut projects: Vec<_> = snapshot.projects.iter().collect();
     projects.sort_by(|a, b| (&a.workspace, &a.identifier).cmp(&(&b.workspace, &b.identifier)));
@@ -245,7 +248,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
                 &numeric,
                 &mapping.aws_role_name,
             ]);
-            let name = GroupName(format!("{GROUP_PREFIX}{rendered}"));
+            let name = GroupName::from(format!("{GROUP_PREFIX}{rendered}"));
             groups.insert(
                 identity.external_id(settings.platform),
                 DesiredGroup {
@@ -253,11 +256,10 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
                     name,
                     account: account.clone(),
                     members: members
-                        .remove(role.as_str())
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|e| interned.entry(e).or_insert_with(|| Euid::from(e)).clone())
-                        .collect(),
+                        .iter_mut()
+                        .find(|(r, _)| *r == role.as_str())
+                        .map(|(_, m)| std::mem::take(m).into_iter().collect())
+                        .unwrap_or_default(),
                     permission_sets: mapping.permission_sets.iter().cloned().collect(),
                 },
             );
@@ -358,12 +360,13 @@ fn members_by_role<'s>(
     project: &ProjectKey,
     bindings: Option<&Vec<&'s Binding>>,
     role_ids: &HashMap<&str, &'s str>,
-    users: &HashMap<&str, &'s User>,
+    users: &HashMap<&str, Option<Euid>>,
     user_groups: &HashMap<(&str, &str), &'s [crate::model::Username]>,
     expand_groups: bool,
     findings: &mut BTreeSet<Finding>,
-) -> HashMap<&'s str, BTreeSet<&'s str>> {
-    let mut out: HashMap<&'s str, BTreeSet<&'s str>> = HashMap::new();
+) -> Vec<(&'s str, Vec<Euid>)> {
+    // A project has a handful of roles: a list beats a map.
+    let mut out: Vec<(&'s str, Vec<Euid>)> = Vec::new();
     let mut add = |role: &'s str, username: &str, findings: &mut BTreeSet<Finding>| match users
         .get(username)
     {
@@ -373,15 +376,14 @@ fn members_by_role<'s>(
                 username: username.into(),
             });
         }
-        Some(user) => match user.euid.as_deref().filter(|e| !e.is_empty()) {
-            None => {
-                findings.insert(Finding::UserWithoutEuid {
-                    username: username.into(),
-                });
-            }
-            Some(euid) => {
-                out.entry(role).or_default().insert(euid);
-            }
+        Some(None) => {
+            findings.insert(Finding::UserWithoutEuid {
+                username: username.into(),
+            });
+        }
+        Some(Some(euid)) => match out.iter_mut().find(|(r, _)| *r == role) {
+            Some((_, members)) => members.push(euid.clone()),
+            None => out.push((role, vec![euid.clone()])),
         },
     };
     for binding in bindings.into_iter().flatten() {

@@ -2,6 +2,7 @@
 //! marker that tells our groups from everybody else's.
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 use std::fmt;
 
 macro_rules! string_newtype {
@@ -9,7 +10,7 @@ macro_rules! string_newtype {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(pub String);
+        pub struct $name(pub SmolStr);
 
         impl $name {
             pub fn as_str(&self) -> &str {
@@ -28,12 +29,12 @@ macro_rules! string_newtype {
         }
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(s.into())
             }
         }
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                Self(s)
+                Self(s.into())
             }
         }
     };
@@ -160,7 +161,7 @@ const MARKER_SCHEME: &str = "mst:v1:";
 
 impl GroupIdentity {
     pub fn external_id(&self, platform: &str) -> ExternalId {
-        ExternalId(format!(
+        ExternalId::from(format!(
             "{MARKER_SCHEME}{platform}:{}:{}:{}",
             self.project.workspace, self.project.project, self.role
         ))

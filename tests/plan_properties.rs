@@ -115,7 +115,7 @@ fn world() -> impl Strategy<Value = World> {
                         } else {
                             euid(i)
                         };
-                        (UserId(format!("uid-{i}")), UserName(name))
+                        (UserId::from(format!("uid-{i}")), UserName::from(name))
                     })
                     .collect();
                 let mut observed = Observed {
@@ -135,7 +135,7 @@ fn world() -> impl Strategy<Value = World> {
                     {
                         continue;
                     }
-                    let id = GroupId(format!("gid-{n}"));
+                    let id = GroupId::from(format!("gid-{n}"));
                     let name = if old_name {
                         format!("mst-old-{n}")
                     } else {
@@ -143,12 +143,16 @@ fn world() -> impl Strategy<Value = World> {
                     };
                     observed.groups.push(ObservedGroup {
                         id: id.clone(),
-                        name: GroupName(name),
+                        name: GroupName::from(name),
                         external_id: Some(ext),
                         members: members
                             .iter()
-                            .filter(|i| observed.users.contains_key(&UserId(format!("uid-{i}"))))
-                            .map(|i| UserId(format!("uid-{i}")))
+                            .filter(|i| {
+                                observed
+                                    .users
+                                    .contains_key(&UserId::from(format!("uid-{i}")))
+                            })
+                            .map(|i| UserId::from(format!("uid-{i}")))
                             .collect(),
                     });
                     if assigned {
@@ -177,14 +181,14 @@ fn world() -> impl Strategy<Value = World> {
                                     role: RoleId::from("reader"),
                                 }
                                 .external_id(PLATFORM)
-                                .0,
+                                .to_string(),
                             ),
                         ),
                     };
                     observed.groups.push(ObservedGroup {
-                        id: GroupId(format!("foreign-{n}")),
-                        name: GroupName(name),
-                        external_id: external_id.map(ExternalId),
+                        id: GroupId::from(format!("foreign-{n}")),
+                        name: GroupName::from(name),
+                        external_id: external_id.map(ExternalId::from),
                         members: BTreeSet::new(),
                     });
                 }

@@ -37,7 +37,7 @@ async fn start() -> (RunningEmulator, ScimClient) {
 
 fn ids(e: &Emulator, n: usize) -> Vec<UserId> {
     (0..n)
-        .map(|i| UserId(e.add_user(&format!("user{i:03}@example.com"))))
+        .map(|i| UserId::from(e.add_user(&format!("user{i:03}@example.com"))))
         .collect()
 }
 
@@ -105,7 +105,7 @@ async fn finds_users_by_user_name_exactly_or_ignoring_case() {
             .unwrap()
             .unwrap()
             .0,
-        UserId(id.clone())
+        UserId::from(id.clone())
     );
     assert_eq!(
         client
@@ -114,7 +114,7 @@ async fn finds_users_by_user_name_exactly_or_ignoring_case() {
             .unwrap()
             .unwrap()
             .0,
-        UserId(id)
+        UserId::from(id)
     );
     assert_eq!(client.find_user("nobody@example.com").await.unwrap(), None);
     assert_eq!(client.list_users().await.unwrap().len(), 1);

@@ -26,7 +26,7 @@ async fn user(endpoint: &str, name: &str) -> UserId {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    UserId(
+    UserId::from(
         response.json::<serde_json::Value>().await.unwrap()["id"]
             .as_str()
             .unwrap()

@@ -148,7 +148,7 @@ impl IdentityStore for World {
         }
         let n = state.next_id;
         state.next_id += 1;
-        let id = GroupId(format!("90676d0a3c-{n:08x}-0000-4000-8000-000000000000"));
+        let id = GroupId::from(format!("90676d0a3c-{n:08x}-0000-4000-8000-000000000000"));
         state.observed.groups.push(ObservedGroup {
             id: id.clone(),
             name: name.clone(),
@@ -174,7 +174,7 @@ impl IdentityStore for World {
                 .group(group)?
                 .external_id
                 .clone()
-                .unwrap_or(ExternalId(String::new()));
+                .unwrap_or(ExternalId::from(String::new()));
             return Err(DirectoryError::Conflict {
                 name: name.clone(),
                 external_id,

@@ -177,7 +177,7 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
         users.insert(
             u.metadata.name.clone(),
             User {
-                username: Username(u.metadata.name),
+                username: Username::from(u.metadata.name),
                 euid: u.spec.euid,
             },
         );
@@ -193,7 +193,7 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
             let group = UserGroup {
                 workspace: g.metadata.owned_by_workspace.into(),
                 identifier: g.metadata.name,
-                members: g.spec.members.into_iter().map(Username).collect(),
+                members: g.spec.members.into_iter().map(Username::from).collect(),
             };
             groups.insert((group.workspace.clone(), group.identifier.clone()), group);
         }
@@ -213,7 +213,7 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
         for kind in kinds {
             for b in client.list::<payload::ProjectBinding>(kind, &query).await? {
                 let subject = match kind {
-                    Kind::UserBindings => Subject::User(Username(b.subject.name)),
+                    Kind::UserBindings => Subject::User(Username::from(b.subject.name)),
                     _ => Subject::Group(b.subject.name),
                 };
                 bindings.insert((

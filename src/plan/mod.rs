@@ -313,26 +313,30 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut wanted: Vec<(&ExternalId, &DesiredGroup)> = desired.groups.iter().collect();
     wanted.sort_by(|a, b| a.1.name.cmp(&b.1.name));
 
+    // Reused from group to group: a large estate has tens of thousands of groups, most in sync.
+    let mut members: Vec<(&UserId, &UserName)> = Vec::new();
     for (ext, want) in wanted {
         // Resolve members; a user matched ambiguously is neither added nor removed.
-        let mut members: BTreeMap<&UserId, &UserName> = BTreeMap::new();
+        members.clear();
         let mut protected: HashSet<&UserId> = HashSet::new();
         for euid in &want.members {
             match users.resolve(euid) {
-                Resolved::Found(id, name) => {
-                    members.insert(id, name);
-                }
+                Resolved::Found(id, name) => members.push((id, name)),
                 Resolved::Missing => *unresolved.entry(euid).or_default() += 1,
                 Resolved::Ambiguous(candidates) => {
                     findings.insert(Finding::AmbiguousEuid {
                         euid: euid.clone(),
-                        candidates: candidates.iter().map(|(_, n)| n.0.clone()).collect(),
+                        candidates: candidates.iter().map(|(_, n)| n.to_string()).collect(),
                     });
                     protected.extend(candidates.iter().map(|(id, _)| *id));
                 }
             }
         }
-        let wanted_assignments: BTreeSet<(&AccountId, &PermissionSetArn)> = want
+        // Two euids may resolve to one user (one exactly, one ignoring case).
+        members.sort_unstable_by_key(|(id, _)| *id);
+        members.dedup_by_key(|(id, _)| *id);
+        // Sorted, as the permission sets are.
+        let wanted_assignments: Vec<(&AccountId, &PermissionSetArn)> = want
             .permission_sets
             .iter()
             .map(|ps| (&want.account, ps))
@@ -423,20 +427,23 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             id: Some(have.id.clone()),
         };
 
-        let add: Vec<Member> = members
-            .iter()
-            .filter(|(id, _)| !have.members.contains(**id))
-            .map(|(id, name)| Member {
-                id: (*id).clone(),
-                user_name: (*name).clone(),
-            })
-            .collect();
-        let remove: Vec<Member> = have
-            .members
-            .iter()
-            .filter(|id| !members.contains_key(id) && !protected.contains(id))
-            .map(member)
-            .collect();
+        // Both sides are sorted by id: one walk finds what to add and what to remove.
+        let (mut add, mut remove) = (Vec::new(), Vec::new());
+        let mut had = have.members.iter().peekable();
+        for &(id, name) in &members {
+            while let Some(gone) = had.next_if(|h| *h < id) {
+                if !protected.contains(gone) {
+                    remove.push(member(gone));
+                }
+            }
+            if had.next_if(|h| *h == id).is_none() {
+                add.push(Member {
+                    id: id.clone(),
+                    user_name: name.clone(),
+                });
+            }
+        }
+        remove.extend(had.filter(|h| !protected.contains(h)).map(member));
         for chunk in sorted_chunks(add) {
             ops.add.push(Op::AddMembers {
                 group: group(),
@@ -452,13 +459,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             });
         }
 
-        let held: BTreeSet<(&AccountId, &PermissionSetArn)> = by_group
+        // Sorted and distinct: a group's assignments were gathered in the set's order.
+        let held: Vec<(&AccountId, &PermissionSetArn)> = by_group
             .get(&have.id)
             .into_iter()
             .flatten()
             .map(|a| (&a.account, &a.permission_set))
             .collect();
-        for (account, ps) in wanted_assignments.difference(&held) {
+        for (account, ps) in wanted_assignments.iter().filter(|p| !held.contains(p)) {
             ops.assign.push(Op::CreateAssignment {
                 group: group(),
                 account: (*account).clone(),
@@ -466,7 +474,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 reason: Reason::AssignmentMissing,
             });
         }
-        for (account, ps) in held.difference(&wanted_assignments) {
+        for (account, ps) in held.iter().filter(|p| !wanted_assignments.contains(p)) {
             if desired.policy.may_delete_assignments {
                 ops.unassign.push(Op::DeleteAssignment {
                     group: group(),
@@ -478,7 +486,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 findings.insert(Finding::AssignmentKept {
                     name: name.clone(),
                     account: (*account).clone(),
-                    permission_set: ps.0.clone(),
+                    permission_set: ps.to_string(),
                 });
             }
         }

@@ -31,7 +31,7 @@ pub fn apply_in_memory(plan: &Plan, observed: &Observed) -> Observed {
             Op::CreateGroup {
                 group: g, members, ..
             } => {
-                let id = GroupId(format!("sim-{}", g.external_id));
+                let id = GroupId::from(format!("sim-{}", g.external_id));
                 created.insert(g.external_id.clone(), id.clone());
                 index.insert(id.clone(), out.groups.len());
                 out.groups.push(ObservedGroup {

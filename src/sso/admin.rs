@@ -403,7 +403,7 @@ impl AccountAssignments for SsoAdmin {
             .await?
             .into_iter()
             .filter(|(kind, _)| *kind == PrincipalType::Group)
-            .map(|(_, id)| GroupId(id))
+            .map(|(_, id)| GroupId::from(id))
             .collect())
     }
 

@@ -120,7 +120,7 @@ fn objects(
             json!({"kind": "meshProject", "apiVersion": "v2",
                    "metadata": {"name": p.identifier, "ownedByWorkspace": p.workspace, "createdOn": "2024-03-02T09:30:00Z"},
                    "spec": {"displayName": format!("Project {}", p.identifier), "tags": p.tags, "paymentMethodIdentifier": "pm"}}),
-            Filters { workspace: Some(p.workspace.0.clone()), ..Filters::default() },
+            Filters { workspace: Some(p.workspace.to_string()), ..Filters::default() },
         ));
     }
     let mut tenants: Vec<(String, String, String, Option<String>)> = snapshot
@@ -129,8 +129,8 @@ fn objects(
         .map(|t| {
             (
                 snapshot.platform.clone(),
-                t.workspace.0.clone(),
-                t.project.0.clone(),
+                t.workspace.to_string(),
+                t.project.to_string(),
                 t.account_id.clone(),
             )
         })
@@ -184,12 +184,12 @@ fn objects(
             json!({"kind": "meshWorkspaceUserGroup", "apiVersion": "v1",
                    "metadata": {"name": g.identifier, "ownedByWorkspace": g.workspace},
                    "spec": {"displayName": g.identifier, "egid": "egid", "members": g.members, "tags": {}}}),
-            Filters { workspace: Some(g.workspace.0.clone()), ..Filters::default() },
+            Filters { workspace: Some(g.workspace.to_string()), ..Filters::default() },
         ));
     }
     for (i, b) in snapshot.bindings.iter().enumerate() {
         let (kind, k, subject) = match &b.subject {
-            Subject::User(u) => ("userbindings", "meshProjectUserBinding", u.0.clone()),
+            Subject::User(u) => ("userbindings", "meshProjectUserBinding", u.to_string()),
             Subject::Group(g) => ("groupbindings", "meshProjectGroupBinding", g.clone()),
         };
         o.entry(kind).or_default().push((
@@ -198,7 +198,7 @@ fn objects(
                    "roleRef": {"name": b.role},
                    "targetRef": {"name": b.project, "displayName": "x", "ownedByWorkspace": b.workspace},
                    "subject": {"name": subject}}),
-            Filters { workspace: Some(b.workspace.0.clone()), project: Some(b.project.0.clone()), ..Filters::default() },
+            Filters { workspace: Some(b.workspace.to_string()), project: Some(b.project.to_string()), ..Filters::default() },
         ));
     }
     o
