@@ -105,17 +105,7 @@ impl IdentityStore for World {
     }
 
     async fn find_user(&self, name: &str) -> Result<Option<(UserId, UserName)>, DirectoryError> {
-        let state = self.lock();
-        let users = &state.observed.users;
-        let exact = users.iter().find(|(_, n)| n.as_str() == name);
-        let mut folded = users
-            .iter()
-            .filter(|(_, n)| n.as_str().eq_ignore_ascii_case(name));
-        let found = exact.or(match (folded.next(), folded.next()) {
-            (Some(one), None) => Some(one),
-            _ => None,
-        });
-        Ok(found.map(|(id, n)| (id.clone(), n.clone())))
+        Ok(super::pick_user(&self.lock().observed.users, name))
     }
 
     async fn list_users(&self) -> Result<Vec<(UserId, UserName)>, DirectoryError> {

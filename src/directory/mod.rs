@@ -121,6 +121,25 @@ pub trait AccountAssignments {
     }
 }
 
+/// The user named `name` among `users`: the exact match, or else the only one that matches
+/// ignoring case (whether AWS's `userName eq` ignores case is undocumented, aws-sso.md §F.6).
+pub fn pick_user<'a>(
+    users: impl IntoIterator<Item = (&'a UserId, &'a UserName)> + Clone,
+    name: &str,
+) -> Option<(UserId, UserName)> {
+    let exact = users.clone().into_iter().find(|(_, n)| n.as_str() == name);
+    let found = exact.or_else(|| {
+        let mut folded = users
+            .into_iter()
+            .filter(|(_, n)| n.as_str().eq_ignore_ascii_case(name));
+        match (folded.next(), folded.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
+    });
+    found.map(|(id, n)| (id.clone(), n.clone()))
+}
+
 /// How assignments are read: per group, or per (account, permission set) pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AssignmentReads {

@@ -289,16 +289,10 @@ impl ScimClient {
             .list_all("ListUsers(userName)", "Users", Some(&filter))
             .await?;
         let users: Vec<(UserId, UserName)> = resources.iter().filter_map(user_record).collect();
-        if let Some(exact) = users.iter().find(|(_, n)| n.as_str() == name) {
-            return Ok(Some(exact.clone()));
-        }
-        let mut folded = users
-            .into_iter()
-            .filter(|(_, n)| n.as_str().eq_ignore_ascii_case(name));
-        match (folded.next(), folded.next()) {
-            (Some(one), None) => Ok(Some(one)),
-            _ => Ok(None),
-        }
+        Ok(crate::directory::pick_user(
+            users.iter().map(|(id, n)| (id, n)),
+            name,
+        ))
     }
 
     async fn find_group(
