@@ -15,17 +15,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use proptest::prelude::*;
 use serde_json::Value;
 
-const KINDS: [Kind; 8] = [
-    Kind::ProjectRoles,
-    Kind::Projects,
-    Kind::TenantsV3,
-    Kind::TenantsV4,
-    Kind::Users,
-    Kind::WorkspaceUserGroups,
-    Kind::UserBindings,
-    Kind::GroupBindings,
-];
-
 /// JSON values of any shape, with the keys the parsers look for mixed into random ones.
 fn json() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
@@ -81,7 +70,7 @@ proptest! {
     #[test]
     fn meshstack_pages(value in json(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         let text = value.to_string();
-        for kind in KINDS {
+        for kind in Kind::ALL {
             let _ = meshstack::parse_page(kind, text.as_bytes());
             let _ = meshstack::parse_page(kind, &bytes);
         }

@@ -4,19 +4,8 @@
 use aws_replicator::meshstack::{self, payload::Kind};
 use libfuzzer_sys::fuzz_target;
 
-const KINDS: [Kind; 8] = [
-    Kind::ProjectRoles,
-    Kind::Projects,
-    Kind::TenantsV3,
-    Kind::TenantsV4,
-    Kind::Users,
-    Kind::WorkspaceUserGroups,
-    Kind::UserBindings,
-    Kind::GroupBindings,
-];
-
 fuzz_target!(|data: &[u8]| {
-    for kind in KINDS {
+    for kind in Kind::ALL {
         let _ = meshstack::parse_page(kind, data);
     }
 });

@@ -20,6 +20,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::ProjectRoles,
+        Kind::Projects,
+        Kind::TenantsV3,
+        Kind::TenantsV4,
+        Kind::Users,
+        Kind::WorkspaceUserGroups,
+        Kind::UserBindings,
+        Kind::GroupBindings,
+    ];
+
     pub fn path(self) -> &'static str {
         match self {
             Kind::ProjectRoles => "/api/meshobjects/meshprojectroles",
