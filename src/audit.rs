@@ -76,6 +76,11 @@ impl Audit {
     }
 
     pub fn record(&self, line: &AuditLine<'_>) {
+        self.write(line);
+    }
+
+    /// Any line of the trail (the account steps have their own shape).
+    pub fn write(&self, line: &impl Serialize) {
         let mut text = serde_json::to_string(line).expect("audit lines serialize");
         text.push('\n');
         let mut sink = self.sink.lock().expect("audit lock");

@@ -1,6 +1,8 @@
 //! Reaching AWS as the seed describes: the `meshfedServiceUser` keys, from which the replicator
 //! assumes the management-account role (`organizationRootAccountRole`, with its ExternalId) for
-//! sso-admin. Endpoints come from AWS's own environment variables (`AWS_ENDPOINT_URL_<SERVICE>`,
+//! sso-admin and Organizations, the automation-account role (`automationAccountRole`, with its
+//! ExternalId) for StackSets and the Lambda, and, through the management role, each member
+//! account's access role. Endpoints come from AWS's own environment variables (`AWS_ENDPOINT_URL_<SERVICE>`,
 //! then `AWS_ENDPOINT_URL`), for VPC endpoints, the emulator and test peers; plain http only
 //! to loopback.
 
@@ -63,28 +65,74 @@ fn service_user(config: &Config) -> Credentials {
     )
 }
 
-/// An STS client that signs with the service user's keys.
-fn sts(config: &Config) -> Result<aws_sdk_sts::Client, AwsError> {
+/// An STS client that signs with `credentials`.
+fn sts(
+    region: &str,
+    credentials: impl ProvideCredentials + 'static,
+) -> Result<aws_sdk_sts::Client, AwsError> {
     let mut builder = aws_sdk_sts::Config::builder()
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-        .region(aws_sdk_sts::config::Region::new(config.aws.region.clone()))
-        .credentials_provider(service_user(config));
+        .region(aws_sdk_sts::config::Region::new(region.to_owned()))
+        .credentials_provider(credentials);
     if let Some(url) = endpoint("STS")? {
         builder = builder.endpoint_url(url);
     }
     Ok(aws_sdk_sts::Client::from_conf(builder.build()))
 }
 
-/// Credentials of an assumed role. The SDK caches them and asks again shortly before they
-/// expire, so each call here is one AssumeRole.
-#[derive(Debug)]
+/// Credentials of an assumed role. The SDK client that uses them caches them and asks again
+/// shortly before they expire, so each call here is one AssumeRole.
+#[derive(Debug, Clone)]
 pub struct AssumedRole {
+    region: String,
     sts: aws_sdk_sts::Client,
     role_arn: String,
     external_id: Option<Secret>,
 }
 
 impl AssumedRole {
+    /// The service user's keys assume `role_arn`.
+    pub fn from_service_user(
+        config: &Config,
+        role_arn: &str,
+        external_id: Option<&Secret>,
+    ) -> Result<Self, AwsError> {
+        Ok(Self {
+            region: config.aws.region.clone(),
+            sts: sts(&config.aws.region, service_user(config))?,
+            role_arn: role_arn.to_owned(),
+            external_id: external_id.cloned(),
+        })
+    }
+
+    /// The management-account role (`organizationRootAccountRole`).
+    pub fn management(config: &Config) -> Result<Self, AwsError> {
+        Self::from_service_user(
+            config,
+            &config.aws.organization_root_account_role,
+            config.aws.organization_root_account_external_id.as_ref(),
+        )
+    }
+
+    /// The automation-account role (`automationAccountRole`).
+    pub fn automation(config: &Config) -> Result<Self, AwsError> {
+        Self::from_service_user(
+            config,
+            &config.aws.automation_account_role,
+            config.aws.automation_account_external_id.as_ref(),
+        )
+    }
+
+    /// This role's credentials assume `role_arn` in turn: management account → member account.
+    pub fn chain(&self, role_arn: &str, external_id: Option<&Secret>) -> Result<Self, AwsError> {
+        Ok(Self {
+            region: self.region.clone(),
+            sts: sts(&self.region, self.clone())?,
+            role_arn: role_arn.to_owned(),
+            external_id: external_id.cloned(),
+        })
+    }
+
     async fn assume(&self) -> provider::Result {
         let answer = self
             .sts
@@ -129,26 +177,58 @@ impl ProvideCredentials for AssumedRole {
     }
 }
 
+/// A client of one AWS service, signed by `role`, with the endpoint override of
+/// `AWS_ENDPOINT_URL_<env>` (or `AWS_ENDPOINT_URL`).
+macro_rules! client {
+    ($sdk:ident, $role:expr, $env:literal) => {{
+        let role: AssumedRole = $role;
+        let mut builder = $sdk::Config::builder()
+            .behavior_version($sdk::config::BehaviorVersion::latest())
+            .region($sdk::config::Region::new(role.region.clone()))
+            .credentials_provider(role);
+        if let Some(url) = endpoint($env)? {
+            builder = builder.endpoint_url(url);
+        }
+        builder
+    }};
+}
+
 /// sso-admin in the management account, through the seed's role and ExternalId.
 pub fn sso_admin(config: &Config) -> Result<aws_sdk_ssoadmin::Client, AwsError> {
-    let role = AssumedRole {
-        sts: sts(config)?,
-        role_arn: config.aws.organization_root_account_role.clone(),
-        external_id: config.aws.organization_root_account_external_id.clone(),
-    };
-    let mut builder = aws_sdk_ssoadmin::Config::builder()
-        .behavior_version(aws_sdk_ssoadmin::config::BehaviorVersion::latest())
-        .region(aws_sdk_ssoadmin::config::Region::new(
-            config.aws.region.clone(),
-        ))
-        .credentials_provider(role)
-        // SsoAdmin retries with its own policy (Conflict, Retry-After, counted calls); the
-        // SDK's retries on top would multiply the attempts and hide them from the count.
-        .retry_config(aws_sdk_ssoadmin::config::retry::RetryConfig::disabled());
-    if let Some(url) = endpoint("SSO_ADMIN")? {
-        builder = builder.endpoint_url(url);
-    }
+    let builder = client!(
+        aws_sdk_ssoadmin,
+        AssumedRole::management(config)?,
+        "SSO_ADMIN"
+    )
+    // SsoAdmin retries with its own policy (Conflict, Retry-After, counted calls); the
+    // SDK's retries on top would multiply the attempts and hide them from the count.
+    .retry_config(aws_sdk_ssoadmin::config::retry::RetryConfig::disabled());
     Ok(aws_sdk_ssoadmin::Client::from_conf(builder.build()))
+}
+
+/// Organizations in the management account.
+pub fn organizations(role: AssumedRole) -> Result<aws_sdk_organizations::Client, AwsError> {
+    let builder = client!(aws_sdk_organizations, role, "ORGANIZATIONS");
+    Ok(aws_sdk_organizations::Client::from_conf(builder.build()))
+}
+
+/// IAM as `role` (a member account's access role).
+pub fn iam(role: AssumedRole) -> Result<aws_sdk_iam::Client, AwsError> {
+    let builder = client!(aws_sdk_iam, role, "IAM");
+    Ok(aws_sdk_iam::Client::from_conf(builder.build()))
+}
+
+/// CloudFormation as `role`: a member account's access stack, or the automation account's
+/// StackSets.
+pub fn cloudformation(role: AssumedRole) -> Result<aws_sdk_cloudformation::Client, AwsError> {
+    let builder = client!(aws_sdk_cloudformation, role, "CLOUDFORMATION");
+    Ok(aws_sdk_cloudformation::Client::from_conf(builder.build()))
+}
+
+/// Lambda in the automation account.
+pub fn lambda(role: AssumedRole) -> Result<aws_sdk_lambda::Client, AwsError> {
+    let builder = client!(aws_sdk_lambda, role, "LAMBDA");
+    Ok(aws_sdk_lambda::Client::from_conf(builder.build()))
 }
 
 #[cfg(test)]

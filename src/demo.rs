@@ -23,7 +23,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Duration;
 
-const FILES: [(&str, &str); 9] = [
+const FILES: [(&str, &str); 10] = [
     ("demo.dhall", include_str!("../config/demo.dhall")),
     (
         "types/package.dhall",
@@ -49,6 +49,10 @@ const FILES: [(&str, &str); 9] = [
     (
         "types/Replicator.dhall",
         include_str!("../config/types/Replicator.dhall"),
+    ),
+    (
+        "types/LandingZone.dhall",
+        include_str!("../config/types/LandingZone.dhall"),
     ),
     (
         "types/Config.dhall",

@@ -312,20 +312,7 @@ fn numeric_ids(
     for project in &snapshot.projects {
         let key = project.key();
         // Every project takes part in the uniqueness check, in scope or not.
-        let found = match source.overrides.get(&key) {
-            Some(id) => Ok(*id),
-            None => match &source.tag {
-                None => Err("no override for it and no tag configured".to_owned()),
-                Some(tag) => match project.tags.get(tag).and_then(|v| v.first()) {
-                    None => Err(format!("tag {tag} is missing")),
-                    Some(v) => v
-                        .trim()
-                        .parse::<u64>()
-                        .map_err(|_| format!("tag {tag} is {v:?}, not a number")),
-                },
-            },
-        };
-        match found {
+        match numeric_id(project, source) {
             Ok(id) => {
                 owners.entry(id).or_default().push(key.clone());
                 ids.insert(key, id);
@@ -354,6 +341,26 @@ fn numeric_ids(
         }
     }
     ids
+}
+
+/// A project's numeric id: the override for it, else the configured tag's first value.
+pub(crate) fn numeric_id(
+    project: &crate::snapshot::Project,
+    source: &crate::config::ProjectIdConfig,
+) -> Result<u64, String> {
+    match source.overrides.get(&project.key()) {
+        Some(id) => Ok(*id),
+        None => match &source.tag {
+            None => Err("no override for it and no tag configured".to_owned()),
+            Some(tag) => match project.tags.get(tag).and_then(|v| v.first()) {
+                None => Err(format!("tag {tag} is missing")),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("tag {tag} is {v:?}, not a number")),
+            },
+        },
+    }
 }
 
 fn members_by_role<'s>(

@@ -6,6 +6,7 @@
 //! the two. `desired`, `plan` and `format` are pure: no I/O, no clock, no randomness.
 //! See ARCHITECTURE.md for the map and the invariants.
 
+pub mod accounts;
 pub mod apply;
 pub mod audit;
 pub mod aws;

@@ -2,6 +2,7 @@
 //! everything below returns typed errors.
 
 use anyhow::{Context, Result, bail};
+use aws_replicator::accounts::run::accounts_phase;
 use aws_replicator::config::Config;
 use aws_replicator::desired::{self, Scope, Settings};
 use aws_replicator::directory::{self, World};
@@ -263,7 +264,6 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     let config = load_config(&args.config)?;
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
-    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
     let kind = args.directory.unwrap_or(if args.observed.is_some() {
         DirectoryKind::Memory
     } else {
@@ -272,6 +272,21 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     if kind == DirectoryKind::Aws && args.observed.is_some() {
         bail!("--observed describes an in-memory directory; use it with --directory memory");
     }
+    // Accounts are read from AWS Organizations only when AWS is the directory.
+    let (accounts, snapshot) = if kind == DirectoryKind::Aws {
+        runtime()?
+            .block_on(accounts_phase(
+                &config,
+                &snapshot,
+                &Scope::All,
+                true,
+                &aws_replicator::audit::Audit::discard(),
+            ))
+            .context("cannot read the organization's accounts")?
+    } else {
+        (Default::default(), snapshot)
+    };
+    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
     let observed = match kind {
         DirectoryKind::Memory => {
             let world = World::new(read_observed(args.observed.as_deref())?);
@@ -291,14 +306,22 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
         }
     };
     let plan = plan::plan(&desired, &observed);
-    let json = serde_json::to_string_pretty(&plan)?;
+    let mut value = serde_json::to_value(&plan)?;
+    if !config.accounts.landing_zones.is_empty() {
+        value["accounts"] = serde_json::to_value(&accounts)?;
+    }
+    let json = serde_json::to_string_pretty(&value)?;
     if let Some(out) = &args.out {
         std::fs::write(out, &json).with_context(|| format!("cannot write {}", out.display()))?;
     }
     if args.json {
         println!("{json}");
     } else {
+        print!("{}", accounts.render());
         print!("{}", plan.render_text());
+    }
+    if accounts.pending_steps() > 0 && args.detailed_exitcode {
+        return Ok(ExitCode::from(2));
     }
     Ok(exit_code(&plan, args.detailed_exitcode))
 }
@@ -311,13 +334,26 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     let config = load_config(&args.config)?;
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
-    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
-    let (scim, admin) = aws_replicator::sso::connect(&config, sso, None)?;
     let audit = match &config.replicator.audit_log {
         Some(file) => aws_replicator::audit::Audit::file(Path::new(file))
             .with_context(|| format!("cannot open the audit log {file} (replicator.audit-log)"))?,
         None => aws_replicator::audit::Audit::stderr(),
     };
+    // Accounts first: a new project's account must exist before its groups are assigned to it.
+    let (accounts, snapshot) = runtime()?
+        .block_on(accounts_phase(
+            &config,
+            &snapshot,
+            &Scope::All,
+            false,
+            &audit,
+        ))
+        .context("cannot provision accounts")?;
+    if !args.json {
+        print!("{}", accounts.render());
+    }
+    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
+    let (scim, admin) = aws_replicator::sso::connect(&config, sso, None)?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} changes, {elapsed} ({eta} left)")
@@ -351,7 +387,11 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report = &result.report;
     if json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        let mut value = serde_json::to_value(&result)?;
+        if !config.accounts.landing_zones.is_empty() {
+            value["accounts"] = serde_json::to_value(&accounts)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else if let Some(tripped) = &result.refused {
         println!("Refused, nothing applied: {tripped}");
     } else {
@@ -370,7 +410,15 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
             result.remaining.ops.len()
         );
     }
-    Ok(if result.is_success() {
+    if !json && !config.accounts.landing_zones.is_empty() {
+        println!(
+            "Accounts: {} in landing zones, {} failed, {} step(s) left.",
+            accounts.accounts.len(),
+            accounts.failed(),
+            accounts.pending_steps()
+        );
+    }
+    Ok(if result.is_success() && accounts.failed() == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

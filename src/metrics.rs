@@ -146,6 +146,8 @@ pub struct Metrics {
     duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
     guard: Gauge,
+    account_steps: Gauge,
+    account_failures: Gauge,
     /// The drift last seen, per project: a full sync replaces it, a scoped one its projects.
     by_project: Mutex<BTreeMap<ProjectKey, Drift>>,
 }
@@ -170,6 +172,8 @@ impl Metrics {
             duration: Histogram::new(exponential_buckets(0.25, 2.0, 14)),
             last_success: Gauge::default(),
             guard: Gauge::default(),
+            account_steps: Gauge::default(),
+            account_failures: Gauge::default(),
             by_project: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -218,6 +222,16 @@ impl Metrics {
             "deletion_guard_tripped",
             "1 when the deletion guard refused the last sync's plan (nothing was applied)",
             m.guard.clone(),
+        );
+        registry.register(
+            "account_steps_pending",
+            "Account provisioning and bootstrap steps left after the last run (waits for an external vending machine included)",
+            m.account_steps.clone(),
+        );
+        registry.register(
+            "account_failures",
+            "Accounts whose provisioning or bootstrap failed in the last run",
+            m.account_failures.clone(),
         );
         registry.register(
             "build",
@@ -301,6 +315,11 @@ impl Metrics {
         }
     }
 
+    pub fn record_accounts(&self, report: &crate::accounts::run::Report) {
+        self.account_steps.set(report.pending_steps() as i64);
+        self.account_failures.set(report.failed() as i64);
+    }
+
     pub fn record_guard(&self, tripped: bool) {
         self.guard.set(i64::from(tripped));
     }
@@ -365,6 +384,8 @@ mod tests {
             "aws_replicator_last_success_timestamp_seconds",
             "aws_replicator_build",
             "aws_replicator_deletion_guard_tripped",
+            "aws_replicator_account_steps_pending",
+            "aws_replicator_account_failures",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {family} ")),

@@ -86,3 +86,17 @@ fn nothing_unfinished() {
         }
     }
 }
+
+/// `demo` writes the config types it embeds into a temporary folder: a type file left out makes
+/// the embedded default fail to load.
+#[test]
+fn the_demo_embeds_every_config_type() {
+    let demo = std::fs::read_to_string("src/demo.rs").unwrap();
+    for entry in std::fs::read_dir("config/types").unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            demo.contains(&format!("include_str!(\"../config/types/{name}\")")),
+            "src/demo.rs does not embed config/types/{name}"
+        );
+    }
+}

@@ -17,12 +17,30 @@
         list-assignment-status         sso:ListAccountAssignmentCreationStatus and …DeletionStatus:
                                        poll all in-flight changes with one call, not one each.
       audit-log:               a file that gets one JSON line per write; None writes them to stderr
+      accounts:                account provisioning and the landing-zone bootstrap, for tenants
+                               whose landing zone is listed here (all others are left alone):
+        landing-zones                  landing-zone identifier → what its accounts get
+                                       (./LandingZone.dhall)
+        avm-done-tag                   with aws.waitForExternalAvm: the tag an external account
+                                       vending machine puts on an account when it is done with it
+        create-timeout-seconds         how long one run waits for CreateAccount to finish (AWS
+                                       takes minutes); a later run picks the account up by email
+      mesh-idb:                with iam-configuration.mesh-idb (deprecated): the SAML identity
+                               provider that every project account gets, and its roles:
+        saml-provider-name             the provider's name in IAM
+        idp-metadata                   meshIdB's SAML metadata XML, required with mesh-idb
+                                       (import the file with `./meshidb-metadata.xml as Text`)
+        saml-audience                  the SAML audience the managed roles' trust requires
+        detach-extra-policies          detach policies attached by hand to a managed role;
+                                       when False they are reported as drift and kept
       serve:                   `aws-replicator serve`: the address to listen on, and the webhook's
                                authentication: a bearer token, or an HMAC-SHA256 secret for the
                                `X-Signature-256: sha256=<hex>` header over the body (import both
                                with `env:`); with neither, POST /v1/sync is refused. Bodies larger
                                than max-body-bytes are refused.
 -}
+let LandingZone = ./LandingZone.dhall
+
 let Settings =
       { schedule : { interval-seconds : Natural, jitter-seconds : Natural }
       , rate-limits :
@@ -35,6 +53,18 @@ let Settings =
           , max-in-flight : Natural
           }
       , audit-log : Optional Text
+      , accounts :
+          { landing-zones :
+              List { mapKey : Text, mapValue : LandingZone.Type }
+          , avm-done-tag : { key : Text, value : Text }
+          , create-timeout-seconds : Natural
+          }
+      , mesh-idb :
+          { saml-provider-name : Text
+          , idp-metadata : Optional Text
+          , saml-audience : Text
+          , detach-extra-policies : Bool
+          }
       , serve :
           { listen : Text
           , webhook-token : Optional Text
@@ -55,6 +85,18 @@ let default =
         , max-in-flight = 10
         }
       , audit-log = None Text
+      , accounts =
+        { landing-zones =
+            [] : List { mapKey : Text, mapValue : LandingZone.Type }
+        , avm-done-tag = { key = "meshstack-avm", value = "done" }
+        , create-timeout-seconds = 900
+        }
+      , mesh-idb =
+        { saml-provider-name = "meshIdB"
+        , idp-metadata = None Text
+        , saml-audience = "https://signin.aws.amazon.com/saml"
+        , detach-extra-policies = False
+        }
       , serve =
         { listen = "127.0.0.1:8080"
         , webhook-token = None Text

@@ -4,5 +4,6 @@
 , Identifiers = ./Identifiers.dhall
 , MeshStack = ./MeshStack.dhall
 , Replicator = ./Replicator.dhall
+, LandingZone = ./LandingZone.dhall
 , Config = ./Config.dhall
 }

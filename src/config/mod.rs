@@ -32,6 +32,8 @@ pub struct Config {
     pub identifiers: IdentifierLimits,
     pub meshstack: MeshStackConfig,
     pub replicator: raw::Replicator,
+    /// Account provisioning and the landing-zone bootstrap (`replicator.accounts`).
+    pub accounts: AccountsConfig,
     pub alias_pattern: Pattern,
     pub email_pattern: Pattern,
     /// Things that work but probably should not be so (a secret written into the file).
@@ -52,6 +54,54 @@ pub struct SsoConfig {
 pub struct RoleMapping {
     pub aws_role_name: String,
     pub permission_sets: Vec<PermissionSetArn>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    /// Landing-zone identifier → what its accounts get. Tenants of other landing zones are
+    /// neither created nor bootstrapped.
+    pub landing_zones: BTreeMap<String, LandingZone>,
+    pub avm_done_tag: raw::TagValue,
+    pub create_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandingZone {
+    pub organizational_unit: OuTarget,
+    pub tags: BTreeMap<String, String>,
+    pub access_stack: Option<AccessStack>,
+    pub stack_sets: Vec<StackSetTarget>,
+    pub lambda: Option<String>,
+}
+
+/// Where an account lives in the organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OuTarget {
+    /// An existing OU (or root) by id.
+    Id(String),
+    /// OU names below the root, outermost first; empty for the root itself.
+    Path(Vec<String>),
+}
+
+impl fmt::Display for OuTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OuTarget::Id(id) => f.write_str(id),
+            OuTarget::Path(names) => write!(f, "/{}", names.join("/")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessStack {
+    pub stack_name: String,
+    pub template: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackSetTarget {
+    pub name: String,
+    pub regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]

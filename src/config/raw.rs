@@ -179,7 +179,57 @@ pub struct Replicator {
     pub sso_admin: SsoAdminSettings,
     /// Where the JSON audit lines go: a file appended to, or stderr.
     pub audit_log: Option<String>,
+    pub accounts: Accounts,
+    pub mesh_idb: MeshIdbSettings,
     pub serve: Serve,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MeshIdbSettings {
+    pub saml_provider_name: String,
+    pub idp_metadata: Option<String>,
+    pub saml_audience: String,
+    pub detach_extra_policies: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Accounts {
+    pub landing_zones: Vec<Entry<LandingZone>>,
+    pub avm_done_tag: TagValue,
+    pub create_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagValue {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LandingZone {
+    pub organizational_unit: String,
+    pub tags: Vec<Entry<String>>,
+    pub access_stack: Option<AccessStack>,
+    pub stack_sets: Vec<StackSet>,
+    pub lambda: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AccessStack {
+    pub stack_name: String,
+    pub template: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StackSet {
+    pub name: String,
+    pub regions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,8 +2,9 @@
 
 use super::raw::{self, Entry, RawConfig};
 use super::{
-    Auth, Config, DEFAULT_ALIAS_PATTERN, DEFAULT_PROJECT_ROLES, IdentifierLimits, MeshStackConfig,
-    Problem, ProjectIdConfig, RoleMapping, SsoConfig,
+    AccessStack, AccountsConfig, Auth, Config, DEFAULT_ALIAS_PATTERN, DEFAULT_PROJECT_ROLES,
+    IdentifierLimits, LandingZone, MeshStackConfig, OuTarget, Problem, ProjectIdConfig,
+    RoleMapping, SsoConfig, StackSetTarget,
 };
 use crate::format::Pattern;
 use crate::model::{GROUP_PREFIX, PermissionSetArn, ProjectKey, RoleId};
@@ -73,8 +74,14 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
     if let Some(idb) = &iam_configuration.mesh_idb {
         check_mesh_idb(&mut p, idb, &project_roles);
     }
+    check_idb_settings(
+        &mut p,
+        &replicator.mesh_idb,
+        iam_configuration.mesh_idb.is_some(),
+    );
     let meshstack = check_meshstack(&mut p, meshstack, project_roles, project_id);
     check_replicator(&mut p, &replicator);
+    let accounts = accounts(&mut p, &replicator.accounts);
 
     let warnings = Vec::new();
     if !p.0.is_empty() {
@@ -88,6 +95,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
         identifiers: limits,
         meshstack: meshstack.expect("no problems, so meshstack is valid"),
         replicator,
+        accounts,
         alias_pattern: alias_pattern.expect("no problems, so the alias pattern compiled"),
         email_pattern: email_pattern.expect("no problems, so the email pattern compiled"),
         warnings,
@@ -757,5 +765,275 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
             format!("{} is outside 64–1048576", serve.max_body_bytes),
             "a sync request is a few hundred bytes; 4096 is plenty",
         );
+    }
+}
+
+/// Tag keys the replicator writes itself; landing zones may not set them.
+pub(crate) const OWN_TAG_PREFIX: &str = "aws-replicator:";
+
+fn accounts(p: &mut Problems, raw: &raw::Accounts) -> AccountsConfig {
+    let mut landing_zones = BTreeMap::new();
+    for (i, e) in raw.landing_zones.iter().enumerate() {
+        let path = format!("replicator.accounts.landing-zones[{i}]");
+        if e.key.trim().is_empty() {
+            p.add(
+                format!("{path}.mapKey"),
+                "the landing-zone identifier is empty",
+                "use meshStack's landing-zone identifier, as tenants name it",
+            );
+        }
+        let zone = landing_zone(p, &format!("{path}.mapValue"), &e.value);
+        if landing_zones.insert(e.key.clone(), zone).is_some() {
+            p.add(
+                format!("{path}.mapKey"),
+                format!("landing zone {:?} is listed twice", e.key),
+                "keep one entry per landing zone",
+            );
+        }
+    }
+    let tag = &raw.avm_done_tag;
+    check_tag(p, "replicator.accounts.avm-done-tag", &tag.key, &tag.value);
+    if !(60..=3600).contains(&raw.create_timeout_seconds) {
+        p.add(
+            "replicator.accounts.create-timeout-seconds",
+            format!("{} s is outside 60–3600", raw.create_timeout_seconds),
+            "AWS creates an account in a few minutes; 900 is a safe default",
+        );
+    }
+    AccountsConfig {
+        landing_zones,
+        avm_done_tag: raw.avm_done_tag.clone(),
+        create_timeout: std::time::Duration::from_secs(raw.create_timeout_seconds),
+    }
+}
+
+fn landing_zone(p: &mut Problems, path: &str, raw: &raw::LandingZone) -> LandingZone {
+    let ou = raw.organizational_unit.trim();
+    let organizational_unit = if let Some(rest) = ou.strip_prefix('/') {
+        let names: Vec<String> = rest
+            .split('/')
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if names.iter().any(|n| n.len() > 128 || n.trim() != n) {
+            p.add(
+                format!("{path}.organizational-unit"),
+                format!("{ou:?} has an OU name that AWS refuses (longer than 128 characters, or padded with spaces)"),
+                "write the path as \"/workloads/prod\"",
+            );
+        }
+        OuTarget::Path(names)
+    } else if is_ou_id(ou) {
+        OuTarget::Id(ou.to_owned())
+    } else {
+        p.add(
+            format!("{path}.organizational-unit"),
+            format!("{ou:?} is neither an OU id nor a path"),
+            "write an OU id (\"ou-ab12-cd34ef56\" or the root \"r-ab12\") or a path below the root (\"/workloads/prod\")",
+        );
+        OuTarget::Path(Vec::new())
+    };
+    let mut tags = BTreeMap::new();
+    for (j, t) in raw.tags.iter().enumerate() {
+        let tag_path = format!("{path}.tags[{j}]");
+        check_tag(p, &tag_path, &t.key, &t.value);
+        if t.key.starts_with(OWN_TAG_PREFIX) {
+            p.add(
+                format!("{tag_path}.mapKey"),
+                format!("{:?} is a tag the replicator writes itself", t.key),
+                format!("choose a key that does not start with {OWN_TAG_PREFIX}"),
+            );
+        }
+        tags.insert(t.key.clone(), t.value.clone());
+    }
+    let access_stack = raw.access_stack.as_ref().map(|a| {
+        let stack_path = format!("{path}.access-stack");
+        if !is_cfn_name(&a.stack_name) {
+            p.add(
+                format!("{stack_path}.stack-name"),
+                format!("{:?} is not a stack name", a.stack_name),
+                "start with a letter; use letters, digits and hyphens, at most 128",
+            );
+        }
+        check_template(p, &format!("{stack_path}.template"), &a.template);
+        AccessStack {
+            stack_name: a.stack_name.clone(),
+            template: a.template.clone(),
+        }
+    });
+    let mut stack_sets = Vec::new();
+    for (j, s) in raw.stack_sets.iter().enumerate() {
+        let set_path = format!("{path}.stack-sets[{j}]");
+        if !is_cfn_name(&s.name) {
+            p.add(
+                format!("{set_path}.name"),
+                format!("{:?} is not a StackSet name", s.name),
+                "give the StackSet's name in the automation account (letters, digits, hyphens)",
+            );
+        }
+        if s.regions.is_empty() {
+            p.add(
+                format!("{set_path}.regions"),
+                "no region, so no instance would be created",
+                "list at least one region, e.g. [ \"eu-central-1\" ]",
+            );
+        }
+        for (k, region) in s.regions.iter().enumerate() {
+            if !is_region(region) {
+                p.add(
+                    format!("{set_path}.regions[{k}]"),
+                    format!("{region:?} is not an AWS region"),
+                    "write a region name, e.g. \"eu-central-1\"",
+                );
+            }
+        }
+        stack_sets.push(StackSetTarget {
+            name: s.name.clone(),
+            regions: s.regions.clone(),
+        });
+    }
+    if let Some(arn) = &raw.lambda
+        && !is_lambda_arn(arn)
+    {
+        p.add(
+            format!("{path}.lambda"),
+            format!("{arn:?} is not a Lambda function ARN"),
+            "give the function's ARN, e.g. \"arn:aws:lambda:eu-central-1:210987654321:function:PermissionDowngrade\"",
+        );
+    }
+    LandingZone {
+        organizational_unit,
+        tags,
+        access_stack,
+        stack_sets,
+        lambda: raw.lambda.clone(),
+    }
+}
+
+fn check_tag(p: &mut Problems, path: &str, key: &str, value: &str) {
+    if key.is_empty() || key.chars().count() > 128 || key.to_ascii_lowercase().starts_with("aws:") {
+        p.add(
+            format!("{path}.key"),
+            format!("{key:?} is not a tag key AWS accepts"),
+            "use 1–128 characters, not starting with aws:",
+        );
+    }
+    if value.chars().count() > 256 {
+        p.add(
+            format!("{path}.value"),
+            "longer than 256 characters",
+            "shorten the tag value",
+        );
+    }
+}
+
+/// CloudFormation's own limit for an inline `TemplateBody`.
+const TEMPLATE_BODY_MAX: usize = 51_200;
+
+fn check_template(p: &mut Problems, path: &str, template: &str) {
+    match serde_json::from_str::<serde_json::Value>(template) {
+        Err(e) => p.add(
+            path,
+            format!("the template is not valid JSON: {e}"),
+            "fix the JSON (YAML templates are not accepted here), or import the file with `./access-stack.json as Text`",
+        ),
+        Ok(v) if !v.get("Resources").is_some_and(|r| r.is_object()) => p.add(
+            path,
+            "the template has no \"Resources\" object",
+            "give a CloudFormation template with at least one resource",
+        ),
+        Ok(_) => {}
+    }
+    if template.len() > TEMPLATE_BODY_MAX {
+        p.add(
+            path,
+            format!(
+                "the template has {} bytes; CloudFormation takes {TEMPLATE_BODY_MAX} inline",
+                template.len()
+            ),
+            "shorten the template",
+        );
+    }
+}
+
+fn is_ou_id(s: &str) -> bool {
+    let lower_alnum = |x: &str| {
+        !x.is_empty()
+            && x.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
+    match s.split('-').collect::<Vec<_>>().as_slice() {
+        ["ou", root, ou] => lower_alnum(root) && lower_alnum(ou),
+        ["r", root] => lower_alnum(root),
+        _ => false,
+    }
+}
+
+fn is_cfn_name(s: &str) -> bool {
+    s.len() <= 128
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn is_lambda_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(7, ':').collect();
+    matches!(parts.as_slice(),
+        ["arn", partition, "lambda", region, account, "function", name]
+            if partition.starts_with("aws") && is_region(region)
+                && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+                && !name.is_empty())
+}
+
+fn check_idb_settings(p: &mut Problems, idb: &raw::MeshIdbSettings, active: bool) {
+    let base = "replicator.mesh-idb";
+    let name = &idb.saml_provider_name;
+    let name_ok = (1..=128).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !name_ok {
+        p.add(
+            format!("{base}.saml-provider-name"),
+            format!("{name:?} is not a SAML provider name IAM accepts"),
+            "use 1–128 letters, digits, '.', '_' or '-', e.g. \"meshIdB\"",
+        );
+    }
+    if url::Url::parse(&idb.saml_audience).is_err() {
+        p.add(
+            format!("{base}.saml-audience"),
+            format!("{:?} is not a URL", idb.saml_audience),
+            "keep the default \"https://signin.aws.amazon.com/saml\"",
+        );
+    }
+    match (&idb.idp_metadata, active) {
+        (None, true) => p.add(
+            format!("{base}.idp-metadata"),
+            "mesh-idb is active but meshIdB's SAML metadata is not given",
+            "import the metadata file: `idp-metadata = Some ./meshidb-metadata.xml as Text`",
+        ),
+        (Some(xml), _) if !xml.contains("EntityDescriptor") => p.add(
+            format!("{base}.idp-metadata"),
+            "this is not SAML metadata (no EntityDescriptor)",
+            "use the metadata XML that meshIdB publishes",
+        ),
+        (Some(xml), _) if !(1000..=10_000_000).contains(&xml.len()) => p.add(
+            format!("{base}.idp-metadata"),
+            format!("{} characters; IAM takes 1,000 to 10,000,000", xml.len()),
+            "use the complete metadata XML that meshIdB publishes",
+        ),
+        _ => {}
     }
 }

@@ -236,6 +236,17 @@ impl Service {
     async fn run(&self, scope: &Scope) -> Result<RunSummary, String> {
         let sso = self.config.require_sso().map_err(|e| e.to_string())?;
         let snapshot = self.snapshot().await?;
+        // Accounts first: a new project's account must exist before its groups are assigned.
+        let (accounts, snapshot) = crate::accounts::run::accounts_phase(
+            &self.config,
+            &snapshot,
+            scope,
+            false,
+            &self.audit,
+        )
+        .await
+        .map_err(|e| format!("accounts: {e}"))?;
+        self.metrics.record_accounts(&accounts);
         let desired = desired(&snapshot, &Settings::new(&self.config, sso), scope);
         let projects: Option<Vec<ProjectKey>> = match scope {
             Scope::All => None,
@@ -264,15 +275,24 @@ impl Service {
         self.metrics.record_drift(&result.remaining, Some(&touched));
         self.metrics.record_report(&result.plan, &result.report);
         let report = &result.report;
+        let account_problems = accounts.accounts.iter().filter_map(|o| {
+            o.error
+                .as_ref()
+                .map(|e| format!("account of {}: {e}", o.project))
+        });
         Ok(RunSummary {
+            account_steps_done: accounts.accounts.iter().map(|o| o.done.len()).sum(),
+            account_steps_left: accounts.pending_steps(),
             planned: result.plan.ops.len(),
             applied: report.applied,
-            failed: report.failed,
+            failed: report.failed + accounts.failed(),
             skipped: report.skipped,
             remaining: result.remaining.ops.len(),
             scim_calls: result.calls.scim,
             sso_admin_calls: result.calls.sso_admin,
-            problems: report.problems(&result.plan).collect(),
+            problems: account_problems
+                .chain(report.problems(&result.plan))
+                .collect(),
             findings: result
                 .plan
                 .findings

@@ -34,6 +34,9 @@ pub enum Trigger {
 /// What a finished run did, for `GET /v1/runs/{id}`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
+    /// Account provisioning and bootstrap steps taken, and left (`replicator.accounts`).
+    pub account_steps_done: usize,
+    pub account_steps_left: usize,
     pub planned: usize,
     pub applied: usize,
     pub failed: usize,

@@ -24,7 +24,11 @@ pub struct Setup {
 }
 
 pub async fn setup() -> Setup {
-    let moto = super::peers::moto();
+    setup_with(super::peers::moto()).await
+}
+
+/// [`setup`] with a moto started by the caller.
+pub async fn setup_with(moto: super::peers::Peer) -> Setup {
     let emulator = Emulator::new(EmulatorConfig {
         operation_delay: Duration::from_millis(50),
         ..EmulatorConfig::default()

@@ -80,17 +80,29 @@ pub fn scim2_server(token: &str) -> Peer {
 
 /// `moto_server` from `AWS_REPLICATOR_MOTO_SERVER` (set by `scripts/test`) or the PATH.
 pub fn moto() -> Peer {
+    moto_with(&[], None)
+}
+
+/// moto with extra environment (e.g. `MOTO_ENABLE_RECORDING`), started in `dir` (where its
+/// recorder writes).
+pub fn moto_with(env: &[(&str, &str)], dir: Option<&std::path::Path>) -> Peer {
     let program =
         std::env::var("AWS_REPLICATOR_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
     let port = free_port();
-    let child = Command::new(&program)
+    let mut command = Command::new(&program);
+    command
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start {program} ({e}); run the tests with ./scripts/test, which installs moto")
-        });
+        .stderr(Stdio::null());
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let child = command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start {program} ({e}); run the tests with ./scripts/test, which installs moto"
+        )
+    });
     let peer = Peer {
         child,
         endpoint: format!("http://127.0.0.1:{port}"),

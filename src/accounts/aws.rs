@@ -1,0 +1,621 @@
+//! The two backends of account provisioning, as small traits, and their AWS implementations:
+//! [`Organization`] (the management account's Organizations API) and [`Landing`] (what happens
+//! in and for one member account: its alias and access stack through its access role, its
+//! StackSet instances and the Lambda through the automation account).
+
+use super::{CreateStatus, OrgAccount};
+use crate::aws::{AssumedRole, AwsError};
+use crate::config::{Config, StackSetTarget};
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{operation}: {message}")]
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
+    /// Something the replicator will not do, with the reason and fix.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Setup(#[from] AwsError),
+}
+
+fn aws_error<E, R>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_sts::error::SdkError<E, R>) -> AccountError
+where
+    E: StdError + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    move |e| AccountError::Aws {
+        operation,
+        message: aws_sdk_sts::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// The management account's view of the organization.
+#[allow(async_fn_in_trait)]
+pub trait Organization {
+    async fn accounts(&self) -> Result<Vec<OrgAccount>, AccountError>;
+    async fn parent(&self, account: &str) -> Result<String, AccountError>;
+    async fn tags(&self, account: &str) -> Result<BTreeMap<String, String>, AccountError>;
+    async fn tag(&self, account: &str, tags: &BTreeMap<String, String>)
+    -> Result<(), AccountError>;
+    /// Starts a creation; returns its request id.
+    async fn create_account(
+        &self,
+        email: &str,
+        name: &str,
+        role: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, AccountError>;
+    async fn create_status(&self, request: &str) -> Result<CreateStatus, AccountError>;
+    async fn root(&self) -> Result<String, AccountError>;
+    /// The OUs directly below `parent`, as (id, name).
+    async fn child_ous(&self, parent: &str) -> Result<Vec<(String, String)>, AccountError>;
+    async fn create_ou(&self, parent: &str, name: &str) -> Result<String, AccountError>;
+    async fn move_account(&self, account: &str, from: &str, to: &str) -> Result<(), AccountError>;
+}
+
+/// What happens in and for one member account.
+#[allow(async_fn_in_trait)]
+pub trait Landing {
+    async fn alias(&self, account: &str) -> Result<Option<String>, AccountError>;
+    async fn set_alias(&self, account: &str, alias: &str) -> Result<(), AccountError>;
+    /// Creates or updates the stack and waits until it is complete.
+    async fn deploy_stack(
+        &self,
+        account: &str,
+        name: &str,
+        template: &str,
+    ) -> Result<(), AccountError>;
+    /// Creates the set's missing instances for the account and waits for the operation.
+    async fn stack_instances(
+        &self,
+        account: &str,
+        set: &StackSetTarget,
+    ) -> Result<(), AccountError>;
+    /// Invokes the function with `{"AccountId": account}`; a function error is an error.
+    async fn invoke(&self, function: &str, account: &str) -> Result<(), AccountError>;
+}
+
+/// How long the replicator waits for a stack or a StackSet operation in one run.
+const STACK_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Polls `check` with capped exponential backoff until it returns `Some`, or `limit` passed.
+pub(crate) async fn poll<T, F, Fut>(
+    limit: Duration,
+    mut check: F,
+) -> Result<Option<T>, AccountError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, AccountError>>,
+{
+    let start = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        if let Some(done) = check().await? {
+            return Ok(Some(done));
+        }
+        if start.elapsed() + delay > limit {
+            return Ok(None);
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(15));
+    }
+}
+
+pub struct AwsOrganization {
+    client: aws_sdk_organizations::Client,
+}
+
+impl AwsOrganization {
+    pub fn new(config: &Config) -> Result<Self, AccountError> {
+        Ok(Self {
+            client: crate::aws::organizations(AssumedRole::management(config)?)?,
+        })
+    }
+}
+
+impl Organization for AwsOrganization {
+    async fn accounts(&self) -> Result<Vec<OrgAccount>, AccountError> {
+        let mut out = Vec::new();
+        let mut pages = self.client.list_accounts().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error("organizations:ListAccounts"))?;
+            for a in page.accounts() {
+                #[allow(deprecated)]
+                let status = a
+                    .state()
+                    .map(|s| s.as_str().to_owned())
+                    .or_else(|| a.status().map(|s| s.as_str().to_owned()))
+                    .unwrap_or_default();
+                out.push(OrgAccount {
+                    id: a.id().unwrap_or_default().to_owned(),
+                    email: a.email().unwrap_or_default().to_owned(),
+                    name: a.name().unwrap_or_default().to_owned(),
+                    status,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn parent(&self, account: &str) -> Result<String, AccountError> {
+        let answer = self
+            .client
+            .list_parents()
+            .child_id(account)
+            .send()
+            .await
+            .map_err(aws_error("organizations:ListParents"))?;
+        answer
+            .parents()
+            .first()
+            .and_then(|p| p.id())
+            .map(str::to_owned)
+            .ok_or_else(|| AccountError::Aws {
+                operation: "organizations:ListParents",
+                message: format!("account {account} has no parent"),
+            })
+    }
+
+    async fn tags(&self, account: &str) -> Result<BTreeMap<String, String>, AccountError> {
+        let mut out = BTreeMap::new();
+        let mut pages = self
+            .client
+            .list_tags_for_resource()
+            .resource_id(account)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error("organizations:ListTagsForResource"))?;
+            for t in page.tags() {
+                out.insert(t.key().to_owned(), t.value().to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn tag(
+        &self,
+        account: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AccountError> {
+        self.client
+            .tag_resource()
+            .resource_id(account)
+            .set_tags(Some(org_tags(tags)?))
+            .send()
+            .await
+            .map_err(aws_error("organizations:TagResource"))?;
+        Ok(())
+    }
+
+    async fn create_account(
+        &self,
+        email: &str,
+        name: &str,
+        role: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, AccountError> {
+        let answer = self
+            .client
+            .create_account()
+            .email(email)
+            .account_name(name)
+            .role_name(role)
+            .set_tags(Some(org_tags(tags)?))
+            .send()
+            .await
+            .map_err(aws_error("organizations:CreateAccount"))?;
+        answer
+            .create_account_status()
+            .and_then(|s| s.id())
+            .map(str::to_owned)
+            .ok_or_else(|| AccountError::Aws {
+                operation: "organizations:CreateAccount",
+                message: "no request id in the answer".into(),
+            })
+    }
+
+    async fn create_status(&self, request: &str) -> Result<CreateStatus, AccountError> {
+        use aws_sdk_organizations::types::CreateAccountState;
+        let answer = self
+            .client
+            .describe_create_account_status()
+            .create_account_request_id(request)
+            .send()
+            .await
+            .map_err(aws_error("organizations:DescribeCreateAccountStatus"))?;
+        let status = answer.create_account_status();
+        Ok(match status.and_then(|s| s.state()) {
+            Some(CreateAccountState::Succeeded) => CreateStatus::Succeeded {
+                account: status
+                    .and_then(|s| s.account_id())
+                    .unwrap_or_default()
+                    .to_owned(),
+            },
+            Some(CreateAccountState::Failed) => CreateStatus::Failed {
+                reason: status
+                    .and_then(|s| s.failure_reason())
+                    .map(|r| r.as_str().to_owned())
+                    .unwrap_or_else(|| "UNKNOWN".into()),
+            },
+            _ => CreateStatus::InProgress,
+        })
+    }
+
+    async fn root(&self) -> Result<String, AccountError> {
+        let answer = self
+            .client
+            .list_roots()
+            .send()
+            .await
+            .map_err(aws_error("organizations:ListRoots"))?;
+        answer
+            .roots()
+            .first()
+            .and_then(|r| r.id())
+            .map(str::to_owned)
+            .ok_or_else(|| AccountError::Aws {
+                operation: "organizations:ListRoots",
+                message: "the organization has no root".into(),
+            })
+    }
+
+    async fn child_ous(&self, parent: &str) -> Result<Vec<(String, String)>, AccountError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_organizational_units_for_parent()
+            .parent_id(parent)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error("organizations:ListOrganizationalUnitsForParent"))?;
+            for ou in page.organizational_units() {
+                out.push((
+                    ou.id().unwrap_or_default().to_owned(),
+                    ou.name().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_ou(&self, parent: &str, name: &str) -> Result<String, AccountError> {
+        let answer = self
+            .client
+            .create_organizational_unit()
+            .parent_id(parent)
+            .name(name)
+            .send()
+            .await
+            .map_err(aws_error("organizations:CreateOrganizationalUnit"))?;
+        answer
+            .organizational_unit()
+            .and_then(|ou| ou.id())
+            .map(str::to_owned)
+            .ok_or_else(|| AccountError::Aws {
+                operation: "organizations:CreateOrganizationalUnit",
+                message: "no OU id in the answer".into(),
+            })
+    }
+
+    async fn move_account(&self, account: &str, from: &str, to: &str) -> Result<(), AccountError> {
+        self.client
+            .move_account()
+            .account_id(account)
+            .source_parent_id(from)
+            .destination_parent_id(to)
+            .send()
+            .await
+            .map_err(aws_error("organizations:MoveAccount"))?;
+        Ok(())
+    }
+}
+
+fn org_tags(
+    tags: &BTreeMap<String, String>,
+) -> Result<Vec<aws_sdk_organizations::types::Tag>, AccountError> {
+    tags.iter()
+        .map(|(k, v)| {
+            aws_sdk_organizations::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| AccountError::Refused(format!("tag {k}: {e}")))
+        })
+        .collect()
+}
+
+/// Member accounts through their access role (assumed by the management role), and the
+/// automation account's StackSets and Lambda.
+pub struct AwsLanding {
+    region: String,
+    management: AssumedRole,
+    access_role: String,
+    external_id: Option<crate::secret::Secret>,
+    automation_cfn: aws_sdk_cloudformation::Client,
+    lambda: aws_sdk_lambda::Client,
+    /// The member-account clients of this run, one credential cache per account.
+    members: std::sync::Mutex<BTreeMap<String, Member>>,
+}
+
+#[derive(Clone)]
+struct Member {
+    iam: aws_sdk_iam::Client,
+    cfn: aws_sdk_cloudformation::Client,
+}
+
+impl AwsLanding {
+    pub fn new(config: &Config) -> Result<Self, AccountError> {
+        let automation = AssumedRole::automation(config)?;
+        Ok(Self {
+            region: config.aws.region.clone(),
+            management: AssumedRole::management(config)?,
+            access_role: config
+                .aws
+                .account_access_role
+                .clone()
+                .unwrap_or_else(|| super::DEFAULT_ACCESS_ROLE.to_owned()),
+            external_id: config.aws.organization_root_account_external_id.clone(),
+            automation_cfn: crate::aws::cloudformation(automation.clone())?,
+            lambda: crate::aws::lambda(automation)?,
+            members: Default::default(),
+        })
+    }
+
+    fn member(&self, account: &str) -> Result<Member, AccountError> {
+        let mut members = self.members.lock().expect("member clients lock");
+        if let Some(m) = members.get(account) {
+            return Ok(m.clone());
+        }
+        let arn = format!(
+            "arn:{}:iam::{account}:role/{}",
+            partition(&self.region),
+            self.access_role
+        );
+        let role = self.management.chain(&arn, self.external_id.as_ref())?;
+        let m = Member {
+            iam: crate::aws::iam(role.clone())?,
+            cfn: crate::aws::cloudformation(role)?,
+        };
+        members.insert(account.to_owned(), m.clone());
+        Ok(m)
+    }
+}
+
+fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+impl Landing for AwsLanding {
+    async fn alias(&self, account: &str) -> Result<Option<String>, AccountError> {
+        let member = self.member(account)?;
+        let answer = member
+            .iam
+            .list_account_aliases()
+            .send()
+            .await
+            .map_err(aws_error("iam:ListAccountAliases"))?;
+        Ok(answer.account_aliases().first().cloned())
+    }
+
+    async fn set_alias(&self, account: &str, alias: &str) -> Result<(), AccountError> {
+        let member = self.member(account)?;
+        member
+            .iam
+            .create_account_alias()
+            .account_alias(alias)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_already_exists_exception())
+                {
+                    AccountError::Refused(format!(
+                        "iam:CreateAccountAlias: the alias {alias:?} is taken by another AWS account; fix: change aws.accountAliasPattern (aliases are unique across all of AWS, so a company prefix helps)"
+                    ))
+                } else {
+                    aws_error("iam:CreateAccountAlias")(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn deploy_stack(
+        &self,
+        account: &str,
+        name: &str,
+        template: &str,
+    ) -> Result<(), AccountError> {
+        use aws_sdk_cloudformation::types::Capability;
+        let cfn = self.member(account)?.cfn;
+        let existing = stack_status(&cfn, name).await?;
+        let capabilities = [Capability::CapabilityNamedIam, Capability::CapabilityIam];
+        match existing.as_deref() {
+            None => {
+                cfn.create_stack()
+                    .stack_name(name)
+                    .template_body(template)
+                    .set_capabilities(Some(capabilities.to_vec()))
+                    .send()
+                    .await
+                    .map_err(aws_error("cloudformation:CreateStack"))?;
+            }
+            Some("ROLLBACK_COMPLETE") => {
+                return Err(AccountError::Refused(format!(
+                    "access stack {name} in account {account} is ROLLBACK_COMPLETE (its creation failed); fix: read its events, delete the stack, and run again"
+                )));
+            }
+            Some(_) => {
+                let updated = cfn
+                    .update_stack()
+                    .stack_name(name)
+                    .template_body(template)
+                    .set_capabilities(Some(capabilities.to_vec()))
+                    .send()
+                    .await;
+                if let Err(e) = updated {
+                    let message = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
+                    if message.contains("No updates are to be performed") {
+                        return Ok(());
+                    }
+                    return Err(aws_error("cloudformation:UpdateStack")(e));
+                }
+            }
+        }
+        let done = poll(STACK_TIMEOUT, || {
+            let cfn = cfn.clone();
+            async move {
+                Ok(match stack_status(&cfn, name).await?.as_deref() {
+                    Some(s) if s.ends_with("_IN_PROGRESS") => None,
+                    Some(s) => Some(s.to_owned()),
+                    None => Some("DELETED".to_owned()),
+                })
+            }
+        })
+        .await?;
+        match done.as_deref() {
+            Some("CREATE_COMPLETE" | "UPDATE_COMPLETE") => Ok(()),
+            Some(other) => Err(AccountError::Refused(format!(
+                "access stack {name} in account {account} ended {other}; fix: read the stack's events in the account and correct the template"
+            ))),
+            None => Err(AccountError::Refused(format!(
+                "access stack {name} in account {account} is still in progress after {} minutes; the next run checks again",
+                STACK_TIMEOUT.as_secs() / 60
+            ))),
+        }
+    }
+
+    async fn stack_instances(
+        &self,
+        account: &str,
+        set: &StackSetTarget,
+    ) -> Result<(), AccountError> {
+        use aws_sdk_cloudformation::types::StackSetOperationStatus as Op;
+        let cfn = &self.automation_cfn;
+        let mut have = std::collections::BTreeSet::new();
+        let mut pages = cfn
+            .list_stack_instances()
+            .stack_set_name(&set.name)
+            .stack_instance_account(account)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error("cloudformation:ListStackInstances"))?;
+            for i in page.summaries() {
+                if i.account() == Some(account)
+                    && let Some(region) = i.region()
+                {
+                    have.insert(region.to_owned());
+                }
+            }
+        }
+        let missing: Vec<String> = set
+            .regions
+            .iter()
+            .filter(|r| !have.contains(*r))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let answer = cfn
+            .create_stack_instances()
+            .stack_set_name(&set.name)
+            .accounts(account)
+            .set_regions(Some(missing))
+            .send()
+            .await
+            .map_err(aws_error("cloudformation:CreateStackInstances"))?;
+        let operation = answer.operation_id().unwrap_or_default().to_owned();
+        let status = poll(STACK_TIMEOUT, || {
+            let (cfn, operation) = (cfn.clone(), operation.clone());
+            async move {
+                let answer = cfn
+                    .describe_stack_set_operation()
+                    .stack_set_name(&set.name)
+                    .operation_id(&operation)
+                    .send()
+                    .await
+                    .map_err(aws_error("cloudformation:DescribeStackSetOperation"))?;
+                Ok(
+                    match answer.stack_set_operation().and_then(|o| o.status()) {
+                        Some(Op::Running | Op::Queued | Op::Stopping) | None => None,
+                        Some(done) => Some(done.clone()),
+                    },
+                )
+            }
+        })
+        .await?;
+        match status {
+            Some(Op::Succeeded) => Ok(()),
+            Some(other) => Err(AccountError::Refused(format!(
+                "StackSet {} operation {operation} for account {account} ended {}; fix: read the operation's results in the automation account",
+                set.name,
+                other.as_str()
+            ))),
+            None => Err(AccountError::Refused(format!(
+                "StackSet {} operation {operation} for account {account} still runs; the next run checks again",
+                set.name
+            ))),
+        }
+    }
+
+    async fn invoke(&self, function: &str, account: &str) -> Result<(), AccountError> {
+        let payload = serde_json::json!({ "AccountId": account }).to_string();
+        let answer = self
+            .lambda
+            .invoke()
+            .function_name(function)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await
+            .map_err(aws_error("lambda:Invoke"))?;
+        if let Some(kind) = answer.function_error() {
+            let body = answer
+                .payload()
+                .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
+                .unwrap_or_default();
+            return Err(AccountError::Refused(format!(
+                "lambda:Invoke {function} for account {account}: the function failed ({kind}): {}",
+                body.chars().take(500).collect::<String>()
+            )));
+        }
+        Ok(())
+    }
+}
+
+async fn stack_status(
+    cfn: &aws_sdk_cloudformation::Client,
+    name: &str,
+) -> Result<Option<String>, AccountError> {
+    match cfn.describe_stacks().stack_name(name).send().await {
+        Ok(answer) => Ok(answer
+            .stacks()
+            .first()
+            .and_then(|s| s.stack_status())
+            .map(|s| s.as_str().to_owned())),
+        Err(e) => {
+            let message = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
+            if message.contains("does not exist") {
+                Ok(None)
+            } else {
+                Err(aws_error("cloudformation:DescribeStacks")(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! Taking the steps: reads each project's account, asks [`super::pending`] what it still
+//! needs, and takes those steps in order, one account after the other (Organizations allows
+//! few account changes at once). An account's first failing step ends its run; the others go
+//! on. With `dry_run` nothing is written and the pending steps are the plan.
+
+use super::aws::{AccountError, Landing, Organization, poll};
+use super::{
+    AccountView, CreateStatus, DesiredAccount, Held, Policy, Step, TAG_BOOTSTRAP, check_owner,
+    explain_create_failure, locate, pending,
+};
+use crate::audit::Audit;
+use crate::config::{LandingZone, OuTarget};
+use crate::model::ProjectKey;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dry_run: bool,
+    pub enforce_alias: bool,
+    /// With `aws.waitForExternalAvm`: the tag that marks the vending machine done.
+    pub avm_done_tag: Option<(String, String)>,
+    pub create_timeout: Duration,
+    /// The role CreateAccount makes in a new account.
+    pub access_role: String,
+    pub platform: String,
+}
+
+impl Options {
+    pub fn from_config(config: &crate::config::Config, dry_run: bool) -> Self {
+        let tag = &config.accounts.avm_done_tag;
+        Self {
+            dry_run,
+            enforce_alias: config.aws.enforce_account_alias,
+            avm_done_tag: config
+                .aws
+                .wait_for_external_avm
+                .then(|| (tag.key.clone(), tag.value.clone())),
+            create_timeout: config.accounts.create_timeout,
+            access_role: config
+                .aws
+                .account_access_role
+                .clone()
+                .unwrap_or_else(|| super::DEFAULT_ACCESS_ROLE.to_owned()),
+            platform: config.platform.clone(),
+        }
+    }
+}
+
+/// What happened to one project's account.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub project: ProjectKey,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub done: Vec<Step>,
+    /// Steps not taken: all of them in a dry run, else those after a failure or a wait.
+    pub pending: Vec<Step>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub accounts: Vec<Outcome>,
+    pub held: Vec<Held>,
+}
+
+impl Report {
+    /// The account of each project whose account exists, for the SSO sync of the same run.
+    pub fn account_ids(&self) -> BTreeMap<ProjectKey, String> {
+        self.accounts
+            .iter()
+            .filter_map(|o| Some((o.project.clone(), o.account.clone()?)))
+            .collect()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.accounts.iter().filter(|o| o.error.is_some()).count()
+    }
+
+    pub fn pending_steps(&self) -> usize {
+        self.accounts.iter().map(|o| o.pending.len()).sum()
+    }
+
+    /// One line per account with work, for people.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for o in &self.accounts {
+            let steps = if o.done.is_empty() {
+                &o.pending
+            } else {
+                &o.done
+            };
+            if steps.is_empty() && o.error.is_none() {
+                continue;
+            }
+            let account = o.account.as_deref().unwrap_or("(new)");
+            let list: Vec<String> = steps.iter().map(ToString::to_string).collect();
+            out.push_str(&format!(
+                "~ account {} {account}: {}\n",
+                o.project,
+                list.join("; ")
+            ));
+            if let Some(e) = &o.error {
+                out.push_str(&format!("  ! {e}\n"));
+            }
+        }
+        for h in &self.held {
+            out.push_str(&format!("# {h}\n"));
+        }
+        out
+    }
+}
+
+#[derive(Serialize)]
+struct AuditStep<'a> {
+    time: String,
+    platform: &'a str,
+    operation: &'static str,
+    project: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
+    step: &'a Step,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// OU ids by path, resolved once per run.
+struct Ous {
+    root: Option<String>,
+    by_path: HashMap<Vec<String>, Option<String>>,
+}
+
+impl Ous {
+    /// The id of `target`; `None` when the path does not exist and may not be created.
+    async fn resolve(
+        &mut self,
+        org: &impl Organization,
+        target: &OuTarget,
+        create: bool,
+    ) -> Result<Option<String>, AccountError> {
+        let path = match target {
+            OuTarget::Id(id) => return Ok(Some(id.clone())),
+            OuTarget::Path(path) => path,
+        };
+        if let Some(Some(id)) = self.by_path.get(path) {
+            return Ok(Some(id.clone()));
+        }
+        let root = match &self.root {
+            Some(root) => root.clone(),
+            None => {
+                let root = org.root().await?;
+                self.root = Some(root.clone());
+                root
+            }
+        };
+        let mut parent = root;
+        for name in path {
+            let children = org.child_ous(&parent).await?;
+            parent = match children.into_iter().find(|(_, n)| n == name) {
+                Some((id, _)) => id,
+                None if create => org.create_ou(&parent, name).await?,
+                None => {
+                    self.by_path.insert(path.clone(), None);
+                    return Ok(None);
+                }
+            };
+        }
+        self.by_path.insert(path.clone(), Some(parent.clone()));
+        Ok(Some(parent))
+    }
+}
+
+/// Provisions and bootstraps `desired`. Fails as a whole only when the organization cannot be
+/// read; each account's own failure is in its [`Outcome`].
+pub async fn provision(
+    desired: &[DesiredAccount],
+    held: Vec<Held>,
+    zones: &BTreeMap<String, LandingZone>,
+    org: &impl Organization,
+    landing: &impl Landing,
+    options: &Options,
+    audit: &Audit,
+) -> Result<Report, AccountError> {
+    let mut accounts = org.accounts().await?;
+    let mut ous = Ous {
+        root: None,
+        by_path: HashMap::new(),
+    };
+    let mut report = Report {
+        accounts: Vec::new(),
+        held,
+    };
+    for d in desired {
+        let zone = &zones[&d.landing_zone];
+        let mut outcome = Outcome {
+            project: d.project.clone(),
+            account: None,
+            done: Vec::new(),
+            pending: Vec::new(),
+            error: None,
+        };
+        let result = one(
+            d,
+            zone,
+            org,
+            landing,
+            options,
+            audit,
+            &mut accounts,
+            &mut ous,
+            &mut outcome,
+        )
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(project = %d.project, error = %e, "account step failed");
+            outcome.error = Some(e.to_string());
+        }
+        report.accounts.push(outcome);
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn one(
+    d: &DesiredAccount,
+    zone: &LandingZone,
+    org: &impl Organization,
+    landing: &impl Landing,
+    options: &Options,
+    audit: &Audit,
+    accounts: &mut Vec<super::OrgAccount>,
+    ous: &mut Ous,
+    outcome: &mut Outcome,
+) -> Result<(), AccountError> {
+    let policy = Policy {
+        enforce_alias: options.enforce_alias,
+        avm_done_tag: options
+            .avm_done_tag
+            .as_ref()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    };
+    let found = locate(d, accounts).map_err(AccountError::Refused)?.cloned();
+    let target = ous
+        .resolve(org, &zone.organizational_unit, !options.dry_run)
+        .await?;
+    let account = match found {
+        Some(a) => a,
+        None if options.dry_run => {
+            outcome.pending = pending(d, zone, None, target.as_deref(), policy);
+            return Ok(());
+        }
+        None => {
+            let step = Step::Create {
+                email: d.email.clone(),
+                name: d.name.clone(),
+            };
+            let created = create(d, org, options, accounts).await;
+            record(
+                audit,
+                options,
+                d,
+                created.as_ref().ok().map(|a| a.id.as_str()),
+                &step,
+                &created,
+            );
+            let a = created?;
+            outcome.done.push(step);
+            a
+        }
+    };
+    outcome.account = Some(account.id.clone());
+    let tags = org.tags(&account.id).await?;
+    check_owner(d, &account, &tags).map_err(AccountError::Refused)?;
+    let mut view = AccountView {
+        id: account.id.clone(),
+        parent: org.parent(&account.id).await?,
+        tags,
+        alias: None,
+    };
+    let avm_done = policy
+        .avm_done_tag
+        .is_none_or(|(k, v)| view.tags.get(k).map(String::as_str) == Some(v));
+    if avm_done {
+        view.alias = Some(landing.alias(&account.id).await?);
+    }
+    let steps = pending(d, zone, Some(&view), target.as_deref(), policy);
+    if options.dry_run {
+        outcome.pending = steps;
+        return Ok(());
+    }
+    let mut steps = steps.into_iter();
+    while let Some(step) = steps.next() {
+        if let Step::AwaitAvm { .. } = step {
+            outcome.pending.push(step);
+            break;
+        }
+        let result = take(&step, d, zone, &view, org, landing, ous).await;
+        record(audit, options, d, Some(&account.id), &step, &result);
+        if let Err(e) = result {
+            outcome.pending.push(step);
+            outcome.pending.extend(steps);
+            return Err(e);
+        }
+        outcome.done.push(step);
+    }
+    Ok(())
+}
+
+async fn take(
+    step: &Step,
+    d: &DesiredAccount,
+    zone: &LandingZone,
+    view: &AccountView,
+    org: &impl Organization,
+    landing: &impl Landing,
+    ous: &mut Ous,
+) -> Result<(), AccountError> {
+    let id = view.id.as_str();
+    match step {
+        Step::Create { .. } | Step::AwaitAvm { .. } => Ok(()),
+        Step::Place { .. } => {
+            let to = ous
+                .resolve(org, &zone.organizational_unit, true)
+                .await?
+                .ok_or_else(|| AccountError::Refused("the landing zone's OU is missing".into()))?;
+            org.move_account(id, &view.parent, &to).await
+        }
+        Step::Tag { set } => org.tag(id, set).await,
+        Step::Alias { to, .. } => landing.set_alias(id, to).await,
+        Step::AccessStack { .. } => {
+            let stack = zone
+                .access_stack
+                .as_ref()
+                .expect("a stack step has a stack");
+            landing
+                .deploy_stack(id, &stack.stack_name, &stack.template)
+                .await
+        }
+        Step::StackSets { .. } => {
+            for set in &zone.stack_sets {
+                landing.stack_instances(id, set).await?;
+            }
+            Ok(())
+        }
+        Step::Downgrade { lambda } => landing.invoke(lambda, id).await,
+        Step::MarkBootstrapped { digest } => {
+            let _ = d;
+            org.tag(
+                id,
+                &BTreeMap::from([(TAG_BOOTSTRAP.to_owned(), digest.clone())]),
+            )
+            .await
+        }
+    }
+}
+
+/// CreateAccount, then DescribeCreateAccountStatus with backoff until it is done. An email
+/// that AWS says exists is looked up again: a run that died after CreateAccount left it.
+async fn create(
+    d: &DesiredAccount,
+    org: &impl Organization,
+    options: &Options,
+    accounts: &mut Vec<super::OrgAccount>,
+) -> Result<super::OrgAccount, AccountError> {
+    let request = org
+        .create_account(&d.email, &d.name, &options.access_role, &d.tags)
+        .await?;
+    let status = poll(options.create_timeout, || {
+        let request = request.as_str();
+        async move {
+            Ok(match org.create_status(request).await? {
+                CreateStatus::InProgress => None,
+                done => Some(done),
+            })
+        }
+    })
+    .await?;
+    match status {
+        Some(CreateStatus::Succeeded { account }) => {
+            *accounts = org.accounts().await?;
+            accounts
+                .iter()
+                .find(|a| a.id == account)
+                .cloned()
+                .ok_or_else(|| AccountError::Aws {
+                    operation: "organizations:ListAccounts",
+                    message: format!(
+                        "the new account {account} is not listed yet; the next run picks it up"
+                    ),
+                })
+        }
+        Some(CreateStatus::Failed { reason }) if reason == "EMAIL_ALREADY_EXISTS" => {
+            *accounts = org.accounts().await?;
+            match locate(d, accounts) {
+                Ok(Some(a)) => Ok(a.clone()),
+                _ => Err(AccountError::Refused(explain_create_failure(
+                    &reason, &d.email,
+                ))),
+            }
+        }
+        Some(CreateStatus::Failed { reason }) => Err(AccountError::Refused(
+            explain_create_failure(&reason, &d.email),
+        )),
+        Some(CreateStatus::InProgress) | None => Err(AccountError::Refused(format!(
+            "CreateAccount for {} is still in progress after {} s; the next run finds the account by its email",
+            d.email,
+            options.create_timeout.as_secs()
+        ))),
+    }
+}
+
+fn record<T>(
+    audit: &Audit,
+    options: &Options,
+    d: &DesiredAccount,
+    account: Option<&str>,
+    step: &Step,
+    result: &Result<T, AccountError>,
+) {
+    let operation = match step {
+        Step::Create { .. } => "organizations:CreateAccount",
+        Step::Place { .. } => "organizations:MoveAccount",
+        Step::Tag { .. } | Step::MarkBootstrapped { .. } => "organizations:TagResource",
+        Step::AwaitAvm { .. } => "await-avm",
+        Step::Alias { .. } => "iam:CreateAccountAlias",
+        Step::AccessStack { .. } => "cloudformation:CreateStack|UpdateStack",
+        Step::StackSets { .. } => "cloudformation:CreateStackInstances",
+        Step::Downgrade { .. } => "lambda:Invoke",
+    };
+    audit.write(&AuditStep {
+        time: crate::audit::now(),
+        platform: &options.platform,
+        operation,
+        project: d.project.to_string(),
+        account,
+        step,
+        outcome: if result.is_ok() { "done" } else { "failed" },
+        error: result.as_ref().err().map(ToString::to_string),
+    });
+}
+
+/// The account phase of a run, from configuration: provisions (with `dry_run`, plans) the
+/// accounts of the snapshot's tenants in configured landing zones, and returns the snapshot
+/// with the account ids it found or made filled in, for the SSO sync of the same run. With no
+/// landing zone configured it reads nothing.
+pub async fn accounts_phase(
+    config: &crate::config::Config,
+    snapshot: &crate::snapshot::Snapshot,
+    scope: &crate::desired::Scope,
+    dry_run: bool,
+    audit: &Audit,
+) -> Result<(Report, crate::snapshot::Snapshot), AccountError> {
+    if config.accounts.landing_zones.is_empty() {
+        return Ok((Report::default(), snapshot.clone()));
+    }
+    let (desired, held) = super::desired_accounts(snapshot, config, scope);
+    let org = super::aws::AwsOrganization::new(config)?;
+    let landing = super::aws::AwsLanding::new(config)?;
+    let options = Options::from_config(config, dry_run);
+    let report = provision(
+        &desired,
+        held,
+        &config.accounts.landing_zones,
+        &org,
+        &landing,
+        &options,
+        audit,
+    )
+    .await?;
+    let ids = report.account_ids();
+    let mut filled = snapshot.clone();
+    for tenant in &mut filled.tenants {
+        if tenant.account_id.is_none()
+            && let Some(id) = ids.get(&tenant.key())
+        {
+            tenant.account_id = Some(id.clone());
+        }
+    }
+    Ok((report, filled))
+}
