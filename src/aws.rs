@@ -177,6 +177,17 @@ impl ProvideCredentials for AssumedRole {
     }
 }
 
+/// The partition of ARNs in `region`.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 /// A client of one AWS service, signed by `role`, with the endpoint override of
 /// `AWS_ENDPOINT_URL_<env>` (or `AWS_ENDPOINT_URL`).
 macro_rules! client {

@@ -18,6 +18,7 @@ pub mod directory;
 pub mod emulator;
 pub mod finding;
 pub mod format;
+pub mod idb;
 pub mod meshstack;
 pub mod metrics;
 pub mod model;

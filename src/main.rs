@@ -54,6 +54,18 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// meshIdB: the SAML role pairs (`role ARN,provider ARN`) each user's assertion must carry,
+    /// as JSON.
+    SamlRoles {
+        #[arg(long)]
+        config: PathBuf,
+        /// Read this snapshot file instead of the meshStack API.
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
+        /// Only this meshStack user.
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Write the IAM policies and trust relationships the seed's account setup needs, from the
     /// config.
     Bootstrap {
@@ -194,6 +206,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             listen,
         } => serve_command(&config, snapshot, listen),
         Command::Snapshot { config, out } => snapshot_command(&config, out.as_deref()),
+        Command::SamlRoles {
+            config,
+            snapshot,
+            user,
+        } => saml_roles_command(&config, snapshot.as_deref(), user.as_deref()),
         Command::Bootstrap {
             config,
             meshcloud_account_id,
@@ -262,6 +279,10 @@ fn read_observed(path: Option<&Path>) -> Result<Observed> {
 
 fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     let config = load_config(&args.config)?;
+    if config.mesh_idb.is_some() {
+        let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
+        return idb_command(&config, &snapshot, true, args.json, args.detailed_exitcode);
+    }
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
     let kind = args.directory.unwrap_or(if args.observed.is_some() {
@@ -332,6 +353,10 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     use std::io::IsTerminal;
 
     let config = load_config(&args.config)?;
+    if config.mesh_idb.is_some() {
+        let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
+        return idb_command(&config, &snapshot, false, args.json, false);
+    }
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
     let audit = match &config.replicator.audit_log {
@@ -490,6 +515,99 @@ fn exit_code(plan: &Plan, detailed: bool) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn audit_of(config: &Config) -> Result<aws_replicator::audit::Audit> {
+    Ok(match &config.replicator.audit_log {
+        Some(file) => aws_replicator::audit::Audit::file(Path::new(file))
+            .with_context(|| format!("cannot open the audit log {file} (replicator.audit-log)"))?,
+        None => aws_replicator::audit::Audit::stderr(),
+    })
+}
+
+/// `plan` (dry run) and `sync` for the meshIdB path: accounts first, then each project
+/// account's SAML provider and roles.
+fn idb_command(
+    config: &Config,
+    snapshot: &Snapshot,
+    dry_run: bool,
+    json: bool,
+    detailed: bool,
+) -> Result<ExitCode> {
+    let audit = if dry_run {
+        aws_replicator::audit::Audit::discard()
+    } else {
+        audit_of(config)?
+    };
+    let rt = runtime()?;
+    let (accounts, snapshot) = rt
+        .block_on(accounts_phase(
+            config,
+            snapshot,
+            &Scope::All,
+            dry_run,
+            &audit,
+        ))
+        .context("cannot provision accounts")?;
+    let ids = accounts.account_ids();
+    let iam = rt
+        .block_on(aws_replicator::idb::run::iam_phase(
+            config, &snapshot, &ids, dry_run, &audit,
+        ))
+        .context("cannot reconcile meshIdB roles")?;
+    if json {
+        let doc = serde_json::json!({ "accounts": accounts, "mesh_idb": iam });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", accounts.render());
+        print!("{}", iam.render());
+        let verb = if dry_run { "to do" } else { "left" };
+        println!(
+            "meshIdB: {} account(s), {} change(s) {}, {} applied, {} failed, {} finding(s).",
+            iam.accounts.len(),
+            iam.pending(),
+            verb,
+            iam.done(),
+            iam.failed(),
+            iam.findings().count()
+        );
+    }
+    let pending = accounts.pending_steps() + iam.pending();
+    Ok(if accounts.failed() + iam.failed() > 0 {
+        ExitCode::from(1)
+    } else if dry_run && detailed && pending > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn saml_roles_command(
+    config: &Path,
+    snapshot: Option<&Path>,
+    user: Option<&str>,
+) -> Result<ExitCode> {
+    let config = load_config(config)?;
+    if config.mesh_idb.is_none() {
+        bail!("iam-configuration.mesh-idb is not set: SAML roles exist only on the meshIdB path");
+    }
+    let snapshot = read_snapshot(&config, snapshot)?;
+    let (accounts, snapshot) = runtime()?
+        .block_on(accounts_phase(
+            &config,
+            &snapshot,
+            &Scope::All,
+            true,
+            &aws_replicator::audit::Audit::discard(),
+        ))
+        .context("cannot read the organization's accounts")?;
+    let mut roles = aws_replicator::idb::saml_roles(&snapshot, &config, &accounts.account_ids());
+    if let Some(user) = user {
+        roles.retain(|u, _| u == user);
+    }
+    let doc = serde_json::json!({ "platform": config.platform, "users": roles });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn snapshot_command(config: &Path, out: Option<&Path>) -> Result<ExitCode> {

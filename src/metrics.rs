@@ -148,6 +148,8 @@ pub struct Metrics {
     guard: Gauge,
     account_steps: Gauge,
     account_failures: Gauge,
+    idb_pending: Gauge,
+    idb_findings: Gauge,
     /// The drift last seen, per project: a full sync replaces it, a scoped one its projects.
     by_project: Mutex<BTreeMap<ProjectKey, Drift>>,
 }
@@ -174,6 +176,8 @@ impl Metrics {
             guard: Gauge::default(),
             account_steps: Gauge::default(),
             account_failures: Gauge::default(),
+            idb_pending: Gauge::default(),
+            idb_findings: Gauge::default(),
             by_project: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -232,6 +236,16 @@ impl Metrics {
             "account_failures",
             "Accounts whose provisioning or bootstrap failed in the last run",
             m.account_failures.clone(),
+        );
+        registry.register(
+            "mesh_idb_changes_pending",
+            "meshIdB: SAML provider and role changes left after the last run",
+            m.idb_pending.clone(),
+        );
+        registry.register(
+            "mesh_idb_findings",
+            "meshIdB: drift reported, not changed, in the last run (extra policies, missing external roles)",
+            m.idb_findings.clone(),
         );
         registry.register(
             "build",
@@ -320,6 +334,11 @@ impl Metrics {
         self.account_failures.set(report.failed() as i64);
     }
 
+    pub fn record_mesh_idb(&self, report: &crate::idb::run::IamReport) {
+        self.idb_pending.set(report.pending() as i64);
+        self.idb_findings.set(report.findings().count() as i64);
+    }
+
     pub fn record_guard(&self, tripped: bool) {
         self.guard.set(i64::from(tripped));
     }
@@ -386,6 +405,8 @@ mod tests {
             "aws_replicator_deletion_guard_tripped",
             "aws_replicator_account_steps_pending",
             "aws_replicator_account_failures",
+            "aws_replicator_mesh_idb_changes_pending",
+            "aws_replicator_mesh_idb_findings",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {family} ")),

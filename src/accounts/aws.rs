@@ -371,6 +371,15 @@ impl AwsLanding {
         })
     }
 
+    pub(crate) fn partition(&self) -> &'static str {
+        crate::aws::partition(&self.region)
+    }
+
+    /// IAM in `account`, through its access role.
+    pub(crate) fn iam(&self, account: &str) -> Result<aws_sdk_iam::Client, AccountError> {
+        Ok(self.member(account)?.iam)
+    }
+
     fn member(&self, account: &str) -> Result<Member, AccountError> {
         let mut members = self.members.lock().expect("member clients lock");
         if let Some(m) = members.get(account) {
@@ -378,7 +387,7 @@ impl AwsLanding {
         }
         let arn = format!(
             "arn:{}:iam::{account}:role/{}",
-            partition(&self.region),
+            self.partition(),
             self.access_role
         );
         let role = self.management.chain(&arn, self.external_id.as_ref())?;
@@ -388,16 +397,6 @@ impl AwsLanding {
         };
         members.insert(account.to_owned(), m.clone());
         Ok(m)
-    }
-}
-
-fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
     }
 }
 

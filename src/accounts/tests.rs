@@ -1,3 +1,6 @@
+//! The pure account core (desired accounts, locating, pending steps) and the executor with
+//! fakes for the paths moto cannot show: a creation in progress, failure reasons, a lost run.
+
 use super::aws::{AccountError, Landing, Organization};
 use super::run::{Options, provision};
 use super::*;

@@ -68,9 +68,11 @@ pub struct ServeOptions {
 struct Service {
     config: Config,
     snapshot: Option<PathBuf>,
-    scim: ScimClient,
-    admin: SsoAdmin,
+    /// The SSO clients; `None` on the meshIdB path.
+    sso: Option<(ScimClient, SsoAdmin)>,
     audit: Audit,
+    /// meshIdB: the SAML role pairs per user as of the last run.
+    saml_roles: std::sync::RwLock<Option<serde_json::Value>>,
     runs: Runs,
     metrics: Arc<Metrics>,
     ready: AtomicBool,
@@ -82,9 +84,15 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let sso = config.require_sso()?;
     let metrics = Arc::new(Metrics::new());
-    let (scim, admin) = crate::sso::connect(&config, sso, Some(metrics.clone()))?;
+    let sso = match &config.sso {
+        Some(sso) => Some(crate::sso::connect(&config, sso, Some(metrics.clone()))?),
+        None if config.mesh_idb.is_some() => None,
+        None => {
+            config.require_sso()?;
+            None
+        }
+    };
     let audit = match &config.replicator.audit_log {
         Some(path) => {
             Audit::file(std::path::Path::new(path)).map_err(|source| ServerError::Audit {
@@ -102,9 +110,9 @@ pub async fn serve(
         })?;
     let service = Arc::new(Service {
         snapshot: options.snapshot,
-        scim,
-        admin,
+        sso,
         audit,
+        saml_roles: Default::default(),
         runs: Runs::default(),
         metrics,
         ready: AtomicBool::new(false),
@@ -150,6 +158,7 @@ fn router(service: Arc<Service>) -> Router {
         .route("/v1/sync", post(trigger))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
+        .route("/v1/saml-roles", get(saml_roles))
         .with_state(service)
 }
 
@@ -234,8 +243,11 @@ impl Service {
 
     /// One sync of `scope`: the metrics follow the plan, then what is left after applying.
     async fn run(&self, scope: &Scope) -> Result<RunSummary, String> {
-        let sso = self.config.require_sso().map_err(|e| e.to_string())?;
         let snapshot = self.snapshot().await?;
+        let Some((scim, admin)) = &self.sso else {
+            return self.run_idb(scope, &snapshot).await;
+        };
+        let sso = self.config.require_sso().map_err(|e| e.to_string())?;
         // Accounts first: a new project's account must exist before its groups are assigned.
         let (accounts, snapshot) = crate::accounts::run::accounts_phase(
             &self.config,
@@ -258,8 +270,8 @@ impl Service {
         };
         let result = crate::sync::sync(
             &desired,
-            &self.scim,
-            &self.admin,
+            scim,
+            admin,
             crate::sso::sync_settings(&self.config),
             &self.audit,
             planned,
@@ -301,6 +313,78 @@ impl Service {
                 .collect(),
         })
     }
+}
+
+impl Service {
+    /// The meshIdB path: accounts, then each account's SAML provider and roles.
+    async fn run_idb(&self, scope: &Scope, snapshot: &Snapshot) -> Result<RunSummary, String> {
+        let (accounts, snapshot) =
+            crate::accounts::run::accounts_phase(&self.config, snapshot, scope, false, &self.audit)
+                .await
+                .map_err(|e| format!("accounts: {e}"))?;
+        self.metrics.record_accounts(&accounts);
+        let ids = accounts.account_ids();
+        let iam = crate::idb::run::iam_phase(&self.config, &snapshot, &ids, false, &self.audit)
+            .await
+            .map_err(|e| format!("meshIdB: {e}"))?;
+        self.metrics.record_mesh_idb(&iam);
+        self.ready.store(true, Ordering::Relaxed);
+        let roles = crate::idb::saml_roles(&snapshot, &self.config, &ids);
+        *self.saml_roles.write().expect("saml roles lock") = Some(json!(roles));
+        let errors = accounts
+            .accounts
+            .iter()
+            .filter_map(|o| {
+                o.error
+                    .as_ref()
+                    .map(|e| format!("account of {}: {e}", o.project))
+            })
+            .chain(iam.accounts.iter().filter_map(|a| {
+                a.error
+                    .as_ref()
+                    .map(|e| format!("account {}: {e}", a.account))
+            }));
+        Ok(RunSummary {
+            account_steps_done: accounts.accounts.iter().map(|o| o.done.len()).sum(),
+            account_steps_left: accounts.pending_steps(),
+            planned: iam.done() + iam.pending(),
+            applied: iam.done(),
+            failed: iam.failed() + accounts.failed(),
+            skipped: 0,
+            remaining: iam.pending(),
+            scim_calls: 0,
+            sso_admin_calls: 0,
+            problems: errors.collect(),
+            findings: iam.findings().map(ToString::to_string).collect(),
+        })
+    }
+}
+
+/// `GET /v1/saml-roles[?user=U]` (meshIdB): each user's `role ARN,provider ARN` pairs as of the
+/// last run, for meshIdB's assertions. Needs the webhook's bearer token (or an HMAC signature
+/// of the empty body).
+async fn saml_roles(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let serve = &service.config.replicator.serve;
+    if let Err((status, message)) = check_request(serve, &headers, b"") {
+        return error(status, &message);
+    }
+    if service.config.mesh_idb.is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "SAML roles exist only on the meshIdB path (iam-configuration.mesh-idb)",
+        );
+    }
+    let Some(mut roles) = service.saml_roles.read().expect("saml roles lock").clone() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no run has finished yet");
+    };
+    if let (Some(user), Some(map)) = (query.get("user"), roles.as_object_mut()) {
+        map.retain(|u, _| u == user);
+    }
+    axum::Json(json!({ "platform": service.config.platform, "users": roles })).into_response()
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

@@ -1,0 +1,415 @@
+//! Reading and writing each project account's IAM for the meshIdB path: the [`AccountIam`]
+//! seam, its AWS implementation (through the member account's access role, as the account
+//! bootstrap uses it), and the phase that `plan`, `sync` and `serve` run.
+
+use super::{DesiredIam, IamFinding, IamOp, ObservedIam, ObservedRole, plan_iam};
+use crate::accounts::aws::{AccountError, AwsLanding};
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::model::ProjectKey;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// IAM of one member account.
+#[allow(async_fn_in_trait)]
+pub trait AccountIam {
+    /// The metadata of the SAML provider `name`, if the account has it.
+    async fn saml_provider(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<String>, AccountError>;
+    async fn put_saml_provider(
+        &self,
+        account: &str,
+        name: &str,
+        metadata: &str,
+        exists: bool,
+    ) -> Result<(), AccountError>;
+    async fn role(&self, account: &str, name: &str) -> Result<Option<ObservedRole>, AccountError>;
+    async fn create_role(&self, account: &str, name: &str, trust: &str)
+    -> Result<(), AccountError>;
+    async fn update_trust(
+        &self,
+        account: &str,
+        name: &str,
+        trust: &str,
+    ) -> Result<(), AccountError>;
+    async fn attach(&self, account: &str, role: &str, policy: &str) -> Result<(), AccountError>;
+    async fn detach(&self, account: &str, role: &str, policy: &str) -> Result<(), AccountError>;
+}
+
+/// What happened in one account.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountIamOutcome {
+    pub project: ProjectKey,
+    pub account: String,
+    pub done: Vec<IamOp>,
+    pub pending: Vec<IamOp>,
+    pub findings: Vec<IamFinding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IamReport {
+    pub accounts: Vec<AccountIamOutcome>,
+}
+
+impl IamReport {
+    pub fn failed(&self) -> usize {
+        self.accounts.iter().filter(|a| a.error.is_some()).count()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.accounts.iter().map(|a| a.pending.len()).sum()
+    }
+
+    pub fn done(&self) -> usize {
+        self.accounts.iter().map(|a| a.done.len()).sum()
+    }
+
+    pub fn findings(&self) -> impl Iterator<Item = &IamFinding> {
+        self.accounts.iter().flat_map(|a| &a.findings)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for a in &self.accounts {
+            let ops = if a.done.is_empty() {
+                &a.pending
+            } else {
+                &a.done
+            };
+            for op in ops {
+                out.push_str(&format!("{op} (account {} of {})\n", a.account, a.project));
+            }
+            if let Some(e) = &a.error {
+                out.push_str(&format!("! account {} of {}: {e}\n", a.account, a.project));
+            }
+        }
+        for f in self.findings() {
+            out.push_str(&format!("! {f}\n"));
+        }
+        out
+    }
+}
+
+#[derive(Serialize)]
+struct AuditIam<'a> {
+    time: String,
+    platform: &'a str,
+    operation: &'static str,
+    project: String,
+    account: &'a str,
+    op: &'a IamOp,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Reads each account, plans, and (unless `dry_run`) applies, one account after the other.
+pub async fn reconcile(
+    desired: &[DesiredIam],
+    iam: &impl AccountIam,
+    metadata: &str,
+    detach_extra: bool,
+    dry_run: bool,
+    platform: &str,
+    audit: &Audit,
+) -> IamReport {
+    let mut report = IamReport::default();
+    for d in desired {
+        let mut outcome = AccountIamOutcome {
+            project: d.project.clone(),
+            account: d.account.clone(),
+            done: Vec::new(),
+            pending: Vec::new(),
+            findings: Vec::new(),
+            error: None,
+        };
+        match observe(d, iam).await {
+            Err(e) => outcome.error = Some(e.to_string()),
+            Ok(observed) => {
+                let (ops, findings) = plan_iam(d, &observed, metadata, detach_extra);
+                outcome.findings = findings;
+                if dry_run {
+                    outcome.pending = ops;
+                } else {
+                    let exists = observed.provider.is_some();
+                    let mut ops = ops.into_iter();
+                    while let Some(op) = ops.next() {
+                        let result = apply(d, iam, &op, metadata, exists).await;
+                        audit.write(&AuditIam {
+                            time: crate::audit::now(),
+                            platform,
+                            operation: operation(&op),
+                            project: d.project.to_string(),
+                            account: &d.account,
+                            op: &op,
+                            outcome: if result.is_ok() { "done" } else { "failed" },
+                            error: result.as_ref().err().map(ToString::to_string),
+                        });
+                        match result {
+                            Ok(()) => outcome.done.push(op),
+                            Err(e) => {
+                                outcome.error = Some(e.to_string());
+                                outcome.pending.push(op);
+                                outcome.pending.extend(ops);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        report.accounts.push(outcome);
+    }
+    report
+}
+
+async fn observe(d: &DesiredIam, iam: &impl AccountIam) -> Result<ObservedIam, AccountError> {
+    let mut observed = ObservedIam {
+        provider: iam.saml_provider(&d.account, &d.provider).await?,
+        roles: BTreeMap::new(),
+    };
+    for name in d.managed.iter().map(|r| &r.name).chain(&d.external) {
+        let role = iam.role(&d.account, name).await?;
+        observed.roles.insert(name.clone(), role);
+    }
+    Ok(observed)
+}
+
+async fn apply(
+    d: &DesiredIam,
+    iam: &impl AccountIam,
+    op: &IamOp,
+    metadata: &str,
+    provider_exists: bool,
+) -> Result<(), AccountError> {
+    let trust_of = |role: &str| {
+        d.managed
+            .iter()
+            .find(|r| r.name == role)
+            .map(|r| r.trust.to_string())
+            .expect("a role op names a managed role")
+    };
+    match op {
+        IamOp::CreateSamlProvider | IamOp::UpdateSamlProvider => {
+            iam.put_saml_provider(&d.account, &d.provider, metadata, provider_exists)
+                .await
+        }
+        IamOp::CreateRole { role } => iam.create_role(&d.account, role, &trust_of(role)).await,
+        IamOp::UpdateTrust { role } => iam.update_trust(&d.account, role, &trust_of(role)).await,
+        IamOp::AttachPolicy { role, policy } => iam.attach(&d.account, role, policy).await,
+        IamOp::DetachPolicy { role, policy } => iam.detach(&d.account, role, policy).await,
+    }
+}
+
+fn operation(op: &IamOp) -> &'static str {
+    match op {
+        IamOp::CreateSamlProvider => "iam:CreateSAMLProvider",
+        IamOp::UpdateSamlProvider => "iam:UpdateSAMLProvider",
+        IamOp::CreateRole { .. } => "iam:CreateRole",
+        IamOp::UpdateTrust { .. } => "iam:UpdateAssumeRolePolicy",
+        IamOp::AttachPolicy { .. } => "iam:AttachRolePolicy",
+        IamOp::DetachPolicy { .. } => "iam:DetachRolePolicy",
+    }
+}
+
+/// The meshIdB phase of a run, from configuration. Does nothing without `mesh-idb`.
+pub async fn iam_phase(
+    config: &Config,
+    snapshot: &crate::snapshot::Snapshot,
+    ids: &BTreeMap<ProjectKey, String>,
+    dry_run: bool,
+    audit: &Audit,
+) -> Result<IamReport, AccountError> {
+    if config.mesh_idb.is_none() {
+        return Ok(IamReport::default());
+    }
+    let settings = &config.replicator.mesh_idb;
+    let metadata = settings
+        .idp_metadata
+        .as_deref()
+        .expect("validation requires the metadata with mesh-idb");
+    let desired = super::desired_iam(snapshot, config, ids);
+    let iam = AwsLanding::new(config)?;
+    Ok(reconcile(
+        &desired,
+        &iam,
+        metadata,
+        settings.detach_extra_policies,
+        dry_run,
+        &config.platform,
+        audit,
+    )
+    .await)
+}
+
+fn aws_error<E: std::error::Error + 'static, R: std::fmt::Debug + 'static>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_iam::error::SdkError<E, R>) -> AccountError {
+    move |e| AccountError::Aws {
+        operation,
+        message: aws_sdk_iam::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// IAM returns policy documents URL-encoded (RFC 3986).
+fn decode_policy(document: &str) -> serde_json::Value {
+    let decoded = percent_encoding::percent_decode_str(document).decode_utf8_lossy();
+    serde_json::from_str(&decoded).unwrap_or(serde_json::Value::Null)
+}
+
+impl AccountIam for AwsLanding {
+    async fn saml_provider(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<String>, AccountError> {
+        let iam = self.iam(account)?;
+        let list = iam
+            .list_saml_providers()
+            .send()
+            .await
+            .map_err(aws_error("iam:ListSAMLProviders"))?;
+        let suffix = format!(":saml-provider/{name}");
+        let Some(arn) = list
+            .saml_provider_list()
+            .iter()
+            .filter_map(|p| p.arn())
+            .find(|arn| arn.ends_with(&suffix))
+        else {
+            return Ok(None);
+        };
+        let provider = iam
+            .get_saml_provider()
+            .saml_provider_arn(arn)
+            .send()
+            .await
+            .map_err(aws_error("iam:GetSAMLProvider"))?;
+        Ok(Some(
+            provider
+                .saml_metadata_document()
+                .unwrap_or_default()
+                .to_owned(),
+        ))
+    }
+
+    async fn put_saml_provider(
+        &self,
+        account: &str,
+        name: &str,
+        metadata: &str,
+        exists: bool,
+    ) -> Result<(), AccountError> {
+        let iam = self.iam(account)?;
+        if exists {
+            let arn = super::provider_arn(self.partition(), account, name);
+            iam.update_saml_provider()
+                .saml_provider_arn(arn)
+                .saml_metadata_document(metadata)
+                .send()
+                .await
+                .map_err(aws_error("iam:UpdateSAMLProvider"))?;
+        } else {
+            iam.create_saml_provider()
+                .name(name)
+                .saml_metadata_document(metadata)
+                .send()
+                .await
+                .map_err(aws_error("iam:CreateSAMLProvider"))?;
+        }
+        Ok(())
+    }
+
+    async fn role(&self, account: &str, name: &str) -> Result<Option<ObservedRole>, AccountError> {
+        let iam = self.iam(account)?;
+        let role = match iam.get_role().role_name(name).send().await {
+            Ok(answer) => answer.role,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(aws_error("iam:GetRole")(e)),
+        };
+        let trust = role
+            .as_ref()
+            .and_then(|r| r.assume_role_policy_document())
+            .map(decode_policy)
+            .unwrap_or(serde_json::Value::Null);
+        let mut attached = BTreeSet::new();
+        let mut pages = iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(aws_error("iam:ListAttachedRolePolicies"))?;
+            attached.extend(
+                page.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(str::to_owned)),
+            );
+        }
+        Ok(Some(ObservedRole { trust, attached }))
+    }
+
+    async fn create_role(
+        &self,
+        account: &str,
+        name: &str,
+        trust: &str,
+    ) -> Result<(), AccountError> {
+        self.iam(account)?
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust)
+            .description("meshIdB role, managed by aws-replicator")
+            .send()
+            .await
+            .map_err(aws_error("iam:CreateRole"))?;
+        Ok(())
+    }
+
+    async fn update_trust(
+        &self,
+        account: &str,
+        name: &str,
+        trust: &str,
+    ) -> Result<(), AccountError> {
+        self.iam(account)?
+            .update_assume_role_policy()
+            .role_name(name)
+            .policy_document(trust)
+            .send()
+            .await
+            .map_err(aws_error("iam:UpdateAssumeRolePolicy"))?;
+        Ok(())
+    }
+
+    async fn attach(&self, account: &str, role: &str, policy: &str) -> Result<(), AccountError> {
+        self.iam(account)?
+            .attach_role_policy()
+            .role_name(role)
+            .policy_arn(policy)
+            .send()
+            .await
+            .map_err(aws_error("iam:AttachRolePolicy"))?;
+        Ok(())
+    }
+
+    async fn detach(&self, account: &str, role: &str, policy: &str) -> Result<(), AccountError> {
+        self.iam(account)?
+            .detach_role_policy()
+            .role_name(role)
+            .policy_arn(policy)
+            .send()
+            .await
+            .map_err(aws_error("iam:DetachRolePolicy"))?;
+        Ok(())
+    }
+}

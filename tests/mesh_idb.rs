@@ -1,0 +1,353 @@
+//! The legacy meshIdB path end to end: `plan`, `sync` and `saml-roles` as a user runs them,
+//! against moto's IAM (with AWS's managed policies loaded) and STS, read back and tampered
+//! with through boto3 as an operator would.
+
+mod common;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const IAM_PY: &str = r#"
+import json, sys, urllib.parse, boto3
+
+command, account = sys.argv[1], sys.argv[2]
+args = sys.argv[3:]
+c = boto3.client("sts").assume_role(
+    RoleArn=f"arn:aws:iam::{account}:role/Operator", RoleSessionName="operator")["Credentials"]
+iam = boto3.client("iam", aws_access_key_id=c["AccessKeyId"],
+                   aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+
+def role(name):
+    try:
+        r = iam.get_role(RoleName=name)["Role"]
+    except iam.exceptions.NoSuchEntityException:
+        return None
+    doc = r["AssumeRolePolicyDocument"]
+    if isinstance(doc, str):
+        doc = json.loads(urllib.parse.unquote(doc))
+    attached = sorted(p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"])
+    return {"trust": doc, "attached": attached}
+
+if command == "state":
+    providers = []
+    for p in iam.list_saml_providers()["SAMLProviderList"]:
+        providers.append({"arn": p["Arn"], "metadata": iam.get_saml_provider(SAMLProviderArn=p["Arn"])["SAMLMetadataDocument"]})
+    print(json.dumps({"providers": providers, "admin": role("meshstack-admin"), "reader": role("meshstack-reader")}))
+elif command == "tamper":
+    iam.detach_role_policy(RoleName="meshstack-admin", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    iam.attach_role_policy(RoleName="meshstack-admin", PolicyArn="arn:aws:iam::aws:policy/PowerUserAccess")
+    iam.update_assume_role_policy(RoleName="meshstack-admin", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}))
+    print("{}")
+"#;
+
+struct Idb {
+    moto: common::peers::Peer,
+    dir: tempfile::TempDir,
+}
+
+fn python() -> String {
+    std::env::var("AWS_REPLICATOR_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn metadata() -> String {
+    format!(
+        "<EntityDescriptor xmlns=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"https://meshidb.example.com\">{}</EntityDescriptor>",
+        "<!-- padding -->".repeat(70)
+    )
+}
+
+impl Idb {
+    fn start() -> Idb {
+        let moto = common::peers::moto_with(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")], None);
+        Idb {
+            moto,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn config(&self, detach_extra: bool) -> PathBuf {
+        let root = env!("CARGO_MANIFEST_DIR");
+        std::fs::write(self.dir.path().join("meshidb.xml"), metadata()).unwrap();
+        let text = format!(
+            r#"let T = {root}/config/types/package.dhall
+let c = {root}/config/demo.dhall
+in c // {{ iam-configuration =
+            {{ aws-sso = None T.AwsSso
+            , mesh-idb = Some
+                {{ role-mappings-managed =
+                    [ {{ mapKey = "admin", mapValue = {{ aws-role-name = "meshstack-admin", policies = [ "arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/ReadOnlyAccess" ] }} }} ]
+                , role-mappings-external =
+                    [ {{ mapKey = "reader", mapValue = {{ aws-role-name = "meshstack-reader" }} }} ]
+                }}
+            }}
+        , replicator = c.replicator // {{ mesh-idb = c.replicator.mesh-idb // {{ idp-metadata = Some ./meshidb.xml as Text, detach-extra-policies = {detach} }}, serve = c.replicator.serve // {{ webhook-token = Some "{TOKEN}" }} }}
+        }}"#,
+            detach = if detach_extra { "True" } else { "False" }
+        );
+        let path = self.dir.path().join(format!("idb-{detach_extra}.dhall"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn run(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sample-snapshot.json");
+        let out = Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
+            .args(args)
+            .arg("--snapshot")
+            .arg(snapshot)
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_REPLICATOR_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn iam(&self, command: &str, account: &str) -> Value {
+        let out = Command::new(python())
+            .args(["-c", IAM_PY, command, account])
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", "eu-central-1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+const TOKEN: &str = "meshidb-webhook-token-0123456789";
+
+const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+const READONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+const POWER: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
+
+#[test]
+fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests() {
+    let idb = Idb::start();
+    let config = idb.config(false);
+    let c = config.to_str().unwrap();
+
+    let (code, stdout, stderr) = idb.run(&["plan", "--config", c, "--detailed-exitcode"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("+ SAML provider (account 111111111111 of acme.web)"),
+        "{stdout}"
+    );
+    assert!(
+        idb.iam("state", "111111111111")["providers"] == serde_json::json!([]),
+        "plan writes nothing"
+    );
+
+    let (code, stdout, stderr) = idb.run(&["sync", "--config", c]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("account 111111111111: external role meshstack-reader does not exist"),
+        "an external role is reported: {stdout}"
+    );
+    let state = idb.iam("state", "111111111111");
+    assert_eq!(
+        state["providers"][0]["arn"],
+        "arn:aws:iam::111111111111:saml-provider/meshIdB"
+    );
+    assert_eq!(state["providers"][0]["metadata"], metadata());
+    let admin = &state["admin"];
+    assert_eq!(admin["attached"], serde_json::json!([ADMIN, READONLY]));
+    let statement = &admin["trust"]["Statement"][0];
+    assert_eq!(
+        statement["Principal"]["Federated"],
+        "arn:aws:iam::111111111111:saml-provider/meshIdB"
+    );
+    assert_eq!(statement["Action"], "sts:AssumeRoleWithSAML");
+    assert_eq!(
+        statement["Condition"]["StringEquals"]["SAML:aud"],
+        "https://signin.aws.amazon.com/saml"
+    );
+    assert_eq!(
+        state["reader"],
+        Value::Null,
+        "an external role is never created"
+    );
+    // The project without an account id gets nothing; the other two accounts got the same.
+    for account in ["222222222222", "333333333333"] {
+        assert_eq!(
+            idb.iam("state", account)["admin"]["attached"],
+            serde_json::json!([ADMIN, READONLY])
+        );
+    }
+
+    let (code, stdout, _) = idb.run(&["sync", "--config", c]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("0 change(s) left, 0 applied"),
+        "a second run is a no-op: {stdout}"
+    );
+
+    idb.iam("tamper", "111111111111");
+    let (code, stdout, stderr) = idb.run(&["sync", "--config", c]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("~ role meshstack-admin trust policy restored (account 111111111111"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{POWER} attached beyond the mapping; kept")),
+        "{stdout}"
+    );
+    let admin = &idb.iam("state", "111111111111")["admin"];
+    assert_eq!(
+        admin["attached"],
+        serde_json::json!([ADMIN, POWER, READONLY]),
+        "re-attached, extra kept"
+    );
+    assert_eq!(
+        admin["trust"]["Statement"][0]["Action"],
+        "sts:AssumeRoleWithSAML"
+    );
+
+    let strict = idb.config(true);
+    let (code, stdout, _) = idb.run(&["sync", "--config", strict.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(
+        idb.iam("state", "111111111111")["admin"]["attached"],
+        serde_json::json!([ADMIN, READONLY]),
+        "detached when configured"
+    );
+}
+
+#[test]
+fn saml_roles_lists_each_users_role_and_provider_pairs() {
+    let idb = Idb::start();
+    let config = idb.config(false);
+    let (code, stdout, stderr) = idb.run(&["saml-roles", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let users = doc["users"].as_object().unwrap();
+    assert!(!users.is_empty(), "{stdout}");
+    let all: Vec<&str> = users
+        .values()
+        .flat_map(|v| v.as_array().unwrap())
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(all.contains(
+        &"arn:aws:iam::111111111111:role/meshstack-admin,arn:aws:iam::111111111111:saml-provider/meshIdB"
+    ), "{stdout}");
+    let (_, one, _) = idb.run(&[
+        "saml-roles",
+        "--config",
+        config.to_str().unwrap(),
+        "--user",
+        "alice",
+    ]);
+    let one: Value = serde_json::from_str(&one).unwrap();
+    assert!(
+        one["users"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|u| u == "alice")
+    );
+}
+
+/// `serve` on the meshIdB path: its first run sets up the accounts, and `GET /v1/saml-roles`
+/// serves the pairs to a caller with the token, and to nobody else.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_syncs_the_accounts_and_serves_saml_roles_to_callers_with_the_token() {
+    let idb = Idb::start();
+    let config = idb.config(false);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sample-snapshot.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
+        .args(["serve", "--config", config.to_str().unwrap(), "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--snapshot")
+        .arg(snapshot)
+        .env("AWS_ENDPOINT_URL", &idb.moto.endpoint)
+        .env("AWS_REPLICATOR_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let roles = loop {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no run finished in 60 s"
+        );
+        let answer = http
+            .get(format!("{base}/v1/saml-roles?user=alice"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await;
+        if let Ok(answer) = answer
+            && answer.status() == 200
+        {
+            break answer.json::<Value>().await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let alice = roles["users"]["alice"].as_array().unwrap();
+    assert!(
+        alice
+            .iter()
+            .any(|p| p.as_str().unwrap().ends_with(":saml-provider/meshIdB")),
+        "{roles}"
+    );
+    assert_eq!(
+        roles["users"].as_object().unwrap().len(),
+        1,
+        "only alice: {roles}"
+    );
+    let anonymous = http
+        .get(format!("{base}/v1/saml-roles"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = http
+        .get(format!("{base}/v1/saml-roles"))
+        .bearer_auth("not-the-token-at-all-0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(
+        idb.iam("state", "111111111111")["admin"]["attached"],
+        serde_json::json!([ADMIN, READONLY])
+    );
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("aws_replicator_mesh_idb_findings 3"),
+        "one missing external role in each of the 3 accounts:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("aws_replicator_mesh_idb_changes_pending 0"),
+        "{metrics}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
