@@ -295,15 +295,7 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     }
     // Accounts are read from AWS Organizations only when AWS is the directory.
     let (accounts, snapshot) = if kind == DirectoryKind::Aws {
-        runtime()?
-            .block_on(accounts_phase(
-                &config,
-                &snapshot,
-                &Scope::All,
-                true,
-                &aws_replicator::audit::Audit::discard(),
-            ))
-            .context("cannot read the organization's accounts")?
+        accounts_dry_run(&config, &snapshot)?
     } else {
         (Default::default(), snapshot)
     };
@@ -359,11 +351,7 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     }
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
-    let audit = match &config.replicator.audit_log {
-        Some(file) => aws_replicator::audit::Audit::file(Path::new(file))
-            .with_context(|| format!("cannot open the audit log {file} (replicator.audit-log)"))?,
-        None => aws_replicator::audit::Audit::stderr(),
-    };
+    let audit = audit_of(&config)?;
     // Accounts first: a new project's account must exist before its groups are assigned to it.
     let (accounts, snapshot) = runtime()?
         .block_on(accounts_phase(
@@ -517,6 +505,23 @@ fn exit_code(plan: &Plan, detailed: bool) -> ExitCode {
     }
 }
 
+/// The accounts as they are and the steps they still need, writing nothing; the snapshot
+/// with the ids of accounts that exist.
+fn accounts_dry_run(
+    config: &Config,
+    snapshot: &Snapshot,
+) -> Result<(aws_replicator::accounts::run::Report, Snapshot)> {
+    runtime()?
+        .block_on(accounts_phase(
+            config,
+            snapshot,
+            &Scope::All,
+            true,
+            &aws_replicator::audit::Audit::discard(),
+        ))
+        .context("cannot read the organization's accounts")
+}
+
 fn audit_of(config: &Config) -> Result<aws_replicator::audit::Audit> {
     Ok(match &config.replicator.audit_log {
         Some(file) => aws_replicator::audit::Audit::file(Path::new(file))
@@ -592,15 +597,7 @@ fn saml_roles_command(
         bail!("iam-configuration.mesh-idb is not set: SAML roles exist only on the meshIdB path");
     }
     let snapshot = read_snapshot(&config, snapshot)?;
-    let (accounts, snapshot) = runtime()?
-        .block_on(accounts_phase(
-            &config,
-            &snapshot,
-            &Scope::All,
-            true,
-            &aws_replicator::audit::Audit::discard(),
-        ))
-        .context("cannot read the organization's accounts")?;
+    let (accounts, snapshot) = accounts_dry_run(&config, &snapshot)?;
     let mut roles = aws_replicator::idb::saml_roles(&snapshot, &config, &accounts.account_ids());
     if let Some(user) = user {
         roles.retain(|u, _| u == user);

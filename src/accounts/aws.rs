@@ -24,7 +24,7 @@ pub enum AccountError {
     Setup(#[from] AwsError),
 }
 
-fn aws_error<E, R>(
+pub(crate) fn aws_error<E, R>(
     operation: &'static str,
 ) -> impl FnOnce(aws_sdk_sts::error::SdkError<E, R>) -> AccountError
 where

@@ -3,7 +3,7 @@
 //! bootstrap uses it), and the phase that `plan`, `sync` and `serve` run.
 
 use super::{DesiredIam, IamFinding, IamOp, ObservedIam, ObservedRole, plan_iam};
-use crate::accounts::aws::{AccountError, AwsLanding};
+use crate::accounts::aws::{AccountError, AwsLanding, aws_error};
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::model::ProjectKey;
@@ -245,15 +245,6 @@ pub async fn iam_phase(
         audit,
     )
     .await)
-}
-
-fn aws_error<E: std::error::Error + 'static, R: std::fmt::Debug + 'static>(
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_iam::error::SdkError<E, R>) -> AccountError {
-    move |e| AccountError::Aws {
-        operation,
-        message: aws_sdk_iam::error::DisplayErrorContext(e).to_string(),
-    }
 }
 
 /// IAM returns policy documents URL-encoded (RFC 3986).
