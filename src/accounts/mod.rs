@@ -208,6 +208,14 @@ pub fn locate<'a>(
     Ok(Some(account))
 }
 
+/// Whether an account's tags say it is this project's account of this platform instance: how
+/// an account is found again after the email pattern changed.
+pub fn tagged_as(desired: &DesiredAccount, tags: &BTreeMap<String, String>) -> bool {
+    [TAG_PLATFORM, TAG_PROJECT]
+        .iter()
+        .all(|key| tags.get(*key).is_some() && tags.get(*key) == desired.tags.get(*key))
+}
+
 /// An account whose ownership tags name another project or platform instance is never
 /// adopted, whatever its email.
 pub fn check_owner(

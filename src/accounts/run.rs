@@ -6,7 +6,7 @@
 use super::aws::{AccountError, Landing, Organization, poll};
 use super::{
     AccountView, CreateStatus, DesiredAccount, Held, Policy, Step, TAG_BOOTSTRAP, check_owner,
-    explain_create_failure, locate, pending,
+    explain_create_failure, locate, pending, tagged_as,
 };
 use crate::audit::Audit;
 use crate::config::{LandingZone, OuTarget};
@@ -190,6 +190,7 @@ pub async fn provision(
         root: None,
         by_path: HashMap::new(),
     };
+    let mut tag_index = None;
     let mut report = Report {
         accounts: Vec::new(),
         held,
@@ -212,6 +213,7 @@ pub async fn provision(
             audit,
             &mut accounts,
             &mut ous,
+            &mut tag_index,
             &mut outcome,
         )
         .await;
@@ -234,6 +236,7 @@ async fn one(
     audit: &Audit,
     accounts: &mut Vec<super::OrgAccount>,
     ous: &mut Ous,
+    tag_index: &mut Option<TagIndex>,
     outcome: &mut Outcome,
 ) -> Result<(), AccountError> {
     let policy = Policy {
@@ -243,7 +246,10 @@ async fn one(
             .as_ref()
             .map(|(k, v)| (k.as_str(), v.as_str())),
     };
-    let found = locate(d, accounts).map_err(AccountError::Refused)?.cloned();
+    let found = match locate(d, accounts).map_err(AccountError::Refused)? {
+        Some(a) => Some(a.clone()),
+        None => tagged(d, org, accounts, tag_index).await?,
+    };
     let target = ous
         .resolve(org, &zone.organizational_unit, !options.dry_run)
         .await?;
@@ -356,6 +362,31 @@ async fn take(
             .await
         }
     }
+}
+
+/// Every account's tags, read once per run and only when some account would be created.
+type TagIndex = Vec<(super::OrgAccount, BTreeMap<String, String>)>;
+
+/// The account tagged as this project's, if any: found again after the email pattern changed,
+/// instead of being created a second time.
+async fn tagged(
+    d: &DesiredAccount,
+    org: &impl Organization,
+    accounts: &[super::OrgAccount],
+    index: &mut Option<TagIndex>,
+) -> Result<Option<super::OrgAccount>, AccountError> {
+    if index.is_none() {
+        let mut all = Vec::with_capacity(accounts.len());
+        for a in accounts {
+            all.push((a.clone(), org.tags(&a.id).await?));
+        }
+        *index = Some(all);
+    }
+    let index = index.as_ref().expect("just filled");
+    Ok(index
+        .iter()
+        .find(|(a, tags)| a.status == "ACTIVE" && tagged_as(d, tags))
+        .map(|(a, _)| a.clone()))
 }
 
 /// CreateAccount, then DescribeCreateAccountStatus with backoff until it is done. An email

@@ -514,3 +514,16 @@ async fn a_dry_run_lists_the_steps_and_writes_nothing() {
     assert!(org.writes.lock().unwrap().is_empty());
     assert_eq!(report.accounts[0].account, None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_account_tagged_as_ours_is_adopted_even_after_the_email_pattern_changed() {
+    let org = FakeOrg::default();
+    org.accounts
+        .lock()
+        .unwrap()
+        .push(account("111111111111", "old-pattern+acme.web@example.com"));
+    let report = run(&org, false).await;
+    assert_eq!(report.accounts[0].error, None);
+    assert_eq!(report.accounts[0].account.as_deref(), Some("111111111111"));
+    assert!(org.writes.lock().unwrap().is_empty(), "nothing created");
+}
