@@ -76,5 +76,27 @@ in    { aws =
               }
         }
       , replicator = T.Replicator::{=}
+        {- To have the replicator create and bootstrap the accounts of a landing zone, list it:
+           , replicator = T.Replicator::{
+             , accounts = T.Replicator.default.accounts // {
+               , landing-zones =
+                 [ { mapKey = "aws-default"
+                   , mapValue = T.LandingZone::{
+                     , organizational-unit = "/workloads/prod"
+                     , tags = [ { mapKey = "cost-center", mapValue = "1234" } ]
+                     , access-stack = Some
+                         { stack-name = "meshstack-access"
+                         , template = ./access-stack.json as Text
+                         }
+                     , stack-sets =
+                       [ { name = "meshstack-baseline", regions = [ "eu-central-1" ] } ]
+                     , lambda = Some
+                         "arn:aws:lambda:eu-central-1:210987654321:function:PermissionDowngrade"
+                     }
+                   }
+                 ]
+               }
+             }
+           `aws-replicator bootstrap` writes access-stack.json. -}
       }
     : T.Config Text

@@ -303,8 +303,26 @@ impl Config {
                 ));
             }
         }
-        if self.mesh_idb.is_some() {
-            lines.push("meshIdB: active".into());
+        if let Some(idb) = &self.mesh_idb {
+            lines.push(format!(
+                "meshIdB: SAML provider `{}`, {} managed and {} external role mapping(s)",
+                self.replicator.mesh_idb.saml_provider_name,
+                idb.role_mappings_managed.len(),
+                idb.role_mappings_external.len()
+            ));
+        }
+        for (id, zone) in &self.accounts.landing_zones {
+            lines.push(format!(
+                "landing zone {id}: accounts in {}, {} access stack, {} StackSet(s), {} Lambda",
+                zone.organizational_unit,
+                if zone.access_stack.is_some() {
+                    "an"
+                } else {
+                    "no"
+                },
+                zone.stack_sets.len(),
+                if zone.lambda.is_some() { "a" } else { "no" },
+            ));
         }
         lines
     }
