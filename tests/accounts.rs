@@ -275,6 +275,21 @@ const SNAPSHOT: &str = r#"{
 
 const EMAIL: &str = "aws+acme.web@example.com";
 
+/// The calls a run made, by operation, for the figures in the README and the notes.
+fn calls(recorded: &[Value]) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in recorded {
+        let op = r["operation"].as_str().unwrap_or_default();
+        let op = if op.contains("/invocations") {
+            "lambda:Invoke"
+        } else {
+            op
+        };
+        *out.entry(op.to_owned()).or_default() += 1;
+    }
+    out
+}
+
 fn writes(recorded: &[Value]) -> Vec<String> {
     const WRITES: [&str; 9] = [
         "CreateAccount",
@@ -311,6 +326,11 @@ async fn a_new_project_gets_an_account_bootstrapped_and_a_rerun_changes_nothing(
     assert!(ok, "{stdout}\n{stderr}");
     org.py("recording", &["stop"]);
     let recorded = org.recorded();
+    eprintln!(
+        "first run, one new account: {} calls {:?}",
+        recorded.len(),
+        calls(&recorded)
+    );
 
     let accounts = org.state();
     assert_eq!(accounts.len(), 1, "{accounts:#?}");
@@ -391,7 +411,13 @@ async fn a_new_project_gets_an_account_bootstrapped_and_a_rerun_changes_nothing(
     let (ok, stdout, stderr) = org.sync(&config);
     assert!(ok, "{stdout}\n{stderr}");
     org.py("recording", &["stop"]);
-    assert_eq!(writes(&org.recorded()), Vec::<String>::new(), "{stdout}");
+    let rerun = org.recorded();
+    eprintln!(
+        "rerun, nothing to do: {} calls {:?}",
+        rerun.len(),
+        calls(&rerun)
+    );
+    assert_eq!(writes(&rerun), Vec::<String>::new(), "{stdout}");
     assert_eq!(org.state().len(), 1);
 }
 

@@ -144,8 +144,11 @@ impl SsoAdmin {
             .checked
             .is_none_or(|t| t < since || t.elapsed() >= self.polling.first)
         {
+            // Stamped with when the listing began: an operation that settles while it is in
+            // flight may be missing from it, so it must not count as newer than that operation.
+            let began = tokio::time::Instant::now();
             board.in_progress = self.list_in_progress(create).await?;
-            board.checked = Some(tokio::time::Instant::now());
+            board.checked = Some(began);
         }
         Ok(board.in_progress.contains(id))
     }
