@@ -304,7 +304,7 @@ async fn one(
             outcome.pending.push(step);
             break;
         }
-        let result = take(&step, d, zone, &view, org, landing, ous).await;
+        let result = take(&step, zone, &view, org, landing, ous).await;
         record(audit, options, d, Some(&account.id), &step, &result);
         if let Err(e) = result {
             outcome.pending.push(step);
@@ -318,7 +318,6 @@ async fn one(
 
 async fn take(
     step: &Step,
-    d: &DesiredAccount,
     zone: &LandingZone,
     view: &AccountView,
     org: &impl Organization,
@@ -354,7 +353,6 @@ async fn take(
         }
         Step::Downgrade { lambda } => landing.invoke(lambda, id).await,
         Step::MarkBootstrapped { digest } => {
-            let _ = d;
             org.tag(
                 id,
                 &BTreeMap::from([(TAG_BOOTSTRAP.to_owned(), digest.clone())]),
