@@ -83,6 +83,17 @@ elif command == "precreate":
         Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["CreateAccountStatus"]
     print(json.dumps({"id": status["AccountId"]}))
 
+elif command == "ous":
+    org = client("organizations")
+    names = []
+    def walk(parent, prefix):
+        for page in org.get_paginator("list_organizational_units_for_parent").paginate(ParentId=parent):
+            for ou in page["OrganizationalUnits"]:
+                names.append(prefix + "/" + ou["Name"])
+                walk(ou["Id"], prefix + "/" + ou["Name"])
+    walk(org.list_roots()["Roots"][0]["Id"], "")
+    print(json.dumps(sorted(names)))
+
 elif command == "tag":
     client("organizations").tag_resource(ResourceId=args[0], Tags=[{"Key": args[1], "Value": args[2]}])
     print("{}")
@@ -215,8 +226,18 @@ impl Org {
     }
 
     fn run(&self, command: &str, config: &Path, extra: &[&str]) -> (Option<i32>, String, String) {
+        self.run_with(SNAPSHOT, command, config, extra)
+    }
+
+    fn run_with(
+        &self,
+        snapshot_json: &str,
+        command: &str,
+        config: &Path,
+        extra: &[&str],
+    ) -> (Option<i32>, String, String) {
         let snapshot = self.config_dir.join("snapshot.json");
-        std::fs::write(&snapshot, SNAPSHOT).unwrap();
+        std::fs::write(&snapshot, snapshot_json).unwrap();
         let out = self
             .setup
             .command()
@@ -534,4 +555,33 @@ async fn with_wait_for_external_avm_the_bootstrap_waits_for_the_vending_machines
     assert_eq!(a["aliases"], serde_json::json!(["acme-acme-web"]));
     assert!(a["tags"]["aws-replicator:bootstrap"].is_string());
     assert_eq!(a["stack_instances"], serde_json::json!(["eu-central-1"]));
+}
+
+/// Several new projects at once: accounts are worked on side by side, each OU is created once.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_new_projects_get_their_accounts_side_by_side_and_each_ou_once() {
+    let org = Org::start().await;
+    let config = org.config("accounts.dhall", false);
+    let projects = ["web", "data", "shop", "ml", "api"];
+    let snapshot = serde_json::json!({
+        "format_version": 1,
+        "platform": "aws.aws-meshcloud",
+        "projects": projects.iter().map(|p| serde_json::json!({ "workspace": "acme", "identifier": p })).collect::<Vec<_>>(),
+        "tenants": projects.iter().map(|p| serde_json::json!({ "workspace": "acme", "project": p, "landing_zone": "dev" })).collect::<Vec<_>>(),
+        "users": [],
+        "bindings": []
+    });
+    let (code, stdout, stderr) = org.run_with(&snapshot.to_string(), "sync", &config, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let accounts = org.state();
+    assert_eq!(accounts.len(), projects.len(), "{accounts:#?}");
+    for a in &accounts {
+        assert_eq!(a["ou"], "/workloads/dev");
+        assert!(a["tags"]["aws-replicator:bootstrap"].is_string(), "{a}");
+    }
+    assert_eq!(
+        org.py("ous", &[]),
+        serde_json::json!(["/workloads", "/workloads/dev"]),
+        "each OU created once"
+    );
 }

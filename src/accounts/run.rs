@@ -1,7 +1,7 @@
 //! Taking the steps: reads each project's account, asks [`super::pending`] what it still
-//! needs, and takes those steps in order, one account after the other (Organizations allows
-//! few account changes at once). An account's first failing step ends its run; the others go
-//! on. With `dry_run` nothing is written and the pending steps are the plan.
+//! needs, and takes those steps in order, a few accounts at once. An account's first failing
+//! step ends its run; the others go on. With `dry_run` nothing is written and the pending
+//! steps are the plan.
 
 use super::aws::{AccountError, Landing, Organization, poll};
 use super::{
@@ -174,8 +174,13 @@ impl Ous {
     }
 }
 
-/// Provisions and bootstraps `desired`. Fails as a whole only when the organization cannot be
-/// read; each account's own failure is in its [`Outcome`].
+/// Accounts worked on at once. AWS allows five CreateAccount requests in progress; most of an
+/// account's time is spent waiting for its stack and StackSet operation.
+const ACCOUNTS_IN_FLIGHT: usize = 4;
+
+/// Provisions and bootstraps `desired`, a few accounts at once. Fails as a whole only when the
+/// organization cannot be read; each account's own failure is in its [`Outcome`], in the
+/// order of `desired`.
 pub async fn provision(
     desired: &[DesiredAccount],
     held: Vec<Held>,
@@ -185,18 +190,42 @@ pub async fn provision(
     options: &Options,
     audit: &Audit,
 ) -> Result<Report, AccountError> {
-    let mut accounts = org.accounts().await?;
-    let mut ous = Ous {
-        root: None,
-        by_path: HashMap::new(),
+    use futures_util::StreamExt;
+    let run = Run {
+        org,
+        landing,
+        options,
+        audit,
+        accounts: std::sync::Mutex::new(org.accounts().await?),
+        ous: tokio::sync::Mutex::new(Ous {
+            root: None,
+            by_path: HashMap::new(),
+        }),
+        tag_index: tokio::sync::Mutex::new(None),
     };
-    let mut tag_index = None;
-    let mut report = Report {
-        accounts: Vec::new(),
-        held,
-    };
-    for d in desired {
-        let zone = &zones[&d.landing_zone];
+    let accounts = futures_util::stream::iter(desired)
+        .map(|d| run.account(d, &zones[&d.landing_zone]))
+        .buffered(ACCOUNTS_IN_FLIGHT)
+        .collect()
+        .await;
+    Ok(Report { accounts, held })
+}
+
+/// One provisioning run: the backends, and what the accounts share (the organization's
+/// accounts, resolved OUs, the tag index).
+struct Run<'a, O, L> {
+    org: &'a O,
+    landing: &'a L,
+    options: &'a Options,
+    audit: &'a Audit,
+    accounts: std::sync::Mutex<Vec<super::OrgAccount>>,
+    /// Held across the OU lookups and creations, so that two accounts never create one OU twice.
+    ous: tokio::sync::Mutex<Ous>,
+    tag_index: tokio::sync::Mutex<Option<TagIndex>>,
+}
+
+impl<O: Organization, L: Landing> Run<'_, O, L> {
+    async fn account(&self, d: &DesiredAccount, zone: &LandingZone) -> Outcome {
         let mut outcome = Outcome {
             project: d.project.clone(),
             account: None,
@@ -204,243 +233,241 @@ pub async fn provision(
             pending: Vec::new(),
             error: None,
         };
-        let result = one(
-            d,
-            zone,
-            org,
-            landing,
-            options,
-            audit,
-            &mut accounts,
-            &mut ous,
-            &mut tag_index,
-            &mut outcome,
-        )
-        .await;
-        if let Err(e) = result {
+        if let Err(e) = self.steps(d, zone, &mut outcome).await {
             tracing::warn!(project = %d.project, error = %e, "account step failed");
             outcome.error = Some(e.to_string());
         }
-        report.accounts.push(outcome);
+        outcome
     }
-    Ok(report)
-}
 
-#[allow(clippy::too_many_arguments)]
-async fn one(
-    d: &DesiredAccount,
-    zone: &LandingZone,
-    org: &impl Organization,
-    landing: &impl Landing,
-    options: &Options,
-    audit: &Audit,
-    accounts: &mut Vec<super::OrgAccount>,
-    ous: &mut Ous,
-    tag_index: &mut Option<TagIndex>,
-    outcome: &mut Outcome,
-) -> Result<(), AccountError> {
-    let policy = Policy {
-        enforce_alias: options.enforce_alias,
-        avm_done_tag: options
+    fn locate(&self, d: &DesiredAccount) -> Result<Option<super::OrgAccount>, AccountError> {
+        let accounts = self.accounts.lock().expect("accounts lock");
+        Ok(locate(d, &accounts)
+            .map_err(AccountError::Refused)?
+            .cloned())
+    }
+
+    async fn target(
+        &self,
+        zone: &LandingZone,
+        create: bool,
+    ) -> Result<Option<String>, AccountError> {
+        self.ous
+            .lock()
+            .await
+            .resolve(self.org, &zone.organizational_unit, create)
+            .await
+    }
+
+    async fn steps(
+        &self,
+        d: &DesiredAccount,
+        zone: &LandingZone,
+        outcome: &mut Outcome,
+    ) -> Result<(), AccountError> {
+        let (org, options) = (self.org, self.options);
+        let policy = Policy {
+            enforce_alias: options.enforce_alias,
+            avm_done_tag: options
+                .avm_done_tag
+                .as_ref()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        };
+        let found = match self.locate(d)? {
+            Some(a) => Some(a),
+            None => self.tagged(d).await?,
+        };
+        let target = self.target(zone, !options.dry_run).await?;
+        let account = match found {
+            Some(a) => a,
+            None if options.dry_run => {
+                outcome.pending = pending(d, zone, None, target.as_deref(), policy);
+                return Ok(());
+            }
+            None => {
+                let step = Step::Create {
+                    email: d.email.clone(),
+                    name: d.name.clone(),
+                };
+                let created = self.create(d).await;
+                self.record(
+                    d,
+                    created.as_ref().ok().map(|a| a.id.as_str()),
+                    &step,
+                    &created,
+                );
+                let a = created?;
+                outcome.done.push(step);
+                a
+            }
+        };
+        outcome.account = Some(account.id.clone());
+        let tags = org.tags(&account.id).await?;
+        check_owner(d, &account, &tags).map_err(AccountError::Refused)?;
+        let mut view = AccountView {
+            id: account.id.clone(),
+            parent: org.parent(&account.id).await?,
+            tags,
+            alias: None,
+        };
+        let avm_done = policy
             .avm_done_tag
-            .as_ref()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    };
-    let found = match locate(d, accounts).map_err(AccountError::Refused)? {
-        Some(a) => Some(a.clone()),
-        None => tagged(d, org, accounts, tag_index).await?,
-    };
-    let target = ous
-        .resolve(org, &zone.organizational_unit, !options.dry_run)
-        .await?;
-    let account = match found {
-        Some(a) => a,
-        None if options.dry_run => {
-            outcome.pending = pending(d, zone, None, target.as_deref(), policy);
+            .is_none_or(|(k, v)| view.tags.get(k).map(String::as_str) == Some(v));
+        if avm_done {
+            view.alias = Some(self.landing.alias(&account.id).await?);
+        }
+        let steps = pending(d, zone, Some(&view), target.as_deref(), policy);
+        if options.dry_run {
+            outcome.pending = steps;
             return Ok(());
         }
-        None => {
-            let step = Step::Create {
-                email: d.email.clone(),
-                name: d.name.clone(),
-            };
-            let created = create(d, org, options, accounts).await;
-            record(
-                audit,
-                options,
-                d,
-                created.as_ref().ok().map(|a| a.id.as_str()),
-                &step,
-                &created,
-            );
-            let a = created?;
-            outcome.done.push(step);
-            a
-        }
-    };
-    outcome.account = Some(account.id.clone());
-    let tags = org.tags(&account.id).await?;
-    check_owner(d, &account, &tags).map_err(AccountError::Refused)?;
-    let mut view = AccountView {
-        id: account.id.clone(),
-        parent: org.parent(&account.id).await?,
-        tags,
-        alias: None,
-    };
-    let avm_done = policy
-        .avm_done_tag
-        .is_none_or(|(k, v)| view.tags.get(k).map(String::as_str) == Some(v));
-    if avm_done {
-        view.alias = Some(landing.alias(&account.id).await?);
-    }
-    let steps = pending(d, zone, Some(&view), target.as_deref(), policy);
-    if options.dry_run {
-        outcome.pending = steps;
-        return Ok(());
-    }
-    let mut steps = steps.into_iter();
-    while let Some(step) = steps.next() {
-        if let Step::AwaitAvm { .. } = step {
-            outcome.pending.push(step);
-            break;
-        }
-        let result = take(&step, zone, &view, org, landing, ous).await;
-        record(audit, options, d, Some(&account.id), &step, &result);
-        if let Err(e) = result {
-            outcome.pending.push(step);
-            outcome.pending.extend(steps);
-            return Err(e);
-        }
-        outcome.done.push(step);
-    }
-    Ok(())
-}
-
-async fn take(
-    step: &Step,
-    zone: &LandingZone,
-    view: &AccountView,
-    org: &impl Organization,
-    landing: &impl Landing,
-    ous: &mut Ous,
-) -> Result<(), AccountError> {
-    let id = view.id.as_str();
-    match step {
-        Step::Create { .. } | Step::AwaitAvm { .. } => Ok(()),
-        Step::Place { .. } => {
-            let to = ous
-                .resolve(org, &zone.organizational_unit, true)
-                .await?
-                .ok_or_else(|| AccountError::Refused("the landing zone's OU is missing".into()))?;
-            org.move_account(id, &view.parent, &to).await
-        }
-        Step::Tag { set } => org.tag(id, set).await,
-        Step::Alias { to, .. } => landing.set_alias(id, to).await,
-        Step::AccessStack { .. } => {
-            let stack = zone
-                .access_stack
-                .as_ref()
-                .expect("a stack step has a stack");
-            landing
-                .deploy_stack(id, &stack.stack_name, &stack.template)
-                .await
-        }
-        Step::StackSets { .. } => {
-            for set in &zone.stack_sets {
-                landing.stack_instances(id, set).await?;
+        let mut steps = steps.into_iter();
+        while let Some(step) = steps.next() {
+            if let Step::AwaitAvm { .. } = step {
+                outcome.pending.push(step);
+                break;
             }
-            Ok(())
+            let result = self.take(&step, zone, &view).await;
+            self.record(d, Some(&account.id), &step, &result);
+            if let Err(e) = result {
+                outcome.pending.push(step);
+                outcome.pending.extend(steps);
+                return Err(e);
+            }
+            outcome.done.push(step);
         }
-        Step::Downgrade { lambda } => landing.invoke(lambda, id).await,
-        Step::MarkBootstrapped { digest } => {
-            org.tag(
-                id,
-                &BTreeMap::from([(TAG_BOOTSTRAP.to_owned(), digest.clone())]),
-            )
-            .await
+        Ok(())
+    }
+
+    async fn take(
+        &self,
+        step: &Step,
+        zone: &LandingZone,
+        view: &AccountView,
+    ) -> Result<(), AccountError> {
+        let (org, landing) = (self.org, self.landing);
+        let id = view.id.as_str();
+        match step {
+            Step::Create { .. } | Step::AwaitAvm { .. } => Ok(()),
+            Step::Place { .. } => {
+                let to = self.target(zone, true).await?.ok_or_else(|| {
+                    AccountError::Refused("the landing zone's OU is missing".into())
+                })?;
+                org.move_account(id, &view.parent, &to).await
+            }
+            Step::Tag { set } => org.tag(id, set).await,
+            Step::Alias { to, .. } => landing.set_alias(id, to).await,
+            Step::AccessStack { .. } => {
+                let stack = zone
+                    .access_stack
+                    .as_ref()
+                    .expect("a stack step has a stack");
+                landing
+                    .deploy_stack(id, &stack.stack_name, &stack.template)
+                    .await
+            }
+            Step::StackSets { .. } => {
+                for set in &zone.stack_sets {
+                    landing.stack_instances(id, set).await?;
+                }
+                Ok(())
+            }
+            Step::Downgrade { lambda } => landing.invoke(lambda, id).await,
+            Step::MarkBootstrapped { digest } => {
+                org.tag(
+                    id,
+                    &BTreeMap::from([(TAG_BOOTSTRAP.to_owned(), digest.clone())]),
+                )
+                .await
+            }
         }
     }
-}
 
-/// Every account's tags, read once per run and only when some account would be created.
-type TagIndex = Vec<(super::OrgAccount, BTreeMap<String, String>)>;
-
-/// The account tagged as this project's, if any: found again after the email pattern changed,
-/// instead of being created a second time.
-async fn tagged(
-    d: &DesiredAccount,
-    org: &impl Organization,
-    accounts: &[super::OrgAccount],
-    index: &mut Option<TagIndex>,
-) -> Result<Option<super::OrgAccount>, AccountError> {
-    if index.is_none() {
-        let mut all = Vec::with_capacity(accounts.len());
-        for a in accounts {
-            all.push((a.clone(), org.tags(&a.id).await?));
+    /// The account tagged as this project's, if any: found again after the email pattern
+    /// changed, instead of being created a second time.
+    async fn tagged(&self, d: &DesiredAccount) -> Result<Option<super::OrgAccount>, AccountError> {
+        let mut index = self.tag_index.lock().await;
+        if index.is_none() {
+            let accounts = self.accounts.lock().expect("accounts lock").clone();
+            let mut all = Vec::with_capacity(accounts.len());
+            for a in accounts {
+                let tags = self.org.tags(&a.id).await?;
+                all.push((a, tags));
+            }
+            *index = Some(all);
         }
-        *index = Some(all);
+        let index = index.as_ref().expect("just filled");
+        Ok(index
+            .iter()
+            .find(|(a, tags)| a.status == "ACTIVE" && tagged_as(d, tags))
+            .map(|(a, _)| a.clone()))
     }
-    let index = index.as_ref().expect("just filled");
-    Ok(index
-        .iter()
-        .find(|(a, tags)| a.status == "ACTIVE" && tagged_as(d, tags))
-        .map(|(a, _)| a.clone()))
-}
 
-/// CreateAccount, then DescribeCreateAccountStatus with backoff until it is done. An email
-/// that AWS says exists is looked up again: a run that died after CreateAccount left it.
-async fn create(
-    d: &DesiredAccount,
-    org: &impl Organization,
-    options: &Options,
-    accounts: &mut Vec<super::OrgAccount>,
-) -> Result<super::OrgAccount, AccountError> {
-    let request = org
-        .create_account(&d.email, &d.name, &options.access_role, &d.tags)
+    /// CreateAccount, then DescribeCreateAccountStatus with backoff until it is done. An email
+    /// that AWS says exists is looked up again: a run that died after CreateAccount left it.
+    async fn create(&self, d: &DesiredAccount) -> Result<super::OrgAccount, AccountError> {
+        let (org, options) = (self.org, self.options);
+        let request = org
+            .create_account(&d.email, &d.name, &options.access_role, &d.tags)
+            .await?;
+        let status = poll(options.create_timeout, || {
+            let request = request.as_str();
+            async move {
+                Ok(match org.create_status(request).await? {
+                    CreateStatus::InProgress => None,
+                    done => Some(done),
+                })
+            }
+        })
         .await?;
-    let status = poll(options.create_timeout, || {
-        let request = request.as_str();
-        async move {
-            Ok(match org.create_status(request).await? {
-                CreateStatus::InProgress => None,
-                done => Some(done),
-            })
-        }
-    })
-    .await?;
-    match status {
-        Some(CreateStatus::Succeeded { account }) => {
-            *accounts = org.accounts().await?;
-            accounts
-                .iter()
+        let refresh = || async {
+            let fresh = org.accounts().await?;
+            *self.accounts.lock().expect("accounts lock") = fresh.clone();
+            Ok::<_, AccountError>(fresh)
+        };
+        match status {
+            Some(CreateStatus::Succeeded { account }) => refresh()
+                .await?
+                .into_iter()
                 .find(|a| a.id == account)
-                .cloned()
                 .ok_or_else(|| AccountError::Aws {
                     operation: "organizations:ListAccounts",
                     message: format!(
                         "the new account {account} is not listed yet; the next run picks it up"
                     ),
-                })
-        }
-        Some(CreateStatus::Failed { reason }) if reason == "EMAIL_ALREADY_EXISTS" => {
-            *accounts = org.accounts().await?;
-            match locate(d, accounts) {
-                Ok(Some(a)) => Ok(a.clone()),
-                _ => Err(AccountError::Refused(explain_create_failure(
-                    &reason, &d.email,
-                ))),
+                }),
+            Some(CreateStatus::Failed { reason }) if reason == "EMAIL_ALREADY_EXISTS" => {
+                match locate(d, &refresh().await?) {
+                    Ok(Some(a)) => Ok(a.clone()),
+                    _ => Err(AccountError::Refused(explain_create_failure(
+                        &reason, &d.email,
+                    ))),
+                }
             }
+            Some(CreateStatus::Failed { reason }) => Err(AccountError::Refused(
+                explain_create_failure(&reason, &d.email),
+            )),
+            Some(CreateStatus::InProgress) | None => Err(AccountError::Refused(format!(
+                "CreateAccount for {} is still in progress after {} s; the next run finds the account by its email",
+                d.email,
+                options.create_timeout.as_secs()
+            ))),
         }
-        Some(CreateStatus::Failed { reason }) => Err(AccountError::Refused(
-            explain_create_failure(&reason, &d.email),
-        )),
-        Some(CreateStatus::InProgress) | None => Err(AccountError::Refused(format!(
-            "CreateAccount for {} is still in progress after {} s; the next run finds the account by its email",
-            d.email,
-            options.create_timeout.as_secs()
-        ))),
+    }
+
+    fn record<T>(
+        &self,
+        d: &DesiredAccount,
+        account: Option<&str>,
+        step: &Step,
+        result: &Result<T, AccountError>,
+    ) {
+        record(self.audit, self.options, d, account, step, result);
     }
 }
+
+/// Every account's tags, read once per run and only when some account would be created.
+type TagIndex = Vec<(super::OrgAccount, BTreeMap<String, String>)>;
 
 fn record<T>(
     audit: &Audit,
