@@ -80,15 +80,20 @@ fn sts(
     Ok(aws_sdk_sts::Client::from_conf(builder.build()))
 }
 
-/// Credentials of an assumed role. The SDK client that uses them caches them and asks again
-/// shortly before they expire, so each call here is one AssumeRole.
+/// Credentials of an assumed role, kept until five minutes before they expire and shared by
+/// every clone: the clients of one role (Organizations and the member-account chain, or
+/// CloudFormation and Lambda in the automation account) make one AssumeRole between them.
 #[derive(Debug, Clone)]
 pub struct AssumedRole {
     region: String,
     sts: aws_sdk_sts::Client,
     role_arn: String,
     external_id: Option<Secret>,
+    cached: std::sync::Arc<tokio::sync::Mutex<Option<Credentials>>>,
 }
+
+/// Credentials this close to their expiry are asked for again.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 impl AssumedRole {
     /// The service user's keys assume `role_arn`.
@@ -102,6 +107,7 @@ impl AssumedRole {
             sts: sts(&config.aws.region, service_user(config))?,
             role_arn: role_arn.to_owned(),
             external_id: external_id.cloned(),
+            cached: Default::default(),
         })
     }
 
@@ -130,10 +136,25 @@ impl AssumedRole {
             sts: sts(&self.region, self.clone())?,
             role_arn: role_arn.to_owned(),
             external_id: external_id.cloned(),
+            cached: Default::default(),
         })
     }
 
     async fn assume(&self) -> provider::Result {
+        let mut cached = self.cached.lock().await;
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_some_and(|expiry| expiry > std::time::SystemTime::now() + REFRESH_BEFORE_EXPIRY)
+        };
+        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
+            return Ok(c.clone());
+        }
+        let credentials = self.assume_now().await?;
+        *cached = Some(credentials.clone());
+        Ok(credentials)
+    }
+
+    async fn assume_now(&self) -> provider::Result {
         let answer = self
             .sts
             .assume_role()

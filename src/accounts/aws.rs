@@ -114,9 +114,10 @@ pub struct AwsOrganization {
 }
 
 impl AwsOrganization {
-    pub fn new(config: &Config) -> Result<Self, AccountError> {
+    /// Organizations through `management` (the management-account role).
+    pub fn new(management: AssumedRole) -> Result<Self, AccountError> {
         Ok(Self {
-            client: crate::aws::organizations(AssumedRole::management(config)?)?,
+            client: crate::aws::organizations(management)?,
         })
     }
 }
@@ -354,11 +355,12 @@ struct Member {
 }
 
 impl AwsLanding {
-    pub fn new(config: &Config) -> Result<Self, AccountError> {
+    /// Member accounts through `management`'s chain; the automation account's role from config.
+    pub fn new(config: &Config, management: AssumedRole) -> Result<Self, AccountError> {
         let automation = AssumedRole::automation(config)?;
         Ok(Self {
             region: config.aws.region.clone(),
-            management: AssumedRole::management(config)?,
+            management,
             access_role: config
                 .aws
                 .account_access_role

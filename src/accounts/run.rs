@@ -514,8 +514,9 @@ pub async fn accounts_phase(
         return Ok((Report::default(), snapshot.clone()));
     }
     let (desired, held) = super::desired_accounts(snapshot, config, scope);
-    let org = super::aws::AwsOrganization::new(config)?;
-    let landing = super::aws::AwsLanding::new(config)?;
+    let management = crate::aws::AssumedRole::management(config)?;
+    let org = super::aws::AwsOrganization::new(management.clone())?;
+    let landing = super::aws::AwsLanding::new(config, management)?;
     let options = Options::from_config(config, dry_run);
     let report = provision(
         &desired,

@@ -234,7 +234,7 @@ pub async fn iam_phase(
         .as_deref()
         .expect("validation requires the metadata with mesh-idb");
     let desired = super::desired_iam(snapshot, config, ids);
-    let iam = AwsLanding::new(config)?;
+    let iam = AwsLanding::new(config, crate::aws::AssumedRole::management(config)?)?;
     Ok(reconcile(
         &desired,
         &iam,
