@@ -159,10 +159,12 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
         .collect();
 
     // Tenants of this platform, one per project.
-    let mut tenants: BTreeMap<ProjectKey, Option<&str>> = BTreeMap::new();
+    let mut tenants: HashMap<(&str, &str), Option<&str>> =
+        HashMap::with_capacity(snapshot.tenants.len());
     let mut duplicate_tenants = BTreeSet::new();
     for t in &snapshot.tenants {
-        if tenants.insert(t.key(), t.account_id.as_deref()).is_some() {
+        let at = (t.workspace.as_str(), t.project.as_str());
+        if tenants.insert(at, t.account_id.as_deref()).is_some() {
             duplicate_tenants.insert(t.key());
         }
     }
@@ -179,7 +181,11 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
     let numeric_ids = numeric_ids(snapshot, settings, scope, &mut findings, &mut held);
 
     let pattern = &settings.sso.group_pattern;
-    let mut groups: BTreeMap<ExternalId, DesiredGroup> = BTreeMap::new();
+    // Collected, then sorted once: inserting into a map keyed by these long ids cost more
+    // than all the rest of desired state.
+    let mut groups: Vec<(ExternalId, DesiredGroup)> =
+        Vec::with_capacity(snapshot.projects.len() * settings.sso.roles.len());
+    let mut name = String::new();
     let mut projects: Vec<_> = snapshot.projects.iter().collect();
     projects.sort_by(|a, b| (&a.workspace, &a.identifier).cmp(&(&b.workspace, &b.identifier)));
     for project in projects {
@@ -187,7 +193,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
         if !scope.contains(&key) || held.contains(&key) {
             continue;
         }
-        let Some(account) = tenants.get(&key) else {
+        let Some(account) = tenants.get(&(key.workspace.as_str(), key.project.as_str())) else {
             continue; // no tenant on this platform: nothing wanted, its groups go
         };
         if duplicate_tenants.contains(&key) {
@@ -242,18 +248,22 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
                 project: key.clone(),
                 role: role.clone(),
             };
-            let rendered = pattern.render(&[
-                key.workspace.as_str(),
-                key.project.as_str(),
-                &numeric,
-                &mapping.aws_role_name,
-            ]);
-            let name = GroupName::from(format!("{GROUP_PREFIX}{rendered}"));
-            groups.insert(
+            name.clear();
+            name.push_str(GROUP_PREFIX);
+            pattern.render_into(
+                &[
+                    key.workspace.as_str(),
+                    key.project.as_str(),
+                    &numeric,
+                    &mapping.aws_role_name,
+                ],
+                &mut name,
+            );
+            groups.push((
                 identity.external_id(settings.platform),
                 DesiredGroup {
                     identity,
-                    name,
+                    name: GroupName::from(name.as_str()),
                     account: account.clone(),
                     members: members
                         .iter_mut()
@@ -262,9 +272,11 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
                         .unwrap_or_default(),
                     permission_sets: mapping.permission_sets.iter().cloned().collect(),
                 },
-            );
+            ));
         }
     }
+    // Later entries win, as they did when each was inserted in turn.
+    let mut groups: BTreeMap<ExternalId, DesiredGroup> = groups.into_iter().collect();
 
     drop_name_conflicts(&mut groups, &mut findings, &mut held);
     count_groups_per_user(&groups, &mut findings);
@@ -448,9 +460,13 @@ fn drop_name_conflicts(
         } else {
             by_name.insert(folded, ext);
         }
-        let detail = if name.chars().count() > GROUP_NAME_MAX {
+        // No name has more characters than bytes: most are never counted.
+        let detail = if name.len() > GROUP_NAME_MAX && name.chars().count() > GROUP_NAME_MAX {
             Some(format!("longer than {GROUP_NAME_MAX} characters"))
-        } else if name.contains(['<', '>', ';', ':', '%', '\t', '\n', '\r']) {
+        } else if name
+            .bytes()
+            .any(|b| matches!(b, b'<' | b'>' | b';' | b':' | b'%' | b'\t' | b'\n' | b'\r'))
+        {
             Some("holds one of < > ; : % or a control character".to_owned())
         } else {
             None
@@ -484,11 +500,17 @@ fn count_groups_per_user(
     groups: &BTreeMap<ExternalId, DesiredGroup>,
     findings: &mut BTreeSet<Finding>,
 ) {
-    let mut counts: HashMap<&Euid, usize> = HashMap::with_capacity(groups.len());
+    // Counted by allocation first (desired state shares one per user, so that is cheap to
+    // hash), then merged by value, as two users may still share an euid.
+    let mut by_allocation: HashMap<*const u8, (&Euid, usize)> = HashMap::new();
     for g in groups.values() {
         for m in &g.members {
-            *counts.entry(m).or_default() += 1;
+            by_allocation.entry(m.as_str().as_ptr()).or_insert((m, 0)).1 += 1;
         }
+    }
+    let mut counts: HashMap<&Euid, usize> = HashMap::with_capacity(by_allocation.len());
+    for (euid, n) in by_allocation.into_values() {
+        *counts.entry(euid).or_default() += n;
     }
     for (euid, n) in counts {
         if n > MAX_GROUPS_PER_USER {

@@ -129,15 +129,21 @@ impl Pattern {
 
     /// Fills the pattern. `args` must hold the `arity` arguments the pattern was compiled for.
     pub fn render(&self, args: &[&str]) -> String {
-        assert_eq!(args.len(), self.arity, "pattern compiled for another arity");
         let mut out = String::with_capacity(self.source.len() + 32);
+        self.render_into(args, &mut out);
+        out
+    }
+
+    /// [`Pattern::render`], appending to `out`: lets a caller that renders many names reuse
+    /// one buffer.
+    pub fn render_into(&self, args: &[&str], out: &mut String) {
+        assert_eq!(args.len(), self.arity, "pattern compiled for another arity");
         for segment in &self.segments {
             match segment {
                 Segment::Literal(text) => out.push_str(text),
                 Segment::Arg(i) => out.push_str(args[*i]),
             }
         }
-        out
     }
 
     /// Whether argument `n` (1-based) appears in the output.

@@ -161,10 +161,25 @@ const MARKER_SCHEME: &str = "mst:v1:";
 
 impl GroupIdentity {
     pub fn external_id(&self, platform: &str) -> ExternalId {
-        ExternalId::from(format!(
-            "{MARKER_SCHEME}{platform}:{}:{}:{}",
-            self.project.workspace, self.project.project, self.role
-        ))
+        // Built by hand: desired state makes one per group, and `format!` costs several times
+        // as much.
+        let parts = [
+            platform,
+            self.project.workspace.as_str(),
+            self.project.project.as_str(),
+            self.role.as_str(),
+        ];
+        let mut id = String::with_capacity(
+            MARKER_SCHEME.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>(),
+        );
+        id.push_str(MARKER_SCHEME);
+        for (i, part) in parts.into_iter().enumerate() {
+            if i > 0 {
+                id.push(':');
+            }
+            id.push_str(part);
+        }
+        ExternalId::from(id.as_str())
     }
 
     /// The identity behind an `externalId`, if the group was made by a replicator for `platform`.

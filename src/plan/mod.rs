@@ -267,7 +267,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut duplicates: Vec<&ObservedGroup> = Vec::new();
     let mut foreign_by_name: HashMap<String, &ObservedGroup> = HashMap::new();
     let mut foreign_markers: HashMap<&ExternalId, &ObservedGroup> = HashMap::new();
-    let mut by_group: HashMap<&GroupId, Vec<&Assignment>> = HashMap::new();
+    let mut by_group: HashMap<&GroupId, Vec<&Assignment>> =
+        HashMap::with_capacity(observed.groups.len());
     for a in &observed.assignments {
         by_group.entry(&a.group).or_default().push(a);
     }
@@ -336,13 +337,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         members.sort_unstable_by_key(|(id, _)| *id);
         members.dedup_by_key(|(id, _)| *id);
         // Sorted, as the permission sets are.
-        let wanted_assignments: Vec<(&AccountId, &PermissionSetArn)> = want
-            .permission_sets
-            .iter()
-            .map(|ps| (&want.account, ps))
-            .collect();
+        let wanted_assignments = want.permission_sets.iter().map(|ps| (&want.account, ps));
 
-        let Some(have) = ours.get(ext) else {
+        // Taken out, so that what remains afterwards is what is no longer wanted.
+        let Some(have) = ours.remove(ext) else {
             if let Some(g) = foreign_markers.get(ext) {
                 findings.insert(Finding::NameTakenByForeignGroup {
                     name: g.name.clone(),
@@ -460,21 +458,27 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         }
 
         // Sorted and distinct: a group's assignments were gathered in the set's order.
-        let held: Vec<(&AccountId, &PermissionSetArn)> = by_group
+        let held = by_group
             .get(&have.id)
-            .into_iter()
-            .flatten()
-            .map(|a| (&a.account, &a.permission_set))
-            .collect();
-        for (account, ps) in wanted_assignments.iter().filter(|p| !held.contains(p)) {
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let is_held = |&(account, ps): &(&AccountId, &PermissionSetArn)| {
+            held.iter()
+                .any(|a| a.account == *account && a.permission_set == *ps)
+        };
+        for (account, ps) in wanted_assignments.filter(|p| !is_held(p)) {
             ops.assign.push(Op::CreateAssignment {
                 group: group(),
-                account: (*account).clone(),
-                permission_set: (*ps).clone(),
+                account: account.clone(),
+                permission_set: ps.clone(),
                 reason: Reason::AssignmentMissing,
             });
         }
-        for (account, ps) in held.iter().filter(|p| !wanted_assignments.contains(p)) {
+        for (account, ps) in held
+            .iter()
+            .map(|a| (&a.account, &a.permission_set))
+            .filter(|&(account, ps)| *account != want.account || !want.permission_sets.contains(ps))
+        {
             if desired.policy.may_delete_assignments {
                 ops.unassign.push(Op::DeleteAssignment {
                     group: group(),
@@ -493,18 +497,18 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
 
     // Our groups that are no longer wanted.
-    let desired_projects: HashSet<&ProjectKey> = desired
-        .groups
-        .values()
-        .map(|g| &g.identity.project)
-        .collect();
-    let wanted_ids: HashSet<&ExternalId> = desired.groups.keys().collect();
-    let mut obsolete: Vec<(&ExternalId, &ObservedGroup)> = ours
-        .iter()
-        .filter(|(ext, _)| !wanted_ids.contains(**ext))
-        .map(|(e, g)| (*e, *g))
-        .collect();
+    let mut obsolete: Vec<(&ExternalId, &ObservedGroup)> = ours.into_iter().collect();
     obsolete.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    // Needed only to word the reason for a deletion; most plans delete nothing.
+    let desired_projects: HashSet<&ProjectKey> = if obsolete.is_empty() {
+        HashSet::new()
+    } else {
+        desired
+            .groups
+            .values()
+            .map(|g| &g.identity.project)
+            .collect()
+    };
     for (ext, have) in obsolete {
         let identity = GroupIdentity::parse(&desired.platform, ext.as_str()).expect("ours parse");
         if desired.held.contains(&identity.project) || !desired.scope.contains(&identity.project) {
