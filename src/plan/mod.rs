@@ -498,7 +498,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 
     // Our groups that are no longer wanted.
     let mut obsolete: Vec<(&ExternalId, &ObservedGroup)> = ours.into_iter().collect();
-    obsolete.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    // By name, then id: the map hands them out in a per-process order, and two may share a name.
+    obsolete.sort_by(|a, b| (&a.1.name, &a.1.id).cmp(&(&b.1.name, &b.1.id)));
     // Needed only to word the reason for a deletion; most plans delete nothing.
     let desired_projects: HashSet<&ProjectKey> = if obsolete.is_empty() {
         HashSet::new()
