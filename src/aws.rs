@@ -209,6 +209,14 @@ pub fn partition(region: &str) -> &'static str {
     }
 }
 
+pub fn role_arn(partition: &str, account: &str, role: &str) -> String {
+    format!("arn:{partition}:iam::{account}:role/{role}")
+}
+
+pub fn provider_arn(partition: &str, account: &str, provider: &str) -> String {
+    format!("arn:{partition}:iam::{account}:saml-provider/{provider}")
+}
+
 /// A client of one AWS service, signed by `role`, with the endpoint override of
 /// `AWS_ENDPOINT_URL_<env>` (or `AWS_ENDPOINT_URL`).
 macro_rules! client {

@@ -128,14 +128,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
     let mut findings = BTreeSet::new();
     let mut held = BTreeSet::new();
 
-    // Role display name → identifier: meshStack's own list first, the config for the rest.
-    let mut role_ids: HashMap<&str, &str> = HashMap::new();
-    for role in &snapshot.roles {
-        role_ids.insert(role.display_name.as_str(), role.identifier.as_str());
-    }
-    for (id, display) in settings.project_roles {
-        role_ids.entry(display.as_str()).or_insert(id.as_str());
-    }
+    let role_ids = role_ids(snapshot, settings.project_roles);
 
     // Username → euid (None: the user has none), one shared string per euid however many
     // groups hold it.
@@ -147,16 +140,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
             (u.username.as_str(), euid)
         })
         .collect();
-    let user_groups: HashMap<(&str, &str), &[crate::model::Username]> = snapshot
-        .groups
-        .iter()
-        .map(|g| {
-            (
-                (g.workspace.as_str(), g.identifier.as_str()),
-                g.members.as_slice(),
-            )
-        })
-        .collect();
+    let user_groups = user_groups(snapshot);
 
     // Tenants of this platform, one per project.
     let mut tenants: HashMap<(&str, &str), Option<&str>> =
@@ -353,6 +337,36 @@ fn numeric_ids(
         }
     }
     ids
+}
+
+/// Role display name → identifier, as bindings name roles: meshStack's own list first, the
+/// config's `project-roles` for the rest.
+pub(crate) fn role_ids<'s>(
+    snapshot: &'s Snapshot,
+    project_roles: &'s BTreeMap<RoleId, String>,
+) -> HashMap<&'s str, &'s str> {
+    let mut ids: HashMap<&str, &str> = HashMap::new();
+    for role in &snapshot.roles {
+        ids.insert(role.display_name.as_str(), role.identifier.as_str());
+    }
+    for (id, display) in project_roles {
+        ids.entry(display.as_str()).or_insert(id.as_str());
+    }
+    ids
+}
+
+/// Workspace user groups by (workspace, identifier), for expanding group bindings.
+pub(crate) fn user_groups(snapshot: &Snapshot) -> HashMap<(&str, &str), &[crate::model::Username]> {
+    snapshot
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                (g.workspace.as_str(), g.identifier.as_str()),
+                g.members.as_slice(),
+            )
+        })
+        .collect()
 }
 
 /// A project's numeric id: the override for it, else the configured tag's first value.

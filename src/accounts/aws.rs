@@ -37,6 +37,14 @@ where
     }
 }
 
+/// An answer without the one thing the operation exists to return.
+pub(crate) fn incomplete(operation: &'static str, message: impl Into<String>) -> AccountError {
+    AccountError::Aws {
+        operation,
+        message: message.into(),
+    }
+}
+
 /// The management account's view of the organization.
 #[allow(async_fn_in_trait)]
 pub trait Organization {
@@ -158,11 +166,13 @@ impl Organization for AwsOrganization {
             .parents()
             .first()
             .and_then(|p| p.id())
-            .map(str::to_owned)
-            .ok_or_else(|| AccountError::Aws {
-                operation: "organizations:ListParents",
-                message: format!("account {account} has no parent"),
+            .ok_or_else(|| {
+                incomplete(
+                    "organizations:ListParents",
+                    format!("account {account} has no parent"),
+                )
             })
+            .map(str::to_owned)
     }
 
     async fn tags(&self, account: &str) -> Result<BTreeMap<String, String>, AccountError> {
@@ -217,11 +227,8 @@ impl Organization for AwsOrganization {
         answer
             .create_account_status()
             .and_then(|s| s.id())
+            .ok_or_else(|| incomplete("organizations:CreateAccount", "no request id in the answer"))
             .map(str::to_owned)
-            .ok_or_else(|| AccountError::Aws {
-                operation: "organizations:CreateAccount",
-                message: "no request id in the answer".into(),
-            })
     }
 
     async fn create_status(&self, request: &str) -> Result<CreateStatus, AccountError> {
@@ -262,11 +269,8 @@ impl Organization for AwsOrganization {
             .roots()
             .first()
             .and_then(|r| r.id())
+            .ok_or_else(|| incomplete("organizations:ListRoots", "the organization has no root"))
             .map(str::to_owned)
-            .ok_or_else(|| AccountError::Aws {
-                operation: "organizations:ListRoots",
-                message: "the organization has no root".into(),
-            })
     }
 
     async fn child_ous(&self, parent: &str) -> Result<Vec<(String, String)>, AccountError> {
@@ -301,11 +305,13 @@ impl Organization for AwsOrganization {
         answer
             .organizational_unit()
             .and_then(|ou| ou.id())
-            .map(str::to_owned)
-            .ok_or_else(|| AccountError::Aws {
-                operation: "organizations:CreateOrganizationalUnit",
-                message: "no OU id in the answer".into(),
+            .ok_or_else(|| {
+                incomplete(
+                    "organizations:CreateOrganizationalUnit",
+                    "no OU id in the answer",
+                )
             })
+            .map(str::to_owned)
     }
 
     async fn move_account(&self, account: &str, from: &str, to: &str) -> Result<(), AccountError> {
@@ -387,11 +393,7 @@ impl AwsLanding {
         if let Some(m) = members.get(account) {
             return Ok(m.clone());
         }
-        let arn = format!(
-            "arn:{}:iam::{account}:role/{}",
-            self.partition(),
-            self.access_role
-        );
+        let arn = crate::aws::role_arn(self.partition(), account, &self.access_role);
         let role = self.management.chain(&arn, self.external_id.as_ref())?;
         let m = Member {
             iam: crate::aws::iam(role.clone())?,

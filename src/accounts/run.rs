@@ -3,7 +3,7 @@
 //! step ends its run; the others go on. With `dry_run` nothing is written and the pending
 //! steps are the plan.
 
-use super::aws::{AccountError, Landing, Organization, poll};
+use super::aws::{AccountError, Landing, Organization, incomplete, poll};
 use super::{
     AccountView, CreateStatus, DesiredAccount, Held, Policy, Step, TAG_BOOTSTRAP, check_owner,
     explain_create_failure, locate, pending, tagged_as,
@@ -430,11 +430,13 @@ impl<O: Organization, L: Landing> Run<'_, O, L> {
                 .await?
                 .into_iter()
                 .find(|a| a.id == account)
-                .ok_or_else(|| AccountError::Aws {
-                    operation: "organizations:ListAccounts",
-                    message: format!(
-                        "the new account {account} is not listed yet; the next run picks it up"
-                    ),
+                .ok_or_else(|| {
+                    incomplete(
+                        "organizations:ListAccounts",
+                        format!(
+                            "the new account {account} is not listed yet; the next run picks it up"
+                        ),
+                    )
                 }),
             Some(CreateStatus::Failed { reason }) if reason == "EMAIL_ALREADY_EXISTS" => {
                 match locate(d, &refresh().await?) {

@@ -34,14 +34,6 @@ pub struct ManagedRole {
     pub policies: BTreeSet<String>,
 }
 
-pub fn provider_arn(partition: &str, account: &str, provider: &str) -> String {
-    format!("arn:{partition}:iam::{account}:saml-provider/{provider}")
-}
-
-pub fn role_arn(partition: &str, account: &str, role: &str) -> String {
-    format!("arn:{partition}:iam::{account}:role/{role}")
-}
-
 /// The trust policy of a managed role: federated users of the account's meshIdB provider, for
 /// the SAML audience only.
 pub fn trust_policy(provider_arn: &str, audience: &str) -> Value {
@@ -68,21 +60,12 @@ pub fn desired_iam(
     };
     let settings = &config.replicator.mesh_idb;
     let part = crate::aws::partition(&config.aws.region);
-    let mut out: Vec<DesiredIam> = snapshot
-        .tenants
-        .iter()
-        .filter_map(|t| {
-            let account = t
-                .account_id
-                .clone()
-                .or_else(|| ids.get(&t.key()).cloned())?;
-            if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let provider = provider_arn(part, &account, &settings.saml_provider_name);
+    let mut out: Vec<DesiredIam> = project_accounts(snapshot, ids)
+        .map(|(project, account)| {
+            let provider = crate::aws::provider_arn(part, &account, &settings.saml_provider_name);
             let trust = trust_policy(&provider, &settings.saml_audience);
-            Some(DesiredIam {
-                project: t.key(),
+            DesiredIam {
+                project,
                 managed: idb
                     .role_mappings_managed
                     .iter()
@@ -99,11 +82,27 @@ pub fn desired_iam(
                     .collect(),
                 provider: settings.saml_provider_name.clone(),
                 account,
-            })
+            }
         })
         .collect();
     out.sort_by(|a, b| a.project.cmp(&b.project));
     out
+}
+
+/// Each tenant's project and its account id (from meshStack, else from `ids`), for tenants
+/// with a well-formed one.
+fn project_accounts<'a>(
+    snapshot: &'a Snapshot,
+    ids: &'a BTreeMap<ProjectKey, String>,
+) -> impl Iterator<Item = (ProjectKey, String)> + 'a {
+    snapshot.tenants.iter().filter_map(|t| {
+        let account = t
+            .account_id
+            .clone()
+            .or_else(|| ids.get(&t.key()).cloned())?;
+        let valid = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+        valid.then(|| (t.key(), account))
+    })
 }
 
 /// What one account holds, as read.
@@ -256,13 +255,7 @@ pub fn saml_roles(
     };
     let part = crate::aws::partition(&config.aws.region);
     // Role display name → identifier → AWS role name.
-    let mut role_ids: HashMap<&str, &str> = HashMap::new();
-    for role in &snapshot.roles {
-        role_ids.insert(&role.display_name, &role.identifier);
-    }
-    for (id, display) in &config.meshstack.project_roles {
-        role_ids.entry(display.as_str()).or_insert(id.as_str());
-    }
+    let role_ids = crate::desired::role_ids(snapshot, &config.meshstack.project_roles);
     let aws_roles: HashMap<&str, &str> = idb
         .role_mappings_managed
         .iter()
@@ -273,20 +266,8 @@ pub fn saml_roles(
                 .map(|m| (m.key.as_str(), m.value.aws_role_name.as_str())),
         )
         .collect();
-    let accounts: HashMap<ProjectKey, String> = desired_iam(snapshot, config, ids)
-        .into_iter()
-        .map(|d| (d.project, d.account))
-        .collect();
-    let groups: HashMap<(&str, &str), &[crate::model::Username]> = snapshot
-        .groups
-        .iter()
-        .map(|g| {
-            (
-                (g.workspace.as_str(), g.identifier.as_str()),
-                g.members.as_slice(),
-            )
-        })
-        .collect();
+    let accounts: HashMap<ProjectKey, String> = project_accounts(snapshot, ids).collect();
+    let groups = crate::desired::user_groups(snapshot);
     let provider = &config.replicator.mesh_idb.saml_provider_name;
     for b in &snapshot.bindings {
         let key = ProjectKey {
@@ -304,8 +285,8 @@ pub fn saml_roles(
         };
         let pair = format!(
             "{},{}",
-            role_arn(part, account, aws_role),
-            provider_arn(part, account, provider)
+            crate::aws::role_arn(part, account, aws_role),
+            crate::aws::provider_arn(part, account, provider)
         );
         let users: Vec<&str> = match &b.subject {
             Subject::User(u) => vec![u.as_str()],

@@ -297,7 +297,7 @@ impl AccountIam for AwsLanding {
     ) -> Result<(), AccountError> {
         let iam = self.iam(account)?;
         if exists {
-            let arn = super::provider_arn(self.partition(), account, name);
+            let arn = crate::aws::provider_arn(self.partition(), account, name);
             iam.update_saml_provider()
                 .saml_provider_arn(arn)
                 .saml_metadata_document(metadata)
