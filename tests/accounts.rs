@@ -7,7 +7,6 @@ mod common;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const LAMBDA: &str = "arn:aws:lambda:eu-central-1:210987654321:function:PermissionDowngrade";
 
@@ -131,10 +130,6 @@ struct Org {
     config_dir: PathBuf,
 }
 
-fn python() -> String {
-    std::env::var("AWS_REPLICATOR_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 impl Org {
     async fn start() -> Org {
         let recordings = tempfile::tempdir().unwrap();
@@ -154,16 +149,10 @@ impl Org {
     }
 
     fn py(&self, command: &str, args: &[&str]) -> Value {
-        let out = Command::new(python())
-            .arg("-c")
-            .arg(ORG_PY)
+        let out = common::peers::boto3(&self.setup.moto_endpoint, ORG_PY)
             .arg(&self.setup.moto_endpoint)
             .arg(command)
             .args(args)
-            .env("AWS_ENDPOINT_URL", &self.setup.moto_endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_DEFAULT_REGION", "eu-central-1")
             .output()
             .unwrap();
         assert!(
@@ -259,11 +248,15 @@ impl Org {
         self.py("state", &[]).as_array().unwrap().clone()
     }
 
-    fn recorded(&self) -> Vec<Value> {
-        self.py("recording", &["download"])
-            .as_array()
-            .unwrap()
-            .clone()
+    /// A successful `sync`, with the AWS calls moto recorded during it.
+    fn recorded_sync(&self, config: &Path) -> (String, Vec<Value>) {
+        self.py("recording", &["reset"]);
+        self.py("recording", &["start"]);
+        let (ok, stdout, stderr) = self.sync(config);
+        assert!(ok, "{stdout}\n{stderr}");
+        self.py("recording", &["stop"]);
+        let recorded = self.py("recording", &["download"]);
+        (stdout, recorded.as_array().unwrap().clone())
     }
 }
 
@@ -341,12 +334,7 @@ fn writes(recorded: &[Value]) -> Vec<String> {
 async fn a_new_project_gets_an_account_bootstrapped_and_a_rerun_changes_nothing() {
     let org = Org::start().await;
     let config = org.config("accounts.dhall", false);
-    org.py("recording", &["reset"]);
-    org.py("recording", &["start"]);
-    let (ok, stdout, stderr) = org.sync(&config);
-    assert!(ok, "{stdout}\n{stderr}");
-    org.py("recording", &["stop"]);
-    let recorded = org.recorded();
+    let (stdout, recorded) = org.recorded_sync(&config);
     eprintln!(
         "first run, one new account: {} calls {:?}",
         recorded.len(),
@@ -427,12 +415,7 @@ async fn a_new_project_gets_an_account_bootstrapped_and_a_rerun_changes_nothing(
         "{stdout}"
     );
 
-    org.py("recording", &["reset"]);
-    org.py("recording", &["start"]);
-    let (ok, stdout, stderr) = org.sync(&config);
-    assert!(ok, "{stdout}\n{stderr}");
-    org.py("recording", &["stop"]);
-    let rerun = org.recorded();
+    let (stdout, rerun) = org.recorded_sync(&config);
     eprintln!(
         "rerun, nothing to do: {} calls {:?}",
         rerun.len(),
@@ -452,12 +435,8 @@ async fn a_run_killed_after_create_account_resumes_without_a_second_account() {
     });
     let made = org.py("precreate", &[EMAIL, "acme.web", &tags.to_string()]);
     let config = org.config("accounts.dhall", false);
-    org.py("recording", &["reset"]);
-    org.py("recording", &["start"]);
-    let (ok, stdout, stderr) = org.sync(&config);
-    assert!(ok, "{stdout}\n{stderr}");
-    org.py("recording", &["stop"]);
-    let writes = writes(&org.recorded());
+    let (_, recorded) = org.recorded_sync(&config);
+    let writes = writes(&recorded);
     assert!(!writes.contains(&"CreateAccount".to_owned()), "{writes:?}");
     let accounts = org.state();
     assert_eq!(accounts.len(), 1, "one account, not two: {accounts:#?}");

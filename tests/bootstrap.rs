@@ -120,10 +120,6 @@ fn the_command_writes_the_files_and_refuses_a_bad_account_id() {
     );
 }
 
-fn python() -> String {
-    std::env::var("AWS_REPLICATOR_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 fn cfn_lint() -> String {
     std::env::var("AWS_REPLICATOR_CFN_LINT").unwrap_or_else(|_| "cfn-lint".into())
 }
@@ -192,13 +188,8 @@ except ValueError:
     pass
 print("downgraded")
 "#;
-    let out = Command::new(python())
-        .args(["-c", driver])
+    let out = common::peers::boto3(&moto.endpoint, driver)
         .current_dir(dir.path())
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", "eu-central-1")
         .env("PYTHONPATH", dir.path())
         .output()
         .unwrap();

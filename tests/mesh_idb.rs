@@ -48,10 +48,6 @@ struct Idb {
     dir: tempfile::TempDir,
 }
 
-fn python() -> String {
-    std::env::var("AWS_REPLICATOR_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 fn metadata() -> String {
     format!(
         "<EntityDescriptor xmlns=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"https://meshidb.example.com\">{}</EntityDescriptor>",
@@ -110,12 +106,8 @@ in c // {{ iam-configuration =
     }
 
     fn iam(&self, command: &str, account: &str) -> Value {
-        let out = Command::new(python())
-            .args(["-c", IAM_PY, command, account])
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_DEFAULT_REGION", "eu-central-1")
+        let out = common::peers::boto3(&self.moto.endpoint, IAM_PY)
+            .args([command, account])
             .output()
             .unwrap();
         assert!(

@@ -117,3 +117,21 @@ pub fn moto_with(env: &[(&str, &str)], dir: Option<&std::path::Path>) -> Peer {
     }
     peer
 }
+
+/// The Python of the test peers' virtualenv (`AWS_REPLICATOR_PYTHON`, set by `scripts/test`),
+/// where boto3 comes with moto.
+pub fn python() -> String {
+    std::env::var("AWS_REPLICATOR_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// `python -c script` with boto3 pointed at moto (its endpoint) as moto's default account.
+pub fn boto3(moto: &str, script: &str) -> Command {
+    let mut command = Command::new(python());
+    command
+        .args(["-c", script])
+        .env("AWS_ENDPOINT_URL", moto)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "eu-central-1");
+    command
+}
