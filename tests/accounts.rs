@@ -232,16 +232,24 @@ impl Org {
             .command()
             .env("AWS_ENDPOINT_URL", &self.setup.moto_endpoint)
             .env("AWS_ENDPOINT_URL_STS", &self.setup.moto_endpoint)
+            .env("AWS_REPLICATOR_LOG", "debug")
             .args([command, "--config", config.to_str().unwrap(), "--snapshot"])
             .arg(&snapshot)
             .args(extra)
             .output()
             .unwrap();
-        (
-            out.status.code(),
+        let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        );
+        // Every run logs at debug level, and none may print a secret of the config (keys,
+        // ExternalIds, tokens), whatever the account steps log or fail with.
+        for secret in common::cli::SECRETS {
+            assert!(!stdout.contains(secret), "{secret} on stdout");
+            let leak = stderr.lines().find(|l| l.contains(secret));
+            assert!(leak.is_none(), "{secret} on stderr: {leak:?}");
+        }
+        (out.status.code(), stdout, stderr)
     }
 
     fn state(&self) -> Vec<Value> {

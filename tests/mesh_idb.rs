@@ -95,14 +95,20 @@ in c // {{ iam-configuration =
             .arg("--snapshot")
             .arg(snapshot)
             .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
-            .env("AWS_REPLICATOR_LOG", "warn")
+            .env("AWS_REPLICATOR_LOG", "debug")
             .output()
             .unwrap();
-        (
-            out.status.code(),
+        let (stdout, stderr) = (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        );
+        // At debug level too, no secret of the config reaches the output.
+        for secret in common::cli::SECRETS {
+            assert!(!stdout.contains(secret), "{secret} on stdout");
+            let leak = stderr.lines().find(|l| l.contains(secret));
+            assert!(leak.is_none(), "{secret} on stderr: {leak:?}");
+        }
+        (out.status.code(), stdout, stderr)
     }
 
     fn iam(&self, command: &str, account: &str) -> Value {
