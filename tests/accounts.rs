@@ -198,6 +198,11 @@ impl Org {
                     if enforce_alias { "True" } else { "False" }
                 ),
             )
+            // Its own ExternalId, so that the test can tell which role was assumed with which.
+            .replace(
+                "automationAccountExternalId = Some \"demo-external-id\"",
+                &format!("automationAccountExternalId = Some \"{AUTOMATION_EXTERNAL_ID}\""),
+            )
             .replace(
                 "waitForExternalAvm = False",
                 &format!(
@@ -296,6 +301,13 @@ const SNAPSHOT: &str = r#"{
 }"#;
 
 const EMAIL: &str = "aws+acme.web@example.com";
+const AUTOMATION_EXTERNAL_ID: &str = "demo-automation-external-id";
+/// The tags each bootstrap step writes on the account when it succeeded.
+const BOOTSTRAP_TAGS: [&str; 3] = [
+    "aws-replicator:access-stack",
+    "aws-replicator:stack-sets",
+    "aws-replicator:downgraded",
+];
 
 /// The calls a run made, by operation, for the figures in the README and the notes.
 fn calls(recorded: &[Value]) -> std::collections::BTreeMap<String, usize> {
@@ -361,7 +373,9 @@ async fn a_new_project_gets_an_account_bootstrapped_and_a_rerun_changes_nothing(
     assert_eq!(tags["aws-replicator:project"], "acme.web");
     assert_eq!(tags["cost-center"], "1234");
     assert_eq!(tags["environment"], "dev");
-    assert!(tags["aws-replicator:bootstrap"].is_string(), "{tags}");
+    for step in BOOTSTRAP_TAGS {
+        assert!(tags[step].is_string(), "{step}: {tags}");
+    }
     assert_eq!(a["aliases"], serde_json::json!(["acme-acme-web"]));
     let roles: Vec<&str> = a["roles"]
         .as_array()
@@ -385,15 +399,33 @@ async fn a_new_project_gets_an_account_bootstrapped_and_a_rerun_changes_nothing(
     // share it) and for sso-admin, the automation role, the member account's role. Credentials
     // are cached, not asked for per call.
     assert_eq!(assumes.len(), 4, "{assumes:#?}");
-    for r in &assumes {
-        assert!(
-            r["body"]
-                .as_str()
-                .unwrap()
-                .contains("ExternalId=demo-external-id"),
-            "{r}"
-        );
-    }
+    // Each role with its own ExternalId: the member account's role is assumed through the
+    // management role, with the management role's ExternalId (the seed's MeshfedServiceRole
+    // policy requires it).
+    let mut roles: Vec<(String, String)> = assumes
+        .iter()
+        .map(|r| {
+            let form: std::collections::BTreeMap<String, String> =
+                url::form_urlencoded::parse(r["body"].as_str().unwrap().as_bytes())
+                    .into_owned()
+                    .collect();
+            let role = form["RoleArn"].rsplit('/').next().unwrap().to_owned();
+            let external = form.get("ExternalId").cloned().unwrap_or_default();
+            (role, external)
+        })
+        .collect();
+    roles.sort();
+    let expected = [
+        ("MeshfedAutomationRole", AUTOMATION_EXTERNAL_ID),
+        ("MeshfedServiceRole", "demo-external-id"),
+        ("MeshfedServiceRole", "demo-external-id"),
+        ("MeshstackAccountAccessRole", "demo-external-id"),
+    ];
+    assert_eq!(
+        roles,
+        expected.map(|(r, e)| (r.to_owned(), e.to_owned())),
+        "{assumes:#?}"
+    );
     let invokes: Vec<&Value> = recorded
         .iter()
         .filter(|r| {
@@ -533,14 +565,18 @@ async fn with_wait_for_external_avm_the_bootstrap_waits_for_the_vending_machines
         serde_json::json!([]),
         "nothing after the wait"
     );
-    assert!(a["tags"].get("aws-replicator:bootstrap").is_none());
+    for step in BOOTSTRAP_TAGS {
+        assert!(a["tags"].get(step).is_none(), "{step}: {a}");
+    }
 
     org.py("tag", &[a["id"].as_str().unwrap(), "meshstack-avm", "done"]);
     let (ok, stdout, stderr) = org.sync(&config);
     assert!(ok, "{stdout}\n{stderr}");
     let a = org.state()[0].clone();
     assert_eq!(a["aliases"], serde_json::json!(["acme-acme-web"]));
-    assert!(a["tags"]["aws-replicator:bootstrap"].is_string());
+    for step in BOOTSTRAP_TAGS {
+        assert!(a["tags"][step].is_string(), "{step}: {a}");
+    }
     assert_eq!(a["stack_instances"], serde_json::json!(["eu-central-1"]));
 }
 
@@ -564,7 +600,7 @@ async fn several_new_projects_get_their_accounts_side_by_side_and_each_ou_once()
     assert_eq!(accounts.len(), projects.len(), "{accounts:#?}");
     for a in &accounts {
         assert_eq!(a["ou"], "/workloads/dev");
-        assert!(a["tags"]["aws-replicator:bootstrap"].is_string(), "{a}");
+        assert!(a["tags"]["aws-replicator:downgraded"].is_string(), "{a}");
     }
     assert_eq!(
         org.py("ous", &[]),

@@ -588,14 +588,26 @@ impl Landing for AwsLanding {
             .send()
             .await
             .map_err(aws_error("lambda:Invoke"))?;
+        let body = answer
+            .payload()
+            .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
+            .unwrap_or_default();
+        let short = || body.chars().take(500).collect::<String>();
         if let Some(kind) = answer.function_error() {
-            let body = answer
-                .payload()
-                .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
-                .unwrap_or_default();
             return Err(AccountError::Refused(format!(
                 "lambda:Invoke {function} for account {account}: the function failed ({kind}): {}",
-                body.chars().take(500).collect::<String>()
+                short()
+            )));
+        }
+        // The guide's Lambda answers {"statusCode": 200, …}; one that says otherwise failed
+        // without raising.
+        let status = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("statusCode").and_then(serde_json::Value::as_u64));
+        if let Some(code) = status.filter(|c| !(200..300).contains(c)) {
+            return Err(AccountError::Refused(format!(
+                "lambda:Invoke {function} for account {account}: the function answered statusCode {code}: {}",
+                short()
             )));
         }
         Ok(())

@@ -5,9 +5,9 @@
 //!
 //! AWS itself is the state of this machine. Every step is read back from the account before it
 //! is taken (its email in ListAccounts, its parent, its tags, its alias) or, for the bootstrap
-//! steps, from a tag the replicator writes once they all succeeded. So a run killed at any
-//! point resumes at the step it stopped at, and an account is found again by its email instead
-//! of being created twice. This module is the pure part: what each project's account should
+//! steps, from the tag the replicator writes on the account when that step succeeded. So a run
+//! killed at any point resumes at the step it stopped at, and an account is found again by its
+//! email instead of being created twice. This module is the pure part: what each project's account should
 //! be, and which steps an account as read still needs. `run.rs` takes them; `aws.rs` talks to
 //! AWS.
 
@@ -26,9 +26,12 @@ use std::fmt;
 /// Tags the replicator owns on an account. Landing zones may not set keys with this prefix.
 pub const TAG_PLATFORM: &str = "aws-replicator:platform";
 pub const TAG_PROJECT: &str = "aws-replicator:project";
-/// The digest of the landing zone's bootstrap (access stack, StackSets, Lambda) that last
-/// succeeded in full for this account.
-pub const TAG_BOOTSTRAP: &str = "aws-replicator:bootstrap";
+/// Per bootstrap step, the digest of what it last deployed in full on this account: a step is
+/// taken again only when the landing zone's content for it changed.
+pub const TAG_ACCESS_STACK: &str = "aws-replicator:access-stack";
+pub const TAG_STACK_SETS: &str = "aws-replicator:stack-sets";
+/// Once set, the access role has been downgraded: it may only read stacks from then on.
+pub const TAG_DOWNGRADED: &str = "aws-replicator:downgraded";
 
 /// The role that CreateAccount makes in a new account, and that the replicator assumes there.
 pub const DEFAULT_ACCESS_ROLE: &str = "MeshstackAccountAccessRole";
@@ -259,19 +262,31 @@ pub enum Step {
         from: Option<String>,
         to: String,
     },
+    /// Each bootstrap step ends by tagging the account with its `digest`.
     AccessStack {
         stack: String,
+        digest: String,
     },
     StackSets {
         names: Vec<String>,
+        digest: String,
     },
     Downgrade {
         lambda: String,
-    },
-    /// Records that the bootstrap above succeeded in full.
-    MarkBootstrapped {
         digest: String,
     },
+}
+
+impl Step {
+    /// The tag that records a bootstrap step as done, and its value.
+    pub fn done_tag(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Step::AccessStack { digest, .. } => Some((TAG_ACCESS_STACK, digest)),
+            Step::StackSets { digest, .. } => Some((TAG_STACK_SETS, digest)),
+            Step::Downgrade { digest, .. } => Some((TAG_DOWNGRADED, digest)),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Step {
@@ -289,10 +304,11 @@ impl fmt::Display for Step {
                 from: Some(from),
                 to,
             } => write!(f, "alias {from} → {to}"),
-            Step::AccessStack { stack } => write!(f, "deploy access stack {stack}"),
-            Step::StackSets { names } => write!(f, "StackSet instances of {}", names.join(", ")),
-            Step::Downgrade { lambda } => write!(f, "invoke {lambda}"),
-            Step::MarkBootstrapped { .. } => write!(f, "mark bootstrapped"),
+            Step::AccessStack { stack, .. } => write!(f, "deploy access stack {stack}"),
+            Step::StackSets { names, .. } => {
+                write!(f, "StackSet instances of {}", names.join(", "))
+            }
+            Step::Downgrade { lambda, .. } => write!(f, "invoke {lambda}"),
         }
     }
 }
@@ -374,49 +390,75 @@ pub fn pending(
         }
         Some(Some(_)) => {}
     }
-    let digest = bootstrap_digest(zone);
-    if view.tags.get(TAG_BOOTSTRAP) != Some(&digest) {
-        if let Some(stack) = &zone.access_stack {
+    let done = |tag: &str, digest: &str| view.tags.get(tag).map(String::as_str) == Some(digest);
+    if let Some(stack) = &zone.access_stack {
+        let digest = digest(&[stack.stack_name.as_bytes(), stack.template.as_bytes()]);
+        // After the downgrade the access role may only read stacks: a changed template can no
+        // longer be deployed through it (see `notes`).
+        if !done(TAG_ACCESS_STACK, &digest) && !view.tags.contains_key(TAG_DOWNGRADED) {
             steps.push(Step::AccessStack {
                 stack: stack.stack_name.clone(),
+                digest,
             });
         }
-        if !zone.stack_sets.is_empty() {
+    }
+    if !zone.stack_sets.is_empty() {
+        let parts: Vec<String> = zone
+            .stack_sets
+            .iter()
+            .map(|s| format!("{}\0{}", s.name, s.regions.join("\0")))
+            .collect();
+        let digest = digest(&parts.iter().map(String::as_bytes).collect::<Vec<_>>());
+        if !done(TAG_STACK_SETS, &digest) {
             steps.push(Step::StackSets {
                 names: zone.stack_sets.iter().map(|s| s.name.clone()).collect(),
+                digest,
             });
         }
-        if let Some(lambda) = &zone.lambda {
+    }
+    if let Some(lambda) = &zone.lambda {
+        let digest = digest(&[lambda.as_bytes()]);
+        if !done(TAG_DOWNGRADED, &digest) {
             steps.push(Step::Downgrade {
                 lambda: lambda.clone(),
+                digest,
             });
         }
-        steps.push(Step::MarkBootstrapped { digest });
     }
     steps
 }
 
-/// A short digest of what the bootstrap deploys: when the landing zone's template, StackSets
-/// or Lambda change, accounts are bootstrapped again.
-pub fn bootstrap_digest(zone: &LandingZone) -> String {
+/// What an account needs that the replicator cannot do, for people: an access stack whose
+/// template changed after the account's access role was downgraded.
+pub fn notes(zone: &LandingZone, view: &AccountView) -> Vec<String> {
+    let Some(stack) = &zone.access_stack else {
+        return Vec::new();
+    };
+    let digest = digest(&[stack.stack_name.as_bytes(), stack.template.as_bytes()]);
+    let deployed = view.tags.get(TAG_ACCESS_STACK);
+    if view.tags.contains_key(TAG_DOWNGRADED) && deployed != Some(&digest) {
+        let what = if deployed.is_some() {
+            "was deployed from another template"
+        } else {
+            "was never deployed by the replicator"
+        };
+        vec![format!(
+            "access stack {} {what}, and the account's access role is downgraded (it may only \
+             read stacks); roll the change out through a StackSet, or update the stack in the \
+             account and tag it {TAG_ACCESS_STACK}={digest}",
+            stack.stack_name
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// A short digest of what a bootstrap step deploys: when it changes, the step runs again.
+fn digest(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
-    if let Some(stack) = &zone.access_stack {
-        h.update(stack.stack_name.as_bytes());
-        h.update([0]);
-        h.update(stack.template.as_bytes());
-    }
-    h.update([1]);
-    for set in &zone.stack_sets {
-        h.update(set.name.as_bytes());
-        for region in &set.regions {
-            h.update([0]);
-            h.update(region.as_bytes());
-        }
-        h.update([1]);
-    }
-    h.update([2]);
-    if let Some(lambda) = &zone.lambda {
-        h.update(lambda.as_bytes());
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
     }
     h.finalize()[..8]
         .iter()

@@ -5,8 +5,8 @@
 
 use super::aws::{AccountError, Landing, Organization, incomplete, poll};
 use super::{
-    AccountView, CreateStatus, DesiredAccount, Held, Policy, Step, TAG_BOOTSTRAP, check_owner,
-    explain_create_failure, locate, pending, tagged_as,
+    AccountView, CreateStatus, DesiredAccount, Held, Policy, Step, check_owner,
+    explain_create_failure, locate, notes, pending, tagged_as,
 };
 use crate::audit::Audit;
 use crate::config::{LandingZone, OuTarget};
@@ -59,6 +59,9 @@ pub struct Outcome {
     pub pending: Vec<Step>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the account needs that the replicator may not do; for people.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -93,18 +96,20 @@ impl Report {
             } else {
                 &o.done
             };
-            if steps.is_empty() && o.error.is_none() {
-                continue;
-            }
             let account = o.account.as_deref().unwrap_or("(new)");
-            let list: Vec<String> = steps.iter().map(ToString::to_string).collect();
-            out.push_str(&format!(
-                "~ account {} {account}: {}\n",
-                o.project,
-                list.join("; ")
-            ));
+            if !steps.is_empty() || o.error.is_some() {
+                let list: Vec<String> = steps.iter().map(ToString::to_string).collect();
+                out.push_str(&format!(
+                    "~ account {} {account}: {}\n",
+                    o.project,
+                    list.join("; ")
+                ));
+            }
             if let Some(e) = &o.error {
                 out.push_str(&format!("  ! {e}\n"));
+            }
+            for note in &o.notes {
+                out.push_str(&format!("# account {} {account}: {note}\n", o.project));
             }
         }
         for h in &self.held {
@@ -232,6 +237,7 @@ impl<O: Organization, L: Landing> Run<'_, O, L> {
             done: Vec::new(),
             pending: Vec::new(),
             error: None,
+            notes: Vec::new(),
         };
         if let Err(e) = self.steps(d, zone, &mut outcome).await {
             tracing::warn!(project = %d.project, error = %e, "account step failed");
@@ -317,6 +323,7 @@ impl<O: Organization, L: Landing> Run<'_, O, L> {
             view.alias = Some(self.landing.alias(&account.id).await?);
         }
         let steps = pending(d, zone, Some(&view), target.as_deref(), policy);
+        outcome.notes = notes(zone, &view);
         if options.dry_run {
             outcome.pending = steps;
             return Ok(());
@@ -340,6 +347,26 @@ impl<O: Organization, L: Landing> Run<'_, O, L> {
     }
 
     async fn take(
+        &self,
+        step: &Step,
+        zone: &LandingZone,
+        view: &AccountView,
+    ) -> Result<(), AccountError> {
+        let org = self.org;
+        let id = view.id.as_str();
+        self.act(step, zone, view).await?;
+        // Recorded step by step: a run that dies after the downgrade must not deploy the access
+        // stack again, as the downgraded role may no longer do that.
+        match step.done_tag() {
+            Some((key, value)) => {
+                org.tag(id, &BTreeMap::from([(key.to_owned(), value.to_owned())]))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn act(
         &self,
         step: &Step,
         zone: &LandingZone,
@@ -372,14 +399,7 @@ impl<O: Organization, L: Landing> Run<'_, O, L> {
                 }
                 Ok(())
             }
-            Step::Downgrade { lambda } => landing.invoke(lambda, id).await,
-            Step::MarkBootstrapped { digest } => {
-                org.tag(
-                    id,
-                    &BTreeMap::from([(TAG_BOOTSTRAP.to_owned(), digest.clone())]),
-                )
-                .await
-            }
+            Step::Downgrade { lambda, .. } => landing.invoke(lambda, id).await,
         }
     }
 
@@ -482,7 +502,7 @@ fn record<T>(
     let operation = match step {
         Step::Create { .. } => "organizations:CreateAccount",
         Step::Place { .. } => "organizations:MoveAccount",
-        Step::Tag { .. } | Step::MarkBootstrapped { .. } => "organizations:TagResource",
+        Step::Tag { .. } => "organizations:TagResource",
         Step::AwaitAvm { .. } => "await-avm",
         Step::Alias { .. } => "iam:CreateAccountAlias",
         Step::AccessStack { .. } => "cloudformation:CreateStack|UpdateStack",

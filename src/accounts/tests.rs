@@ -189,9 +189,18 @@ fn policy(enforce_alias: bool) -> Policy<'static> {
     }
 }
 
+/// The tags a fully bootstrapped account of `zone` carries: what each bootstrap step records.
+fn bootstrap_tags(zone: &LandingZone) -> BTreeMap<String, String> {
+    pending(&desired(), zone, None, None, policy(false))
+        .iter()
+        .filter_map(Step::done_tag)
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
 fn complete_view() -> AccountView {
     let mut tags = desired().tags;
-    tags.insert(TAG_BOOTSTRAP.into(), bootstrap_digest(&zone()));
+    tags.extend(bootstrap_tags(&zone()));
     AccountView {
         id: "111111111111".into(),
         parent: "ou-dev".into(),
@@ -224,8 +233,7 @@ fn a_new_account_needs_every_step_in_order_and_a_complete_one_none() {
             "alias",
             "access_stack",
             "stack_sets",
-            "downgrade",
-            "mark_bootstrapped"
+            "downgrade"
         ]
     );
     let view = complete_view();
@@ -267,7 +275,8 @@ fn each_step_is_pending_exactly_while_its_state_differs() {
     );
 
     let mut changed = z.clone();
-    changed.access_stack.as_mut().unwrap().template = "{\"Resources\":{\"X\":{}}}".into();
+    changed.stack_sets[0].regions.push("eu-west-1".into());
+    changed.lambda = Some("arn:aws:lambda:eu-central-1:210987654321:function:Other".into());
     assert_eq!(
         names(&pending(
             &d,
@@ -276,20 +285,73 @@ fn each_step_is_pending_exactly_while_its_state_differs() {
             Some("ou-dev"),
             policy(false)
         )),
-        [
-            "access_stack",
-            "stack_sets",
-            "downgrade",
-            "mark_bootstrapped"
-        ],
-        "a changed landing zone bootstraps again"
+        ["stack_sets", "downgrade"],
+        "a changed landing zone runs the changed steps again, and only those"
     );
+}
+
+#[test]
+fn a_run_that_died_after_the_lambda_only_invokes_it_again() {
+    let mut view = complete_view();
+    view.tags.remove(TAG_DOWNGRADED);
+    assert_eq!(
+        names(&pending(
+            &desired(),
+            &zone(),
+            Some(&view),
+            Some("ou-dev"),
+            policy(false)
+        )),
+        ["downgrade"]
+    );
+    assert!(notes(&zone(), &view).is_empty());
+}
+
+#[test]
+fn a_changed_access_stack_is_deployed_until_the_downgrade_and_reported_after_it() {
+    let mut changed = zone();
+    changed.access_stack.as_mut().unwrap().template = "{\"Resources\":{\"X\":{}}}".into();
+    let mut view = complete_view();
+    view.tags.remove(TAG_DOWNGRADED);
+    view.tags.remove(TAG_STACK_SETS);
+    assert_eq!(
+        names(&pending(
+            &desired(),
+            &changed,
+            Some(&view),
+            Some("ou-dev"),
+            policy(false)
+        )),
+        ["access_stack", "stack_sets", "downgrade"],
+        "not downgraded yet: the access role may still deploy"
+    );
+    let view = complete_view();
+    assert_eq!(
+        pending(
+            &desired(),
+            &changed,
+            Some(&view),
+            Some("ou-dev"),
+            policy(false)
+        ),
+        [],
+        "downgraded: the access role may only read stacks"
+    );
+    let notes = notes(&changed, &view);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("access stack access") && notes[0].contains("StackSet"),
+        "{notes:?}"
+    );
+    assert!(super::notes(&zone(), &view).is_empty());
 }
 
 #[test]
 fn waiting_for_the_vending_machine_holds_the_later_steps() {
     let mut view = complete_view();
-    view.tags.remove(TAG_BOOTSTRAP);
+    for tag in [TAG_ACCESS_STACK, TAG_STACK_SETS, TAG_DOWNGRADED] {
+        view.tags.remove(tag);
+    }
     let avm = Policy {
         enforce_alias: false,
         avm_done_tag: Some(("meshstack-avm", "done")),
@@ -313,12 +375,7 @@ fn waiting_for_the_vending_machine_holds_the_later_steps() {
             Some("ou-dev"),
             avm
         )),
-        [
-            "access_stack",
-            "stack_sets",
-            "downgrade",
-            "mark_bootstrapped"
-        ]
+        ["access_stack", "stack_sets", "downgrade"]
     );
 }
 
@@ -352,7 +409,7 @@ impl Organization for FakeOrg {
     }
     async fn tags(&self, _: &str) -> Result<BTreeMap<String, String>, AccountError> {
         let mut tags = desired().tags;
-        tags.insert(TAG_BOOTSTRAP.into(), bootstrap_digest(&zone()));
+        tags.extend(bootstrap_tags(&zone()));
         Ok(tags)
     }
     async fn tag(&self, _: &str, _: &BTreeMap<String, String>) -> Result<(), AccountError> {

@@ -8,11 +8,12 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 /// The secrets in the configuration `config()` writes: none may ever be printed.
-pub const SECRETS: [&str; 5] = [
+pub const SECRETS: [&str; 6] = [
     "emulator-token",
     "demo-access-key",
     "demo-secret-key",
     "demo-external-id",
+    "demo-automation-external-id",
     "demo-secret",
 ];
 
