@@ -83,13 +83,22 @@ fn sts(
 /// Credentials of an assumed role, kept until five minutes before they expire and shared by
 /// every clone: the clients of one role (Organizations and the member-account chain, or
 /// CloudFormation and Lambda in the automation account) make one AssumeRole between them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AssumedRole {
     region: String,
     sts: aws_sdk_sts::Client,
     role_arn: String,
     external_id: Option<Secret>,
     cached: std::sync::Arc<tokio::sync::Mutex<Option<Credentials>>>,
+}
+
+/// Names the role only: the STS client and the cached credentials hold keys.
+impl std::fmt::Debug for AssumedRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssumedRole")
+            .field("role_arn", &self.role_arn)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Credentials this close to their expiry are asked for again.
@@ -295,5 +304,24 @@ mod tests {
         set("ftp://127.0.0.1");
         assert!(endpoint("TESTSVC").is_err());
         unsafe { std::env::remove_var("AWS_ENDPOINT_URL_TESTSVC") };
+    }
+
+    #[test]
+    fn an_assumed_role_debugs_without_its_keys() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.dhall");
+        let config = Config::load(std::path::Path::new(path)).unwrap();
+        let role = AssumedRole::management(&config).unwrap();
+        let member = role
+            .chain(
+                "arn:aws:iam::111111111111:role/MeshstackAccountAccessRole",
+                None,
+            )
+            .unwrap();
+        for shown in [format!("{role:?}"), format!("{member:#?}")] {
+            assert!(shown.contains("role/"), "{shown}");
+            for secret in ["demo-access-key", "demo-secret-key", "demo-external-id"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
     }
 }
