@@ -1,7 +1,9 @@
 //! `aws-replicator bootstrap`: the IAM policies and trust relationships the seed asks operators
 //! to create in the meshcloud, management and automation accounts, filled in from the config.
 //! The management role's policy grants exactly what the configured `replicator.sso-admin` reads
-//! and writes need, no more.
+//! and writes need, no more (and no sso actions at all on the meshIdB path). An ExternalId
+//! condition is written only where the config has an ExternalId: with none, the replicator sends
+//! none, and a condition would refuse every AssumeRole.
 //!
 //! Pure: config in, files (name and text) out; the CLI writes them.
 
@@ -23,8 +25,6 @@ pub enum BootstrapError {
         "--meshcloud-account-id: {0:?} is not a 12-digit AWS account id (the account of meshfed-service-user)"
     )]
     AccountId(String),
-    #[error("bootstrap for AWS SSO needs iam-configuration.aws-sso")]
-    NoSso,
 }
 
 pub struct Options<'a> {
@@ -64,16 +64,23 @@ fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).expect("JSON values serialize") + "\n"
 }
 
-fn trust_from_user(meshcloud: &str, external_id: &str) -> Value {
+/// An AssumeRole statement, with the ExternalId condition when there is an ExternalId.
+fn assume_role(mut statement: Value, external_id: Option<&str>) -> Value {
+    if let Some(id) = external_id {
+        statement["Condition"] = json!({"StringEquals": {"sts:ExternalId": id}});
+    }
+    statement
+}
+
+fn trust_from_user(meshcloud: &str, external_id: Option<&str>) -> Value {
     json!({
         "Version": POLICY_VERSION,
-        "Statement": [{
+        "Statement": [assume_role(json!({
             "Sid": "",
             "Effect": "Allow",
             "Principal": {"AWS": format!("arn:aws:iam::{meshcloud}:user/meshfed-service-user")},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"sts:ExternalId": external_id}}
-        }]
+            "Action": "sts:AssumeRole"
+        }), external_id)]
     })
 }
 
@@ -82,7 +89,6 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
     if meshcloud.len() != 12 || !meshcloud.bytes().all(|b| b.is_ascii_digit()) {
         return Err(BootstrapError::AccountId(meshcloud.to_owned()));
     }
-    let sso = config.sso.as_ref().ok_or(BootstrapError::NoSso)?;
     let aws = &config.aws;
     let management = role(
         "aws.organizationRootAccountRole",
@@ -90,8 +96,9 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
     )?;
     let automation = role("aws.automationAccountRole", &aws.automation_account_role)?;
     let external_id = |secret: &Option<crate::secret::Secret>| match secret {
-        Some(s) if options.reveal_external_id => s.expose().to_owned(),
-        _ => EXTERNAL_ID_PLACEHOLDER.to_owned(),
+        Some(s) if options.reveal_external_id => Some(s.expose().to_owned()),
+        Some(_) => Some(EXTERNAL_ID_PLACEHOLDER.to_owned()),
+        None => None,
     };
     let management_external_id = external_id(&aws.organization_root_account_external_id);
     let automation_external_id = external_id(&aws.automation_account_external_id);
@@ -103,16 +110,14 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
     let user_policy = json!({
         "Version": POLICY_VERSION,
         "Statement": [
-            {
+            assume_role(json!({
                 "Sid": "", "Effect": "Allow", "Action": "sts:AssumeRole",
-                "Resource": management.arn,
-                "Condition": {"StringEquals": {"sts:ExternalId": management_external_id}}
-            },
-            {
+                "Resource": management.arn
+            }), management_external_id.as_deref()),
+            assume_role(json!({
                 "Sid": "", "Effect": "Allow", "Action": "sts:AssumeRole",
-                "Resource": automation.arn,
-                "Condition": {"StringEquals": {"sts:ExternalId": automation_external_id}}
-            }
+                "Resource": automation.arn
+            }), automation_external_id.as_deref())
         ]
     });
 
@@ -137,14 +142,13 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
             "sso:ListAccountAssignmentDeletionStatus",
         ]);
     }
-    let management_policy = json!({
+    let mut management_policy = json!({
         "Version": POLICY_VERSION,
         "Statement": [
-            {
+            assume_role(json!({
                 "Sid": "StsAccessMemberAccount", "Effect": "Allow", "Action": "sts:AssumeRole",
-                "Resource": format!("arn:aws:iam::*:role/{access_role}"),
-                "Condition": {"StringEquals": {"sts:ExternalId": management_external_id}}
-            },
+                "Resource": format!("arn:aws:iam::*:role/{access_role}")
+            }), management_external_id.as_deref()),
             {
                 "Sid": "OrgManagementAccess1", "Effect": "Allow",
                 "Action": [
@@ -173,14 +177,19 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
                     "organizations:CreateAccount"
                 ],
                 "Resource": "*"
-            },
-            {
-                "Sid": "OrgManagementAccessSSO", "Effect": "Allow",
-                "Action": sso_actions,
-                "Resource": [sso.instance_arn, "arn:aws:sso:::permissionSet/*/*", "arn:aws:sso:::account/*"]
             }
         ]
     });
+    if let Some(sso) = &config.sso {
+        management_policy["Statement"]
+            .as_array_mut()
+            .expect("a statement list")
+            .push(json!({
+                "Sid": "OrgManagementAccessSSO", "Effect": "Allow",
+                "Action": sso_actions,
+                "Resource": [sso.instance_arn, "arn:aws:sso:::permissionSet/*/*", "arn:aws:sso:::account/*"]
+            }));
+    }
 
     let automation_policy = json!({
         "Version": POLICY_VERSION,
@@ -191,7 +200,9 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
                 "cloudformation:UpdateStackInstances",
                 "cloudformation:ListStackInstances",
                 "cloudformation:DescribeStackSet",
-                "cloudformation:CreateStackInstances"
+                "cloudformation:CreateStackInstances",
+                // Beyond the guide's policy: the replicator waits for the operation it started.
+                "cloudformation:DescribeStackSetOperation"
             ],
             "Resource": "*"
         }]
@@ -325,7 +336,12 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
         m_name = management.name,
         a_account = automation.account,
         a_name = automation.name,
-        external_id_note = if options.reveal_external_id {
+        external_id_note = if management_external_id.is_none() || automation_external_id.is_none() {
+            "A role without a configured ExternalId gets no ExternalId condition, since the replicator \
+             sends none. The meshStack guide recommends one per role (a random GUID) in \
+             `aws.organizationRootAccountExternalId` and `aws.automationAccountExternalId`."
+                .to_owned()
+        } else if options.reveal_external_id {
             "The files contain the configured ExternalIds: keep them as you keep the config's secrets."
                 .to_owned()
         } else {
@@ -348,7 +364,10 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
         ),
         (
             format!("management/{}-trust.json", management.name),
-            pretty(&trust_from_user(meshcloud, &management_external_id)),
+            pretty(&trust_from_user(
+                meshcloud,
+                management_external_id.as_deref(),
+            )),
         ),
         (
             format!("automation/{}-policy.json", automation.name),
@@ -356,7 +375,10 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
         ),
         (
             format!("automation/{}-trust.json", automation.name),
-            pretty(&trust_from_user(meshcloud, &automation_external_id)),
+            pretty(&trust_from_user(
+                meshcloud,
+                automation_external_id.as_deref(),
+            )),
         ),
         (
             "automation/AWSCloudFormationStackSetAdministrationRole-policy.json".into(),

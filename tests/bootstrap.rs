@@ -200,3 +200,32 @@ print("downgraded")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_role_without_an_external_id_gets_no_condition_and_mesh_idb_no_sso_actions() {
+    let mut config = demo();
+    config.aws.automation_account_external_id = None;
+    config.sso = None;
+    let files = files(&config, &options(true)).unwrap();
+    let file = |suffix: &str| -> serde_json::Value {
+        let (_, text) = files.iter().find(|(n, _)| n.ends_with(suffix)).unwrap();
+        serde_json::from_str(text).unwrap()
+    };
+    let trust = file("MeshfedAutomationRole-trust.json");
+    assert!(trust["Statement"][0].get("Condition").is_none(), "{trust}");
+    let user = file("meshfed-service-user-policy.json");
+    assert_eq!(
+        user["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"], "demo-external-id",
+        "the management role keeps its ExternalId: {user}"
+    );
+    assert!(user["Statement"][1].get("Condition").is_none(), "{user}");
+    let management = file("MeshfedServiceRole-policy.json").to_string();
+    assert!(!management.contains("\"sso:"), "{management}");
+    let automation = file("MeshfedAutomationRole-policy.json").to_string();
+    assert!(
+        automation.contains("cloudformation:DescribeStackSetOperation"),
+        "the replicator waits for the StackSet operation it starts: {automation}"
+    );
+    let (_, readme) = files.iter().find(|(n, _)| n == "README.md").unwrap();
+    assert!(readme.contains("no ExternalId condition"), "{readme}");
+}

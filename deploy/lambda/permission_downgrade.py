@@ -7,7 +7,8 @@ the minimum inline policy meshStack still needs, and then removes AdministratorA
 whether that is attached as a managed policy or inline. A second run changes nothing.
 
 Written for aws-replicator after the behaviour the meshStack AWS integration guide describes; unlike
-that example it also finds AdministratorAccess when it is attached rather than inline.
+that example it also finds AdministratorAccess when it is attached rather than inline, and the
+minimum policy also allows iam:DetachRolePolicy (meshIdB's detach-extra-policies).
 """
 
 import json
@@ -55,6 +56,8 @@ def minimum_policy(account_id):
                         "iam:GetRole",
                         "iam:CreateRole",
                         "iam:AttachRolePolicy",
+                        # Beyond the guide's example: meshIdB's detach-extra-policies.
+                        "iam:DetachRolePolicy",
                         "iam:UpdateAssumeRolePolicy",
                     ],
                     "Resource": "*",
