@@ -71,19 +71,26 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let sso = iam_configuration
         .aws_sso
         .map(|sso| check_sso(&mut p, sso, limits, &project_roles, &project_id));
-    if let Some(idb) = &iam_configuration.mesh_idb {
-        check_mesh_idb(&mut p, idb, &project_roles);
-    }
-    check_idb_settings(
-        &mut p,
-        &replicator.mesh_idb,
-        iam_configuration.mesh_idb.is_some(),
-    );
+    let mut warnings = Vec::new();
+    let mesh_idb = match iam_configuration.mesh_idb {
+        Some(idb) => Some(mesh_idb(&mut p, idb, &aws, &project_roles)),
+        None => {
+            if !aws.role_mappings_managed.is_empty() || !aws.role_mappings_external.is_empty() {
+                warnings.push(Problem {
+                    path: "aws.roleMappingsManaged, aws.roleMappingsExternal".into(),
+                    message: "role mappings for meshIdB are ignored on the aws-sso path".into(),
+                    fix: "remove them, or map roles in iam-configuration.aws-sso.role-mappings"
+                        .into(),
+                });
+            }
+            None
+        }
+    };
+    check_idb_settings(&mut p, &replicator.mesh_idb, mesh_idb.is_some());
     let meshstack = check_meshstack(&mut p, meshstack, project_roles, project_id);
     check_replicator(&mut p, &replicator);
     let accounts = accounts(&mut p, &replicator.accounts);
 
-    let warnings = Vec::new();
     if !p.0.is_empty() {
         return Err(p.0);
     }
@@ -91,7 +98,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<Problem>> {
         platform: aws.platform.clone(),
         aws,
         sso: sso.flatten(),
-        mesh_idb: iam_configuration.mesh_idb,
+        mesh_idb,
         identifiers: limits,
         meshstack: meshstack.expect("no problems, so meshstack is valid"),
         replicator,
@@ -583,23 +590,98 @@ fn check_sso(
     })
 }
 
-fn check_mesh_idb(p: &mut Problems, idb: &raw::MeshIdb, roles: &BTreeMap<RoleId, String>) {
+/// The meshIdB mappings: `iam-configuration.mesh-idb`'s, plus those the seed's `Aws.dhall`
+/// keeps in `aws.roleMappingsManaged` / `aws.roleMappingsExternal`, as one list each. A project
+/// role maps to one AWS role, wherever it is mapped.
+fn mesh_idb(
+    p: &mut Problems,
+    idb: raw::MeshIdb,
+    aws: &raw::Aws,
+    roles: &BTreeMap<RoleId, String>,
+) -> raw::MeshIdb {
     let base = "iam-configuration.mesh-idb";
-    for (i, e) in idb.role_mappings_managed.iter().enumerate() {
-        let path = format!("{base}.role-mappings-managed[{i}]");
-        check_role_key(p, &path, &e.key, roles);
-        for (j, arn) in e.value.policies.iter().enumerate() {
-            check_policy_arn(p, &format!("{path}.mapValue.policies[{j}]"), arn);
+    let mut merged = idb;
+    merged
+        .role_mappings_managed
+        .extend(aws.role_mappings_managed.iter().map(|e| raw::Entry {
+            key: e.key.clone(),
+            value: raw::IdbManagedRole {
+                aws_role_name: e.value.aws_role_name.clone(),
+                policies: e.value.policies.clone(),
+            },
+        }));
+    merged
+        .role_mappings_external
+        .extend(aws.role_mappings_external.iter().map(|e| raw::Entry {
+            key: e.key.clone(),
+            value: raw::IdbExternalRole {
+                aws_role_name: e.value.aws_role_name.clone(),
+            },
+        }));
+    let own_managed = merged.role_mappings_managed.len() - aws.role_mappings_managed.len();
+    let own_external = merged.role_mappings_external.len() - aws.role_mappings_external.len();
+    let managed_path = |i: usize| match i.checked_sub(own_managed) {
+        None => format!("{base}.role-mappings-managed[{i}]"),
+        Some(j) => format!("aws.roleMappingsManaged[{j}]"),
+    };
+    let external_path = |i: usize| match i.checked_sub(own_external) {
+        None => format!("{base}.role-mappings-external[{i}]"),
+        Some(j) => format!("aws.roleMappingsExternal[{j}]"),
+    };
+    let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+    let mut role_names: BTreeMap<String, String> = BTreeMap::new();
+    let entries = merged
+        .role_mappings_managed
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (managed_path(i), &e.key, &e.value.aws_role_name))
+        .chain(
+            merged
+                .role_mappings_external
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (external_path(i), &e.key, &e.value.aws_role_name)),
+        );
+    for (path, key, role_name) in entries {
+        // The seed's lists are checked where they stand, in check_aws.
+        if path.starts_with(base) {
+            check_role_key(p, &path, key, roles);
+        }
+        if let Some(first) = seen.insert(key, path.clone()) {
+            p.add(
+                &path,
+                format!("project role `{key}` is mapped already, at {first}"),
+                "map each project role once, in one of the lists",
+            );
+        }
+        let name_ok = !role_name.is_empty()
+            && role_name.len() <= 64
+            && role_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+        if !name_ok {
+            p.add(
+                format!("{path}.mapValue.aws-role-name"),
+                format!("{role_name:?} is not an IAM role name"),
+                "use 1 to 64 letters, digits and + = , . @ _ -",
+            );
+        } else if let Some(first) = role_names.insert(role_name.to_lowercase(), path.clone()) {
+            p.add(
+                format!("{path}.mapValue.aws-role-name"),
+                format!("the IAM role {role_name:?} is named already, at {first} (IAM role names ignore case)"),
+                "give each mapping its own aws-role-name",
+            );
         }
     }
-    for (i, e) in idb.role_mappings_external.iter().enumerate() {
-        check_role_key(
-            p,
-            &format!("{base}.role-mappings-external[{i}]"),
-            &e.key,
-            roles,
-        );
+    for (i, e) in merged.role_mappings_managed.iter().enumerate() {
+        let path = managed_path(i);
+        if path.starts_with(base) {
+            for (j, arn) in e.value.policies.iter().enumerate() {
+                check_policy_arn(p, &format!("{path}.mapValue.policies[{j}]"), arn);
+            }
+        }
     }
+    merged
 }
 
 /// HTTPS, or plain HTTP to a loopback address (test peers and the emulator).

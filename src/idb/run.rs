@@ -260,32 +260,24 @@ impl AccountIam for AwsLanding {
         name: &str,
     ) -> Result<Option<String>, AccountError> {
         let iam = self.iam(account)?;
-        let list = iam
-            .list_saml_providers()
-            .send()
-            .await
-            .map_err(aws_error("iam:ListSAMLProviders"))?;
-        let suffix = format!(":saml-provider/{name}");
-        let Some(arn) = list
-            .saml_provider_list()
-            .iter()
-            .filter_map(|p| p.arn())
-            .find(|arn| arn.ends_with(&suffix))
-        else {
-            return Ok(None);
-        };
-        let provider = iam
-            .get_saml_provider()
-            .saml_provider_arn(arn)
-            .send()
-            .await
-            .map_err(aws_error("iam:GetSAMLProvider"))?;
-        Ok(Some(
-            provider
-                .saml_metadata_document()
-                .unwrap_or_default()
-                .to_owned(),
-        ))
+        // Read by its ARN: ListSAMLProviders cannot be limited to a resource, and the
+        // downgraded access role may only touch `saml-provider/*`.
+        let arn = crate::aws::provider_arn(self.partition(), account, name);
+        match iam.get_saml_provider().saml_provider_arn(&arn).send().await {
+            Ok(provider) => Ok(Some(
+                provider
+                    .saml_metadata_document()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(aws_error("iam:GetSAMLProvider")(e)),
+        }
     }
 
     async fn put_saml_provider(

@@ -211,3 +211,41 @@ fn each_user_gets_the_saml_role_pairs_of_the_roles_they_hold() {
         "no account, no pair: {text}"
     );
 }
+
+/// The seed's `Aws.dhall` keeps meshIdB mappings in `aws.roleMappingsManaged` /
+/// `aws.roleMappingsExternal` too: they count as if written under `mesh-idb`.
+#[test]
+fn the_seeds_aws_role_mappings_are_mapped_too() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.dhall");
+    let types = concat!(env!("CARGO_MANIFEST_DIR"), "/config/types/package.dhall");
+    let text = format!(
+        r#"let T = {types}
+let c = {demo}
+in c // {{ aws = c.aws // {{
+              roleMappingsManaged = [ {{ mapKey = "admin", mapValue = {{ awsRoleName = "seed-admin", policies = [ "arn:aws:iam::aws:policy/ReadOnlyAccess" ] }} }} ]
+            , roleMappingsExternal = [ {{ mapKey = "reader", mapValue = {{ awsRoleName = "seed-reader" }} }} ] }}
+        , iam-configuration =
+            {{ aws-sso = None T.AwsSso
+            , mesh-idb = Some
+                {{ role-mappings-managed = [] : List {{ mapKey : Text, mapValue : {{ aws-role-name : Text, policies : List Text }} }}
+                , role-mappings-external = [ {{ mapKey = "user", mapValue = {{ aws-role-name = "own-user" }} }} ]
+                }}
+            }}
+        , replicator = c.replicator // {{ mesh-idb = c.replicator.mesh-idb // {{ idp-metadata = Some "{}" }} }}
+        }}"#,
+        metadata().replace('"', "\\\"")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.dhall");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let desired = desired_iam(&snapshot(), &config, &BTreeMap::new());
+    let d = &desired[0];
+    let managed: Vec<&str> = d.managed.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(managed, ["seed-admin"]);
+    assert_eq!(
+        d.managed[0].policies,
+        BTreeSet::from(["arn:aws:iam::aws:policy/ReadOnlyAccess".to_owned()])
+    );
+    assert_eq!(d.external, ["own-user", "seed-reader"]);
+}

@@ -59,6 +59,6 @@ in    { aws =
               , client-secret = "demo-secret"
               }
         }
-      , replicator = T.Replicator::{=}
+      , replicator = T.Replicator::{ mesh-idb = T.Replicator.default.mesh-idb // { idp-metadata = Some "<EntityDescriptor xmlns=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"https://meshidb.example.com\"><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --><!-- padding --></EntityDescriptor>" } }
       }
     : T.Config Text
