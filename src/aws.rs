@@ -263,7 +263,9 @@ pub fn organizations(role: AssumedRole) -> Result<aws_sdk_organizations::Client,
 
 /// IAM as `role` (a member account's access role).
 pub fn iam(role: AssumedRole) -> Result<aws_sdk_iam::Client, AwsError> {
-    let builder = client!(aws_sdk_iam, role, "IAM");
+    // Paced (crate::paced) retries IAM calls, counted and under the shared rate limit.
+    let builder = client!(aws_sdk_iam, role, "IAM")
+        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled());
     Ok(aws_sdk_iam::Client::from_conf(builder.build()))
 }
 

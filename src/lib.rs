@@ -23,6 +23,7 @@ pub mod meshstack;
 pub mod metrics;
 pub mod model;
 pub mod observed;
+pub mod paced;
 pub mod plan;
 pub mod retry;
 pub mod secret;

@@ -360,6 +360,7 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
             &Scope::All,
             false,
             &audit,
+            None,
         ))
         .context("cannot provision accounts")?;
     if !args.json {
@@ -518,6 +519,7 @@ fn accounts_dry_run(
             &Scope::All,
             true,
             &aws_replicator::audit::Audit::discard(),
+            None,
         ))
         .context("cannot read the organization's accounts")
 }
@@ -552,12 +554,13 @@ fn idb_command(
             &Scope::All,
             dry_run,
             &audit,
+            None,
         ))
         .context("cannot provision accounts")?;
     let ids = accounts.account_ids();
     let iam = rt
         .block_on(aws_replicator::idb::run::iam_phase(
-            config, &snapshot, &ids, dry_run, &audit,
+            config, &snapshot, &ids, dry_run, &audit, None,
         ))
         .context("cannot reconcile meshIdB roles")?;
     if json {

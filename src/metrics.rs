@@ -24,14 +24,16 @@ use std::sync::atomic::AtomicU64;
 pub enum Service {
     Scim,
     SsoAdmin,
+    Iam,
     MeshStack,
 }
 
 impl Service {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Service::Scim => "scim",
             Service::SsoAdmin => "sso-admin",
+            Service::Iam => "iam",
             Service::MeshStack => "meshstack",
         }
     }
@@ -257,7 +259,12 @@ impl Metrics {
         for kind in Drift::default().kinds().map(|(kind, _)| kind) {
             let _ = m.drift.get_or_create(&KindLabels { kind });
         }
-        for service in [Service::Scim, Service::SsoAdmin, Service::MeshStack] {
+        for service in [
+            Service::Scim,
+            Service::SsoAdmin,
+            Service::Iam,
+            Service::MeshStack,
+        ] {
             let labels = ServiceLabels {
                 service: service.label(),
             };
@@ -369,7 +376,10 @@ impl RequestObserver for Metrics {
                 status: status.to_owned(),
             })
             .inc();
-        if status == "429" || status == "ThrottlingException" {
+        if matches!(
+            status,
+            "429" | "ThrottlingException" | "Throttling" | "RequestLimitExceeded"
+        ) {
             self.throttles
                 .get_or_create(&ServiceLabels {
                     service: service.label(),

@@ -56,7 +56,7 @@ async fn a_sync_killed_twenty_times_still_converges_to_exactly_the_desired_state
     let config = s.config(
         "crash.dhall",
         "%s.%s.%4\\$s",
-        "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 } }",
+        "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 } }",
     );
     let args = [
         "sync",

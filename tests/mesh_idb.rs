@@ -346,6 +346,14 @@ async fn serve_syncs_the_accounts_and_serves_saml_roles_to_callers_with_the_toke
         metrics.contains("aws_replicator_mesh_idb_changes_pending 0"),
         "{metrics}"
     );
+    // IAM calls are paced and counted like sso-admin's: on the first sync, a GetRole that finds
+    // nothing for each mapped role (managed and external) in each of the 3 accounts.
+    assert!(
+        metrics.contains(
+            r#"aws_replicator_api_requests_total{service="iam",operation="iam:GetRole",status="NoSuchEntity"} 6"#
+        ),
+        "{metrics}"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }

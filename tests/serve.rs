@@ -30,7 +30,7 @@ impl Drop for Server {
 fn replicator(interval: u64) -> String {
     format!(
         "T.Replicator::{{ schedule = {{ interval-seconds = {interval}, jitter-seconds = 0 }}, \
-         rate-limits = {{ scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 }}, \
+         rate-limits = {{ scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }}, \
          serve = T.Replicator.default.serve // {{ webhook-token = Some \"{TOKEN}\", \
          webhook-hmac-secret = Some \"{HMAC_SECRET}\", max-body-bytes = 256 }} }}"
     )

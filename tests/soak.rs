@@ -44,7 +44,7 @@ async fn drift_is_repaired_under_faults_and_memory_stays_flat() {
         "%s.%s.%4\\$s",
         &format!(
             "T.Replicator::{{ schedule = {{ interval-seconds = {INTERVAL}, jitter-seconds = 0 }}, \
-             rate-limits = {{ scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 }} }}"
+             rate-limits = {{ scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }} }}"
         ),
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -6,8 +6,8 @@ mod common;
 
 use common::cli::setup;
 
-const FAST: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 } }";
-const FAST_EXTENDED: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 }, sso-admin = { delete-assignments = True, list-assignments-for-principal = True, list-assignment-status = False, max-in-flight = 10 } }";
+const FAST: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 } }";
+const FAST_EXTENDED: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }, sso-admin = { delete-assignments = True, list-assignments-for-principal = True, list-assignment-status = False, max-in-flight = 10 } }";
 const SNAPSHOT: &str = "config/sample-snapshot.json";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +154,7 @@ async fn a_project_removed_from_meshstack_loses_its_groups_and_assignments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deletion_guard_refuses_a_plan_that_removes_too_much() {
     let s = setup().await;
-    let guarded = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, meshstack = 10.0 }, deletion-guard = { max-share = 0.2, max-count = 2 } }";
+    let guarded = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }, deletion-guard = { max-share = 0.2, max-count = 2 } }";
     let config = s.config("guarded.dhall", "%s.%s.%4\\$s", guarded);
     let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
     assert!(out.status.success(), "{stdout}\n{stderr}");

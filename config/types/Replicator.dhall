@@ -3,7 +3,9 @@
 
       schedule:                sync every interval-seconds, plus up to jitter-seconds at random
       rate-limits:             requests per second per API family. AWS allows 20 each, and the
-                               customer's IdP shares the SCIM budget: stay well below.
+                               customer's IdP shares the SCIM budget: stay well below. `iam` paces
+                               the IAM calls in member accounts (meshIdB roles, account aliases),
+                               all accounts together.
       deletion-guard:          refuse a plan that deletes more than max-share of the managed groups,
                                memberships or assignments and more than max-count of them
       sso-admin:               what the management-account role may do beyond the seed's policy,
@@ -44,7 +46,12 @@ let LandingZone = ./LandingZone.dhall
 let Settings =
       { schedule : { interval-seconds : Natural, jitter-seconds : Natural }
       , rate-limits :
-          { scim : Double, sso-admin : Double, identitystore : Double, meshstack : Double }
+          { scim : Double
+          , sso-admin : Double
+          , identitystore : Double
+          , iam : Double
+          , meshstack : Double
+          }
       , deletion-guard : { max-share : Double, max-count : Natural }
       , sso-admin :
           { delete-assignments : Bool
@@ -76,7 +83,7 @@ let Settings =
 let default =
       { schedule = { interval-seconds = 900, jitter-seconds = 60 }
       , rate-limits =
-        { scim = 5.0, sso-admin = 5.0, identitystore = 5.0, meshstack = 10.0 }
+        { scim = 5.0, sso-admin = 5.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }
       , deletion-guard = { max-share = 0.2, max-count = 50 }
       , sso-admin =
         { delete-assignments = False

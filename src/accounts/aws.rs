@@ -352,6 +352,8 @@ pub struct AwsLanding {
     lambda: aws_sdk_lambda::Client,
     /// The member-account clients of this run, one credential cache per account.
     members: std::sync::Mutex<BTreeMap<String, Member>>,
+    /// Every IAM call in every member account, at `rate-limits.iam` together.
+    iam_pace: crate::paced::Paced,
 }
 
 #[derive(Clone)]
@@ -376,7 +378,39 @@ impl AwsLanding {
             automation_cfn: crate::aws::cloudformation(automation.clone())?,
             lambda: crate::aws::lambda(automation)?,
             members: Default::default(),
+            iam_pace: crate::paced::Paced::new(
+                crate::metrics::Service::Iam,
+                config.replicator.rate_limits.iam,
+                crate::retry::RetryPolicy::aws(),
+                crate::paced::IAM_RETRYABLE,
+            ),
         })
+    }
+
+    /// Reports every IAM request and retry to `observer` (the metrics).
+    pub fn with_observer(
+        mut self,
+        observer: Option<std::sync::Arc<dyn crate::metrics::RequestObserver>>,
+    ) -> Self {
+        if let Some(o) = observer {
+            self.iam_pace = self.iam_pace.with_observer(o);
+        }
+        self
+    }
+
+    /// An IAM call, paced and retried with every other (the IAM client's own retries are off).
+    pub(crate) async fn paced<T, E, R, F, Fut>(
+        &self,
+        operation: &str,
+        call: F,
+    ) -> Result<T, aws_sdk_iam::error::SdkError<E, R>>
+    where
+        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, aws_sdk_iam::error::SdkError<E, R>>>,
+    {
+        self.iam_pace.call(operation, call).await
     }
 
     pub(crate) fn partition(&self) -> &'static str {
@@ -406,25 +440,23 @@ impl AwsLanding {
 
 impl Landing for AwsLanding {
     async fn alias(&self, account: &str) -> Result<Option<String>, AccountError> {
-        let member = self.member(account)?;
-        let answer = member
-            .iam
-            .list_account_aliases()
-            .send()
+        let iam = self.member(account)?.iam;
+        let answer = self
+            .paced("iam:ListAccountAliases", || {
+                iam.list_account_aliases().send()
+            })
             .await
             .map_err(aws_error("iam:ListAccountAliases"))?;
         Ok(answer.account_aliases().first().cloned())
     }
 
     async fn set_alias(&self, account: &str, alias: &str) -> Result<(), AccountError> {
-        let member = self.member(account)?;
-        member
-            .iam
-            .create_account_alias()
-            .account_alias(alias)
-            .send()
-            .await
-            .map_err(|e| {
+        let iam = self.member(account)?.iam;
+        self.paced("iam:CreateAccountAlias", || {
+            iam.create_account_alias().account_alias(alias).send()
+        })
+        .await
+        .map_err(|e| {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_entity_already_exists_exception())
                 {

@@ -531,6 +531,7 @@ pub async fn accounts_phase(
     scope: &crate::desired::Scope,
     dry_run: bool,
     audit: &Audit,
+    observer: Option<std::sync::Arc<dyn crate::metrics::RequestObserver>>,
 ) -> Result<(Report, crate::snapshot::Snapshot), AccountError> {
     if config.accounts.landing_zones.is_empty() {
         return Ok((Report::default(), snapshot.clone()));
@@ -538,7 +539,7 @@ pub async fn accounts_phase(
     let (desired, held) = super::desired_accounts(snapshot, config, scope);
     let management = crate::aws::AssumedRole::management(config)?;
     let org = super::aws::AwsOrganization::new(management.clone())?;
-    let landing = super::aws::AwsLanding::new(config, management)?;
+    let landing = super::aws::AwsLanding::new(config, management)?.with_observer(observer);
     let options = Options::from_config(config, dry_run);
     let report = provision(
         &desired,

@@ -267,6 +267,7 @@ pub struct RateLimits {
     pub scim: f64,
     pub sso_admin: f64,
     pub identitystore: f64,
+    pub iam: f64,
     pub meshstack: f64,
 }
 

@@ -784,6 +784,7 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
         ("scim", r.rate_limits.scim, AWS_MAX_TPS),
         ("sso-admin", r.rate_limits.sso_admin, AWS_MAX_TPS),
         ("identitystore", r.rate_limits.identitystore, AWS_MAX_TPS),
+        ("iam", r.rate_limits.iam, AWS_MAX_TPS),
         ("meshstack", r.rate_limits.meshstack, f64::INFINITY),
     ] {
         if !(value > 0.0 && value <= max) {

@@ -108,7 +108,12 @@ struct AuditIam<'a> {
     error: Option<String>,
 }
 
-/// Reads each account, plans, and (unless `dry_run`) applies, one account after the other.
+/// Accounts worked on at once. Their IAM calls share one rate limit (`rate-limits.iam`), so
+/// this only keeps a slow account from holding up the others.
+const ACCOUNTS_IN_FLIGHT: usize = 4;
+
+/// Reads each account, plans, and (unless `dry_run`) applies, a few accounts at once; the
+/// report keeps the order of `desired`.
 pub async fn reconcile(
     desired: &[DesiredIam],
     iam: &impl AccountIam,
@@ -118,54 +123,72 @@ pub async fn reconcile(
     platform: &str,
     audit: &Audit,
 ) -> IamReport {
-    let mut report = IamReport::default();
-    for d in desired {
-        let mut outcome = AccountIamOutcome {
-            project: d.project.clone(),
-            account: d.account.clone(),
-            done: Vec::new(),
-            pending: Vec::new(),
-            findings: Vec::new(),
-            error: None,
-        };
-        match observe(d, iam).await {
-            Err(e) => outcome.error = Some(e.to_string()),
-            Ok(observed) => {
-                let (ops, findings) = plan_iam(d, &observed, metadata, detach_extra);
-                outcome.findings = findings;
-                if dry_run {
-                    outcome.pending = ops;
-                } else {
-                    let exists = observed.provider.is_some();
-                    let mut ops = ops.into_iter();
-                    while let Some(op) = ops.next() {
-                        let result = apply(d, iam, &op, metadata, exists).await;
-                        audit.write(&AuditIam {
-                            time: crate::audit::now(),
-                            platform,
-                            operation: operation(&op),
-                            project: d.project.to_string(),
-                            account: &d.account,
-                            op: &op,
-                            outcome: if result.is_ok() { "done" } else { "failed" },
-                            error: result.as_ref().err().map(ToString::to_string),
-                        });
-                        match result {
-                            Ok(()) => outcome.done.push(op),
-                            Err(e) => {
-                                outcome.error = Some(e.to_string());
-                                outcome.pending.push(op);
-                                outcome.pending.extend(ops);
-                                break;
-                            }
-                        }
-                    }
-                }
+    use futures_util::StreamExt;
+    let accounts = futures_util::stream::iter(desired)
+        .map(|d| account(d, iam, metadata, detach_extra, dry_run, platform, audit))
+        .buffered(ACCOUNTS_IN_FLIGHT)
+        .collect()
+        .await;
+    IamReport { accounts }
+}
+
+/// One account: read, plan, and apply in dependency order; its first failure ends its run
+/// (what depends on it stays pending), the other accounts go on.
+async fn account(
+    d: &DesiredIam,
+    iam: &impl AccountIam,
+    metadata: &str,
+    detach_extra: bool,
+    dry_run: bool,
+    platform: &str,
+    audit: &Audit,
+) -> AccountIamOutcome {
+    let mut outcome = AccountIamOutcome {
+        project: d.project.clone(),
+        account: d.account.clone(),
+        done: Vec::new(),
+        pending: Vec::new(),
+        findings: Vec::new(),
+        error: None,
+    };
+    let observed = match observe(d, iam).await {
+        Ok(observed) => observed,
+        Err(e) => {
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    };
+    let (ops, findings) = plan_iam(d, &observed, metadata, detach_extra);
+    outcome.findings = findings;
+    if dry_run {
+        outcome.pending = ops;
+        return outcome;
+    }
+    let exists = observed.provider.is_some();
+    let mut ops = ops.into_iter();
+    while let Some(op) = ops.next() {
+        let result = apply(d, iam, &op, metadata, exists).await;
+        audit.write(&AuditIam {
+            time: crate::audit::now(),
+            platform,
+            operation: operation(&op),
+            project: d.project.to_string(),
+            account: &d.account,
+            op: &op,
+            outcome: if result.is_ok() { "done" } else { "failed" },
+            error: result.as_ref().err().map(ToString::to_string),
+        });
+        match result {
+            Ok(()) => outcome.done.push(op),
+            Err(e) => {
+                outcome.error = Some(e.to_string());
+                outcome.pending.push(op);
+                outcome.pending.extend(ops);
+                break;
             }
         }
-        report.accounts.push(outcome);
     }
-    report
+    outcome
 }
 
 async fn observe(d: &DesiredIam, iam: &impl AccountIam) -> Result<ObservedIam, AccountError> {
@@ -224,6 +247,7 @@ pub async fn iam_phase(
     ids: &BTreeMap<ProjectKey, String>,
     dry_run: bool,
     audit: &Audit,
+    observer: Option<std::sync::Arc<dyn crate::metrics::RequestObserver>>,
 ) -> Result<IamReport, AccountError> {
     if config.mesh_idb.is_none() {
         return Ok(IamReport::default());
@@ -234,7 +258,8 @@ pub async fn iam_phase(
         .as_deref()
         .expect("validation requires the metadata with mesh-idb");
     let desired = super::desired_iam(snapshot, config, ids);
-    let iam = AwsLanding::new(config, crate::aws::AssumedRole::management(config)?)?;
+    let iam = AwsLanding::new(config, crate::aws::AssumedRole::management(config)?)?
+        .with_observer(observer);
     Ok(reconcile(
         &desired,
         &iam,
@@ -263,7 +288,12 @@ impl AccountIam for AwsLanding {
         // Read by its ARN: ListSAMLProviders cannot be limited to a resource, and the
         // downgraded access role may only touch `saml-provider/*`.
         let arn = crate::aws::provider_arn(self.partition(), account, name);
-        match iam.get_saml_provider().saml_provider_arn(&arn).send().await {
+        let answer = self
+            .paced("iam:GetSAMLProvider", || {
+                iam.get_saml_provider().saml_provider_arn(&arn).send()
+            })
+            .await;
+        match answer {
             Ok(provider) => Ok(Some(
                 provider
                     .saml_metadata_document()
@@ -290,26 +320,33 @@ impl AccountIam for AwsLanding {
         let iam = self.iam(account)?;
         if exists {
             let arn = crate::aws::provider_arn(self.partition(), account, name);
-            iam.update_saml_provider()
-                .saml_provider_arn(arn)
-                .saml_metadata_document(metadata)
-                .send()
-                .await
-                .map_err(aws_error("iam:UpdateSAMLProvider"))?;
+            self.paced("iam:UpdateSAMLProvider", || {
+                iam.update_saml_provider()
+                    .saml_provider_arn(&arn)
+                    .saml_metadata_document(metadata)
+                    .send()
+            })
+            .await
+            .map_err(aws_error("iam:UpdateSAMLProvider"))?;
         } else {
-            iam.create_saml_provider()
-                .name(name)
-                .saml_metadata_document(metadata)
-                .send()
-                .await
-                .map_err(aws_error("iam:CreateSAMLProvider"))?;
+            self.paced("iam:CreateSAMLProvider", || {
+                iam.create_saml_provider()
+                    .name(name)
+                    .saml_metadata_document(metadata)
+                    .send()
+            })
+            .await
+            .map_err(aws_error("iam:CreateSAMLProvider"))?;
         }
         Ok(())
     }
 
     async fn role(&self, account: &str, name: &str) -> Result<Option<ObservedRole>, AccountError> {
         let iam = self.iam(account)?;
-        let role = match iam.get_role().role_name(name).send().await {
+        let answer = self
+            .paced("iam:GetRole", || iam.get_role().role_name(name).send())
+            .await;
+        let role = match answer {
             Ok(answer) => answer.role,
             Err(e)
                 if e.as_service_error()
@@ -325,18 +362,28 @@ impl AccountIam for AwsLanding {
             .map(decode_policy)
             .unwrap_or(serde_json::Value::Null);
         let mut attached = BTreeSet::new();
-        let mut pages = iam
-            .list_attached_role_policies()
-            .role_name(name)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error("iam:ListAttachedRolePolicies"))?;
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self
+                .paced("iam:ListAttachedRolePolicies", || {
+                    iam.list_attached_role_policies()
+                        .role_name(name)
+                        .set_marker(marker.clone())
+                        .send()
+                })
+                .await
+                .map_err(aws_error("iam:ListAttachedRolePolicies"))?;
             attached.extend(
                 page.attached_policies()
                     .iter()
                     .filter_map(|p| p.policy_arn().map(str::to_owned)),
             );
+            match page.marker() {
+                Some(next) if page.is_truncated() && marker.as_deref() != Some(next) => {
+                    marker = Some(next.to_owned());
+                }
+                _ => break,
+            }
         }
         Ok(Some(ObservedRole { trust, attached }))
     }
@@ -347,14 +394,16 @@ impl AccountIam for AwsLanding {
         name: &str,
         trust: &str,
     ) -> Result<(), AccountError> {
-        self.iam(account)?
-            .create_role()
-            .role_name(name)
-            .assume_role_policy_document(trust)
-            .description("meshIdB role, managed by aws-replicator")
-            .send()
-            .await
-            .map_err(aws_error("iam:CreateRole"))?;
+        let iam = self.iam(account)?;
+        self.paced("iam:CreateRole", || {
+            iam.create_role()
+                .role_name(name)
+                .assume_role_policy_document(trust)
+                .description("meshIdB role, managed by aws-replicator")
+                .send()
+        })
+        .await
+        .map_err(aws_error("iam:CreateRole"))?;
         Ok(())
     }
 
@@ -364,35 +413,41 @@ impl AccountIam for AwsLanding {
         name: &str,
         trust: &str,
     ) -> Result<(), AccountError> {
-        self.iam(account)?
-            .update_assume_role_policy()
-            .role_name(name)
-            .policy_document(trust)
-            .send()
-            .await
-            .map_err(aws_error("iam:UpdateAssumeRolePolicy"))?;
+        let iam = self.iam(account)?;
+        self.paced("iam:UpdateAssumeRolePolicy", || {
+            iam.update_assume_role_policy()
+                .role_name(name)
+                .policy_document(trust)
+                .send()
+        })
+        .await
+        .map_err(aws_error("iam:UpdateAssumeRolePolicy"))?;
         Ok(())
     }
 
     async fn attach(&self, account: &str, role: &str, policy: &str) -> Result<(), AccountError> {
-        self.iam(account)?
-            .attach_role_policy()
-            .role_name(role)
-            .policy_arn(policy)
-            .send()
-            .await
-            .map_err(aws_error("iam:AttachRolePolicy"))?;
+        let iam = self.iam(account)?;
+        self.paced("iam:AttachRolePolicy", || {
+            iam.attach_role_policy()
+                .role_name(role)
+                .policy_arn(policy)
+                .send()
+        })
+        .await
+        .map_err(aws_error("iam:AttachRolePolicy"))?;
         Ok(())
     }
 
     async fn detach(&self, account: &str, role: &str, policy: &str) -> Result<(), AccountError> {
-        self.iam(account)?
-            .detach_role_policy()
-            .role_name(role)
-            .policy_arn(policy)
-            .send()
-            .await
-            .map_err(aws_error("iam:DetachRolePolicy"))?;
+        let iam = self.iam(account)?;
+        self.paced("iam:DetachRolePolicy", || {
+            iam.detach_role_policy()
+                .role_name(role)
+                .policy_arn(policy)
+                .send()
+        })
+        .await
+        .map_err(aws_error("iam:DetachRolePolicy"))?;
         Ok(())
     }
 }

@@ -255,6 +255,7 @@ impl Service {
             scope,
             false,
             &self.audit,
+            Some(self.metrics.clone()),
         )
         .await
         .map_err(|e| format!("accounts: {e}"))?;
@@ -318,15 +319,28 @@ impl Service {
 impl Service {
     /// The meshIdB path: accounts, then each account's SAML provider and roles.
     async fn run_idb(&self, scope: &Scope, snapshot: &Snapshot) -> Result<RunSummary, String> {
-        let (accounts, snapshot) =
-            crate::accounts::run::accounts_phase(&self.config, snapshot, scope, false, &self.audit)
-                .await
-                .map_err(|e| format!("accounts: {e}"))?;
+        let (accounts, snapshot) = crate::accounts::run::accounts_phase(
+            &self.config,
+            snapshot,
+            scope,
+            false,
+            &self.audit,
+            Some(self.metrics.clone()),
+        )
+        .await
+        .map_err(|e| format!("accounts: {e}"))?;
         self.metrics.record_accounts(&accounts);
         let ids = accounts.account_ids();
-        let iam = crate::idb::run::iam_phase(&self.config, &snapshot, &ids, false, &self.audit)
-            .await
-            .map_err(|e| format!("meshIdB: {e}"))?;
+        let iam = crate::idb::run::iam_phase(
+            &self.config,
+            &snapshot,
+            &ids,
+            false,
+            &self.audit,
+            Some(self.metrics.clone()),
+        )
+        .await
+        .map_err(|e| format!("meshIdB: {e}"))?;
         self.metrics.record_mesh_idb(&iam);
         self.ready.store(true, Ordering::Relaxed);
         let roles = crate::idb::saml_roles(&snapshot, &self.config, &ids);

@@ -7,14 +7,13 @@ use crate::directory::{AccountAssignments, DirectoryError, Receipt};
 use crate::metrics::{RequestObserver, Service};
 use crate::model::{AccountId, GroupId, PermissionSetArn};
 use crate::observed::Assignment;
+use crate::paced::{Paced, SSO_ADMIN_RETRYABLE};
 use aws_sdk_ssoadmin::Client;
 use aws_sdk_ssoadmin::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssoadmin::types::{
     AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
 };
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -41,15 +40,13 @@ impl Default for Polling {
 pub struct SsoAdmin {
     client: Client,
     instance_arn: String,
-    limiter: DefaultDirectRateLimiter,
+    paced: Paced,
     polling: Polling,
-    calls: AtomicU64,
     /// Whether in-flight operations are polled together with
     /// ListAccountAssignment{Creation,Deletion}Status (beyond the seed's policy).
     batch_status: bool,
     /// The operations last seen IN_PROGRESS: creations, deletions.
     boards: [tokio::sync::Mutex<Board>; 2],
-    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 /// One batch listing of the operations IN_PROGRESS, shared by everyone waiting.
@@ -57,21 +54,6 @@ pub struct SsoAdmin {
 struct Board {
     checked: Option<tokio::time::Instant>,
     in_progress: std::collections::HashSet<String>,
-}
-
-/// Whether an error is worth another try: throttling, a conflicting write in flight, a server
-/// error or a connection failure.
-fn retryable<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    match e {
-        SdkError::ServiceError(s) => matches!(
-            s.err().code(),
-            Some("ThrottlingException" | "ConflictException" | "InternalServerException")
-        ),
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        _ => false,
-    }
 }
 
 fn aws_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
@@ -103,22 +85,30 @@ impl SsoAdmin {
         requests_per_second: f64,
         polling: Polling,
     ) -> Self {
-        let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
+        let retries = crate::retry::RetryPolicy {
+            max_retries: polling.max_retries,
+            min_delay: polling.first,
+            max_delay: polling.max,
+            max_retry_after: polling.max,
+        };
         Self {
             client,
             instance_arn: instance_arn.to_owned(),
-            limiter: RateLimiter::direct(Quota::with_period(period).expect("period is positive")),
+            paced: Paced::new(
+                Service::SsoAdmin,
+                requests_per_second,
+                retries,
+                SSO_ADMIN_RETRYABLE,
+            ),
             polling,
-            calls: AtomicU64::new(0),
             batch_status: false,
             boards: Default::default(),
-            observer: None,
         }
     }
 
     /// Reports every request and retry to `observer` (the metrics).
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
-        self.observer = Some(observer);
+        self.paced = self.paced.with_observer(observer);
         self
     }
 
@@ -209,51 +199,17 @@ impl SsoAdmin {
     }
 
     /// Runs `call` under the rate limit, retrying what is retryable with backoff.
-    async fn retried<T, E, R, F, Fut>(
-        &self,
-        operation: &str,
-        mut call: F,
-    ) -> Result<T, DirectoryError>
+    async fn retried<T, E, R, F, Fut>(&self, operation: &str, call: F) -> Result<T, DirectoryError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     {
-        let mut backoff = crate::retry::RetryPolicy {
-            max_retries: self.polling.max_retries,
-            min_delay: self.polling.first,
-            max_delay: self.polling.max,
-            max_retry_after: self.polling.max,
-        }
-        .backoff();
-        loop {
-            self.limiter.until_ready().await;
-            self.calls.fetch_add(1, Ordering::Relaxed);
-            let answer = call().await;
-            if let Some(o) = &self.observer {
-                let status = match &answer {
-                    Ok(_) => "ok",
-                    Err(SdkError::ServiceError(s)) => s.err().code().unwrap_or("error"),
-                    Err(_) => "transport",
-                };
-                o.request(Service::SsoAdmin, operation, status);
-            }
-            match answer {
-                Ok(v) => return Ok(v),
-                Err(e) if retryable(&e) => match backoff.next() {
-                    Some(delay) => {
-                        if let Some(o) = &self.observer {
-                            o.retry(Service::SsoAdmin, operation);
-                        }
-                        tracing::info!(operation, delay_ms = delay.as_millis() as u64, error = %aws_error(operation, &e), "sso-admin request failed; retrying");
-                        tokio::time::sleep(delay).await;
-                    }
-                    None => return Err(aws_error(operation, &e)),
-                },
-                Err(e) => return Err(aws_error(operation, &e)),
-            }
-        }
+        self.paced
+            .call(operation, call)
+            .await
+            .map_err(|e| aws_error(operation, &e))
     }
 
     /// The principals assigned to `account` with `permission_set` (the seed policy's read).
@@ -360,7 +316,7 @@ impl SsoAdmin {
 
 impl AccountAssignments for SsoAdmin {
     fn calls_made(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        self.paced.calls()
     }
 
     /// ListAccountAssignmentsForPrincipal: one call per group (needs

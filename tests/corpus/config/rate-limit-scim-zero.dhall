@@ -74,6 +74,6 @@ in    { aws =
               , client-secret = "demo-secret"
               }
         }
-      , replicator = T.Replicator::{ rate-limits = { scim = 0.0, sso-admin = 5.0, identitystore = 5.0, meshstack = 10.0 } }
+      , replicator = T.Replicator::{ rate-limits = { scim = 0.0, sso-admin = 5.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 } }
       }
     : T.Config Text
