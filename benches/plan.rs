@@ -97,7 +97,7 @@ fn drifted(config: &Config, snapshot: &Snapshot) -> Observed {
                 .map(|e| by_name[e.as_str()].clone())
                 .collect(),
         });
-        for ps in &g.permission_sets {
+        for ps in g.permission_sets.iter() {
             observed.assignments.insert(Assignment {
                 account: g.account.clone(),
                 permission_set: ps.clone(),

@@ -92,7 +92,8 @@ pub struct DesiredGroup {
     pub name: GroupName,
     pub account: AccountId,
     pub members: BTreeSet<Euid>,
-    pub permission_sets: BTreeSet<PermissionSetArn>,
+    /// One set per role, shared by every project's group of that role.
+    pub permission_sets: std::sync::Arc<BTreeSet<PermissionSetArn>>,
 }
 
 /// The parts of the configuration that shape desired state.
@@ -153,25 +154,47 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
         }
     }
 
+    // meshStack's bindings are read project by project, so a run of one project's bindings
+    // is gathered under one lookup.
     let mut bindings: HashMap<(&str, &str), Vec<&Binding>> =
         HashMap::with_capacity(snapshot.projects.len());
+    let mut run: Option<((&str, &str), Vec<&Binding>)> = None;
     for b in &snapshot.bindings {
-        bindings
-            .entry((b.workspace.as_str(), b.project.as_str()))
-            .or_default()
-            .push(b);
+        let at = (b.workspace.as_str(), b.project.as_str());
+        match &mut run {
+            Some((key, list)) if *key == at => list.push(b),
+            _ => {
+                if let Some((key, list)) = run.replace((at, vec![b])) {
+                    bindings.entry(key).or_default().extend(list);
+                }
+            }
+        }
+    }
+    if let Some((key, list)) = run {
+        bindings.entry(key).or_default().extend(list);
     }
 
     let numeric_ids = numeric_ids(snapshot, settings, scope, &mut findings, &mut held);
 
     let pattern = &settings.sso.group_pattern;
+    let role_sets: Vec<std::sync::Arc<BTreeSet<PermissionSetArn>>> = settings
+        .sso
+        .roles
+        .values()
+        .map(|m| std::sync::Arc::new(m.permission_sets.iter().cloned().collect()))
+        .collect();
     // Collected, then sorted once: inserting into a map keyed by these long ids cost more
     // than all the rest of desired state.
     let mut groups: Vec<(ExternalId, DesiredGroup)> =
         Vec::with_capacity(snapshot.projects.len() * settings.sso.roles.len());
     let mut name = String::new();
+    // In the order of their external ids (`…:<workspace>:<project>:<role>`), so that the groups
+    // come out sorted and the map below is built without a sort.
     let mut projects: Vec<_> = snapshot.projects.iter().collect();
-    projects.sort_by(|a, b| (&a.workspace, &a.identifier).cmp(&(&b.workspace, &b.identifier)));
+    projects.sort_by(|a, b| {
+        colon_terminated(a.workspace.as_str(), b.workspace.as_str())
+            .then_with(|| colon_terminated(a.identifier.as_str(), b.identifier.as_str()))
+    });
     for project in projects {
         let key = project.key();
         if !scope.contains(&key) || held.contains(&key) {
@@ -227,7 +250,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
             .get(&key)
             .map(u64::to_string)
             .unwrap_or_default();
-        for (role, mapping) in &settings.sso.roles {
+        for ((role, mapping), sets) in settings.sso.roles.iter().zip(&role_sets) {
             let identity = GroupIdentity {
                 project: key.clone(),
                 role: role.clone(),
@@ -254,7 +277,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
                         .find(|(r, _)| *r == role.as_str())
                         .map(|(_, m)| std::mem::take(m).into_iter().collect())
                         .unwrap_or_default(),
-                    permission_sets: mapping.permission_sets.iter().cloned().collect(),
+                    permission_sets: sets.clone(),
                 },
             ));
         }
@@ -273,6 +296,19 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
         findings,
         policy: settings.policy,
     }
+}
+
+/// Compares `a + ":"` with `b + ":"`, as they stand inside an external id.
+fn colon_terminated(a: &str, b: &str) -> std::cmp::Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len().min(b.len());
+    a[..n]
+        .cmp(&b[..n])
+        .then_with(|| match (a.get(n), b.get(n)) {
+            (None, None) => std::cmp::Ordering::Equal,
+            (None, Some(c)) => b':'.cmp(c),
+            (Some(c), _) => c.cmp(&b':'),
+        })
 }
 
 fn too_long(key: &ProjectKey, limits: crate::config::IdentifierLimits) -> Option<String> {
@@ -414,7 +450,11 @@ fn members_by_role<'s>(
                 username: username.into(),
             });
         }
-        Some(Some(euid)) => match out.iter_mut().find(|(r, _)| *r == role) {
+        // Role ids come from one table, so the same role is mostly the same string.
+        Some(Some(euid)) => match out
+            .iter_mut()
+            .find(|(r, _)| std::ptr::eq(*r, role) || *r == role)
+        {
             Some((_, members)) => members.push(euid.clone()),
             None => out.push((role, vec![euid.clone()])),
         },
@@ -533,5 +573,21 @@ fn count_groups_per_user(
                 groups: n,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colon_terminated;
+
+    #[test]
+    fn projects_sort_as_their_external_ids_do() {
+        let mut names = [
+            "ws1", "ws10", "ws1-a", "ws1_a", "a", "ab", "a-b", "a:b", "ws", "", "ws9",
+        ];
+        names.sort_by(|a, b| colon_terminated(a, b));
+        let mut expected = names;
+        expected.sort_by_key(|n| format!("{n}:"));
+        assert_eq!(names, expected);
     }
 }

@@ -138,7 +138,7 @@ impl Rig {
             let members: BTreeSet<&str> = group.members.iter().map(|m| users[m.as_str()]).collect();
             let wanted: BTreeSet<&str> = want.members.iter().map(|e| e.as_str()).collect();
             assert_eq!(members, wanted, "members of {}", want.name);
-            for ps in &want.permission_sets {
+            for ps in want.permission_sets.iter() {
                 assert!(
                     state.assignments.iter().any(|a| a.principal_id == group.id
                         && a.account_id == want.account.as_str()

@@ -236,6 +236,28 @@ impl<'a> Users<'a> {
     }
 }
 
+/// A group's assignments as observed. Most groups have one: kept without an allocation.
+enum GroupAssignments<'a> {
+    One(&'a Assignment),
+    Many(Vec<&'a Assignment>),
+}
+
+impl<'a> GroupAssignments<'a> {
+    fn push(&mut self, a: &'a Assignment) {
+        match self {
+            GroupAssignments::One(first) => *self = GroupAssignments::Many(vec![*first, a]),
+            GroupAssignments::Many(all) => all.push(a),
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a Assignment] {
+        match self {
+            GroupAssignments::One(a) => std::slice::from_ref(a),
+            GroupAssignments::Many(all) => all,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Ops {
     create: Vec<Op>,
@@ -267,10 +289,13 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut duplicates: Vec<&ObservedGroup> = Vec::new();
     let mut foreign_by_name: HashMap<String, &ObservedGroup> = HashMap::new();
     let mut foreign_markers: HashMap<&ExternalId, &ObservedGroup> = HashMap::new();
-    let mut by_group: HashMap<&GroupId, Vec<&Assignment>> =
+    let mut by_group: HashMap<&GroupId, GroupAssignments> =
         HashMap::with_capacity(observed.groups.len());
     for a in &observed.assignments {
-        by_group.entry(&a.group).or_default().push(a);
+        by_group
+            .entry(&a.group)
+            .and_modify(|held| held.push(a))
+            .or_insert(GroupAssignments::One(a));
     }
     for g in &observed.groups {
         let ext = g.external_id.as_ref();
@@ -312,7 +337,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut ops = Ops::default();
     let mut unresolved: BTreeMap<&Euid, usize> = BTreeMap::new();
     let mut wanted: Vec<(&ExternalId, &DesiredGroup)> = desired.groups.iter().collect();
-    wanted.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    // Names are distinct (desired state drops clashing ones); the id only breaks a tie in a
+    // hand-made desired state, in the order the stable sort kept.
+    wanted.sort_unstable_by(|a, b| a.1.name.cmp(&b.1.name).then_with(|| a.0.cmp(b.0)));
 
     // Reused from group to group: a large estate has tens of thousands of groups, most in sync.
     let mut members: Vec<(&UserId, &UserName)> = Vec::new();
@@ -460,7 +487,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         // Sorted and distinct: a group's assignments were gathered in the set's order.
         let held = by_group
             .get(&have.id)
-            .map(Vec::as_slice)
+            .map(GroupAssignments::as_slice)
             .unwrap_or_default();
         let is_held = |&(account, ps): &(&AccountId, &PermissionSetArn)| {
             held.iter()
@@ -527,7 +554,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         };
         let assignments = by_group
             .get(&have.id)
-            .map(Vec::as_slice)
+            .map(GroupAssignments::as_slice)
             .unwrap_or_default();
         // Deleting a group leaves its assignments behind, pointing at nobody (aws-sso.md
         // §F.10): a group is deleted only when its assignments are known and can go first.
