@@ -270,17 +270,19 @@ async fn serve_syncs_the_accounts_and_serves_saml_roles_to_callers_with_the_toke
         .unwrap()
         .port();
     let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sample-snapshot.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
-        .args(["serve", "--config", config.to_str().unwrap(), "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--snapshot")
-        .arg(snapshot)
-        .env("AWS_ENDPOINT_URL", &idb.moto.endpoint)
-        .env("AWS_REPLICATOR_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _serve = common::peers::Spawned(
+        Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
+            .args(["serve", "--config", config.to_str().unwrap(), "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--snapshot")
+            .arg(snapshot)
+            .env("AWS_ENDPOINT_URL", &idb.moto.endpoint)
+            .env("AWS_REPLICATOR_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let started = std::time::Instant::now();
@@ -354,6 +356,4 @@ async fn serve_syncs_the_accounts_and_serves_saml_roles_to_callers_with_the_toke
         ),
         "{metrics}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -52,16 +52,17 @@ async fn drift_is_repaired_under_faults_and_memory_stays_flat() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = s
-        .command()
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .args(["--snapshot", "config/sample-snapshot.json"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
+    let child = common::peers::Spawned(
+        s.command()
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .args(["--snapshot", "config/sample-snapshot.json"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
     let emulator = &s.running.emulator;
 
     // Converged once, before the faults start.
@@ -158,6 +159,5 @@ async fn drift_is_repaired_under_faults_and_memory_stays_flat() {
         rss_end < rss_start + rss_start / 2 + 8 * 1024,
         "memory grew: {rss_start} → {rss_end} KiB"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }

@@ -17,6 +17,17 @@ impl Drop for Peer {
     }
 }
 
+/// A process a test started (the replicator's `serve`): stopped by PID when dropped, so that a
+/// failing assertion does not leave it running.
+pub struct Spawned(pub Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
