@@ -209,6 +209,17 @@ fn complete_view() -> AccountView {
     }
 }
 
+/// The names of the steps an existing account in the landing zone's OU still needs.
+fn steps(zone: &LandingZone, view: &AccountView, policy: Policy) -> Vec<String> {
+    names(&pending(
+        &desired(),
+        zone,
+        Some(view),
+        Some("ou-dev"),
+        policy,
+    ))
+}
+
 fn names(steps: &[Step]) -> Vec<String> {
     steps
         .iter()
@@ -294,16 +305,7 @@ fn each_step_is_pending_exactly_while_its_state_differs() {
 fn a_run_that_died_after_the_lambda_only_invokes_it_again() {
     let mut view = complete_view();
     view.tags.remove(TAG_DOWNGRADED);
-    assert_eq!(
-        names(&pending(
-            &desired(),
-            &zone(),
-            Some(&view),
-            Some("ou-dev"),
-            policy(false)
-        )),
-        ["downgrade"]
-    );
+    assert_eq!(steps(&zone(), &view, policy(false)), ["downgrade"]);
     assert!(notes(&zone(), &view).is_empty());
 }
 
@@ -315,13 +317,7 @@ fn a_changed_access_stack_is_deployed_until_the_downgrade_and_reported_after_it(
     view.tags.remove(TAG_DOWNGRADED);
     view.tags.remove(TAG_STACK_SETS);
     assert_eq!(
-        names(&pending(
-            &desired(),
-            &changed,
-            Some(&view),
-            Some("ou-dev"),
-            policy(false)
-        )),
+        steps(&changed, &view, policy(false)),
         ["access_stack", "stack_sets", "downgrade"],
         "not downgraded yet: the access role may still deploy"
     );
@@ -356,25 +352,10 @@ fn waiting_for_the_vending_machine_holds_the_later_steps() {
         enforce_alias: false,
         avm_done_tag: Some(("meshstack-avm", "done")),
     };
-    assert_eq!(
-        names(&pending(
-            &desired(),
-            &zone(),
-            Some(&view),
-            Some("ou-dev"),
-            avm
-        )),
-        ["await_avm"]
-    );
+    assert_eq!(steps(&zone(), &view, avm), ["await_avm"]);
     view.tags.insert("meshstack-avm".into(), "done".into());
     assert_eq!(
-        names(&pending(
-            &desired(),
-            &zone(),
-            Some(&view),
-            Some("ou-dev"),
-            avm
-        )),
+        steps(&zone(), &view, avm),
         ["access_stack", "stack_sets", "downgrade"]
     );
 }

@@ -278,6 +278,26 @@ fn decode_policy(document: &str) -> serde_json::Value {
     serde_json::from_str(&decoded).unwrap_or(serde_json::Value::Null)
 }
 
+impl AwsLanding {
+    /// An IAM write whose answer holds nothing the replicator needs.
+    async fn write<T, E, R, F, Fut>(
+        &self,
+        operation: &'static str,
+        call: F,
+    ) -> Result<(), AccountError>
+    where
+        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, aws_sdk_iam::error::SdkError<E, R>>>,
+    {
+        self.paced(operation, call)
+            .await
+            .map(|_| ())
+            .map_err(aws_error(operation))
+    }
+}
+
 impl AccountIam for AwsLanding {
     async fn saml_provider(
         &self,
@@ -320,25 +340,22 @@ impl AccountIam for AwsLanding {
         let iam = self.iam(account)?;
         if exists {
             let arn = crate::aws::provider_arn(self.partition(), account, name);
-            self.paced("iam:UpdateSAMLProvider", || {
+            self.write("iam:UpdateSAMLProvider", || {
                 iam.update_saml_provider()
                     .saml_provider_arn(&arn)
                     .saml_metadata_document(metadata)
                     .send()
             })
             .await
-            .map_err(aws_error("iam:UpdateSAMLProvider"))?;
         } else {
-            self.paced("iam:CreateSAMLProvider", || {
+            self.write("iam:CreateSAMLProvider", || {
                 iam.create_saml_provider()
                     .name(name)
                     .saml_metadata_document(metadata)
                     .send()
             })
             .await
-            .map_err(aws_error("iam:CreateSAMLProvider"))?;
         }
-        Ok(())
     }
 
     async fn role(&self, account: &str, name: &str) -> Result<Option<ObservedRole>, AccountError> {
@@ -395,7 +412,7 @@ impl AccountIam for AwsLanding {
         trust: &str,
     ) -> Result<(), AccountError> {
         let iam = self.iam(account)?;
-        self.paced("iam:CreateRole", || {
+        self.write("iam:CreateRole", || {
             iam.create_role()
                 .role_name(name)
                 .assume_role_policy_document(trust)
@@ -403,8 +420,6 @@ impl AccountIam for AwsLanding {
                 .send()
         })
         .await
-        .map_err(aws_error("iam:CreateRole"))?;
-        Ok(())
     }
 
     async fn update_trust(
@@ -414,40 +429,34 @@ impl AccountIam for AwsLanding {
         trust: &str,
     ) -> Result<(), AccountError> {
         let iam = self.iam(account)?;
-        self.paced("iam:UpdateAssumeRolePolicy", || {
+        self.write("iam:UpdateAssumeRolePolicy", || {
             iam.update_assume_role_policy()
                 .role_name(name)
                 .policy_document(trust)
                 .send()
         })
         .await
-        .map_err(aws_error("iam:UpdateAssumeRolePolicy"))?;
-        Ok(())
     }
 
     async fn attach(&self, account: &str, role: &str, policy: &str) -> Result<(), AccountError> {
         let iam = self.iam(account)?;
-        self.paced("iam:AttachRolePolicy", || {
+        self.write("iam:AttachRolePolicy", || {
             iam.attach_role_policy()
                 .role_name(role)
                 .policy_arn(policy)
                 .send()
         })
         .await
-        .map_err(aws_error("iam:AttachRolePolicy"))?;
-        Ok(())
     }
 
     async fn detach(&self, account: &str, role: &str, policy: &str) -> Result<(), AccountError> {
         let iam = self.iam(account)?;
-        self.paced("iam:DetachRolePolicy", || {
+        self.write("iam:DetachRolePolicy", || {
             iam.detach_role_policy()
                 .role_name(role)
                 .policy_arn(policy)
                 .send()
         })
         .await
-        .map_err(aws_error("iam:DetachRolePolicy"))?;
-        Ok(())
     }
 }

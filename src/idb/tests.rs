@@ -13,20 +13,25 @@ pub(crate) fn metadata() -> String {
 
 /// The demo configuration switched to meshIdB: admin managed (two policies), reader external.
 pub(crate) fn idb_config() -> Config {
+    config_with(
+        "",
+        r#"role-mappings-managed =
+            [ { mapKey = "admin", mapValue = { aws-role-name = "meshstack-admin", policies = [ "arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/ReadOnlyAccess" ] } } ]
+        , role-mappings-external =
+            [ { mapKey = "reader", mapValue = { aws-role-name = "meshstack-reader" } } ]"#,
+    )
+}
+
+/// The demo configuration on the meshIdB path, with `aws` fields replaced (`, field = value`
+/// each) and `mesh-idb` as given.
+fn config_with(aws: &str, mesh_idb: &str) -> Config {
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.dhall");
     let types = concat!(env!("CARGO_MANIFEST_DIR"), "/config/types/package.dhall");
     let text = format!(
         r#"let T = {types}
 let c = {demo}
-in c // {{ iam-configuration =
-            {{ aws-sso = None T.AwsSso
-            , mesh-idb = Some
-                {{ role-mappings-managed =
-                    [ {{ mapKey = "admin", mapValue = {{ aws-role-name = "meshstack-admin", policies = [ "arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/ReadOnlyAccess" ] }} }} ]
-                , role-mappings-external =
-                    [ {{ mapKey = "reader", mapValue = {{ aws-role-name = "meshstack-reader" }} }} ]
-                }}
-            }}
+in c // {{ aws = c.aws // {{ platform = c.aws.platform {aws} }}
+        , iam-configuration = {{ aws-sso = None T.AwsSso, mesh-idb = Some {{ {mesh_idb} }} }}
         , replicator = c.replicator // {{ mesh-idb = c.replicator.mesh-idb // {{ idp-metadata = Some "{}" }} }}
         }}"#,
         metadata().replace('"', "\\\"")
@@ -216,29 +221,12 @@ fn each_user_gets_the_saml_role_pairs_of_the_roles_they_hold() {
 /// `aws.roleMappingsExternal` too: they count as if written under `mesh-idb`.
 #[test]
 fn the_seeds_aws_role_mappings_are_mapped_too() {
-    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.dhall");
-    let types = concat!(env!("CARGO_MANIFEST_DIR"), "/config/types/package.dhall");
-    let text = format!(
-        r#"let T = {types}
-let c = {demo}
-in c // {{ aws = c.aws // {{
-              roleMappingsManaged = [ {{ mapKey = "admin", mapValue = {{ awsRoleName = "seed-admin", policies = [ "arn:aws:iam::aws:policy/ReadOnlyAccess" ] }} }} ]
-            , roleMappingsExternal = [ {{ mapKey = "reader", mapValue = {{ awsRoleName = "seed-reader" }} }} ] }}
-        , iam-configuration =
-            {{ aws-sso = None T.AwsSso
-            , mesh-idb = Some
-                {{ role-mappings-managed = [] : List {{ mapKey : Text, mapValue : {{ aws-role-name : Text, policies : List Text }} }}
-                , role-mappings-external = [ {{ mapKey = "user", mapValue = {{ aws-role-name = "own-user" }} }} ]
-                }}
-            }}
-        , replicator = c.replicator // {{ mesh-idb = c.replicator.mesh-idb // {{ idp-metadata = Some "{}" }} }}
-        }}"#,
-        metadata().replace('"', "\\\"")
+    let config = config_with(
+        r#", roleMappingsManaged = [ { mapKey = "admin", mapValue = { awsRoleName = "seed-admin", policies = [ "arn:aws:iam::aws:policy/ReadOnlyAccess" ] } } ]
+           , roleMappingsExternal = [ { mapKey = "reader", mapValue = { awsRoleName = "seed-reader" } } ]"#,
+        r#"role-mappings-managed = [] : List { mapKey : Text, mapValue : { aws-role-name : Text, policies : List Text } }
+        , role-mappings-external = [ { mapKey = "user", mapValue = { aws-role-name = "own-user" } } ]"#,
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.dhall");
-    std::fs::write(&path, text).unwrap();
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let desired = desired_iam(&snapshot(), &config, &BTreeMap::new());
     let d = &desired[0];
     let managed: Vec<&str> = d.managed.iter().map(|r| r.name.as_str()).collect();

@@ -249,17 +249,7 @@ impl Service {
         };
         let sso = self.config.require_sso().map_err(|e| e.to_string())?;
         // Accounts first: a new project's account must exist before its groups are assigned.
-        let (accounts, snapshot) = crate::accounts::run::accounts_phase(
-            &self.config,
-            &snapshot,
-            scope,
-            false,
-            &self.audit,
-            Some(self.metrics.clone()),
-        )
-        .await
-        .map_err(|e| format!("accounts: {e}"))?;
-        self.metrics.record_accounts(&accounts);
+        let (accounts, snapshot) = self.accounts(scope, &snapshot).await?;
         let desired = desired(&snapshot, &Settings::new(&self.config, sso), scope);
         let projects: Option<Vec<ProjectKey>> = match scope {
             Scope::All => None,
@@ -317,8 +307,12 @@ impl Service {
 }
 
 impl Service {
-    /// The meshIdB path: accounts, then each account's SAML provider and roles.
-    async fn run_idb(&self, scope: &Scope, snapshot: &Snapshot) -> Result<RunSummary, String> {
+    /// The account phase of a run, in the metrics; the snapshot with the account ids it found.
+    async fn accounts(
+        &self,
+        scope: &Scope,
+        snapshot: &Snapshot,
+    ) -> Result<(crate::accounts::run::Report, Snapshot), String> {
         let (accounts, snapshot) = crate::accounts::run::accounts_phase(
             &self.config,
             snapshot,
@@ -330,6 +324,12 @@ impl Service {
         .await
         .map_err(|e| format!("accounts: {e}"))?;
         self.metrics.record_accounts(&accounts);
+        Ok((accounts, snapshot))
+    }
+
+    /// The meshIdB path: accounts, then each account's SAML provider and roles.
+    async fn run_idb(&self, scope: &Scope, snapshot: &Snapshot) -> Result<RunSummary, String> {
+        let (accounts, snapshot) = self.accounts(scope, snapshot).await?;
         let ids = accounts.account_ids();
         let iam = crate::idb::run::iam_phase(
             &self.config,
