@@ -281,7 +281,11 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     let config = load_config(&args.config)?;
     if config.mesh_idb.is_some() {
         let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
-        return idb_command(&config, &snapshot, true, args.json, args.detailed_exitcode);
+        let output = Output {
+            json: args.json,
+            out: args.out.as_deref(),
+        };
+        return idb_command(&config, &snapshot, true, output, args.detailed_exitcode);
     }
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
@@ -347,7 +351,11 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     let config = load_config(&args.config)?;
     if config.mesh_idb.is_some() {
         let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
-        return idb_command(&config, &snapshot, false, args.json, false);
+        let output = Output {
+            json: args.json,
+            out: None,
+        };
+        return idb_command(&config, &snapshot, false, output, false);
     }
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
@@ -532,13 +540,19 @@ fn audit_of(config: &Config) -> Result<aws_replicator::audit::Audit> {
     })
 }
 
+/// Where a command's JSON document goes: standard output with `--json`, a file with `--out`.
+struct Output<'a> {
+    json: bool,
+    out: Option<&'a Path>,
+}
+
 /// `plan` (dry run) and `sync` for the meshIdB path: accounts first, then each project
 /// account's SAML provider and roles.
 fn idb_command(
     config: &Config,
     snapshot: &Snapshot,
     dry_run: bool,
-    json: bool,
+    output: Output,
     detailed: bool,
 ) -> Result<ExitCode> {
     let audit = if dry_run {
@@ -563,9 +577,18 @@ fn idb_command(
             config, &snapshot, &ids, dry_run, &audit, None,
         ))
         .context("cannot reconcile meshIdB roles")?;
-    if json {
-        let doc = serde_json::json!({ "accounts": accounts, "mesh_idb": iam });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+    let doc = serde_json::to_string_pretty(&serde_json::json!({
+        "format_version": aws_replicator::plan::PLAN_FORMAT_VERSION,
+        "platform": config.platform,
+        "path": "mesh-idb",
+        "accounts": accounts,
+        "mesh_idb": iam,
+    }))?;
+    if let Some(out) = output.out {
+        std::fs::write(out, &doc).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if output.json {
+        println!("{doc}");
     } else {
         print!("{}", accounts.render());
         print!("{}", iam.render());

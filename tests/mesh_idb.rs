@@ -143,6 +143,27 @@ fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests
         stdout.contains("+ SAML provider (account 111111111111 of acme.web)"),
         "{stdout}"
     );
+    let saved = config.with_file_name("plan.json");
+    let (code, stdout, stderr) = idb.run(&[
+        "plan",
+        "--config",
+        c,
+        "--json",
+        "--out",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["format_version"], 1, "{doc}");
+    assert_eq!(doc["path"], "mesh-idb");
+    assert!(
+        doc["mesh_idb"]["accounts"][0]["pending"]
+            .as_array()
+            .is_some_and(|ops| !ops.is_empty()),
+        "{doc}"
+    );
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(file, doc, "--out holds the document --json prints");
     assert!(
         idb.iam("state", "111111111111")["providers"] == serde_json::json!([]),
         "plan writes nothing"
