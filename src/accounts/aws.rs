@@ -624,25 +624,30 @@ impl Landing for AwsLanding {
             .payload()
             .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
             .unwrap_or_default();
-        let short = || body.chars().take(500).collect::<String>();
-        if let Some(kind) = answer.function_error() {
-            return Err(AccountError::Refused(format!(
-                "lambda:Invoke {function} for account {account}: the function failed ({kind}): {}",
-                short()
-            )));
-        }
-        // The guide's Lambda answers {"statusCode": 200, …}; one that says otherwise failed
-        // without raising.
-        let status = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("statusCode").and_then(serde_json::Value::as_u64));
-        if let Some(code) = status.filter(|c| !(200..300).contains(c)) {
-            return Err(AccountError::Refused(format!(
-                "lambda:Invoke {function} for account {account}: the function answered statusCode {code}: {}",
-                short()
-            )));
-        }
-        Ok(())
+        lambda_result(answer.function_error(), &body).map_err(|problem| {
+            AccountError::Refused(format!(
+                "lambda:Invoke {function} for account {account}: {problem}"
+            ))
+        })
+    }
+}
+
+/// What a Lambda's answer says: a function error, or a `statusCode` outside 2xx (the guide's
+/// Lambda answers `{"statusCode": 200, …}`; one that says otherwise failed without raising).
+pub(crate) fn lambda_result(function_error: Option<&str>, body: &str) -> Result<(), String> {
+    let short = || body.chars().take(500).collect::<String>();
+    if let Some(kind) = function_error {
+        return Err(format!("the function failed ({kind}): {}", short()));
+    }
+    let status = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("statusCode").and_then(serde_json::Value::as_u64));
+    match status {
+        Some(code) if !(200..300).contains(&code) => Err(format!(
+            "the function answered statusCode {code}: {}",
+            short()
+        )),
+        _ => Ok(()),
     }
 }
 

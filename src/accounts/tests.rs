@@ -565,3 +565,27 @@ async fn an_account_tagged_as_ours_is_adopted_even_after_the_email_pattern_chang
     assert_eq!(report.accounts[0].account.as_deref(), Some("111111111111"));
     assert!(org.writes.lock().unwrap().is_empty(), "nothing created");
 }
+
+#[test]
+fn a_lambda_that_raised_or_answered_a_failure_status_failed() {
+    use super::aws::lambda_result;
+    assert!(
+        lambda_result(
+            None,
+            r#"{"statusCode": 200, "body": "Successfully downgraded"}"#
+        )
+        .is_ok()
+    );
+    assert!(
+        lambda_result(None, "Simple Lambda happy path OK").is_ok(),
+        "no status: no verdict"
+    );
+    let raised =
+        lambda_result(Some("Unhandled"), r#"{"errorMessage": "AccessDenied"}"#).unwrap_err();
+    assert!(
+        raised.contains("Unhandled") && raised.contains("AccessDenied"),
+        "{raised}"
+    );
+    let refused = lambda_result(None, r#"{"statusCode": 403, "body": "no"}"#).unwrap_err();
+    assert!(refused.contains("statusCode 403"), "{refused}");
+}
