@@ -132,13 +132,14 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
     let role_ids = role_ids(snapshot, settings.project_roles);
 
     // Username → euid (None: the user has none), one shared string per euid however many
-    // groups hold it.
-    let users: HashMap<&str, Option<Euid>> = snapshot
+    // groups hold it. Keyed by a copy of each name (inline when short), so that a lookup
+    // compares within the table instead of reaching into the snapshot.
+    let users: HashMap<smol_str::SmolStr, Option<Euid>> = snapshot
         .users
         .iter()
         .map(|u| {
             let euid = u.euid.as_deref().filter(|e| !e.is_empty()).map(Euid::from);
-            (u.username.as_str(), euid)
+            (u.username.0.clone(), euid)
         })
         .collect();
     let user_groups = user_groups(snapshot);
@@ -429,7 +430,7 @@ fn members_by_role<'s>(
     project: &ProjectKey,
     bindings: Option<&Vec<&'s Binding>>,
     role_ids: &HashMap<&str, &'s str>,
-    users: &HashMap<&str, Option<Euid>>,
+    users: &HashMap<smol_str::SmolStr, Option<Euid>>,
     user_groups: &HashMap<(&str, &str), &'s [crate::model::Username]>,
     expand_groups: bool,
     findings: &mut BTreeSet<Finding>,

@@ -190,7 +190,8 @@ impl Plan {
 /// The user index: exact `userName` first; a case-insensitive match only when it is unique.
 struct Users<'a> {
     all: &'a BTreeMap<UserId, UserName>,
-    exact: HashMap<&'a str, (&'a UserId, &'a UserName)>,
+    /// Keyed by a copy of each name (inline when short): a lookup compares within the table.
+    exact: HashMap<smol_str::SmolStr, (&'a UserId, &'a UserName)>,
     /// Built on the first euid without an exact match: most directories never need it.
     folded: std::cell::OnceCell<HashMap<String, Vec<(&'a UserId, &'a UserName)>>>,
 }
@@ -205,7 +206,7 @@ impl<'a> Users<'a> {
     fn new(users: &'a BTreeMap<UserId, UserName>) -> Self {
         let exact = users
             .iter()
-            .map(|(id, name)| (name.as_str(), (id, name)))
+            .map(|(id, name)| (name.0.clone(), (id, name)))
             .collect();
         Self {
             all: users,
