@@ -435,8 +435,10 @@ fn members_by_role<'s>(
     expand_groups: bool,
     findings: &mut BTreeSet<Finding>,
 ) -> Vec<(&'s str, Vec<Euid>)> {
-    // A project has a handful of roles: a list beats a map.
+    // A project has a handful of roles: a list beats a map. Each role's list is sized for all
+    // of the project's bindings once, instead of growing step by step.
     let mut out: Vec<(&'s str, Vec<Euid>)> = Vec::new();
+    let room = bindings.map_or(0, |b| b.len());
     let mut add = |role: &'s str, username: &str, findings: &mut BTreeSet<Finding>| match users
         .get(username)
     {
@@ -457,7 +459,11 @@ fn members_by_role<'s>(
             .find(|(r, _)| std::ptr::eq(*r, role) || *r == role)
         {
             Some((_, members)) => members.push(euid.clone()),
-            None => out.push((role, vec![euid.clone()])),
+            None => {
+                let mut members = Vec::with_capacity(room);
+                members.push(euid.clone());
+                out.push((role, members));
+            }
         },
     };
     for binding in bindings.into_iter().flatten() {
