@@ -209,9 +209,21 @@ impl GroupIdentity {
         else {
             return false;
         };
-        let mut parts = rest.split(':');
-        let three = parts.by_ref().take(3).filter(|p| !p.is_empty()).count() == 3;
-        three && parts.next().is_none()
+        // Three non-empty parts: two colons, none first, last or next to another. A byte walk,
+        // as a plan asks this of every group in the directory.
+        let bytes = rest.as_bytes();
+        let mut colons = 0;
+        let mut previous = b':';
+        for &b in bytes {
+            if b == b':' {
+                if previous == b':' {
+                    return false;
+                }
+                colons += 1;
+            }
+            previous = b;
+        }
+        colons == 2 && previous != b':'
     }
 
     /// Whether an `externalId` carries any replicator's marker, ours or another platform's.
@@ -256,11 +268,26 @@ mod tests {
             "mst:v1:p:a:b",
             "mst:v1:p:a:b:c:d",
             "mst:v1:p::b:c",
+            "mst:v1:p:a::c",
+            "mst:v1:p:a:b:",
+            "mst:v1:p:",
             "mst:v2:p:a:b:c",
             "other",
         ] {
             assert_eq!(GroupIdentity::parse("p", bad), None, "{bad}");
             assert!(!GroupIdentity::is_ours("p", bad), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The quick check and the parse agree on every marker.
+        #[test]
+        fn is_ours_agrees_with_parse(rest in "[ab:]{0,8}") {
+            let ext = format!("mst:v1:p:{rest}");
+            proptest::prop_assert_eq!(
+                GroupIdentity::is_ours("p", &ext),
+                GroupIdentity::parse("p", &ext).is_some()
+            );
         }
     }
 }
