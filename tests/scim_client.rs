@@ -285,9 +285,10 @@ async fn the_sample_syncs_through_scim_and_a_second_plan_has_nothing_to_do() {
     );
 }
 
-/// `Retry-After: 2` on a 429 makes the client wait at least 2 s before it tries again. The clock
-/// is tokio's, paused: the wait is measured, not spent.
-#[tokio::test(start_paused = true)]
+/// `Retry-After: 2` on a 429 makes the client wait at least 2 s before it tries again. On the
+/// real clock: a paused one auto-advances whenever the runtime waits, loopback I/O included, so
+/// under load it fired the client's timeouts while the emulator's answer was on its way.
+#[tokio::test(flavor = "multi_thread")]
 async fn retry_after_two_seconds_is_honoured() {
     let (running, client) = start().await;
     running.emulator.inject(Fault {
@@ -298,15 +299,12 @@ async fn retry_after_two_seconds_is_honoured() {
         times: 1,
         ..Fault::default()
     });
-    let (virtual_start, real_start) = (tokio::time::Instant::now(), Instant::now());
+    let started = Instant::now();
     client.list_groups().await.unwrap();
-    let waited = virtual_start.elapsed();
+    let waited = started.elapsed();
     assert!(waited >= Duration::from_secs(2), "waited {waited:?}");
-    assert!(waited < Duration::from_secs(3), "waited {waited:?}");
-    assert!(
-        real_start.elapsed() < Duration::from_secs(2),
-        "the clock was paused"
-    );
+    // Far below the backoff's own cap (5 s) plus a retry would be: the header set the wait.
+    assert!(waited < Duration::from_secs(4), "waited {waited:?}");
     let statuses: Vec<u16> = running
         .emulator
         .requests()
