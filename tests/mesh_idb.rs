@@ -243,6 +243,17 @@ fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests
         serde_json::json!([ADMIN, READONLY]),
         "detached when configured"
     );
+
+    // meshIdB published new metadata: the provider is updated in place, in every account.
+    let renewed = metadata().replace("padding", "renewed");
+    std::fs::write(strict.with_file_name("meshidb.xml"), &renewed).unwrap();
+    let (code, stdout, stderr) = idb.run(&["sync", "--config", strict.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for account in ["111111111111", "222222222222", "333333333333"] {
+        let providers = &idb.iam("state", account)["providers"];
+        assert_eq!(providers.as_array().unwrap().len(), 1, "{providers}");
+        assert_eq!(providers[0]["metadata"], renewed.as_str(), "{account}");
+    }
 }
 
 #[test]
