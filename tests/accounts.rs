@@ -523,6 +523,37 @@ async fn an_account_tagged_for_another_project_is_refused() {
     assert_eq!(accounts[0]["aliases"], serde_json::json!([]));
 }
 
+/// An account made under an earlier email pattern is found by our tags and taken over: no
+/// second account, whatever the pattern says now.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_tagged_as_the_projects_is_adopted_whatever_its_email() {
+    let org = Org::start().await;
+    let tags = serde_json::json!({
+        "aws-replicator:platform": "aws.aws-meshcloud",
+        "aws-replicator:project": "acme.web",
+    });
+    org.py(
+        "precreate",
+        &[
+            "old-pattern+acme.web@example.com",
+            "acme.web",
+            &tags.to_string(),
+        ],
+    );
+    let config = org.config("accounts.dhall", false);
+    let (ok, stdout, stderr) = org.sync(&config);
+    assert!(ok, "{stdout}\n{stderr}");
+    let accounts = org.state();
+    assert_eq!(accounts.len(), 1, "adopted, not created: {accounts:#?}");
+    let a = &accounts[0];
+    assert_eq!(a["email"], "old-pattern+acme.web@example.com");
+    assert_eq!(a["ou"], "/workloads/dev");
+    assert_eq!(a["aliases"], serde_json::json!(["acme-acme-web"]));
+    for step in BOOTSTRAP_TAGS {
+        assert!(a["tags"][step].is_string(), "{step}: {a}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_shows_the_pending_account_steps_and_changes_nothing() {
     let org = Org::start().await;
