@@ -237,3 +237,24 @@ fn the_seeds_aws_role_mappings_are_mapped_too() {
     );
     assert_eq!(d.external, ["own-user", "seed-reader"]);
 }
+
+#[test]
+fn the_seeds_role_mappings_on_the_aws_sso_path_are_a_warning() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/config/demo.dhall");
+    let text = format!(
+        r#"let c = {demo}
+in c // {{ aws = c.aws // {{ roleMappingsExternal = [ {{ mapKey = "reader", mapValue = {{ awsRoleName = "seed-reader" }} }} ] }} }}"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.dhall");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = config.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("aws.roleMappingsManaged")
+                && w.contains("ignored on the aws-sso path")),
+        "{warnings:?}"
+    );
+}
