@@ -7,9 +7,9 @@
 //! is taken (its email in ListAccounts, its parent, its tags, its alias) or, for the bootstrap
 //! steps, from the tag the replicator writes on the account when that step succeeded. So a run
 //! killed at any point resumes at the step it stopped at, and an account is found again by its
-//! email instead of being created twice. This module is the pure part: what each project's account should
-//! be, and which steps an account as read still needs. `run.rs` takes them; `aws.rs` talks to
-//! AWS.
+//! email instead of being created twice. This module is the pure part: what each project's
+//! account should be, and which steps an account as read still needs. `run.rs` takes them;
+//! `aws.rs` talks to AWS.
 
 pub mod aws;
 pub mod run;
@@ -392,7 +392,7 @@ pub fn pending(
     }
     let done = |tag: &str, digest: &str| view.tags.get(tag).map(String::as_str) == Some(digest);
     if let Some(stack) = &zone.access_stack {
-        let digest = digest(&[stack.stack_name.as_bytes(), stack.template.as_bytes()]);
+        let digest = access_stack_digest(stack);
         // After the downgrade the access role may only read stacks: a changed template can no
         // longer be deployed through it (see `notes`).
         if !done(TAG_ACCESS_STACK, &digest) && !view.tags.contains_key(TAG_DOWNGRADED) {
@@ -434,7 +434,7 @@ pub fn notes(zone: &LandingZone, view: &AccountView) -> Vec<String> {
     let Some(stack) = &zone.access_stack else {
         return Vec::new();
     };
-    let digest = digest(&[stack.stack_name.as_bytes(), stack.template.as_bytes()]);
+    let digest = access_stack_digest(stack);
     let deployed = view.tags.get(TAG_ACCESS_STACK);
     if view.tags.contains_key(TAG_DOWNGRADED) && deployed != Some(&digest) {
         let what = if deployed.is_some() {
@@ -451,6 +451,10 @@ pub fn notes(zone: &LandingZone, view: &AccountView) -> Vec<String> {
     } else {
         Vec::new()
     }
+}
+
+fn access_stack_digest(stack: &crate::config::AccessStack) -> String {
+    digest(&[stack.stack_name.as_bytes(), stack.template.as_bytes()])
 }
 
 /// A short digest of what a bootstrap step deploys: when it changes, the step runs again.
