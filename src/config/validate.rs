@@ -600,53 +600,40 @@ fn mesh_idb(
     roles: &BTreeMap<RoleId, String>,
 ) -> raw::MeshIdb {
     let base = "iam-configuration.mesh-idb";
-    let mut merged = idb;
-    merged
-        .role_mappings_managed
-        .extend(aws.role_mappings_managed.iter().map(|e| raw::Entry {
-            key: e.key.clone(),
-            value: raw::IdbManagedRole {
-                aws_role_name: e.value.aws_role_name.clone(),
-                policies: e.value.policies.clone(),
-            },
+    // The seed's lists are checked where they stand, in check_aws.
+    for (i, e) in idb.role_mappings_managed.iter().enumerate() {
+        let path = format!("{base}.role-mappings-managed[{i}]");
+        check_role_key(p, &path, &e.key, roles);
+        for (j, arn) in e.value.policies.iter().enumerate() {
+            check_policy_arn(p, &format!("{path}.mapValue.policies[{j}]"), arn);
+        }
+    }
+    for (i, e) in idb.role_mappings_external.iter().enumerate() {
+        let path = format!("{base}.role-mappings-external[{i}]");
+        check_role_key(p, &path, &e.key, roles);
+    }
+
+    // Each project role and each IAM role once, wherever it is mapped.
+    let entries = (idb.role_mappings_managed.iter().enumerate())
+        .map(|(i, e)| {
+            let path = format!("{base}.role-mappings-managed[{i}]");
+            (path, &e.key, &e.value.aws_role_name)
+        })
+        .chain(aws.role_mappings_managed.iter().enumerate().map(|(i, e)| {
+            let path = format!("aws.roleMappingsManaged[{i}]");
+            (path, &e.key, &e.value.aws_role_name)
+        }))
+        .chain(idb.role_mappings_external.iter().enumerate().map(|(i, e)| {
+            let path = format!("{base}.role-mappings-external[{i}]");
+            (path, &e.key, &e.value.aws_role_name)
+        }))
+        .chain(aws.role_mappings_external.iter().enumerate().map(|(i, e)| {
+            let path = format!("aws.roleMappingsExternal[{i}]");
+            (path, &e.key, &e.value.aws_role_name)
         }));
-    merged
-        .role_mappings_external
-        .extend(aws.role_mappings_external.iter().map(|e| raw::Entry {
-            key: e.key.clone(),
-            value: raw::IdbExternalRole {
-                aws_role_name: e.value.aws_role_name.clone(),
-            },
-        }));
-    let own_managed = merged.role_mappings_managed.len() - aws.role_mappings_managed.len();
-    let own_external = merged.role_mappings_external.len() - aws.role_mappings_external.len();
-    let managed_path = |i: usize| match i.checked_sub(own_managed) {
-        None => format!("{base}.role-mappings-managed[{i}]"),
-        Some(j) => format!("aws.roleMappingsManaged[{j}]"),
-    };
-    let external_path = |i: usize| match i.checked_sub(own_external) {
-        None => format!("{base}.role-mappings-external[{i}]"),
-        Some(j) => format!("aws.roleMappingsExternal[{j}]"),
-    };
     let mut seen: BTreeMap<&str, String> = BTreeMap::new();
     let mut role_names: BTreeMap<String, String> = BTreeMap::new();
-    let entries = merged
-        .role_mappings_managed
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (managed_path(i), &e.key, &e.value.aws_role_name))
-        .chain(
-            merged
-                .role_mappings_external
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (external_path(i), &e.key, &e.value.aws_role_name)),
-        );
     for (path, key, role_name) in entries {
-        // The seed's lists are checked where they stand, in check_aws.
-        if path.starts_with(base) {
-            check_role_key(p, &path, key, roles);
-        }
         if let Some(first) = seen.insert(key, path.clone()) {
             p.add(
                 &path,
@@ -673,14 +660,25 @@ fn mesh_idb(
             );
         }
     }
-    for (i, e) in merged.role_mappings_managed.iter().enumerate() {
-        let path = managed_path(i);
-        if path.starts_with(base) {
-            for (j, arn) in e.value.policies.iter().enumerate() {
-                check_policy_arn(p, &format!("{path}.mapValue.policies[{j}]"), arn);
-            }
-        }
-    }
+
+    let mut merged = idb;
+    merged
+        .role_mappings_managed
+        .extend(aws.role_mappings_managed.iter().map(|e| raw::Entry {
+            key: e.key.clone(),
+            value: raw::IdbManagedRole {
+                aws_role_name: e.value.aws_role_name.clone(),
+                policies: e.value.policies.clone(),
+            },
+        }));
+    merged
+        .role_mappings_external
+        .extend(aws.role_mappings_external.iter().map(|e| raw::Entry {
+            key: e.key.clone(),
+            value: raw::IdbExternalRole {
+                aws_role_name: e.value.aws_role_name.clone(),
+            },
+        }));
     merged
 }
 
