@@ -159,20 +159,12 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
     // is gathered under one lookup.
     let mut bindings: HashMap<(&str, &str), Vec<&Binding>> =
         HashMap::with_capacity(snapshot.projects.len());
-    let mut run: Option<((&str, &str), Vec<&Binding>)> = None;
-    for b in &snapshot.bindings {
-        let at = (b.workspace.as_str(), b.project.as_str());
-        match &mut run {
-            Some((key, list)) if *key == at => list.push(b),
-            _ => {
-                if let Some((key, list)) = run.replace((at, vec![b])) {
-                    bindings.entry(key).or_default().extend(list);
-                }
-            }
-        }
-    }
-    if let Some((key, list)) = run {
-        bindings.entry(key).or_default().extend(list);
+    for run in snapshot
+        .bindings
+        .chunk_by(|a, b| a.workspace == b.workspace && a.project == b.project)
+    {
+        let key = (run[0].workspace.as_str(), run[0].project.as_str());
+        bindings.entry(key).or_default().extend(run);
     }
 
     let numeric_ids = numeric_ids(snapshot, settings, scope, &mut findings, &mut held);
