@@ -413,6 +413,24 @@ impl AwsLanding {
         self.iam_pace.call(operation, call).await
     }
 
+    /// An IAM write whose answer holds nothing the replicator needs.
+    pub(crate) async fn write<T, E, R, F, Fut>(
+        &self,
+        operation: &'static str,
+        call: F,
+    ) -> Result<(), AccountError>
+    where
+        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, aws_sdk_iam::error::SdkError<E, R>>>,
+    {
+        self.paced(operation, call)
+            .await
+            .map(|_| ())
+            .map_err(aws_error(operation))
+    }
+
     pub(crate) fn partition(&self) -> &'static str {
         crate::aws::partition(&self.region)
     }

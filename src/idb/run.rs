@@ -278,26 +278,6 @@ fn decode_policy(document: &str) -> serde_json::Value {
     serde_json::from_str(&decoded).unwrap_or(serde_json::Value::Null)
 }
 
-impl AwsLanding {
-    /// An IAM write whose answer holds nothing the replicator needs.
-    async fn write<T, E, R, F, Fut>(
-        &self,
-        operation: &'static str,
-        call: F,
-    ) -> Result<(), AccountError>
-    where
-        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, aws_sdk_iam::error::SdkError<E, R>>>,
-    {
-        self.paced(operation, call)
-            .await
-            .map(|_| ())
-            .map_err(aws_error(operation))
-    }
-}
-
 impl AccountIam for AwsLanding {
     async fn saml_provider(
         &self,
