@@ -1,7 +1,8 @@
 //! One pace for the AWS SDK calls of an API family: a rate limit that every caller of the
 //! family shares, retries with the replicator's backoff (the SDK's own retries are off for these
 //! clients, so that this policy governs and every request is counted), and each request and
-//! retry reported to the metrics. sso-admin and IAM (meshIdB, account aliases) go through it.
+//! retry reported to the metrics. sso-admin and IAM (meshIdB, account aliases) go through it;
+//! every client's rate limiter is made by `limiter`.
 
 use crate::metrics::{RequestObserver, Service};
 use crate::retry::RetryPolicy;
@@ -38,6 +39,13 @@ pub const IAM_RETRYABLE: &[&str] = &[
     "InternalFailure",
 ];
 
+/// A limiter that lets `requests_per_second` requests through, evenly spaced: the pace of every
+/// client of an API family (SCIM, meshStack and the SDK clients here).
+pub fn limiter(requests_per_second: f64) -> DefaultDirectRateLimiter {
+    let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
+    RateLimiter::direct(Quota::with_period(period).expect("period is positive"))
+}
+
 impl Paced {
     pub fn new(
         service: Service,
@@ -45,10 +53,9 @@ impl Paced {
         policy: RetryPolicy,
         retryable: &'static [&'static str],
     ) -> Self {
-        let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
         Self {
             service,
-            limiter: RateLimiter::direct(Quota::with_period(period).expect("period is positive")),
+            limiter: limiter(requests_per_second),
             policy,
             retryable,
             calls: AtomicU64::new(0),

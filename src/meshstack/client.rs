@@ -5,7 +5,7 @@ use super::payload::{Kind, Page};
 use crate::config::{Auth, MeshStackConfig};
 use crate::retry::{RetryPolicy, error_chain};
 use crate::secret::Secret;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use reqwest::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use std::collections::HashSet;
@@ -88,15 +88,13 @@ impl Client {
             .user_agent(concat!("aws-replicator/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("the TLS backend initializes");
-        let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
-        let quota = Quota::with_period(period).expect("period is positive");
         Self {
             http,
             base: config.base_url.clone(),
             auth: config.auth.clone(),
             page_size: config.page_size,
             retry,
-            limiter: RateLimiter::direct(quota),
+            limiter: crate::paced::limiter(requests_per_second),
             token: Mutex::new(None),
         }
     }

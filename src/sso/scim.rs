@@ -9,7 +9,7 @@ use crate::metrics::{RequestObserver, Service};
 use crate::model::{ExternalId, GroupId, GroupName, UserId, UserName};
 use crate::retry::{RetryPolicy, error_chain};
 use crate::secret::Secret;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use reqwest::{Method, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -83,7 +83,6 @@ impl ScimClient {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let period = Duration::from_secs_f64(1.0 / requests_per_second.max(0.001));
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -92,7 +91,7 @@ impl ScimClient {
                 .expect("the TLS backend initializes"),
             base,
             token,
-            limiter: RateLimiter::direct(Quota::with_period(period).expect("period is positive")),
+            limiter: crate::paced::limiter(requests_per_second),
             retry,
             calls: AtomicU64::new(0),
             observer: None,
