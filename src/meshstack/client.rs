@@ -1,7 +1,7 @@
 //! The meshStack API client: authentication, versioned media types, HAL paging and retries
 //! (meshstack-api.md §12). Reads only; one request at a time, as meshStack asks.
 
-use super::payload::{Kind, Page};
+use super::payload::{Kind, Page, PageInfo};
 use crate::config::{Auth, MeshStackConfig};
 use crate::retry::{RetryPolicy, error_chain};
 use crate::secret::Secret;
@@ -53,6 +53,22 @@ pub enum MeshStackError {
     Login(String),
     #[error("meshStack pointed to {0}, outside {1}; refusing to send credentials there")]
     ForeignLink(String, String),
+    /// A listing that cannot be shown to be whole: read as complete, it would revoke access.
+    #[error(
+        "meshStack's listing at {url} is not complete: {detail}; no plan is made from a partial read (the next run reads it again)"
+    )]
+    Incomplete { url: String, detail: String },
+    #[error(
+        "meshStack has no project {0} (or it is being deleted); check the workspace and project the sync was asked for"
+    )]
+    UnknownProjects(String),
+    /// A 2xx answer that is not what was asked for (a proxy's page, another kind or version).
+    #[error("meshStack answered GET {url} with {detail}; expected a {media_type} document")]
+    NotAPage {
+        url: String,
+        media_type: &'static str,
+        detail: String,
+    },
 }
 
 struct Token {
@@ -99,7 +115,8 @@ impl Client {
         }
     }
 
-    /// Every item of `kind` matching `query`, following `_links.next` to the last page.
+    /// Every item of `kind` matching `query`, following `_links.next` to the last page. The
+    /// listing must show that it is whole (see [`Progress`]); anything else is an error.
     pub async fn list<T: DeserializeOwned>(
         &self,
         kind: Kind,
@@ -116,37 +133,57 @@ impl Client {
         }
         let mut items = Vec::new();
         let mut seen_links = HashSet::new();
-        let mut seen_pages = HashSet::new();
+        let mut progress = Progress::default();
         loop {
             seen_links.insert(normalized(&url));
             let body = self.get(&url, kind).await?;
             let page: Page<T> = parse_page(&body, kind, &url)?;
-            if let Some(number) = page.page.as_ref().and_then(|p| p.number)
-                && !seen_pages.insert(number)
-            {
-                tracing::warn!(
-                    path = url.path(),
-                    number,
-                    "meshStack served a page twice; stopping there"
-                );
-                break;
-            }
             let mut embedded = page.embedded;
-            items.extend(embedded.remove(kind.embedded_key()).unwrap_or_default());
-            let Some(next) = page.links.and_then(|l| l.next) else {
-                break;
+            let found = embedded.remove(kind.embedded_key()).unwrap_or_default();
+            let next = page.links.and_then(|l| l.next);
+            progress
+                .page(page.page.as_ref(), found.len(), next.is_some())
+                .map_err(|detail| incomplete(&url, detail))?;
+            items.extend(found);
+            let Some(next) = next else {
+                return Ok(items);
             };
             let next = self.same_origin(&next.href)?;
             if seen_links.contains(&normalized(&next)) {
-                tracing::warn!(
-                    path = next.path(),
-                    "meshStack repeated a page link; stopping there"
-                );
-                break;
+                return Err(incomplete(
+                    &url,
+                    format!("its next link {} was followed before", next.as_str()),
+                ));
             }
             url = next;
         }
-        Ok(items)
+    }
+
+    /// One object of `kind` by its identifier (`workspace.project` for projects), `None` when
+    /// meshStack answers 404.
+    pub async fn get_one<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        identifier: &str,
+    ) -> Result<Option<T>, MeshStackError> {
+        let mut url = self.base.join(kind.path()).expect("static paths join");
+        url.path_segments_mut()
+            .expect("an http URL has segments")
+            .push(identifier);
+        let body = match self.get(&url, kind).await {
+            Ok(body) => body,
+            Err(MeshStackError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(&mut de)
+            .map(Some)
+            .map_err(|e| MeshStackError::Payload {
+                kind: kind.embedded_key(),
+                path: url.path().to_owned(),
+                field: e.path().to_string(),
+                message: e.into_inner().to_string(),
+            })
     }
 
     fn same_origin(&self, href: &str) -> Result<Url, MeshStackError> {
@@ -229,10 +266,28 @@ impl Client {
         let status = response.status();
         let path = url.path().to_owned();
         match status {
-            s if s.is_success() => response.bytes().await.map_err(|e| Attempt::Retry {
-                why: transport_error(&e),
-                after: None,
-            }),
+            s if s.is_success() => {
+                let content_type = response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !same_media_type(content_type, kind.media_type()) {
+                    return Err(Attempt::Fatal(MeshStackError::NotAPage {
+                        url: url.to_string(),
+                        media_type: kind.media_type(),
+                        detail: if content_type.is_empty() {
+                            "no content type".to_owned()
+                        } else {
+                            format!("content type {content_type}")
+                        },
+                    }));
+                }
+                response.bytes().await.map_err(|e| Attempt::Retry {
+                    why: transport_error(&e),
+                    after: None,
+                })
+            }
             StatusCode::UNAUTHORIZED => match self.auth {
                 Auth::ApiKey { .. } => Err(Attempt::Reauthenticate),
                 Auth::Basic { .. } => Err(Attempt::Fatal(MeshStackError::Unauthorized {
@@ -332,6 +387,117 @@ impl Client {
     }
 }
 
+/// Whether a `Content-Type` names `wanted`, ignoring case and parameters such as `charset`.
+fn same_media_type(content_type: &str, wanted: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case(wanted))
+}
+
+fn incomplete(url: &Url, detail: String) -> MeshStackError {
+    MeshStackError::Incomplete {
+        url: url.to_string(),
+        detail,
+    }
+}
+
+/// How far a listing has come, page by page; it decides whether the listing is whole.
+///
+/// Spring's pages say where they stand (`page.number`, `totalElements`, `totalPages`): a
+/// listing must end on its last page with every item it announced, count its pages up from 0
+/// without repeating one, and announce the same totals on every page (offset paging over
+/// changing data can skip or repeat items; the next run reads again). A page without a `page`
+/// block is taken as meshStack's single page, which leaves it out.
+#[derive(Debug, Default)]
+pub(super) struct Progress {
+    pages: u64,
+    received: u64,
+    total_elements: Option<u64>,
+    total_pages: Option<u64>,
+}
+
+impl Progress {
+    /// Takes one page: its `page` block, its number of items, and whether it links a next one.
+    pub(super) fn page(
+        &mut self,
+        info: Option<&PageInfo>,
+        items: usize,
+        has_next: bool,
+    ) -> Result<(), String> {
+        let index = self.pages;
+        self.pages += 1;
+        self.received += items as u64;
+        if let Some(info) = info {
+            if let Some(number) = info.number
+                && number != index
+            {
+                return Err(if number < index {
+                    format!("page {number} was served again as page {index}")
+                } else {
+                    format!("page {index} was answered by page {number}")
+                });
+            }
+            same_total(
+                &mut self.total_elements,
+                info.total_elements,
+                "totalElements",
+            )?;
+            same_total(&mut self.total_pages, info.total_pages, "totalPages")?;
+        } else if index > 0 {
+            return Err(format!("page {index} has no page block"));
+        }
+        if let Some(total) = self.total_elements
+            && self.received > total
+        {
+            return Err(format!(
+                "{} items arrived, more than the {total} announced (totalElements)",
+                self.received
+            ));
+        }
+        let last = self.total_pages.map(|t| t.max(1) - 1);
+        if has_next {
+            if let Some(last) = last
+                && index >= last
+            {
+                return Err(format!(
+                    "page {index} links a next page, but totalPages says it is the last"
+                ));
+            }
+            return Ok(());
+        }
+        if let Some(last) = last
+            && index != last
+        {
+            return Err(format!(
+                "it ended at page {index} without a next link, but totalPages says the last is page {last}"
+            ));
+        }
+        if let Some(total) = self.total_elements
+            && self.received != total
+        {
+            return Err(format!(
+                "it ended with {} items, but totalElements says {total}",
+                self.received
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn same_total(seen: &mut Option<u64>, now: Option<u64>, name: &str) -> Result<(), String> {
+    match (*seen, now) {
+        (Some(before), Some(now)) if before != now => Err(format!(
+            "{name} changed from {before} to {now} while it was read"
+        )),
+        (_, Some(now)) => {
+            *seen = Some(now);
+            Ok(())
+        }
+        (_, None) => Ok(()),
+    }
+}
+
 /// A link with its query pairs sorted, so that the same page is recognized however the server
 /// orders its parameters.
 fn normalized(url: &Url) -> String {
@@ -366,6 +532,13 @@ pub(super) fn parse_page<T: DeserializeOwned>(
             message: format!("expected _embedded.{}", kind.embedded_key()),
         });
     }
+    if page.page.is_none() && page.links.is_none() {
+        return Err(MeshStackError::NotAPage {
+            url: url.to_string(),
+            media_type: kind.media_type(),
+            detail: "a body that is not a HAL page (no `page` and no `_links`)".to_owned(),
+        });
+    }
     Ok(page)
 }
 
@@ -396,5 +569,112 @@ fn permission(kind: Kind) -> &'static str {
         Kind::Users => "ADM_USER_LIST",
         Kind::WorkspaceUserGroups => "ADM_WORKSPACEUSERGROUP_LIST",
         Kind::UserBindings | Kind::GroupBindings => "ADM_PROJECTPRINCIPALROLE_LIST",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PageInfo, Progress, same_media_type};
+
+    fn info(number: u64, total_elements: u64, total_pages: u64) -> PageInfo {
+        PageInfo {
+            number: Some(number),
+            total_elements: Some(total_elements),
+            total_pages: Some(total_pages),
+        }
+    }
+
+    /// Pages as (page block, items, has next); the listing's verdict.
+    fn walk(pages: &[(Option<PageInfo>, usize, bool)]) -> Result<(), String> {
+        let mut progress = Progress::default();
+        pages
+            .iter()
+            .try_for_each(|(i, n, next)| progress.page(i.as_ref(), *n, *next))
+    }
+
+    #[test]
+    fn a_whole_listing_passes() {
+        assert_eq!(
+            walk(&[
+                (Some(info(0, 5, 3)), 2, true),
+                (Some(info(1, 5, 3)), 2, true),
+                (Some(info(2, 5, 3)), 1, false)
+            ]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn an_empty_listing_is_one_that_says_so() {
+        // Spring's empty page: totalElements 0, totalPages 0.
+        assert_eq!(walk(&[(Some(info(0, 0, 0)), 0, false)]), Ok(()));
+        assert_eq!(walk(&[(Some(info(0, 0, 1)), 0, false)]), Ok(()));
+        // A single page without a page block (only `self`), as meshStack sends a short list.
+        assert_eq!(walk(&[(None, 0, false)]), Ok(()));
+    }
+
+    #[test]
+    fn a_short_last_page_is_an_error() {
+        let err = walk(&[
+            (Some(info(0, 6, 2)), 4, true),
+            (Some(info(1, 6, 2)), 0, false),
+        ])
+        .unwrap_err();
+        assert!(err.contains("4 items, but totalElements says 6"), "{err}");
+    }
+
+    #[test]
+    fn ending_before_the_last_page_is_an_error() {
+        let err = walk(&[(Some(info(0, 6, 3)), 2, false)]).unwrap_err();
+        assert!(err.contains("the last is page 2"), "{err}");
+    }
+
+    #[test]
+    fn a_repeated_or_skipped_page_is_an_error() {
+        let err = walk(&[
+            (Some(info(0, 4, 2)), 2, true),
+            (Some(info(0, 4, 2)), 2, false),
+        ])
+        .unwrap_err();
+        assert!(err.contains("page 0 was served again"), "{err}");
+        let err = walk(&[
+            (Some(info(0, 6, 3)), 2, true),
+            (Some(info(2, 6, 3)), 2, false),
+        ])
+        .unwrap_err();
+        assert!(err.contains("answered by page 2"), "{err}");
+    }
+
+    #[test]
+    fn totals_that_change_while_read_are_an_error() {
+        let err = walk(&[
+            (Some(info(0, 4, 2)), 2, true),
+            (Some(info(1, 5, 3)), 2, true),
+        ])
+        .unwrap_err();
+        assert!(err.contains("totalElements changed from 4 to 5"), "{err}");
+    }
+
+    #[test]
+    fn more_items_or_pages_than_announced_are_an_error() {
+        let err = walk(&[(Some(info(0, 1, 1)), 2, false)]).unwrap_err();
+        assert!(err.contains("more than the 1 announced"), "{err}");
+        let err = walk(&[(Some(info(0, 2, 1)), 2, true)]).unwrap_err();
+        assert!(err.contains("says it is the last"), "{err}");
+        let err = walk(&[(Some(info(0, 2, 2)), 1, true), (None, 1, false)]).unwrap_err();
+        assert!(err.contains("no page block"), "{err}");
+    }
+
+    #[test]
+    fn media_types_compare_without_parameters_or_case() {
+        let v2 = "application/vnd.meshcloud.api.meshproject.v2.hal+json";
+        assert!(same_media_type(v2, v2));
+        assert!(same_media_type(
+            "Application/vnd.meshcloud.api.meshproject.v2.hal+json;charset=UTF-8",
+            v2
+        ));
+        assert!(!same_media_type("application/hal+json", v2));
+        assert!(!same_media_type("text/html", v2));
+        assert!(!same_media_type("", v2));
     }
 }

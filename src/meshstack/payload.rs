@@ -96,8 +96,11 @@ pub struct Page<T> {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PageInfo {
     pub number: Option<u64>,
+    pub total_elements: Option<u64>,
+    pub total_pages: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
