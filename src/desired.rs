@@ -9,7 +9,7 @@ use crate::config::{Config, SsoConfig};
 use crate::finding::Finding;
 use crate::model::{
     AccountId, Euid, ExternalId, GROUP_PREFIX, GroupIdentity, GroupName, PermissionSetArn,
-    ProjectKey, RoleId,
+    ProjectKey, RoleId, WorkspaceId,
 };
 use crate::snapshot::{Binding, Snapshot, Subject};
 use foldhash::{HashMap, HashMapExt};
@@ -26,14 +26,82 @@ const GROUP_NAME_MAX: usize = 1024;
 pub enum Scope {
     #[default]
     All,
-    Projects(BTreeSet<ProjectKey>),
+    /// Every project of `workspaces`, and `projects`.
+    Only {
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        workspaces: BTreeSet<WorkspaceId>,
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        projects: BTreeSet<ProjectKey>,
+    },
 }
 
 impl Scope {
+    pub fn projects(projects: impl IntoIterator<Item = ProjectKey>) -> Self {
+        Scope::Only {
+            workspaces: BTreeSet::new(),
+            projects: projects.into_iter().collect(),
+        }
+    }
+
+    pub fn workspaces(workspaces: impl IntoIterator<Item = WorkspaceId>) -> Self {
+        Scope::Only {
+            workspaces: workspaces.into_iter().collect(),
+            projects: BTreeSet::new(),
+        }
+    }
+
     pub fn contains(&self, project: &ProjectKey) -> bool {
         match self {
             Scope::All => true,
-            Scope::Projects(set) => set.contains(project),
+            Scope::Only {
+                workspaces,
+                projects,
+            } => workspaces.contains(&project.workspace) || projects.contains(project),
+        }
+    }
+
+    /// The smallest scope that covers both.
+    pub fn union(&self, other: &Scope) -> Scope {
+        match (self, other) {
+            (
+                Scope::Only {
+                    workspaces: w1,
+                    projects: p1,
+                },
+                Scope::Only {
+                    workspaces: w2,
+                    projects: p2,
+                },
+            ) => {
+                let workspaces: BTreeSet<WorkspaceId> = w1.union(w2).cloned().collect();
+                let projects = p1
+                    .union(p2)
+                    .filter(|p| !workspaces.contains(&p.workspace))
+                    .cloned()
+                    .collect();
+                Scope::Only {
+                    workspaces,
+                    projects,
+                }
+            }
+            _ => Scope::All,
+        }
+    }
+
+    /// For people: `null` for everything, else `workspace.project` and `workspace.*` entries.
+    pub fn names(&self) -> Option<BTreeSet<String>> {
+        match self {
+            Scope::All => None,
+            Scope::Only {
+                workspaces,
+                projects,
+            } => Some(
+                workspaces
+                    .iter()
+                    .map(|w| format!("{w}.*"))
+                    .chain(projects.iter().map(ToString::to_string))
+                    .collect(),
+            ),
         }
     }
 }
@@ -71,7 +139,7 @@ impl Desired {
             held: self.held.intersection(&projects).cloned().collect(),
             findings: BTreeSet::new(),
             policy: self.policy,
-            scope: Scope::Projects(projects),
+            scope: Scope::projects(projects),
         }
     }
 }
@@ -230,7 +298,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
             continue;
         }
 
-        let mut members = members_by_role(
+        let Some(mut members) = members_by_role(
             &key,
             bindings.get(&(key.workspace.as_str(), key.project.as_str())),
             &role_ids,
@@ -238,7 +306,10 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
             &user_groups,
             settings.expand_group_bindings,
             &mut findings,
-        );
+        ) else {
+            held.insert(key);
+            continue;
+        };
         let numeric = numeric_ids
             .get(&key)
             .map(u64::to_string)
@@ -418,6 +489,9 @@ pub(crate) fn numeric_id(
     }
 }
 
+/// Each role's members, or `None` when a binding names a user or user group that meshStack's
+/// listings do not hold: such data is inconsistent (a listing cut short, or a change between
+/// two reads), and the project is held rather than read as if the binding were gone.
 fn members_by_role<'s>(
     project: &ProjectKey,
     bindings: Option<&Vec<&'s Binding>>,
@@ -426,11 +500,12 @@ fn members_by_role<'s>(
     user_groups: &HashMap<(&str, &str), &'s [crate::model::Username]>,
     expand_groups: bool,
     findings: &mut BTreeSet<Finding>,
-) -> Vec<(&'s str, Vec<Euid>)> {
+) -> Option<Vec<(&'s str, Vec<Euid>)>> {
     // A project has a handful of roles: a list beats a map. Each role's list is sized for all
     // of the project's bindings once, instead of growing step by step.
     let mut out: Vec<(&'s str, Vec<Euid>)> = Vec::new();
     let room = bindings.map_or(0, |b| b.len());
+    let mut consistent = true;
     let mut add = |role: &'s str, username: &str, findings: &mut BTreeSet<Finding>| match users
         .get(username)
     {
@@ -439,24 +514,29 @@ fn members_by_role<'s>(
                 project: project.clone(),
                 username: username.into(),
             });
+            false
         }
         Some(None) => {
             findings.insert(Finding::UserWithoutEuid {
                 username: username.into(),
             });
+            true
         }
         // Role ids come from one table, so the same role is mostly the same string.
-        Some(Some(euid)) => match out
-            .iter_mut()
-            .find(|(r, _)| std::ptr::eq(*r, role) || *r == role)
-        {
-            Some((_, members)) => members.push(euid.clone()),
-            None => {
-                let mut members = Vec::with_capacity(room);
-                members.push(euid.clone());
-                out.push((role, members));
+        Some(Some(euid)) => {
+            match out
+                .iter_mut()
+                .find(|(r, _)| std::ptr::eq(*r, role) || *r == role)
+            {
+                Some((_, members)) => members.push(euid.clone()),
+                None => {
+                    let mut members = Vec::with_capacity(room);
+                    members.push(euid.clone());
+                    out.push((role, members));
+                }
             }
-        },
+            true
+        }
     };
     for binding in bindings.into_iter().flatten() {
         let Some(&role) = role_ids.get(binding.role.as_str()) else {
@@ -467,7 +547,7 @@ fn members_by_role<'s>(
             continue;
         };
         match &binding.subject {
-            Subject::User(username) => add(role, username.as_str(), findings),
+            Subject::User(username) => consistent &= add(role, username.as_str(), findings),
             Subject::Group(_) if !expand_groups => {}
             Subject::Group(group) => {
                 match user_groups.get(&(binding.workspace.as_str(), group.as_str())) {
@@ -476,17 +556,18 @@ fn members_by_role<'s>(
                             project: project.clone(),
                             group: group.clone(),
                         });
+                        consistent = false;
                     }
                     Some(members) => {
                         for m in *members {
-                            add(role, m.as_str(), findings);
+                            consistent &= add(role, m.as_str(), findings);
                         }
                     }
                 }
             }
         }
     }
-    out
+    consistent.then_some(out)
 }
 
 /// Two identities rendering to one name (ignoring case, as AWS may) cannot both exist; neither

@@ -75,7 +75,10 @@ impl fmt::Display for Finding {
         match self {
             UserWithoutEuid { username } => write!(f, "user {username} has no euid; skipped"),
             BindingToUnknownUser { project, username } => {
-                write!(f, "{project}: binding to unknown user {username}; skipped")
+                write!(
+                    f,
+                    "{project}: binding to user {username}, whom meshStack's user listing does not hold; the project is held (its groups are left as they are) until meshStack is consistent"
+                )
             }
             BindingToUnknownRole { project, role } => {
                 write!(f, "{project}: binding with unknown role {role:?}; skipped")
@@ -83,7 +86,7 @@ impl fmt::Display for Finding {
             BindingToUnknownGroup { project, group } => {
                 write!(
                     f,
-                    "{project}: binding to unknown user group {group}; skipped"
+                    "{project}: binding to user group {group}, which meshStack's group listing does not hold; the project is held (its groups are left as they are) until meshStack is consistent"
                 )
             }
             TenantWithoutAccount { project } => {

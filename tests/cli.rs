@@ -95,7 +95,7 @@ fn plan_exit_codes_json_and_out_file() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out).0.contains("Plan: 6 group(s) to create"));
+    assert!(text(&out).0.contains("Plan: 4 group(s) to create"));
 
     // A directory that already holds the desired state: nothing to do, exit 0.
     let config = Config::load(Path::new("config/demo.dhall")).unwrap();
