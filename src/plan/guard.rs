@@ -1,6 +1,11 @@
 //! The mass-deletion guard: a plan that would take away more than a set share *and* a set number
 //! of what we manage (groups, memberships or assignments) is refused. A meshStack answer that is
 //! wrong but well-formed (an empty page, a missing workspace) looks exactly like that.
+//!
+//! Whatever the limits say, a run over the whole platform that would remove *every* managed
+//! group, membership or assignment (any number from one up) is refused too: on a small estate
+//! that is exactly what an empty answer from meshStack looks like, and `max-count` would let
+//! it through.
 
 use super::{Op, Plan};
 use crate::model::GroupIdentity;
@@ -25,17 +30,28 @@ pub struct Tripped {
 
 impl std::fmt::Display for Tripped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = if self.deleted >= self.managed {
+            "every one of them"
+        } else {
+            "more than replicator.deletion-guard allows"
+        };
         write!(
             f,
-            "the plan removes {} of {} managed {}, more than replicator.deletion-guard allows; \
+            "the plan removes {} of {} managed {}, {why}; \
              check what meshStack returned, then apply once with --allow-mass-delete if it is meant",
             self.deleted, self.managed, self.what
         )
     }
 }
 
-/// The first kind of object the plan would delete too much of, if any.
-pub fn check(plan: &Plan, observed: &Observed, limits: Limits) -> Option<Tripped> {
+/// The first kind of object the plan would delete too much of, if any. `whole_platform`: the
+/// observation covers every group of ours (an unscoped run), so "all of them" means all.
+pub fn check(
+    plan: &Plan,
+    observed: &Observed,
+    limits: Limits,
+    whole_platform: bool,
+) -> Option<Tripped> {
     let ours: Vec<_> = observed
         .groups
         .iter()
@@ -66,7 +82,8 @@ pub fn check(plan: &Plan, observed: &Observed, limits: Limits) -> Option<Tripped
     ]
     .into_iter()
     .find(|(_, deleted, managed)| {
-        *deleted > limits.max_count && *deleted as f64 > limits.max_share * *managed as f64
+        let all = whole_platform && *deleted >= 1 && *deleted >= *managed;
+        all || (*deleted > limits.max_count && *deleted as f64 > limits.max_share * *managed as f64)
     })
     .map(|(what, deleted, managed)| Tripped {
         what,
