@@ -13,7 +13,7 @@
 //!   run converges.
 //! - **Trail.** Every operation ends in one [`Outcome`] and one audit line.
 
-use crate::audit::{Audit, AuditLine};
+use crate::audit::{Audit, AuditLine, Phase};
 use crate::directory::{AccountAssignments, DirectoryError, IdentityStore, Receipt};
 use crate::model::{AccountId, ExternalId, GroupId, UserId};
 use crate::observed::Assignment;
@@ -173,16 +173,18 @@ impl<I: IdentityStore, A: AccountAssignments> Run<'_, I, A> {
             };
             let result = match blocked {
                 Some(reason) => Err(Stop::Skip(reason)),
-                None => self
-                    .write(op, id.as_ref())
-                    .await
-                    .map(|(created, receipt)| {
-                        if let Some(created) = created {
-                            id = Some(created);
-                        }
-                        receipt
-                    })
-                    .map_err(Stop::Fail),
+                None => {
+                    self.audit(op, id.as_ref(), None);
+                    self.write(op, id.as_ref())
+                        .await
+                        .map(|(created, receipt)| {
+                            if let Some(created) = created {
+                                id = Some(created);
+                            }
+                            receipt
+                        })
+                        .map_err(Stop::Fail)
+                }
             };
             let outcome = match result {
                 Ok(receipt) => Outcome {
@@ -209,7 +211,7 @@ impl<I: IdentityStore, A: AccountAssignments> Run<'_, I, A> {
                     }
                 }
             };
-            self.audit(op, id.as_ref(), &outcome);
+            self.audit(op, id.as_ref(), Some(&outcome));
             (self.done)(&outcome);
             outcomes.push(outcome);
         }
@@ -269,7 +271,8 @@ impl<I: IdentityStore, A: AccountAssignments> Run<'_, I, A> {
         Ok((None, receipt))
     }
 
-    fn audit(&self, op: &Op, id: Option<&GroupId>, outcome: &Outcome) {
+    /// The intent line of `op` before it is sent (`outcome` is `None`), or its outcome after.
+    fn audit(&self, op: &Op, id: Option<&GroupId>, outcome: Option<&Outcome>) {
         let (users, account, permission_set) = match op {
             Op::CreateGroup { members, .. }
             | Op::AddMembers { members, .. }
@@ -304,9 +307,14 @@ impl<I: IdentityStore, A: AccountAssignments> Run<'_, I, A> {
             users,
             account,
             permission_set,
-            outcome: outcome.status,
-            request_id: outcome.request_id.as_deref(),
-            error: outcome.error.as_deref(),
+            phase: if outcome.is_some() {
+                Phase::Outcome
+            } else {
+                Phase::Intent
+            },
+            outcome: outcome.map(|o| o.status),
+            request_id: outcome.and_then(|o| o.request_id.as_deref()),
+            error: outcome.and_then(|o| o.error.as_deref()),
         });
     }
 }

@@ -1,6 +1,8 @@
-//! The audit trail: one JSON line per write the executor attempts (and per write it skipped),
-//! naming what changed, why, for whom, AWS's request id and the outcome. Identity sync is a
-//! security control; this is its record.
+//! The audit trail: for each write the executor attempts, one JSON line of intent before the
+//! request and one of outcome after it (a skipped write has only the outcome), naming what
+//! changed, why, for whom, AWS's request id and the outcome. Identity sync is a security
+//! control; this is its record, and a write cut off between the two lines (a process killed
+//! or stopped mid-request) still shows as intended, never as never tried.
 
 use serde::Serialize;
 use std::io::Write;
@@ -25,11 +27,22 @@ pub struct AuditLine<'a> {
     pub account: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub permission_set: Option<&'a str>,
-    pub outcome: crate::apply::Status,
+    pub phase: Phase,
+    /// Absent on an intent line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<crate::apply::Status>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
+}
+
+/// Whether a line announces a write about to be sent, or tells how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Intent,
+    Outcome,
 }
 
 /// Where audit lines go. Each line is written whole, under a lock, so concurrent writes never

@@ -181,14 +181,21 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
         running.emulator.dump().assignments.len(),
         first.summary.assignments_to_create
     );
-    // One audit line per write, each naming its outcome; assignments carry AWS's request id.
-    let lines: Vec<serde_json::Value> = trail
+    // Per write an intent line before it and an outcome line after it; assignments carry AWS's
+    // request id.
+    let all: Vec<serde_json::Value> = trail
         .text()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let (intents, lines): (Vec<_>, Vec<_>) = all.into_iter().partition(|l| l["phase"] == "intent");
+    assert_eq!(intents.len(), first.ops.len());
     assert_eq!(lines.len(), first.ops.len());
-    assert!(lines.iter().all(|l| l["outcome"] == "ok"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["phase"] == "outcome" && l["outcome"] == "ok")
+    );
     let assigned: Vec<_> = lines
         .iter()
         .filter(|l| l["operation"] == "create_assignment")

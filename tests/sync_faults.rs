@@ -354,3 +354,47 @@ async fn in_flight_operations_are_polled_together() {
     }
     assert!(polls[1] < polls[0], "batch polling saves calls: {polls:?}");
 }
+
+/// A write cut off mid-request (the process stopped, the run's deadline passed) is in the trail
+/// as intended before AWS was asked: a write that may have landed is never unaudited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_off_mid_request_is_audited_as_intended() {
+    let rig = rig(Duration::from_millis(10), false).await;
+    let d = desired(1, 1);
+    // The first group creation hangs far longer than the run is allowed to take.
+    rig.running.emulator.inject(Fault {
+        family: Family::Scim,
+        endpoint: "POST /Groups".into(),
+        status: 200,
+        latency_ms: 60_000,
+        times: 1,
+        ..Fault::default()
+    });
+    let (audit, trail) = Audit::memory();
+    let settings = Settings {
+        reads: AssignmentReads::PerPair,
+        options: Options {
+            concurrency: 1,
+            ..Options::default()
+        },
+        guard: None,
+    };
+    let cut = tokio::time::timeout(
+        Duration::from_secs(2),
+        sync(&d, &rig.scim, &rig.admin, settings, &audit, |_| {}, &|_| {}),
+    )
+    .await;
+    assert!(cut.is_err(), "the run was cut off mid-write");
+    let lines: Vec<serde_json::Value> = trail
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let creates: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["operation"] == "create_group")
+        .collect();
+    assert_eq!(creates.len(), 1, "{lines:#?}");
+    assert_eq!(creates[0]["phase"], "intent");
+    assert!(creates[0].get("outcome").is_none());
+}
