@@ -34,6 +34,11 @@ enum Command {
     /// Show what a sync would change in AWS IAM Identity Center, and why.
     Plan(PlanArgs),
     /// Make AWS IAM Identity Center follow meshStack: plan, apply, check what was changed.
+    ///
+    /// Exit codes: 0 everything wanted is in sync; 1 an error, a refused plan or a failed
+    /// operation; 3 what could be applied was, but something a person must fix stands in the
+    /// way (a held project, a missing external role on the meshIdB path), named on standard
+    /// error and in `--json`. An euid without an AWS user is a finding, not a failure.
     Sync(SyncArgs),
     /// Run as a service: sync on a schedule and on demand (webhook), serve /metrics.
     Serve {
@@ -440,11 +445,33 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
             accounts.pending_steps()
         );
     }
-    Ok(if result.is_success() && accounts.failed() == 0 {
-        ExitCode::SUCCESS
-    } else {
+    let ok = result.is_success() && accounts.failed() == 0;
+    if ok && !result.held.is_empty() {
+        eprintln!(
+            "sync: applied what it could, but {} project(s) are held until a person fixes what the findings (!) name: {}",
+            result.held.len(),
+            result
+                .held
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(sync_exit_code(ok, !result.held.is_empty()))
+}
+
+/// `sync`'s exit code: 0 everything wanted is in sync; 1 an error or a failed operation; 3 what
+/// could be applied was, but something a person must fix stands in the way (a held project,
+/// a missing external role). Findings alone (an euid without an AWS user) are not failures.
+fn sync_exit_code(ok: bool, needs_a_person: bool) -> ExitCode {
+    if !ok {
         ExitCode::from(1)
-    })
+    } else if needs_a_person {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn serve_command(
@@ -604,13 +631,33 @@ fn idb_command(
         );
     }
     let pending = accounts.pending_steps() + iam.pending();
-    Ok(if accounts.failed() + iam.failed() > 0 {
-        ExitCode::from(1)
-    } else if dry_run && detailed && pending > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let failed = accounts.failed() + iam.failed() > 0;
+    if dry_run {
+        return Ok(if failed {
+            ExitCode::from(1)
+        } else if detailed && pending > 0 {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let missing: Vec<String> = iam
+        .findings()
+        .filter(|f| {
+            matches!(
+                f,
+                aws_replicator::idb::IamFinding::ExternalRoleMissing { .. }
+            )
+        })
+        .map(ToString::to_string)
+        .collect();
+    if !failed && !missing.is_empty() {
+        eprintln!(
+            "sync: applied what it could, but a person must act: {}",
+            missing.join("; ")
+        );
+    }
+    Ok(sync_exit_code(!failed, !missing.is_empty()))
 }
 
 fn saml_roles_command(

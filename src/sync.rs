@@ -33,6 +33,9 @@ pub struct SyncReport {
     /// Set when the mass-deletion guard refused the plan: nothing was applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<Tripped>,
+    /// Projects left as they are because their desired state could not be computed (the
+    /// findings say why): a person must fix what stands in the way.
+    pub held: BTreeSet<ProjectKey>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -44,7 +47,7 @@ pub struct Calls {
 }
 
 impl SyncReport {
-    /// Everything was applied, and nothing is left to do.
+    /// Everything was applied, and nothing is left to do (held projects aside).
     pub fn is_success(&self) -> bool {
         self.refused.is_none() && self.report.is_success() && self.remaining.ops.is_empty()
     }
@@ -64,10 +67,10 @@ pub async fn sync(
     let observed = observe(identity, assignments, desired, settings.reads).await?;
     let plan = plan(desired, &observed);
     planned(&plan);
-    if let Some(tripped) = settings
-        .guard
-        .and_then(|limits| guard::check(&plan, &observed, limits))
-    {
+    if let Some(tripped) = settings.guard.and_then(|limits| {
+        let whole = desired.scope == crate::desired::Scope::All;
+        guard::check(&plan, &observed, limits, whole)
+    }) {
         tracing::error!(%tripped, "plan refused; nothing applied");
         return Ok(SyncReport {
             remaining: plan.clone(),
@@ -75,6 +78,7 @@ pub async fn sync(
             report: Report::default(),
             calls: Calls::default(),
             refused: Some(tripped),
+            held: desired.held.clone(),
         });
     }
     let before = (identity.calls_made(), assignments.calls_made());
@@ -106,5 +110,6 @@ pub async fn sync(
         remaining,
         calls,
         refused: None,
+        held: desired.held.clone(),
     })
 }

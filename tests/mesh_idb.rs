@@ -170,7 +170,16 @@ fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests
     );
 
     let (code, stdout, stderr) = idb.run(&["sync", "--config", c]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    // The external role is missing: what could be done was, and a person must create it.
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    let act = stderr
+        .lines()
+        .find(|l| l.contains("a person must act"))
+        .unwrap_or_else(|| panic!("nothing says a person must act: {stderr}"));
+    assert!(
+        act.contains("account 111111111111: external role meshstack-reader does not exist"),
+        "{act}"
+    );
     assert!(
         stdout.contains("account 111111111111: external role meshstack-reader does not exist"),
         "an external role is reported: {stdout}"
@@ -207,7 +216,7 @@ fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests
     }
 
     let (code, stdout, _) = idb.run(&["sync", "--config", c]);
-    assert_eq!(code, Some(0));
+    assert_eq!(code, Some(3), "the external role is still missing");
     assert!(
         stdout.contains("0 change(s) left, 0 applied"),
         "a second run is a no-op: {stdout}"
@@ -215,7 +224,7 @@ fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests
 
     idb.iam("tamper", "111111111111");
     let (code, stdout, stderr) = idb.run(&["sync", "--config", c]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
     assert!(
         stdout.contains("~ role meshstack-admin trust policy restored (account 111111111111"),
         "{stdout}"
@@ -237,7 +246,7 @@ fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests
 
     let strict = idb.config(true);
     let (code, stdout, _) = idb.run(&["sync", "--config", strict.to_str().unwrap()]);
-    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(code, Some(3), "{stdout}");
     assert_eq!(
         idb.iam("state", "111111111111")["admin"]["attached"],
         serde_json::json!([ADMIN, READONLY]),
@@ -248,7 +257,7 @@ fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests
     let renewed = metadata().replace("padding", "renewed");
     std::fs::write(strict.with_file_name("meshidb.xml"), &renewed).unwrap();
     let (code, stdout, stderr) = idb.run(&["sync", "--config", strict.to_str().unwrap()]);
-    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
     for account in ["111111111111", "222222222222", "333333333333"] {
         let providers = &idb.iam("state", account)["providers"];
         assert_eq!(providers.as_array().unwrap().len(), 1, "{providers}");

@@ -1,5 +1,5 @@
 //! `serve` against the emulator with about 10 % of all requests failing and drift made behind its
-//! back again and again: every drift is repaired within two sync intervals, and the process's
+//! back again and again: every drift is repaired within three sync intervals, and the process's
 //! memory stays flat.
 //!
 //! 20 seconds by default; `AWS_REPLICATOR_SOAK_SECONDS=600` for the long run.
@@ -103,7 +103,10 @@ async fn drift_is_repaired_under_faults_and_memory_stays_flat() {
         "mst-acme.web.meshstack-project-developer",
         "mst-globex.shop.meshstack-project-admin",
     ];
-    let deadline = Duration::from_secs(2 * INTERVAL);
+    // The next run repairs it, unless that run's first reads meet several injected faults in a
+    // row: the faults strike every n-th request, and three on one request back off about 6 s
+    // (seen), pushing the repair into the run after. Three intervals cover that.
+    let deadline = Duration::from_secs(3 * INTERVAL);
     let mut worst = Duration::ZERO;
     let mut rounds = 0;
     let soak = Instant::now();

@@ -111,3 +111,16 @@ impl Setup {
             .count()
     }
 }
+
+/// The sample holds two projects (acme.data binds a user meshStack does not list; globex.legacy
+/// has a tenant without an account id): a sync that applied everything else exits 3 and names
+/// both on standard error.
+#[allow(dead_code)]
+pub fn assert_synced_but_held(out: &Output, stdout: &str, stderr: &str) {
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("project(s) are held"))
+        .unwrap_or_else(|| panic!("no held line in: {stderr}"));
+    assert!(line.contains("acme.data, globex.legacy"), "{line}");
+}
