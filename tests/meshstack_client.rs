@@ -8,6 +8,8 @@ use aws_replicator::meshstack::{Api, MeshStackError, RetryPolicy, Source};
 use aws_replicator::snapshot::{Snapshot, Subject};
 use common::meshstack_fixture::{AuthMode, Fault, Fixture, Script};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn sample() -> Snapshot {
@@ -362,16 +364,28 @@ async fn refuses_to_follow_a_link_to_another_origin() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn stops_on_a_repeated_link() {
+async fn a_repeated_link_is_an_error_not_the_end() {
     let script = Script {
         self_next_link: true,
         ..Script::default()
     };
     let fx = Fixture::start(&sample(), &[], basic(), script).await;
-    let snapshot = read(&config(&fx.base_url, &basic(), "v3", 1000, true))
+    let err = read(&config(&fx.base_url, &basic(), "v3", 1000, true))
         .await
-        .unwrap();
-    assert_eq!(snapshot, expected());
+        .unwrap_err();
+    assert!(matches!(err, MeshStackError::Incomplete { .. }), "{err}");
+    assert!(err.to_string().contains("is not complete"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_page_is_an_error_not_fewer_users() {
+    let fx = Fixture::start(&sample(), &[], basic(), Script::default()).await;
+    fx.script(|s| s.short_pages = vec!["meshusers?size=2&page=1".into()]);
+    let err = read(&config(&fx.base_url, &basic(), "v3", 2, true))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MeshStackError::Incomplete { .. }), "{err}");
+    assert!(err.to_string().contains("is not complete"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -388,4 +402,226 @@ async fn a_malformed_payload_names_the_field() {
         "{text}"
     );
     assert!(text.contains("ownedByWorkspace"), "{text}");
+}
+
+/// Serves a corpus case's pages in the order they are asked for, whatever the URL.
+async fn serve_pages(
+    case: &serde_json::Value,
+    media_type: &'static str,
+) -> (String, Arc<AtomicUsize>) {
+    let pages: Vec<serde_json::Value> = case["pages"].as_array().unwrap().clone();
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    let app = axum::Router::new().fallback(move || {
+        let pages = pages.clone();
+        let counter = counter.clone();
+        async move {
+            use axum::response::IntoResponse;
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let Some(page) = pages.get(n) else {
+                return (
+                    axum::http::StatusCode::IM_A_TEAPOT,
+                    "no such page in the case",
+                )
+                    .into_response();
+            };
+            let content_type = page["content_type"]
+                .as_str()
+                .unwrap_or(media_type)
+                .to_owned();
+            let body = match page["raw"].as_str() {
+                Some(raw) => raw.to_owned(),
+                None => page["body"].to_string(),
+            };
+            ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, served)
+}
+
+/// The listing corpus (`tests/corpus/meshstack-listings`): page sequences that must never read
+/// as a whole listing (a short last page, `{}`, a repeated page or link, the wrong media type, a
+/// page of another kind, totals that change), each an error naming what is wrong. A failed
+/// read stops the run before AWS is read or written (`tests/sync_cli.rs` shows that end to
+/// end). Cases named `ok-…` are whole listings, so the harness is seen to accept one.
+#[tokio::test(flavor = "multi_thread")]
+async fn listings_that_are_not_whole_are_errors() {
+    use aws_replicator::meshstack::payload::Kind;
+    let mut failures = Vec::new();
+    let mut dir: Vec<_> = std::fs::read_dir("tests/corpus/meshstack-listings")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    dir.sort();
+    assert!(dir.len() >= 10, "the corpus is there");
+    for path in dir {
+        let case: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let expect = std::fs::read_to_string(path.with_extension("expect")).unwrap();
+        let kind = match case["kind"].as_str().unwrap() {
+            "users" => Kind::Users,
+            "projects" => Kind::Projects,
+            other => panic!("{}: unknown kind {other}", path.display()),
+        };
+        let (base, served) = serve_pages(&case, kind.media_type()).await;
+        let config = config(&base, &basic(), "v3", 1000, true);
+        let client =
+            aws_replicator::meshstack::Client::new(&config.meshstack, 1000.0, fast_retries());
+        let result = client.list::<serde_json::Value>(kind, &[]).await;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let pages = case["pages"].as_array().unwrap().len();
+        if served.load(Ordering::SeqCst) > pages {
+            failures.push(format!("{name}: asked for more pages than the case has"));
+        }
+        match (name.starts_with("ok-"), result) {
+            (true, Ok(items)) => {
+                if items.len().to_string() != expect.trim() {
+                    failures.push(format!("{name}: {} items, expected {expect}", items.len()));
+                }
+            }
+            (true, Err(e)) => failures.push(format!("{name}: refused a whole listing: {e}")),
+            (false, Ok(items)) => {
+                failures.push(format!("{name}: read as whole ({} items)", items.len()))
+            }
+            (false, Err(e)) => {
+                let text = e.to_string();
+                for line in expect.lines().filter(|l| !l.is_empty()) {
+                    if !text.contains(line) {
+                        failures.push(format!("{name}: expected {line:?} in: {text}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// An estate of `n` projects in one workspace, each with a tenant and two bound users.
+fn estate(n: usize) -> Snapshot {
+    use aws_replicator::snapshot::{Binding, Project, Tenant, User};
+    let mut s = sample();
+    s.projects.clear();
+    s.tenants.clear();
+    s.bindings.clear();
+    s.users.clear();
+    s.groups.clear();
+    for i in 0..n {
+        let (ws, p) = ("big", format!("p{i:05}"));
+        s.projects.push(Project {
+            workspace: ws.into(),
+            identifier: p.as_str().into(),
+            tags: Default::default(),
+        });
+        s.tenants.push(Tenant {
+            workspace: ws.into(),
+            project: p.as_str().into(),
+            account_id: Some(format!("{:012}", 100_000_000_000u64 + i as u64)),
+            landing_zone: None,
+        });
+        for (role, user) in [("Project Admin", 2 * i), ("Project Reader", 2 * i + 1)] {
+            let name = format!("user{user:05}");
+            s.users.push(User {
+                username: name.as_str().into(),
+                euid: Some(format!("{name}@big.example")),
+            });
+            s.bindings.push(Binding {
+                workspace: ws.into(),
+                project: p.as_str().into(),
+                role: role.into(),
+                subject: Subject::User(name.as_str().into()),
+            });
+        }
+    }
+    s
+}
+
+/// A scoped read costs the same few requests however large the estate: the project, its
+/// tenant, its bindings, and the users they name, never a listing of every project or user.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scoped_read_costs_the_same_at_any_estate_size() {
+    use aws_replicator::desired::Scope;
+    use aws_replicator::model::ProjectKey;
+    let mut costs = Vec::new();
+    for n in [10, 1000] {
+        let fx = Fixture::start(&estate(n), &[], basic(), Script::default()).await;
+        let config = config(&fx.base_url, &basic(), "v3", 1000, true);
+        let api = Api::new(&config, fast_retries());
+        let scope = Scope::projects([ProjectKey::new("big", "p00007")]);
+        let snapshot = aws_replicator::meshstack::read_scoped(&api.client, &config, &scope)
+            .await
+            .unwrap();
+        assert_eq!(snapshot.projects.len(), 1);
+        assert_eq!(snapshot.tenants.len(), 1);
+        assert_eq!(snapshot.bindings.len(), 2);
+        let users: Vec<&str> = snapshot.users.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(users, ["user00014", "user00015"]);
+        let requests = fx.requests();
+        assert!(
+            !requests
+                .iter()
+                .any(|r| r.contains("/meshusers?") || r.ends_with("/meshusers")),
+            "no listing of all users: {requests:#?}"
+        );
+        costs.push(requests.len());
+    }
+    // roles, the project, its tenants, user and group bindings, two users.
+    assert_eq!(costs, [7, 7]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scoped_read_of_a_project_meshstack_lacks_fails() {
+    use aws_replicator::desired::Scope;
+    use aws_replicator::model::ProjectKey;
+    let fx = Fixture::start(&sample(), &[], basic(), Script::default()).await;
+    let config = config(&fx.base_url, &basic(), "v3", 1000, true);
+    let api = Api::new(&config, fast_retries());
+    let scope = Scope::projects([ProjectKey::new("acme", "nope")]);
+    let err = aws_replicator::meshstack::read_scoped(&api.client, &config, &scope)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MeshStackError::UnknownProjects(..)), "{err}");
+    assert!(err.to_string().contains("no project acme.nope"), "{err}");
+}
+
+/// A workspace scope reads that workspace's projects and nothing of the others; a scoped read
+/// of the sample gives the sample's part for those projects.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_workspace_scope_reads_that_workspace() {
+    use aws_replicator::desired::Scope;
+    let fx = Fixture::start(&sample(), &[], basic(), Script::default()).await;
+    let config = config(&fx.base_url, &basic(), "v3", 1000, true);
+    let api = Api::new(&config, fast_retries());
+    let scope = Scope::workspaces(["globex".into()]);
+    let snapshot = aws_replicator::meshstack::read_scoped(&api.client, &config, &scope)
+        .await
+        .unwrap();
+    let full = expected();
+    let keys: Vec<String> = snapshot
+        .projects
+        .iter()
+        .map(|p| p.key().to_string())
+        .collect();
+    assert_eq!(keys, ["globex.legacy", "globex.shop"]);
+    let want: Vec<_> = full
+        .bindings
+        .iter()
+        .filter(|b| b.workspace.as_str() == "globex")
+        .cloned()
+        .collect();
+    assert_eq!(snapshot.bindings, want);
+    assert_eq!(
+        snapshot
+            .groups
+            .iter()
+            .map(|g| g.identifier.as_str())
+            .collect::<Vec<_>>(),
+        ["devs"]
+    );
+    // Every user the bindings and the group name, and no other.
+    let names: Vec<&str> = snapshot.users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["carol", "erin", "frank", "grace", "heidi"]);
 }

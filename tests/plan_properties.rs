@@ -271,7 +271,7 @@ proptest! {
     fn a_scoped_plan_touches_only_its_project(w in world(), pick in 0usize..4) {
         let sso = CONFIG.sso.as_ref().unwrap();
         let key = ProjectKey::new(PROJECTS[pick].0, PROJECTS[pick].1);
-        let scope = Scope::Projects([key.clone()].into());
+        let scope = Scope::projects([key.clone()]);
         let desired = desired(&w.snapshot, &Settings::new(&CONFIG, sso), &scope);
         let p = plan(&desired, &w.observed);
         for op in &p.ops {

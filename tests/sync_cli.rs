@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cli::setup;
+use common::cli::{assert_synced_but_held, setup};
 
 const FAST: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 } }";
 const FAST_EXTENDED: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }, sso-admin = { delete-assignments = True, list-assignments-for-principal = True, list-assignment-status = False, max-in-flight = 10 } }";
@@ -17,7 +17,7 @@ async fn sync_converges_is_idempotent_repairs_drift_and_renames() {
 
     // From an empty directory: everything is created, audited, and nothing is left.
     let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_synced_but_held(&out, &stdout, &stderr);
     assert!(stdout.contains("0 failed, 0 skipped"), "{stdout}");
     assert!(stdout.contains("0 change(s) left"), "{stdout}");
     let audit: Vec<serde_json::Value> = stderr
@@ -25,15 +25,18 @@ async fn sync_converges_is_idempotent_repairs_drift_and_renames() {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(!audit.is_empty() && audit.iter().all(|l| l["outcome"] == "ok"));
+    // Each write: its intent before it, its outcome after it.
+    let outcomes: Vec<_> = audit.iter().filter(|l| l["phase"] == "outcome").collect();
+    assert!(!outcomes.is_empty() && outcomes.iter().all(|l| l["outcome"] == "ok"));
+    assert_eq!(audit.len(), 2 * outcomes.len());
     assert!(!stdout.contains("emulator-token") && !stderr.contains("emulator-token"));
     let assignments = s.running.emulator.dump().assignments.len();
     assert!(assignments > 0);
 
     // A second sync writes nothing; `plan` agrees there is nothing to do.
     s.running.emulator.clear_requests();
-    let (out, stdout, _) = s.sync(&config, SNAPSHOT);
-    assert!(out.status.success(), "{stdout}");
+    let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
+    assert_synced_but_held(&out, &stdout, &stderr);
     assert_eq!(s.writes(), 0, "a second sync only reads");
     let plan = s.run(&[
         "plan",
@@ -67,8 +70,8 @@ async fn sync_converges_is_idempotent_repairs_drift_and_renames() {
         .members
         .insert(mallory.clone());
     s.running.emulator.load(changed);
-    let (out, stdout, _) = s.sync(&config, SNAPSHOT);
-    assert!(out.status.success(), "{stdout}");
+    let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
+    assert_synced_but_held(&out, &stdout, &stderr);
     assert!(
         stdout.contains("- member mallory@other.example"),
         "{stdout}"
@@ -79,7 +82,7 @@ async fn sync_converges_is_idempotent_repairs_drift_and_renames() {
     // A new group-name-pattern renames, and the assignments stay as they are.
     let renamed = s.config("renamed.dhall", "%2\\$s.%1\\$s.%4\\$s", FAST);
     let (out, stdout, stderr) = s.sync(&renamed, SNAPSHOT);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_synced_but_held(&out, &stdout, &stderr);
     assert!(stdout.contains("~ group"), "{stdout}");
     assert!(
         !stdout.contains("+ group") && !stdout.contains("- group"),
@@ -100,7 +103,7 @@ async fn a_project_removed_from_meshstack_loses_its_groups_and_assignments() {
     let s = setup().await;
     let config = s.config("extended.dhall", "%s.%s.%4\\$s", FAST_EXTENDED);
     let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_synced_but_held(&out, &stdout, &stderr);
     let before = s.running.emulator.dump();
 
     let mut snapshot: serde_json::Value =
@@ -113,7 +116,7 @@ async fn a_project_removed_from_meshstack_loses_its_groups_and_assignments() {
     std::fs::write(&smaller, snapshot.to_string()).unwrap();
 
     let (out, stdout, stderr) = s.sync(&config, smaller.to_str().unwrap());
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_synced_but_held(&out, &stdout, &stderr);
     let after = s.running.emulator.dump();
     let web: Vec<_> = before
         .groups
@@ -157,7 +160,7 @@ async fn the_deletion_guard_refuses_a_plan_that_removes_too_much() {
     let guarded = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }, deletion-guard = { max-share = 0.2, max-count = 2 } }";
     let config = s.config("guarded.dhall", "%s.%s.%4\\$s", guarded);
     let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_synced_but_held(&out, &stdout, &stderr);
 
     let mut snapshot: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(SNAPSHOT).unwrap()).unwrap();
@@ -203,11 +206,102 @@ async fn no_secret_reaches_the_output_even_with_debug_logs() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
     );
-    assert!(out.status.success(), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("DEBUG"), "debug logs were on");
     for secret in common::cli::SECRETS {
         assert!(!stdout.contains(secret), "{secret} on stdout");
         let leak = stderr.lines().find(|l| l.contains(secret));
         assert!(leak.is_none(), "{secret} on stderr: {leak:?}");
     }
+}
+
+/// On a small estate `max-count` lets any share through: a snapshot without bindings would
+/// take every membership away. Removing every managed membership is refused whatever the
+/// limits say, and applied only when the run is told it is meant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_every_membership_is_refused_even_below_max_count() {
+    let s = setup().await;
+    let config = s.config("default-guard.dhall", "%s.%s.%4\\$s", FAST);
+    let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
+    assert_synced_but_held(&out, &stdout, &stderr);
+    let members: usize = s
+        .running
+        .emulator
+        .dump()
+        .groups
+        .iter()
+        .map(|g| g.members.len())
+        .sum();
+    assert!(members > 0 && members < 50, "below the default max-count");
+
+    let mut snapshot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SNAPSHOT).unwrap()).unwrap();
+    snapshot["bindings"] = serde_json::json!([]);
+    let unbound = s.dir.path().join("unbound.json");
+    std::fs::write(&unbound, snapshot.to_string()).unwrap();
+    let before = s.running.emulator.dump();
+    s.running.emulator.clear_requests();
+    let (out, stdout, stderr) = s.sync(&config, unbound.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "removes {members} of {members} managed memberships, every one of them"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(s.writes(), 0);
+    assert_eq!(s.running.emulator.dump(), before);
+
+    let (out, stdout, stderr) =
+        s.sync_with(&config, unbound.to_str().unwrap(), &["--allow-mass-delete"]);
+    // globex.legacy's tenant still has no account id: held, exit 3.
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let left: usize = s
+        .running
+        .emulator
+        .dump()
+        .groups
+        .iter()
+        .map(|g| g.members.len())
+        .sum();
+    assert_eq!(left, 0);
+}
+
+/// The reproduced case: after a good sync, meshStack answers the second page of users with a
+/// well-formed page that is short (no items, no next link, totals unchanged). The sync fails
+/// and AWS is not written to; before, it removed the memberships of the users on that page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_meshstack_page_fails_the_sync_and_writes_nothing() {
+    use common::meshstack_fixture::{AuthMode, Fixture, Script};
+    let s = setup().await;
+    let sample =
+        aws_replicator::snapshot::Snapshot::from_file(std::path::Path::new(SNAPSHOT)).unwrap();
+    let auth = AuthMode::ApiKey {
+        client_id: "demo".into(),
+        client_secret: "demo-secret".into(),
+    };
+    let fx = Fixture::start(&sample, &[], auth, Script::default()).await;
+    let config = s.config("meshstack.dhall", "%s.%s.%4\\$s", FAST);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "base-url = \"https://meshstack.example.com\"",
+        &format!("base-url = \"{}\", page-size = 2", fx.base_url),
+    );
+    std::fs::write(&config, text).unwrap();
+    let sync = |s: &common::cli::Setup| {
+        let out = s.run(&["sync", "--config", config.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out, stdout, stderr)
+    };
+    let (out, stdout, stderr) = sync(&s);
+    assert_synced_but_held(&out, &stdout, &stderr);
+    let before = s.running.emulator.dump();
+
+    fx.script(|script| script.short_pages = vec!["meshusers?size=2&page=1".into()]);
+    s.running.emulator.clear_requests();
+    let (out, stdout, stderr) = sync(&s);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("is not complete"), "{stderr}");
+    assert_eq!(s.writes(), 0);
+    assert_eq!(s.running.emulator.dump(), before);
 }

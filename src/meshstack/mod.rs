@@ -8,7 +8,8 @@ mod client;
 pub mod payload;
 
 use crate::config::{Config, TenantApiVersion};
-use crate::model::Username;
+use crate::desired::Scope;
+use crate::model::{ProjectKey, Username};
 use crate::snapshot::{
     Binding, Project, ProjectRole, SNAPSHOT_FORMAT_VERSION, Snapshot, Subject, Tenant, User,
     UserGroup,
@@ -79,14 +80,93 @@ pub async fn read_snapshot(config: &Config) -> Result<Snapshot, MeshStackError> 
     Api::new(config, RetryPolicy::meshstack()).snapshot().await
 }
 
+/// What meshStack holds within `scope`, with production retry settings: the whole estate for
+/// [`Scope::All`], else only the scope's projects and what they need (see [`read_scoped`]).
+pub async fn read_scope(config: &Config, scope: &Scope) -> Result<Snapshot, MeshStackError> {
+    let api = Api::new(config, RetryPolicy::meshstack());
+    match scope {
+        Scope::All => api.snapshot().await,
+        Scope::Only { .. } => read_scoped(&api.client, config, scope).await,
+    }
+}
+
+/// The projects a scope names one by one that `snapshot` does not hold: a scoped run for a
+/// project meshStack does not have fails instead of succeeding at nothing.
+pub fn missing_projects(snapshot: &Snapshot, scope: &Scope) -> Vec<ProjectKey> {
+    let Scope::Only { projects, .. } = scope else {
+        return Vec::new();
+    };
+    projects
+        .iter()
+        .filter(|k| !snapshot.projects.iter().any(|p| p.key() == **k))
+        .cloned()
+        .collect()
+}
+
 async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackError> {
     let platform = config.platform.as_str();
-    let roles = match client
+    let roles = read_roles(client).await?;
+
+    let mut projects = BTreeMap::new();
+    for p in client.list::<payload::Project>(Kind::Projects, &[]).await? {
+        if let Some(project) = project_of(p) {
+            projects.insert(project.key(), project);
+        }
+    }
+
+    let tenants = read_tenants(client, config, &[]).await?;
+
+    let mut users = BTreeMap::new();
+    for u in client.list::<payload::User>(Kind::Users, &[]).await? {
+        users.insert(
+            u.metadata.name.clone(),
+            User {
+                username: Username::from(u.metadata.name),
+                euid: u.spec.euid,
+            },
+        );
+    }
+
+    let expand = config.meshstack.expand_group_bindings;
+    let mut groups = BTreeMap::new();
+    if expand {
+        for g in client
+            .list::<payload::WorkspaceUserGroup>(Kind::WorkspaceUserGroups, &[])
+            .await?
+        {
+            let group = UserGroup {
+                workspace: g.metadata.owned_by_workspace.into(),
+                identifier: g.metadata.name,
+                members: g.spec.members.into_iter().map(Username::from).collect(),
+            };
+            groups.insert((group.workspace.clone(), group.identifier.clone()), group);
+        }
+    }
+
+    // Bindings can only be listed per project; read them for projects with a tenant here.
+    let with_tenant = tenants.keys().filter(|k| projects.contains_key(*k));
+    let bindings = read_bindings(client, with_tenant, expand).await?;
+
+    Ok(Snapshot {
+        format_version: SNAPSHOT_FORMAT_VERSION,
+        platform: platform.to_owned(),
+        roles,
+        projects: projects.into_values().collect(),
+        tenants: tenants.into_values().collect(),
+        users: users.into_values().collect(),
+        groups: groups.into_values().collect(),
+        bindings,
+    })
+}
+
+/// meshStack's project roles, one per identifier; none when this meshStack does not serve them.
+async fn read_roles(client: &Client) -> Result<Vec<ProjectRole>, MeshStackError> {
+    match client
         .list::<payload::ProjectRole>(Kind::ProjectRoles, &[])
         .await
     {
         // Offset paging can repeat an item while data changes: one entry per identifier.
-        Ok(roles) => roles
+        Ok(roles) => Ok(roles
             .into_iter()
             .map(|r| (r.metadata.name, r.spec.name))
             .collect::<BTreeMap<_, _>>()
@@ -95,31 +175,27 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
                 identifier,
                 display_name,
             })
-            .collect(),
+            .collect()),
         // Older meshStacks do not serve project roles; the config's project-roles apply then.
         Err(MeshStackError::Status { status: 404, .. } | MeshStackError::MediaType { .. }) => {
             tracing::warn!(
                 "meshStack does not serve meshprojectroles; using meshstack.project-roles"
             );
-            Vec::new()
+            Ok(Vec::new())
         }
-        Err(e) => return Err(e),
-    };
-
-    let mut projects = BTreeMap::new();
-    for p in client.list::<payload::Project>(Kind::Projects, &[]).await? {
-        if p.metadata.deleted_on.is_some() {
-            continue;
-        }
-        let project = Project {
-            workspace: p.metadata.owned_by_workspace.into(),
-            identifier: p.metadata.name.into(),
-            tags: p.spec.tags,
-        };
-        projects.insert(project.key(), project);
+        Err(e) => Err(e),
     }
+}
 
-    let query = [("platformIdentifier", platform)];
+/// This platform's live tenants matching `filter` (besides the platform), one per project.
+async fn read_tenants(
+    client: &Client,
+    config: &Config,
+    filter: &[(&str, &str)],
+) -> Result<BTreeMap<ProjectKey, Tenant>, MeshStackError> {
+    let platform = config.platform.as_str();
+    let mut query = vec![("platformIdentifier", platform)];
+    query.extend_from_slice(filter);
     let mut tenants = BTreeMap::new();
     match config.meshstack.tenant_api_version {
         TenantApiVersion::V3 => {
@@ -171,37 +247,17 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
             }
         }
     }
+    Ok(tenants)
+}
 
-    let mut users = BTreeMap::new();
-    for u in client.list::<payload::User>(Kind::Users, &[]).await? {
-        users.insert(
-            u.metadata.name.clone(),
-            User {
-                username: Username::from(u.metadata.name),
-                euid: u.spec.euid,
-            },
-        );
-    }
-
-    let expand = config.meshstack.expand_group_bindings;
-    let mut groups = BTreeMap::new();
-    if expand {
-        for g in client
-            .list::<payload::WorkspaceUserGroup>(Kind::WorkspaceUserGroups, &[])
-            .await?
-        {
-            let group = UserGroup {
-                workspace: g.metadata.owned_by_workspace.into(),
-                identifier: g.metadata.name,
-                members: g.spec.members.into_iter().map(Username::from).collect(),
-            };
-            groups.insert((group.workspace.clone(), group.identifier.clone()), group);
-        }
-    }
-
-    // Bindings can only be listed per project; read them for projects with a tenant here.
+/// The user (and, with `expand`, group) bindings of each of `projects`, sorted and distinct.
+async fn read_bindings<'k>(
+    client: &Client,
+    projects: impl Iterator<Item = &'k ProjectKey>,
+    expand: bool,
+) -> Result<Vec<Binding>, MeshStackError> {
     let mut bindings = BTreeSet::new();
-    for key in tenants.keys().filter(|k| projects.contains_key(*k)) {
+    for key in projects {
         let query = [
             ("workspaceIdentifier", key.workspace.as_str()),
             ("projectIdentifier", key.project.as_str()),
@@ -225,23 +281,139 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
             }
         }
     }
+    Ok(bindings
+        .into_iter()
+        .map(|(workspace, project, role, subject)| Binding {
+            workspace: workspace.into(),
+            project: project.into(),
+            role,
+            subject,
+        })
+        .collect())
+}
+
+fn project_of(p: payload::Project) -> Option<Project> {
+    p.metadata.deleted_on.is_none().then(|| Project {
+        workspace: p.metadata.owned_by_workspace.into(),
+        identifier: p.metadata.name.into(),
+        tags: p.spec.tags,
+    })
+}
+
+/// A scoped read: the scope's projects (listed per workspace, or read one by one), their
+/// tenants on this platform, their bindings, and only the users and user groups those bindings
+/// name, each read by its identifier. Its cost follows the scope, not the estate: about
+/// 5 requests per project plus one per bound user or group. A user or group that meshStack
+/// answers 404 for is left out, which holds the project (see `desired`), as in a full read.
+/// A project the scope names that meshStack does not have is an error.
+pub async fn read_scoped(
+    client: &Client,
+    config: &Config,
+    scope: &Scope,
+) -> Result<Snapshot, MeshStackError> {
+    let Scope::Only {
+        workspaces,
+        projects: named,
+    } = scope
+    else {
+        return read(client, config).await;
+    };
+    let roles = read_roles(client).await?;
+    let mut projects = BTreeMap::new();
+    let mut tenants = BTreeMap::new();
+    for workspace in workspaces {
+        let query = [("workspaceIdentifier", workspace.as_str())];
+        for p in client
+            .list::<payload::Project>(Kind::Projects, &query)
+            .await?
+        {
+            if let Some(p) = project_of(p).filter(|p| &p.workspace == workspace) {
+                projects.insert(p.key(), p);
+            }
+        }
+        tenants.extend(read_tenants(client, config, &query).await?);
+    }
+    let mut missing = Vec::new();
+    for key in named.iter().filter(|k| !workspaces.contains(&k.workspace)) {
+        match client
+            .get_one::<payload::Project>(Kind::Projects, &key.to_string())
+            .await?
+        {
+            Some(p) => {
+                // Pending deletion: not wanted, as in a full read.
+                if let Some(p) = project_of(p) {
+                    projects.insert(p.key(), p);
+                }
+            }
+            None => missing.push(key.to_string()),
+        }
+        let query = [
+            ("workspaceIdentifier", key.workspace.as_str()),
+            ("projectIdentifier", key.project.as_str()),
+        ];
+        tenants.extend(read_tenants(client, config, &query).await?);
+    }
+    if !missing.is_empty() {
+        return Err(MeshStackError::UnknownProjects(missing.join(", ")));
+    }
+    tenants.retain(|k, _| scope.contains(k));
+
+    let expand = config.meshstack.expand_group_bindings;
+    let with_tenant = tenants.keys().filter(|k| projects.contains_key(*k));
+    let bindings = read_bindings(client, with_tenant, expand).await?;
+
+    let mut groups = BTreeMap::new();
+    let mut usernames = BTreeSet::new();
+    for b in &bindings {
+        match &b.subject {
+            Subject::User(u) => {
+                usernames.insert(u.clone());
+            }
+            Subject::Group(g) if expand => {
+                let at = (b.workspace.clone(), g.clone());
+                if groups.contains_key(&at) {
+                    continue;
+                }
+                let id = format!("{}.{g}", b.workspace);
+                if let Some(found) = client
+                    .get_one::<payload::WorkspaceUserGroup>(Kind::WorkspaceUserGroups, &id)
+                    .await?
+                {
+                    let group = UserGroup {
+                        workspace: found.metadata.owned_by_workspace.into(),
+                        identifier: found.metadata.name,
+                        members: found.spec.members.into_iter().map(Username::from).collect(),
+                    };
+                    usernames.extend(group.members.iter().cloned());
+                    groups.insert(at, group);
+                }
+            }
+            Subject::Group(_) => {}
+        }
+    }
+    let mut users = Vec::with_capacity(usernames.len());
+    for name in usernames {
+        if let Some(u) = client
+            .get_one::<payload::User>(Kind::Users, name.as_str())
+            .await?
+        {
+            users.push(User {
+                username: Username::from(u.metadata.name),
+                euid: u.spec.euid,
+            });
+        }
+    }
+    users.sort_by(|a, b| a.username.cmp(&b.username));
+    users.dedup_by(|a, b| a.username == b.username);
 
     Ok(Snapshot {
         format_version: SNAPSHOT_FORMAT_VERSION,
-        platform: platform.to_owned(),
+        platform: config.platform.clone(),
         roles,
         projects: projects.into_values().collect(),
         tenants: tenants.into_values().collect(),
-        users: users.into_values().collect(),
+        users,
         groups: groups.into_values().collect(),
-        bindings: bindings
-            .into_iter()
-            .map(|(workspace, project, role, subject)| Binding {
-                workspace: workspace.into(),
-                project: project.into(),
-                role,
-                subject,
-            })
-            .collect(),
+        bindings,
     })
 }

@@ -221,8 +221,10 @@ async fn work(service: Arc<Service>) {
 }
 
 impl Service {
-    async fn snapshot(&self) -> Result<Snapshot, String> {
-        match &self.snapshot {
+    /// What meshStack holds within `scope`: a scoped run reads only its projects and what they
+    /// need; a project it names that meshStack does not have fails the run.
+    async fn snapshot(&self, scope: &Scope) -> Result<Snapshot, String> {
+        let snapshot = match &self.snapshot {
             Some(path) => {
                 let snapshot = Snapshot::from_file(path).map_err(|e| e.to_string())?;
                 if snapshot.platform != self.config.platform {
@@ -233,17 +235,28 @@ impl Service {
                         self.config.platform
                     ));
                 }
-                Ok(snapshot)
+                let missing = crate::meshstack::missing_projects(&snapshot, scope);
+                if !missing.is_empty() {
+                    let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                    return Err(crate::meshstack::MeshStackError::UnknownProjects(
+                        names.join(", "),
+                    )
+                    .to_string());
+                }
+                snapshot
             }
-            None => crate::meshstack::read_snapshot(&self.config)
+            // A project pending deletion is read (and its groups go); one meshStack does not
+            // have at all fails the read.
+            None => crate::meshstack::read_scope(&self.config, scope)
                 .await
-                .map_err(|e| e.to_string()),
-        }
+                .map_err(|e| e.to_string())?,
+        };
+        Ok(snapshot)
     }
 
     /// One sync of `scope`: the metrics follow the plan, then what is left after applying.
     async fn run(&self, scope: &Scope) -> Result<RunSummary, String> {
-        let snapshot = self.snapshot().await?;
+        let snapshot = self.snapshot(scope).await?;
         let Some((scim, admin)) = &self.sso else {
             return self.run_idb(scope, &snapshot).await;
         };
@@ -251,9 +264,17 @@ impl Service {
         // Accounts first: a new project's account must exist before its groups are assigned.
         let (accounts, snapshot) = self.accounts(scope, &snapshot).await?;
         let desired = desired(&snapshot, &Settings::new(&self.config, sso), scope);
+        // Drift is reported for the projects the run looked at.
         let projects: Option<Vec<ProjectKey>> = match scope {
             Scope::All => None,
-            Scope::Projects(p) => Some(p.iter().cloned().collect()),
+            Scope::Only { .. } => Some(
+                snapshot
+                    .projects
+                    .iter()
+                    .map(|p| p.key())
+                    .filter(|k| scope.contains(k))
+                    .collect(),
+            ),
         };
         let planned = |plan: &crate::plan::Plan| {
             self.ready.store(true, Ordering::Relaxed);
@@ -495,7 +516,7 @@ pub fn check_request(
     }
     match serde_json::from_slice::<SyncRequest>(body) {
         Ok(r) if valid_identifier(&r.workspace) && valid_identifier(&r.project) => Ok(
-            Scope::Projects([ProjectKey::new(r.workspace.as_str(), r.project.as_str())].into()),
+            Scope::projects([ProjectKey::new(r.workspace.as_str(), r.project.as_str())]),
         ),
         Ok(_) => Err((
             StatusCode::BAD_REQUEST,

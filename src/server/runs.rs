@@ -2,7 +2,6 @@
 //! is queued joins it (its scope grows to cover both), so a burst of webhooks costs one sync.
 
 use crate::desired::Scope;
-use crate::model::ProjectKey;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -54,7 +53,8 @@ pub struct RunSummary {
 pub struct Run {
     pub id: RunId,
     pub trigger: Trigger,
-    /// `null` for everything, else the projects (`workspace.project`).
+    /// `null` for everything, else the projects (`workspace.project`) and workspaces
+    /// (`workspace.*`).
     pub projects: Option<BTreeSet<String>>,
     pub status: RunStatus,
     pub queued_at: String,
@@ -104,8 +104,8 @@ impl Runs {
         }
         if let Some(id) = state.queued {
             let run = state.runs.get_mut(&id).expect("queued run exists");
-            run.scope = union(&run.scope, &scope);
-            run.projects = projects(&run.scope);
+            run.scope = run.scope.union(&scope);
+            run.projects = run.scope.names();
             return Some(Enqueued {
                 run_id: id,
                 coalesced: true,
@@ -118,7 +118,7 @@ impl Runs {
             Run {
                 id,
                 trigger,
-                projects: projects(&scope),
+                projects: scope.names(),
                 status: RunStatus::Queued,
                 queued_at: crate::audit::now(),
                 started_at: None,
@@ -208,28 +208,13 @@ impl Runs {
     }
 }
 
-fn union(a: &Scope, b: &Scope) -> Scope {
-    match (a, b) {
-        (Scope::Projects(x), Scope::Projects(y)) => {
-            Scope::Projects(x.union(y).cloned().collect::<BTreeSet<ProjectKey>>())
-        }
-        _ => Scope::All,
-    }
-}
-
-fn projects(scope: &Scope) -> Option<BTreeSet<String>> {
-    match scope {
-        Scope::All => None,
-        Scope::Projects(p) => Some(p.iter().map(ToString::to_string).collect()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ProjectKey;
 
     fn project(name: &str) -> Scope {
-        Scope::Projects([ProjectKey::new("ws", name)].into_iter().collect())
+        Scope::projects([ProjectKey::new("ws", name)])
     }
 
     #[tokio::test]
@@ -241,7 +226,7 @@ mod tests {
         assert!(second.coalesced);
         let (id, scope) = runs.next().await.unwrap();
         assert_eq!(id, first.run_id);
-        assert_eq!(scope, union(&project("a"), &project("b")));
+        assert_eq!(scope, project("a").union(&project("b")));
 
         // While it runs, one more run queues, and everything after joins that one.
         let third = runs.enqueue(project("c"), Trigger::Webhook).unwrap();

@@ -46,6 +46,9 @@ pub struct Script {
     pub foreign_next_link: bool,
     /// Every page links to itself as `next`.
     pub self_next_link: bool,
+    /// Pages whose path and query contain one of these are answered well-formed but short: no
+    /// items and no `next` link, while the `page` block still counts every item.
+    pub short_pages: Vec<String>,
 }
 
 pub struct Fixture {
@@ -248,12 +251,18 @@ impl Fixture {
             .route("/api/login/redirected", post(login))
             .route("/api/meshobjects/{kind}", get(list))
             .route("/api/meshobjects/meshprojectbindings/{kind}", get(list))
+            .route("/api/meshobjects/{kind}/{id}", get(one))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         *state.base.lock().unwrap() = base_url.clone();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { base_url, state }
+    }
+
+    /// Changes the script of a running fixture.
+    pub fn script(&self, change: impl FnOnce(&mut Script)) {
+        change(&mut self.state.script.lock().unwrap());
     }
 
     pub fn logins(&self) -> usize {
@@ -402,7 +411,18 @@ async fn list(
         .clamp(1, 1000);
     let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(0);
     let total_pages = items.len().div_ceil(size).max(1);
-    let chunk: Vec<&Value> = items.iter().skip(page * size).take(size).copied().collect();
+    let short = s
+        .script
+        .lock()
+        .unwrap()
+        .short_pages
+        .iter()
+        .any(|m| full.contains(m.as_str()));
+    let chunk: Vec<&Value> = if short {
+        Vec::new()
+    } else {
+        items.iter().skip(page * size).take(size).copied().collect()
+    };
     let base = s.base.lock().unwrap().clone();
     let link = |n: usize| {
         let mut params: Vec<(String, String)> = q
@@ -423,7 +443,7 @@ async fn list(
     let script = s.script.lock().unwrap();
     if script.self_next_link {
         links.insert("next".into(), link(page));
-    } else if page + 1 < total_pages {
+    } else if page + 1 < total_pages && !short {
         let next = if script.foreign_next_link {
             json!({"href": format!("http://127.0.0.2:1{path}?page={}", page + 1)})
         } else {
@@ -440,6 +460,52 @@ async fn list(
         .headers_mut()
         .insert(header::CONTENT_TYPE, accept.parse().unwrap());
     response
+}
+
+/// `GET /api/meshobjects/{kind}/{identifier}`: one object (`workspace.name` for projects and
+/// user groups, the name for users), or 404.
+async fn one(
+    State(s): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    axum::extract::Path((kind, id)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let path = uri.path().to_owned();
+    s.requests.lock().unwrap().push(uri.to_string());
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if media(&kind).is_empty() || media(&kind) != accept {
+        return error(StatusCode::NOT_ACCEPTABLE, &path);
+    }
+    if !authorized(&s, &headers) {
+        return error(StatusCode::UNAUTHORIZED, &path);
+    }
+    let identifier = |v: &Value| -> String {
+        let name = v["metadata"]["name"].as_str().unwrap_or_default();
+        match v["metadata"]["ownedByWorkspace"].as_str() {
+            Some(w) => format!("{w}.{name}"),
+            None => name.to_owned(),
+        }
+    };
+    let found = s
+        .objects
+        .get(media_key(&kind))
+        .into_iter()
+        .flatten()
+        .map(|(v, _)| v)
+        .find(|v| identifier(v) == id);
+    match found {
+        Some(v) => {
+            let mut response = axum::Json(v.clone()).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, accept.parse().unwrap());
+            response
+        }
+        None => error(StatusCode::NOT_FOUND, &path),
+    }
 }
 
 fn media_key(kind: &str) -> &'static str {
