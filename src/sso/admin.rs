@@ -23,7 +23,8 @@ pub struct Polling {
     /// Wait before the first status check, and between checks (doubling up to `max`).
     pub first: Duration,
     pub max: Duration,
-    /// Give up on an operation after this long.
+    /// Give up on an operation after this long (status checks that AWS answers "not found"
+    /// right after the write count as waiting, within this budget).
     pub timeout: Duration,
     pub max_retries: usize,
 }
