@@ -523,3 +523,44 @@ async fn an_assignment_listing_that_repeats_its_token_is_an_error() {
         [200, 200, 200]
     );
 }
+
+/// Nothing listening where sso-admin should be: the error names the endpoint, says the
+/// credentials were not checked, and shows no SDK internals; the failure is retried.
+#[tokio::test]
+async fn an_endpoint_that_cannot_be_reached_is_named_and_the_credentials_are_not_blamed() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let polling = aws_replicator::sso::admin::Polling {
+        max_retries: 2,
+        ..fast()
+    };
+    let admin =
+        SsoAdmin::new(sdk(&closed), INSTANCE, 1000.0, polling).with_endpoint(closed.clone());
+    let err = admin
+        .principals_on(
+            &AccountId::from("111111111111"),
+            &PermissionSetArn::from(PS),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    eprintln!("{err}");
+    assert!(
+        err.starts_with(&format!(
+            "ListAccountAssignments: could not reach AWS at {closed} ("
+        )) && err.contains("the credentials were not checked"),
+        "{err}"
+    );
+    for word in [
+        "denied",
+        "ExternalId",
+        "DispatchFailure",
+        "ConnectorError",
+        "Error {",
+    ] {
+        assert!(!err.contains(word), "{word:?} in {err}");
+    }
+    assert_eq!(admin.calls_made(), 3, "a connection failure is retried");
+}

@@ -122,6 +122,14 @@ impl SsoAdmin {
         self
     }
 
+    /// Names `endpoint` in the errors of requests that could not reach it (by default the
+    /// `AWS_ENDPOINT_URL_SSO_ADMIN` override or AWS's endpoint for the client's region, which
+    /// is where a client from `crate::aws::sso_admin` sends them).
+    pub fn with_endpoint(mut self, endpoint: String) -> Self {
+        self.paced = self.paced.with_endpoint(endpoint);
+        self
+    }
+
     /// Polls in-flight operations with one status listing per interval for all of them (aws-sso.md
     /// §D.2) instead of one Describe each; each operation is still confirmed with one Describe
     /// once the listing no longer shows it. Needs `sso:ListAccountAssignmentCreationStatus` and
