@@ -7,9 +7,11 @@
 //! to loopback.
 
 use crate::config::Config;
+use crate::retry::error_chain;
 use crate::secret::Secret;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,10 @@ pub struct AssumedRole {
     sts: aws_sdk_sts::Client,
     role_arn: String,
     external_id: Option<Secret>,
+    /// The config field that holds `external_id`, for the error that names it.
+    external_id_field: &'static str,
+    /// Whose credentials sign the AssumeRole, for the error that blames them.
+    signer: String,
     cached: std::sync::Arc<tokio::sync::Mutex<Option<Credentials>>>,
 }
 
@@ -105,17 +111,20 @@ impl std::fmt::Debug for AssumedRole {
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 impl AssumedRole {
-    /// The service user's keys assume `role_arn`.
-    pub fn from_service_user(
+    /// The service user's keys assume `role_arn` with the ExternalId of `external_id_field`.
+    fn from_service_user(
         config: &Config,
         role_arn: &str,
         external_id: Option<&Secret>,
+        external_id_field: &'static str,
     ) -> Result<Self, AwsError> {
         Ok(Self {
             region: config.aws.region.clone(),
             sts: sts(&config.aws.region, service_user(config))?,
             role_arn: role_arn.to_owned(),
             external_id: external_id.cloned(),
+            external_id_field,
+            signer: "the service user's keys (aws.meshfedServiceUser)".into(),
             cached: Default::default(),
         })
     }
@@ -126,6 +135,7 @@ impl AssumedRole {
             config,
             &config.aws.organization_root_account_role,
             config.aws.organization_root_account_external_id.as_ref(),
+            "aws.organizationRootAccountExternalId",
         )
     }
 
@@ -135,18 +145,31 @@ impl AssumedRole {
             config,
             &config.aws.automation_account_role,
             config.aws.automation_account_external_id.as_ref(),
+            "aws.automationAccountExternalId",
         )
     }
 
-    /// This role's credentials assume `role_arn` in turn: management account → member account.
-    pub fn chain(&self, role_arn: &str, external_id: Option<&Secret>) -> Result<Self, AwsError> {
+    /// This role's credentials assume `role_arn` in turn (management account → member
+    /// account), with the ExternalId of `external_id_field`.
+    pub fn chain(
+        &self,
+        role_arn: &str,
+        external_id: Option<&Secret>,
+        external_id_field: &'static str,
+    ) -> Result<Self, AwsError> {
         Ok(Self {
             region: self.region.clone(),
             sts: sts(&self.region, self.clone())?,
             role_arn: role_arn.to_owned(),
             external_id: external_id.cloned(),
+            external_id_field,
+            signer: format!("the credentials of {}", self.role_arn),
             cached: Default::default(),
         })
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
     async fn assume(&self) -> provider::Result {
@@ -173,18 +196,15 @@ impl AssumedRole {
             .duration_seconds(3600)
             .send()
             .await
-            .map_err(|e| {
-                CredentialsError::provider_error(format!(
-                    "sts:AssumeRole into {}: {}",
-                    self.role_arn,
-                    aws_sdk_sts::error::DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(|e| CredentialsError::provider_error(self.refusal(&e)))?;
         let c = answer.credentials().ok_or_else(|| {
-            CredentialsError::provider_error(format!(
-                "sts:AssumeRole into {} returned no credentials",
-                self.role_arn
-            ))
+            CredentialsError::provider_error(AssumeRoleFailed {
+                message: format!(
+                    "sts:AssumeRole into {} returned no credentials",
+                    self.role_arn
+                ),
+                retryable: false,
+            })
         })?;
         let expires = std::time::SystemTime::try_from(*c.expiration())
             .unwrap_or_else(|_| std::time::SystemTime::now() + Duration::from_secs(900));
@@ -196,6 +216,310 @@ impl AssumedRole {
             "aws-replicator:AssumeRole",
         ))
     }
+}
+
+impl AssumedRole {
+    /// A failed AssumeRole as one sentence: what AWS said, and what to fix, by the kind of
+    /// refusal. Throttling, server errors and unreachable STS may pass; a refusal does not, so
+    /// it is never retried.
+    fn refusal(
+        &self,
+        e: &SdkError<
+            aws_sdk_sts::operation::assume_role::AssumeRoleError,
+            aws_sdk_sts::config::http::HttpResponse,
+        >,
+    ) -> AssumeRoleFailed {
+        let role = &self.role_arn;
+        let Some(code) = e.as_service_error().and_then(|s| s.code()) else {
+            let retryable = match e {
+                SdkError::ConstructionFailure(_) => false,
+                SdkError::ServiceError(_) => answered_status(e).is_some_and(|s| s >= 500),
+                _ => true,
+            };
+            let operation = format!("sts:AssumeRole into {role}");
+            return AssumeRoleFailed {
+                message: explain(&operation, &endpoint_label("STS", &self.region), e),
+                retryable,
+            };
+        };
+        let said = answer(e);
+        let external_id = match &self.external_id {
+            Some(_) => format!(
+                "requires the ExternalId that {} holds",
+                self.external_id_field
+            ),
+            None => format!(
+                "requires no ExternalId ({} is not set)",
+                self.external_id_field
+            ),
+        };
+        let (message, retryable) = match code {
+            "AccessDenied" | "AccessDeniedException" => (
+                format!(
+                    "AWS denied sts:AssumeRole into {role} ({said}); fix: check that the role's trust policy lets {} assume it and {external_id}",
+                    self.signer
+                ),
+                false,
+            ),
+            "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "SignatureDoesNotMatch"
+            | "IncompleteSignature"
+            | "InvalidAccessKeyId"
+            | "MissingAuthenticationToken" => (
+                format!(
+                    "AWS refused the keys that sign sts:AssumeRole into {role} ({said}); fix: check {}",
+                    self.signer
+                ),
+                false,
+            ),
+            "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => (
+                format!(
+                    "AWS refused sts:AssumeRole into {role} because its signing credentials or signature expired ({said}); fix: check the system clock and {}",
+                    self.signer
+                ),
+                false,
+            ),
+            "RegionDisabledException" => (
+                format!(
+                    "AWS refused sts:AssumeRole into {role} in {} ({said}); fix: activate STS in this region (IAM account settings) or change aws.region",
+                    self.region
+                ),
+                false,
+            ),
+            c if STS_RETRYABLE.contains(&c) || answered_status(e).is_some_and(|s| s >= 500) => {
+                (format!("sts:AssumeRole into {role} failed ({said})"), true)
+            }
+            _ => (
+                format!(
+                    "AWS refused sts:AssumeRole into {role} ({said}); fix: check the role ARN and its trust policy"
+                ),
+                false,
+            ),
+        };
+        AssumeRoleFailed { message, retryable }
+    }
+}
+
+/// STS errors worth another try.
+const STS_RETRYABLE: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "IDPCommunicationError",
+    "InternalFailure",
+    "ServiceUnavailable",
+];
+
+/// Why a role's credentials could not be had: one sentence for a person (the role, AWS's code
+/// and request id, the config field to fix), and whether trying again may help. It travels
+/// inside the SDK's error as the credentials provider's source, where [`explain`] and
+/// [`assume_role_failure`] find it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct AssumeRoleFailed {
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// The [`AssumeRoleFailed`] behind a failed call, if its credentials were the problem.
+pub fn assume_role_failure<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a AssumeRoleFailed> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<AssumeRoleFailed>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// What an SDK error's raw answer shows beyond AWS's code: the HTTP status, the request id
+/// and the body (the query protocols, STS among them, put the request id there too).
+pub trait Answered {
+    fn status(&self) -> Option<u16>;
+    fn request_id(&self) -> Option<&str>;
+    fn body(&self) -> Option<&[u8]>;
+}
+
+impl Answered for aws_sdk_sts::config::http::HttpResponse {
+    fn status(&self) -> Option<u16> {
+        Some(self.status().as_u16())
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        let headers = self.headers();
+        headers
+            .get("x-amzn-requestid")
+            .or_else(|| headers.get("x-amz-request-id"))
+    }
+
+    fn body(&self) -> Option<&[u8]> {
+        self.body().bytes()
+    }
+}
+
+/// No raw answer (unit tests build errors without one).
+impl Answered for () {
+    fn status(&self) -> Option<u16> {
+        None
+    }
+
+    fn request_id(&self) -> Option<&str> {
+        None
+    }
+
+    fn body(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+fn answered_status<E, R: Answered>(e: &SdkError<E, R>) -> Option<u16> {
+    e.raw_response().and_then(Answered::status)
+}
+
+/// AWS's request id for an error answer: from the error's metadata, the response headers, or
+/// a query-protocol body's `<RequestId>`.
+pub fn request_id<E: ProvideErrorMetadata, R: Answered>(e: &SdkError<E, R>) -> Option<String> {
+    use aws_sdk_sts::operation::RequestId;
+    let meta = e.as_service_error().and_then(|s| s.meta().request_id());
+    let raw = e.raw_response();
+    meta.or_else(|| raw.and_then(Answered::request_id))
+        .map(str::to_owned)
+        .or_else(|| {
+            let body = std::str::from_utf8(raw?.body()?).ok()?;
+            let (_, rest) = body.split_once("<RequestId>")?;
+            let (id, _) = rest.split_once("</RequestId>")?;
+            Some(id.trim().to_owned()).filter(|id| !id.is_empty() && id.len() <= 128)
+        })
+}
+
+/// AWS's code, HTTP status and request id of an error answer, e.g. `AccessDenied, HTTP 403,
+/// request id 4b1d…: User … is not authorized`.
+fn answer<E: ProvideErrorMetadata, R: Answered>(e: &SdkError<E, R>) -> String {
+    let mut out = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .unwrap_or("no error code")
+        .to_owned();
+    if let Some(status) = answered_status(e) {
+        out.push_str(&format!(", HTTP {status}"));
+    }
+    out.push_str(&match request_id(e) {
+        Some(id) => format!(", request id {id}"),
+        None => ", no request id".into(),
+    });
+    if let Some(message) = e
+        .as_service_error()
+        .and_then(|s| s.message())
+        .filter(|m| !m.is_empty())
+    {
+        out.push_str(": ");
+        out.push_str(&one_line(message));
+    }
+    out
+}
+
+/// At most 300 characters on one line, so that an answer cannot flood a log.
+fn one_line(text: &str) -> String {
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(300) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
+/// A failed AWS call as one sentence for a person: the operation, then AWS's code, HTTP status,
+/// request id and message when AWS answered; the role and what to fix when its credentials
+/// could not be had; the endpoint when AWS could not be reached (which says nothing about the
+/// credentials, never tried). Never the SDK's `Debug` form.
+pub fn explain<E, R>(operation: &str, endpoint: &str, e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: Answered + std::fmt::Debug + 'static,
+{
+    format!("{operation}: {}", what_failed(endpoint, e))
+}
+
+/// [`explain`] without the operation in front.
+pub fn what_failed<E, R>(endpoint: &str, e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: Answered + std::fmt::Debug + 'static,
+{
+    if let Some(failed) = assume_role_failure(e) {
+        return failed.to_string();
+    }
+    let cause = || {
+        std::error::Error::source(e)
+            .map(|s| one_line(&error_chain(s)))
+            .unwrap_or_default()
+    };
+    match e {
+        SdkError::ServiceError(_) => format!("AWS answered {}", answer(e)),
+        SdkError::DispatchFailure(d)
+            if d.as_connector_error()
+                .is_some_and(|c| c.is_io() || c.is_timeout()) =>
+        {
+            format!(
+                "could not reach AWS at {endpoint} ({}); fix: check DNS, the network or proxy, and any AWS_ENDPOINT_URL_* setting (nothing answered, so the credentials were not checked)",
+                cause()
+            )
+        }
+        SdkError::DispatchFailure(_) => {
+            format!("the request to {endpoint} was not sent ({})", cause())
+        }
+        SdkError::TimeoutError(_) => format!(
+            "no answer from {endpoint} in time ({}); the network or AWS is slow",
+            cause()
+        ),
+        SdkError::ResponseError(_) => format!(
+            "the answer from {endpoint} could not be read ({}; {})",
+            answer(e),
+            cause()
+        ),
+        SdkError::ConstructionFailure(_) => {
+            format!("the request could not be built ({})", cause())
+        }
+        _ => cause(),
+    }
+}
+
+/// Where one service's requests go: the endpoint override if set, else AWS's endpoint for
+/// `region` from the SDK's own rules.
+pub fn endpoint_label(service_env: &str, region: &str) -> String {
+    use futures_util::FutureExt;
+    if let Ok(Some(url)) = endpoint(service_env) {
+        return url;
+    }
+    macro_rules! resolved {
+        ($sdk:ident) => {{
+            use $sdk::config::endpoint::ResolveEndpoint;
+            $sdk::config::endpoint::Params::builder()
+                .region(region.to_owned())
+                .build()
+                .ok()
+                .and_then(|params| {
+                    $sdk::config::endpoint::DefaultResolver::new()
+                        .resolve_endpoint(&params)
+                        .now_or_never()
+                        .and_then(Result::ok)
+                        .map(|e| e.url().to_owned())
+                })
+        }};
+    }
+    let url = match service_env {
+        "STS" => resolved!(aws_sdk_sts),
+        "SSO_ADMIN" => resolved!(aws_sdk_ssoadmin),
+        "ORGANIZATIONS" => resolved!(aws_sdk_organizations),
+        "IAM" => resolved!(aws_sdk_iam),
+        "CLOUDFORMATION" => resolved!(aws_sdk_cloudformation),
+        "LAMBDA" => resolved!(aws_sdk_lambda),
+        _ => None,
+    };
+    url.unwrap_or_else(|| format!("AWS's {service_env} endpoint in {region}"))
 }
 
 impl ProvideCredentials for AssumedRole {
@@ -317,6 +641,7 @@ mod tests {
             .chain(
                 "arn:aws:iam::111111111111:role/MeshstackAccountAccessRole",
                 None,
+                "aws.organizationRootAccountExternalId",
             )
             .unwrap();
         for shown in [format!("{role:?}"), format!("{member:#?}")] {
@@ -324,6 +649,159 @@ mod tests {
             for secret in ["demo-access-key", "demo-secret-key", "demo-external-id"] {
                 assert!(!shown.contains(secret), "{secret} in {shown}");
             }
+        }
+    }
+
+    mod errors {
+        use super::super::*;
+        use aws_sdk_iam::error::{ConnectorError, ErrorMetadata};
+        use aws_sdk_iam::operation::get_role::GetRoleError;
+
+        type Failure = SdkError<GetRoleError, ()>;
+
+        fn refused(code: &str, message: &str) -> Failure {
+            let meta = ErrorMetadata::builder()
+                .code(code)
+                .message(message)
+                .custom("aws_request_id", "4b1d0b0e-0000-4000-8000-000000000001")
+                .build();
+            SdkError::service_error(GetRoleError::generic(meta), ())
+        }
+
+        fn assume_role_failed(retryable: bool) -> Failure {
+            let failed = AssumeRoleFailed {
+                message: "AWS denied sts:AssumeRole into arn:aws:iam::123456789012:role/r (AccessDenied, HTTP 403, request id r-1); fix: check the role's trust policy".into(),
+                retryable,
+            };
+            let credentials = CredentialsError::provider_error(failed);
+            SdkError::dispatch_failure(ConnectorError::other(Box::new(credentials), None))
+        }
+
+        const ENDPOINT: &str = "https://iam.amazonaws.com";
+
+        /// Nothing of the SDK's internals (its `Debug` forms, its variant names) in a message.
+        fn plain(message: &str) {
+            for internal in [
+                "Error {",
+                "ErrorMetadata",
+                "SdkError",
+                "DispatchFailure",
+                "ConnectorError",
+                "Some(",
+                "source:",
+                "\n",
+            ] {
+                assert!(!message.contains(internal), "{internal:?} in {message}");
+            }
+        }
+
+        #[test]
+        fn an_aws_answer_names_the_operation_code_and_request_id() {
+            let message = explain(
+                "iam:GetRole",
+                ENDPOINT,
+                &refused(
+                    "AccessDenied",
+                    "User: arn:aws:sts::1:assumed-role/x is not authorized\nto perform: iam:GetRole",
+                ),
+            );
+            assert_eq!(
+                message,
+                "iam:GetRole: AWS answered AccessDenied, request id 4b1d0b0e-0000-4000-8000-000000000001: User: arn:aws:sts::1:assumed-role/x is not authorized to perform: iam:GetRole"
+            );
+            plain(&message);
+            let long = explain(
+                "iam:GetRole",
+                ENDPOINT,
+                &refused("Throttling", &"x".repeat(5000)),
+            );
+            assert!(long.len() < 500, "an answer cannot flood the log");
+        }
+
+        #[test]
+        fn an_unreachable_endpoint_is_named_and_the_credentials_are_not_blamed() {
+            let dns = SdkError::<GetRoleError, ()>::dispatch_failure(ConnectorError::io(
+                "dns error: failed to lookup address information: Name or service not known".into(),
+            ));
+            let message = explain("iam:GetRole", ENDPOINT, &dns);
+            assert!(
+                message
+                    .starts_with("iam:GetRole: could not reach AWS at https://iam.amazonaws.com (")
+                    && message.contains("failed to lookup address information")
+                    && message.contains("the credentials were not checked"),
+                "{message}"
+            );
+            for blame in ["denied", "ExternalId", "trust policy", "AccessDenied"] {
+                assert!(!message.contains(blame), "{blame} in {message}");
+            }
+            plain(&message);
+            let timeout = SdkError::<GetRoleError, ()>::timeout_error(
+                "operation timeout (all attempts including retries) occurred after 30s",
+            );
+            let message = explain("iam:GetRole", ENDPOINT, &timeout);
+            assert!(
+                message.contains("no answer from https://iam.amazonaws.com in time"),
+                "{message}"
+            );
+            plain(&message);
+        }
+
+        #[test]
+        fn a_refused_assume_role_is_its_own_sentence_and_says_if_a_retry_helps() {
+            for retryable in [false, true] {
+                let e = assume_role_failed(retryable);
+                assert_eq!(
+                    assume_role_failure(&e).map(|f| f.retryable),
+                    Some(retryable)
+                );
+                let message = explain("ListAccountAssignments", ENDPOINT, &e);
+                assert!(
+                    message.starts_with("ListAccountAssignments: AWS denied sts:AssumeRole into arn:aws:iam::123456789012:role/r (AccessDenied, HTTP 403, request id r-1); fix:"),
+                    "{message}"
+                );
+                assert!(!message.contains("could not reach"), "{message}");
+                plain(&message);
+            }
+            assert!(assume_role_failure(&refused("AccessDenied", "no")).is_none());
+        }
+
+        #[test]
+        fn requests_that_could_not_be_built_or_read_say_so() {
+            let built = SdkError::<GetRoleError, ()>::construction_failure(
+                "role_name was not specified but it is required",
+            );
+            let message = explain("iam:GetRole", ENDPOINT, &built);
+            assert_eq!(
+                message,
+                "iam:GetRole: the request could not be built (role_name was not specified but it is required)"
+            );
+            let read = SdkError::<GetRoleError, ()>::response_error("unexpected end of XML", ());
+            let message = explain("iam:GetRole", ENDPOINT, &read);
+            assert!(
+                message.contains("the answer from https://iam.amazonaws.com could not be read"),
+                "{message}"
+            );
+            plain(&message);
+        }
+
+        #[test]
+        fn the_default_endpoints_come_from_the_sdk_rules() {
+            assert_eq!(
+                endpoint_label("SSO_ADMIN", "eu-central-1"),
+                "https://sso.eu-central-1.amazonaws.com"
+            );
+            assert_eq!(
+                endpoint_label("STS", "eu-central-1"),
+                "https://sts.eu-central-1.amazonaws.com"
+            );
+            assert_eq!(
+                endpoint_label("IAM", "eu-central-1"),
+                "https://iam.amazonaws.com"
+            );
+            assert_eq!(
+                endpoint_label("LAMBDA", "eu-central-1"),
+                "https://lambda.eu-central-1.amazonaws.com"
+            );
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod model;
 pub mod observed;
 pub mod paced;
+pub mod paging;
 pub mod plan;
 pub mod retry;
 pub mod secret;

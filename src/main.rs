@@ -166,11 +166,20 @@ struct SyncArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(log_filter(
-            std::env::var("AWS_REPLICATOR_LOG").ok(),
-        )))
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(tracing_subscriber::EnvFilter::new(log_filter(
+                    std::env::var("AWS_REPLICATOR_LOG").ok(),
+                )))
+                .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                    !muted(meta.target(), *meta.level())
+                })),
+        )
         .init();
     let cli = Cli::parse();
     match run(cli) {
@@ -182,20 +191,21 @@ fn main() -> ExitCode {
     }
 }
 
-/// The log filter from `AWS_REPLICATOR_LOG` (default `warn`). The AWS SDK's own debug logs print
-/// its whole request context, the service user's access key id included, so they stay at `info`
-/// unless the filter names them (`AWS_REPLICATOR_LOG=debug,aws_smithy_runtime=debug`).
+/// The log filter from `AWS_REPLICATOR_LOG` (default `warn`), in `EnvFilter`'s syntax.
 fn log_filter(setting: Option<String>) -> String {
-    let setting = setting
+    setting
         .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "warn".into());
-    if setting.contains("aws_") {
-        setting
-    } else {
-        format!(
-            "{setting},aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_sigv4=info,aws_runtime=info"
-        )
-    }
+        .unwrap_or_else(|| "warn".into())
+}
+
+/// Whether an event or span is dropped whatever the filter says: the AWS SDK's own (smithy
+/// runtime, SigV4, credentials, config, the service crates) below `info`. Their debug and trace
+/// logs print the request context and the signing: the access key id, signatures, session
+/// tokens. There is no point inside them to redact, so they are muted at the source.
+fn muted(target: &str, level: tracing::Level) -> bool {
+    level > tracing::Level::INFO
+        && target.starts_with("aws_")
+        && !target.starts_with("aws_replicator")
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -20,6 +20,8 @@ pub struct Paced {
     retryable: &'static [&'static str],
     calls: AtomicU64,
     observer: Option<Arc<dyn RequestObserver>>,
+    /// Where the family's requests go, for the message when AWS cannot be reached.
+    endpoint: String,
 }
 
 /// sso-admin: throttling, a write conflicting with one in flight on the account, a server error.
@@ -60,7 +62,19 @@ impl Paced {
             retryable,
             calls: AtomicU64::new(0),
             observer: None,
+            endpoint: service.label().to_owned(),
         }
+    }
+
+    /// Names `endpoint` (see [`crate::aws::endpoint_label`]) in the errors of calls that
+    /// could not reach it.
+    pub fn with_endpoint(mut self, endpoint: String) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
@@ -73,7 +87,17 @@ impl Paced {
         self.calls.load(Ordering::Relaxed)
     }
 
-    fn is_retryable<E: ProvideErrorMetadata, R>(&self, e: &SdkError<E, R>) -> bool {
+    /// AWS's retryable codes, timeouts, unreachable endpoints and unreadable answers are worth
+    /// another try; a refusal is not, nor credentials that could not be had for a reason
+    /// trying again does not change (AssumeRole denied: the role's trust policy or ExternalId).
+    fn is_retryable<E, R>(&self, e: &SdkError<E, R>) -> bool
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        if let Some(failed) = crate::aws::assume_role_failure(e) {
+            return failed.retryable;
+        }
         match e {
             SdkError::ServiceError(s) => {
                 s.err().code().is_some_and(|c| self.retryable.contains(&c))
@@ -94,7 +118,7 @@ impl Paced {
     ) -> Result<T, SdkError<E, R>>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: crate::aws::Answered + std::fmt::Debug + 'static,
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     {
@@ -126,7 +150,7 @@ impl Paced {
                 service = self.service.label(),
                 operation,
                 delay_ms = delay.as_millis() as u64,
-                error = %aws_sdk_ssoadmin::error::DisplayErrorContext(&e),
+                error = %crate::aws::explain(operation, &self.endpoint, &e),
                 "request failed; retrying"
             );
             tokio::time::sleep(delay).await;
@@ -173,6 +197,32 @@ mod tests {
                 }
             })
             .await
+    }
+
+    /// Credentials that could not be had: a refused AssumeRole (trust policy, ExternalId) is
+    /// not retried, STS throttled or unreachable is.
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_assume_role_is_not_retried() {
+        for (retryable, calls) in [(false, 1), (true, 3)] {
+            let p = paced(2);
+            let result: Result<(), _> = p
+                .call("iam:GetRole", || async move {
+                    let failed = crate::aws::AssumeRoleFailed {
+                        message: "AWS denied sts:AssumeRole".into(),
+                        retryable,
+                    };
+                    let credentials =
+                        aws_credential_types::provider::error::CredentialsError::provider_error(
+                            failed,
+                        );
+                    Err::<(), SdkError<GetRoleError, ()>>(SdkError::dispatch_failure(
+                        aws_sdk_iam::error::ConnectorError::other(Box::new(credentials), None),
+                    ))
+                })
+                .await;
+            assert!(result.is_err());
+            assert_eq!(p.calls(), calls, "retryable: {retryable}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

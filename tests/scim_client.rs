@@ -313,3 +313,61 @@ async fn retry_after_two_seconds_is_honoured() {
         .collect();
     assert_eq!(statuses, [429, 200]);
 }
+
+/// A listing whose cursor comes back is not complete: the client says so instead of returning
+/// the pages it read (or reading pages twice). 250 groups are three pages (cursors `c1_100`,
+/// `c2_200`); the fault makes one page point back to `c1_100`.
+#[tokio::test]
+async fn a_listing_that_repeats_a_cursor_is_an_error_not_a_short_listing() {
+    // The page that `c1_100` fetches names itself again (the same page at once), and the last
+    // page names the first page's cursor (a cycle, which a check against the previous cursor
+    // alone misses).
+    for (every, label) in [
+        (2, "page 2 points at itself"),
+        (3, "page 3 points at page 2"),
+    ] {
+        let (running, client) = start().await;
+        for i in 0..250 {
+            running.emulator.add_group(&format!("mst-g{i:03}"));
+        }
+        running.emulator.inject(Fault {
+            family: Family::Scim,
+            endpoint: "GET /Groups".into(),
+            next_cursor: Some("c1_100".into()),
+            every,
+            times: 1,
+            ..Fault::default()
+        });
+        let err = client.list_groups().await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("ListGroups: AWS repeated a page cursor")
+                && message.contains("the listing is not complete"),
+            "{label}: {message}"
+        );
+        let gets = running
+            .emulator
+            .requests()
+            .iter()
+            .filter(|r| r.endpoint == "GET /Groups")
+            .count();
+        assert_eq!(gets, every, "{label}: no page is read again");
+    }
+}
+
+/// An empty directory lists as empty (AWS's cursor-mode shape, `Resources: []`), and a page
+/// that is not a listing stays an error.
+#[tokio::test]
+async fn an_empty_listing_is_empty_and_a_non_listing_is_an_error() {
+    let (running, client) = start().await;
+    assert!(client.list_groups().await.unwrap().is_empty());
+    running.emulator.inject(Fault {
+        family: Family::Scim,
+        endpoint: "GET /Groups".into(),
+        status: 404,
+        times: 1,
+        ..Fault::default()
+    });
+    let err = client.list_groups().await.unwrap_err().to_string();
+    assert!(err.contains("ListGroups") && err.contains("404"), "{err}");
+}

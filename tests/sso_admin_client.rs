@@ -385,3 +385,189 @@ async fn a_scoped_observation_reads_only_its_project() {
         assert!(observed.users.len() >= euids.len() - usize::from(missing_user));
     }
 }
+
+/// `times` status checks of `endpoint` answered as AWS answers one it does not know yet:
+/// HTTP 400 `{"__type":"ResourceNotFoundException",…}`.
+fn not_found(endpoint: &str, times: usize) -> Fault {
+    Fault {
+        family: Family::SsoAdmin,
+        endpoint: endpoint.into(),
+        status: 400,
+        error: Some("ResourceNotFoundException".into()),
+        times,
+        ..Fault::default()
+    }
+}
+
+/// The statuses the emulator answered to `endpoint`, in order.
+fn statuses(running: &RunningEmulator, endpoint: &str) -> Vec<u16> {
+    running
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint == endpoint)
+        .map(|r| r.status)
+        .collect()
+}
+
+/// Right after a write AWS may not know its request id yet (eventual consistency): a status
+/// check answered ResourceNotFoundException is a pending operation, polled again, not a failed
+/// assignment.
+#[tokio::test]
+async fn a_status_check_that_does_not_know_the_request_yet_is_polled_again() {
+    let running = emulator().await;
+    let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
+    let group = running.emulator.add_group("mst-a");
+    running
+        .emulator
+        .inject(not_found("DescribeAccountAssignmentCreationStatus", 3));
+    running
+        .emulator
+        .inject(not_found("DescribeAccountAssignmentDeletionStatus", 2));
+    let a = assignment("111111111111", PS, &group);
+    admin.create_assignment(&a).await.unwrap();
+    assert_eq!(running.emulator.dump().assignments.len(), 1);
+    admin.delete_assignment(&a).await.unwrap();
+    assert!(running.emulator.dump().assignments.is_empty());
+    for (endpoint, unknown) in [
+        ("DescribeAccountAssignmentCreationStatus", 3),
+        ("DescribeAccountAssignmentDeletionStatus", 2),
+    ] {
+        let answered = statuses(&running, endpoint);
+        assert_eq!(
+            answered[..unknown],
+            vec![400; unknown][..],
+            "{endpoint}: the not-found answers were given: {answered:?}"
+        );
+        assert_eq!(
+            answered.last(),
+            Some(&200),
+            "{endpoint}: and polled past: {answered:?}"
+        );
+        assert!(
+            answered[unknown..].iter().all(|s| *s == 200),
+            "{answered:?}"
+        );
+    }
+}
+
+/// A request id that AWS never comes to know fails once the poll budget is spent, saying so.
+#[tokio::test]
+async fn a_status_check_that_never_knows_the_request_fails_after_the_poll_budget() {
+    let running = emulator().await;
+    let polling = aws_replicator::sso::admin::Polling {
+        timeout: Duration::from_millis(300),
+        ..fast()
+    };
+    let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, polling);
+    let group = running.emulator.add_group("mst-a");
+    running
+        .emulator
+        .inject(not_found("DescribeAccountAssignmentCreationStatus", 10_000));
+    let started = std::time::Instant::now();
+    let err = admin
+        .create_assignment(&assignment("111111111111", PS, &group))
+        .await
+        .unwrap_err()
+        .to_string();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    for part in [
+        "CreateAccountAssignment: AWS still did not know request",
+        "after 300ms",
+        "DescribeAccountAssignmentCreationStatus",
+        "ResourceNotFoundException",
+        "request id",
+        "the next run reads it again",
+    ] {
+        assert!(err.contains(part), "{part:?} missing in: {err}");
+    }
+    assert!(statuses(&running, "DescribeAccountAssignmentCreationStatus").len() >= 3);
+}
+
+/// An sso-admin listing whose NextToken comes back (here: the third page points at the second
+/// page's token) is an error naming the operation, not the pages read so far.
+#[tokio::test]
+async fn an_assignment_listing_that_repeats_its_token_is_an_error() {
+    let running = emulator().await;
+    let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
+    let mut state = running.emulator.dump();
+    state.assignments = (0..250)
+        .map(|i| aws_replicator::emulator::store::Assignment {
+            account_id: "111111111111".into(),
+            permission_set_arn: PS.into(),
+            principal_type: "GROUP".into(),
+            principal_id: format!("g{i:03}"),
+        })
+        .collect();
+    running.emulator.load(state);
+    let (account, ps) = (AccountId::from("111111111111"), PermissionSetArn::from(PS));
+    assert_eq!(admin.principals_on(&account, &ps).await.unwrap().len(), 250);
+    running.emulator.inject(Fault {
+        family: Family::SsoAdmin,
+        endpoint: "ListAccountAssignments".into(),
+        next_cursor: Some("o100".into()),
+        every: 3,
+        times: 1,
+        ..Fault::default()
+    });
+    running.emulator.clear_requests();
+    let err = admin
+        .principals_on(&account, &ps)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ListAccountAssignments: AWS repeated a page cursor")
+            && err.contains("not complete"),
+        "{err}"
+    );
+    assert_eq!(
+        statuses(&running, "ListAccountAssignments"),
+        [200, 200, 200]
+    );
+}
+
+/// Nothing listening where sso-admin should be: the error names the endpoint, says the
+/// credentials were not checked, and shows no SDK internals; the failure is retried.
+#[tokio::test]
+async fn an_endpoint_that_cannot_be_reached_is_named_and_the_credentials_are_not_blamed() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let polling = aws_replicator::sso::admin::Polling {
+        max_retries: 2,
+        ..fast()
+    };
+    let admin =
+        SsoAdmin::new(sdk(&closed), INSTANCE, 1000.0, polling).with_endpoint(closed.clone());
+    let err = admin
+        .principals_on(
+            &AccountId::from("111111111111"),
+            &PermissionSetArn::from(PS),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    eprintln!("{err}");
+    assert!(
+        err.starts_with(&format!(
+            "ListAccountAssignments: could not reach AWS at {closed} ("
+        )) && err.contains("the credentials were not checked"),
+        "{err}"
+    );
+    for word in [
+        "denied",
+        "ExternalId",
+        "DispatchFailure",
+        "ConnectorError",
+        "Error {",
+    ] {
+        assert!(!err.contains(word), "{word:?} in {err}");
+    }
+    assert_eq!(admin.calls_made(), 3, "a connection failure is retried");
+}

@@ -6,6 +6,8 @@
 use super::{CreateStatus, OrgAccount};
 use crate::aws::{AssumedRole, AwsError};
 use crate::config::{Config, StackSetTarget};
+use crate::paging::{ORGANIZATIONS_MAX_PAGES, SMALL_MAX_PAGES};
+use aws_sdk_sts::error::ProvideErrorMetadata;
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -24,16 +26,37 @@ pub enum AccountError {
     Setup(#[from] AwsError),
 }
 
+/// A failed AWS call as an [`AccountError`]: one sentence from [`crate::aws::what_failed`]
+/// (AWS's code, status and request id, or the endpoint that could not be reached in `region`,
+/// or the role whose credentials were refused), never the SDK's `Debug` form.
 pub(crate) fn aws_error<E, R>(
     operation: &'static str,
-) -> impl FnOnce(aws_sdk_sts::error::SdkError<E, R>) -> AccountError
+    region: &str,
+) -> impl FnOnce(aws_sdk_sts::error::SdkError<E, R>) -> AccountError + use<E, R>
 where
-    E: StdError + 'static,
-    R: std::fmt::Debug + 'static,
+    E: aws_sdk_sts::error::ProvideErrorMetadata + StdError + 'static,
+    R: crate::aws::Answered + std::fmt::Debug + 'static,
 {
-    move |e| AccountError::Aws {
-        operation,
-        message: aws_sdk_sts::error::DisplayErrorContext(e).to_string(),
+    let region = region.to_owned();
+    move |e| {
+        let service = match operation.split_once(':').map_or("", |(s, _)| s) {
+            "organizations" => "ORGANIZATIONS",
+            "iam" => "IAM",
+            "cloudformation" => "CLOUDFORMATION",
+            "lambda" => "LAMBDA",
+            "sts" => "STS",
+            _ => "",
+        };
+        AccountError::Aws {
+            operation,
+            message: crate::aws::what_failed(&crate::aws::endpoint_label(service, &region), &e),
+        }
+    }
+}
+
+impl From<crate::paging::PagingError> for AccountError {
+    fn from(e: crate::paging::PagingError) -> Self {
+        AccountError::Refused(e.to_string())
     }
 }
 
@@ -119,12 +142,14 @@ where
 
 pub struct AwsOrganization {
     client: aws_sdk_organizations::Client,
+    region: String,
 }
 
 impl AwsOrganization {
     /// Organizations through `management` (the management-account role).
     pub fn new(management: AssumedRole) -> Result<Self, AccountError> {
         Ok(Self {
+            region: management.region().to_owned(),
             client: crate::aws::organizations(management)?,
         })
     }
@@ -132,26 +157,32 @@ impl AwsOrganization {
 
 impl Organization for AwsOrganization {
     async fn accounts(&self) -> Result<Vec<OrgAccount>, AccountError> {
-        let mut out = Vec::new();
-        let mut pages = self.client.list_accounts().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error("organizations:ListAccounts"))?;
-            for a in page.accounts() {
+        const OPERATION: &str = "organizations:ListAccounts";
+        crate::paging::all_pages(OPERATION, ORGANIZATIONS_MAX_PAGES, |token| async move {
+            let page = self
+                .client
+                .list_accounts()
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(aws_error(OPERATION, &self.region))?;
+            let accounts = page.accounts().iter().map(|a| {
                 #[allow(deprecated)]
                 let status = a
                     .state()
                     .map(|s| s.as_str().to_owned())
                     .or_else(|| a.status().map(|s| s.as_str().to_owned()))
                     .unwrap_or_default();
-                out.push(OrgAccount {
+                OrgAccount {
                     id: a.id().unwrap_or_default().to_owned(),
                     email: a.email().unwrap_or_default().to_owned(),
                     name: a.name().unwrap_or_default().to_owned(),
                     status,
-                });
-            }
-        }
-        Ok(out)
+                }
+            });
+            Ok((accounts.collect(), page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn parent(&self, account: &str) -> Result<String, AccountError> {
@@ -161,7 +192,7 @@ impl Organization for AwsOrganization {
             .child_id(account)
             .send()
             .await
-            .map_err(aws_error("organizations:ListParents"))?;
+            .map_err(aws_error("organizations:ListParents", &self.region))?;
         answer
             .parents()
             .first()
@@ -176,20 +207,25 @@ impl Organization for AwsOrganization {
     }
 
     async fn tags(&self, account: &str) -> Result<BTreeMap<String, String>, AccountError> {
-        let mut out = BTreeMap::new();
-        let mut pages = self
-            .client
-            .list_tags_for_resource()
-            .resource_id(account)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error("organizations:ListTagsForResource"))?;
-            for t in page.tags() {
-                out.insert(t.key().to_owned(), t.value().to_owned());
-            }
-        }
-        Ok(out)
+        const OPERATION: &str = "organizations:ListTagsForResource";
+        let tags =
+            crate::paging::all_pages(OPERATION, ORGANIZATIONS_MAX_PAGES, |token| async move {
+                let page = self
+                    .client
+                    .list_tags_for_resource()
+                    .resource_id(account)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(aws_error(OPERATION, &self.region))?;
+                let tags = page
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().to_owned()));
+                Ok::<_, AccountError>((tags.collect(), page.next_token().map(str::to_owned)))
+            })
+            .await?;
+        Ok(tags.into_iter().collect())
     }
 
     async fn tag(
@@ -203,7 +239,7 @@ impl Organization for AwsOrganization {
             .set_tags(Some(org_tags(tags)?))
             .send()
             .await
-            .map_err(aws_error("organizations:TagResource"))?;
+            .map_err(aws_error("organizations:TagResource", &self.region))?;
         Ok(())
     }
 
@@ -223,7 +259,7 @@ impl Organization for AwsOrganization {
             .set_tags(Some(org_tags(tags)?))
             .send()
             .await
-            .map_err(aws_error("organizations:CreateAccount"))?;
+            .map_err(aws_error("organizations:CreateAccount", &self.region))?;
         answer
             .create_account_status()
             .and_then(|s| s.id())
@@ -239,7 +275,10 @@ impl Organization for AwsOrganization {
             .create_account_request_id(request)
             .send()
             .await
-            .map_err(aws_error("organizations:DescribeCreateAccountStatus"))?;
+            .map_err(aws_error(
+                "organizations:DescribeCreateAccountStatus",
+                &self.region,
+            ))?;
         let status = answer.create_account_status();
         Ok(match status.and_then(|s| s.state()) {
             Some(CreateAccountState::Succeeded) => CreateStatus::Succeeded {
@@ -264,7 +303,7 @@ impl Organization for AwsOrganization {
             .list_roots()
             .send()
             .await
-            .map_err(aws_error("organizations:ListRoots"))?;
+            .map_err(aws_error("organizations:ListRoots", &self.region))?;
         answer
             .roots()
             .first()
@@ -274,23 +313,25 @@ impl Organization for AwsOrganization {
     }
 
     async fn child_ous(&self, parent: &str) -> Result<Vec<(String, String)>, AccountError> {
-        let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_organizational_units_for_parent()
-            .parent_id(parent)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error("organizations:ListOrganizationalUnitsForParent"))?;
-            for ou in page.organizational_units() {
-                out.push((
+        const OPERATION: &str = "organizations:ListOrganizationalUnitsForParent";
+        crate::paging::all_pages(OPERATION, ORGANIZATIONS_MAX_PAGES, |token| async move {
+            let page = self
+                .client
+                .list_organizational_units_for_parent()
+                .parent_id(parent)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(aws_error(OPERATION, &self.region))?;
+            let ous = page.organizational_units().iter().map(|ou| {
+                (
                     ou.id().unwrap_or_default().to_owned(),
                     ou.name().unwrap_or_default().to_owned(),
-                ));
-            }
-        }
-        Ok(out)
+                )
+            });
+            Ok((ous.collect(), page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn create_ou(&self, parent: &str, name: &str) -> Result<String, AccountError> {
@@ -301,7 +342,10 @@ impl Organization for AwsOrganization {
             .name(name)
             .send()
             .await
-            .map_err(aws_error("organizations:CreateOrganizationalUnit"))?;
+            .map_err(aws_error(
+                "organizations:CreateOrganizationalUnit",
+                &self.region,
+            ))?;
         answer
             .organizational_unit()
             .and_then(|ou| ou.id())
@@ -322,7 +366,7 @@ impl Organization for AwsOrganization {
             .destination_parent_id(to)
             .send()
             .await
-            .map_err(aws_error("organizations:MoveAccount"))?;
+            .map_err(aws_error("organizations:MoveAccount", &self.region))?;
         Ok(())
     }
 }
@@ -406,7 +450,7 @@ impl AwsLanding {
     ) -> Result<T, aws_sdk_iam::error::SdkError<E, R>>
     where
         E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: crate::aws::Answered + std::fmt::Debug + 'static,
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, aws_sdk_iam::error::SdkError<E, R>>>,
     {
@@ -421,14 +465,18 @@ impl AwsLanding {
     ) -> Result<(), AccountError>
     where
         E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
+        R: crate::aws::Answered + std::fmt::Debug + 'static,
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, aws_sdk_iam::error::SdkError<E, R>>>,
     {
         self.paced(operation, call)
             .await
             .map(|_| ())
-            .map_err(aws_error(operation))
+            .map_err(aws_error(operation, &self.region))
+    }
+
+    pub(crate) fn region(&self) -> &str {
+        &self.region
     }
 
     pub(crate) fn partition(&self) -> &'static str {
@@ -446,7 +494,11 @@ impl AwsLanding {
             return Ok(m.clone());
         }
         let arn = crate::aws::role_arn(self.partition(), account, &self.access_role);
-        let role = self.management.chain(&arn, self.external_id.as_ref())?;
+        let role = self.management.chain(
+            &arn,
+            self.external_id.as_ref(),
+            "aws.organizationRootAccountExternalId",
+        )?;
         let m = Member {
             iam: crate::aws::iam(role.clone())?,
             cfn: crate::aws::cloudformation(role)?,
@@ -464,7 +516,7 @@ impl Landing for AwsLanding {
                 iam.list_account_aliases().send()
             })
             .await
-            .map_err(aws_error("iam:ListAccountAliases"))?;
+            .map_err(aws_error("iam:ListAccountAliases", &self.region))?;
         Ok(answer.account_aliases().first().cloned())
     }
 
@@ -482,7 +534,7 @@ impl Landing for AwsLanding {
                         "iam:CreateAccountAlias: the alias {alias:?} is taken by another AWS account; fix: change aws.accountAliasPattern (aliases are unique across all of AWS, so a company prefix helps)"
                     ))
                 } else {
-                    aws_error("iam:CreateAccountAlias")(e)
+                    aws_error("iam:CreateAccountAlias", &self.region)(e)
                 }
             })?;
         Ok(())
@@ -496,7 +548,7 @@ impl Landing for AwsLanding {
     ) -> Result<(), AccountError> {
         use aws_sdk_cloudformation::types::Capability;
         let cfn = self.member(account)?.cfn;
-        let existing = stack_status(&cfn, name).await?;
+        let existing = stack_status(&cfn, name, &self.region).await?;
         let capabilities = [Capability::CapabilityNamedIam, Capability::CapabilityIam];
         match existing.as_deref() {
             None => {
@@ -506,7 +558,7 @@ impl Landing for AwsLanding {
                     .set_capabilities(Some(capabilities.to_vec()))
                     .send()
                     .await
-                    .map_err(aws_error("cloudformation:CreateStack"))?;
+                    .map_err(aws_error("cloudformation:CreateStack", &self.region))?;
             }
             Some("ROLLBACK_COMPLETE") => {
                 return Err(AccountError::Refused(format!(
@@ -522,22 +574,24 @@ impl Landing for AwsLanding {
                     .send()
                     .await;
                 if let Err(e) = updated {
-                    let message = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
-                    if message.contains("No updates are to be performed") {
+                    let message = e.as_service_error().and_then(|s| s.message());
+                    if message.is_some_and(|m| m.contains("No updates are to be performed")) {
                         return Ok(());
                     }
-                    return Err(aws_error("cloudformation:UpdateStack")(e));
+                    return Err(aws_error("cloudformation:UpdateStack", &self.region)(e));
                 }
             }
         }
         let done = poll(STACK_TIMEOUT, || {
             let cfn = cfn.clone();
             async move {
-                Ok(match stack_status(&cfn, name).await?.as_deref() {
-                    Some(s) if s.ends_with("_IN_PROGRESS") => None,
-                    Some(s) => Some(s.to_owned()),
-                    None => Some("DELETED".to_owned()),
-                })
+                Ok(
+                    match stack_status(&cfn, name, &self.region).await?.as_deref() {
+                        Some(s) if s.ends_with("_IN_PROGRESS") => None,
+                        Some(s) => Some(s.to_owned()),
+                        None => Some("DELETED".to_owned()),
+                    },
+                )
             }
         })
         .await?;
@@ -560,23 +614,27 @@ impl Landing for AwsLanding {
     ) -> Result<(), AccountError> {
         use aws_sdk_cloudformation::types::StackSetOperationStatus as Op;
         let cfn = &self.automation_cfn;
-        let mut have = std::collections::BTreeSet::new();
-        let mut pages = cfn
-            .list_stack_instances()
-            .stack_set_name(&set.name)
-            .stack_instance_account(account)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(aws_error("cloudformation:ListStackInstances"))?;
-            for i in page.summaries() {
-                if i.account() == Some(account)
-                    && let Some(region) = i.region()
-                {
-                    have.insert(region.to_owned());
-                }
-            }
-        }
+        const LIST: &str = "cloudformation:ListStackInstances";
+        let have: std::collections::BTreeSet<String> =
+            crate::paging::all_pages(LIST, SMALL_MAX_PAGES, |token| async move {
+                let page = cfn
+                    .list_stack_instances()
+                    .stack_set_name(&set.name)
+                    .stack_instance_account(account)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(aws_error(LIST, &self.region))?;
+                let regions = page
+                    .summaries()
+                    .iter()
+                    .filter(|i| i.account() == Some(account))
+                    .filter_map(|i| i.region().map(str::to_owned));
+                Ok::<_, AccountError>((regions.collect(), page.next_token().map(str::to_owned)))
+            })
+            .await?
+            .into_iter()
+            .collect();
         let missing: Vec<String> = set
             .regions
             .iter()
@@ -593,7 +651,10 @@ impl Landing for AwsLanding {
             .set_regions(Some(missing))
             .send()
             .await
-            .map_err(aws_error("cloudformation:CreateStackInstances"))?;
+            .map_err(aws_error(
+                "cloudformation:CreateStackInstances",
+                &self.region,
+            ))?;
         let operation = answer.operation_id().unwrap_or_default().to_owned();
         let status = poll(STACK_TIMEOUT, || {
             let (cfn, operation) = (cfn.clone(), operation.clone());
@@ -604,7 +665,10 @@ impl Landing for AwsLanding {
                     .operation_id(&operation)
                     .send()
                     .await
-                    .map_err(aws_error("cloudformation:DescribeStackSetOperation"))?;
+                    .map_err(aws_error(
+                        "cloudformation:DescribeStackSetOperation",
+                        &self.region,
+                    ))?;
                 Ok(
                     match answer.stack_set_operation().and_then(|o| o.status()) {
                         Some(Op::Running | Op::Queued | Op::Stopping) | None => None,
@@ -637,7 +701,7 @@ impl Landing for AwsLanding {
             .payload(aws_sdk_lambda::primitives::Blob::new(payload))
             .send()
             .await
-            .map_err(aws_error("lambda:Invoke"))?;
+            .map_err(aws_error("lambda:Invoke", &self.region))?;
         let body = answer
             .payload()
             .map(|p| String::from_utf8_lossy(p.as_ref()).into_owned())
@@ -672,6 +736,7 @@ pub(crate) fn lambda_result(function_error: Option<&str>, body: &str) -> Result<
 async fn stack_status(
     cfn: &aws_sdk_cloudformation::Client,
     name: &str,
+    region: &str,
 ) -> Result<Option<String>, AccountError> {
     match cfn.describe_stacks().stack_name(name).send().await {
         Ok(answer) => Ok(answer
@@ -680,11 +745,11 @@ async fn stack_status(
             .and_then(|s| s.stack_status())
             .map(|s| s.as_str().to_owned())),
         Err(e) => {
-            let message = aws_sdk_sts::error::DisplayErrorContext(&e).to_string();
-            if message.contains("does not exist") {
+            let message = e.as_service_error().and_then(|s| s.message());
+            if message.is_some_and(|m| m.contains("does not exist")) {
                 Ok(None)
             } else {
-                Err(aws_error("cloudformation:DescribeStacks")(e))
+                Err(aws_error("cloudformation:DescribeStacks", region)(e))
             }
         }
     }

@@ -100,6 +100,15 @@ pub struct Fault {
     /// the traffic fails: five faults with `every = 50` fail 10 % of it.
     #[serde(default)]
     pub every: usize,
+    /// sso-admin and identitystore: answer with this AWS error code (JSON 1.1
+    /// `{"__type": code, "Message": …}`, HTTP `status`, 400 when that is 0 or 200), e.g.
+    /// `ResourceNotFoundException` for a status check right after a write.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Answer as usual, but with this cursor for the next page (SCIM `nextCursor`, sso-admin
+    /// and identitystore `NextToken`): a listing that repeats a cursor.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
     pub times: usize,
     /// Matching requests seen so far, for `every`.
     #[serde(skip)]
@@ -440,6 +449,22 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
                     drop(next.run(request).await);
                 }
                 Response::new(axum::body::Body::new(BrokenBody))
+            } else if let Some(cursor) = &f.next_cursor {
+                let key = match family {
+                    Family::Scim => "nextCursor",
+                    _ => "NextToken",
+                };
+                with_next_cursor(next.run(request).await, key, cursor).await
+            } else if let (Some(code), Family::SsoAdmin | Family::Identitystore) =
+                (&f.error, family)
+            {
+                let mut response = sso_admin::error(code, &error_message(code));
+                if let Ok(status) = StatusCode::from_u16(f.status)
+                    && !status.is_success()
+                {
+                    *response.status_mut() = status;
+                }
+                response
             } else if f.status == 200 {
                 next.run(request).await
             } else {
@@ -456,6 +481,32 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         status: response.status().as_u16(),
     });
     response
+}
+
+/// The message of an injected JSON 1.1 error: AWS's wording where it is known.
+fn error_message(code: &str) -> String {
+    match code {
+        "ResourceNotFoundException" => "The specified resource does not exist.".into(),
+        "AccessDeniedException" => {
+            "User is not authorized to perform this action with the given credentials.".into()
+        }
+        other => format!("{other} (injected fault)"),
+    }
+}
+
+/// `response` with its JSON body's next-page cursor (`key`) set to `cursor`.
+async fn with_next_cursor(response: Response, key: &str, cursor: &str) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        _ => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    value[key] = serde_json::Value::String(cursor.to_owned());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(value.to_string()))
 }
 
 /// A fault as each family shows it: SCIM answers with the status and AWS's SCIM error body;

@@ -306,7 +306,7 @@ impl AccountIam for AwsLanding {
             {
                 Ok(None)
             }
-            Err(e) => Err(aws_error("iam:GetSAMLProvider")(e)),
+            Err(e) => Err(aws_error("iam:GetSAMLProvider", self.region())(e)),
         }
     }
 
@@ -351,37 +351,41 @@ impl AccountIam for AwsLanding {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(aws_error("iam:GetRole")(e)),
+            Err(e) => return Err(aws_error("iam:GetRole", self.region())(e)),
         };
         let trust = role
             .as_ref()
             .and_then(|r| r.assume_role_policy_document())
             .map(decode_policy)
             .unwrap_or(serde_json::Value::Null);
-        let mut attached = BTreeSet::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .paced("iam:ListAttachedRolePolicies", || {
-                    iam.list_attached_role_policies()
-                        .role_name(name)
-                        .set_marker(marker.clone())
-                        .send()
-                })
-                .await
-                .map_err(aws_error("iam:ListAttachedRolePolicies"))?;
-            attached.extend(
-                page.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_owned)),
-            );
-            match page.marker() {
-                Some(next) if page.is_truncated() && marker.as_deref() != Some(next) => {
-                    marker = Some(next.to_owned());
+        const LIST: &str = "iam:ListAttachedRolePolicies";
+        let attached: BTreeSet<String> =
+            crate::paging::all_pages(LIST, crate::paging::SMALL_MAX_PAGES, |marker| {
+                let iam = &iam;
+                async move {
+                    let page = self
+                        .paced(LIST, || {
+                            iam.list_attached_role_policies()
+                                .role_name(name)
+                                .set_marker(marker.clone())
+                                .send()
+                        })
+                        .await
+                        .map_err(aws_error(LIST, self.region()))?;
+                    let arns = page
+                        .attached_policies()
+                        .iter()
+                        .filter_map(|p| p.policy_arn().map(str::to_owned));
+                    let next = page
+                        .marker()
+                        .filter(|_| page.is_truncated())
+                        .map(str::to_owned);
+                    Ok::<_, AccountError>((arns.collect(), next))
                 }
-                _ => break,
-            }
-        }
+            })
+            .await?
+            .into_iter()
+            .collect();
         Ok(Some(ObservedRole { trust, attached }))
     }
 

@@ -3,11 +3,13 @@
 //! Throttling, conflicts (another write to the account still propagating) and server errors
 //! are retried with capped, jittered backoff; other errors are not.
 
+use crate::aws::Answered;
 use crate::directory::{AccountAssignments, DirectoryError, Receipt};
 use crate::metrics::{RequestObserver, Service};
 use crate::model::{AccountId, GroupId, PermissionSetArn};
 use crate::observed::Assignment;
 use crate::paced::{Paced, SSO_ADMIN_RETRYABLE};
+use crate::paging::{SSO_ADMIN_MAX_PAGES, all_pages};
 use aws_sdk_ssoadmin::Client;
 use aws_sdk_ssoadmin::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssoadmin::types::{
@@ -21,7 +23,8 @@ pub struct Polling {
     /// Wait before the first status check, and between checks (doubling up to `max`).
     pub first: Duration,
     pub max: Duration,
-    /// Give up on an operation after this long.
+    /// Give up on an operation after this long (status checks that AWS answers "not found"
+    /// right after the write count as waiting, within this budget).
     pub timeout: Duration,
     pub max_retries: usize,
 }
@@ -56,24 +59,28 @@ struct Board {
     in_progress: std::collections::HashSet<String>,
 }
 
-fn aws_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    operation: &str,
-    e: &SdkError<E, R>,
-) -> DirectoryError {
+/// An sso-admin error: AWS's answer (code, message, HTTP status, request id) as
+/// [`DirectoryError::Aws`], anything else (AWS unreachable, credentials refused) as one
+/// sentence from [`crate::aws::explain`].
+fn aws_error<E, R>(operation: &str, endpoint: &str, e: &SdkError<E, R>) -> DirectoryError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: Answered + std::fmt::Debug + 'static,
+{
     match e {
         SdkError::ServiceError(s) => DirectoryError::Aws {
             operation: operation.to_owned(),
-            status: 400,
+            status: e.raw_response().and_then(Answered::status).unwrap_or(400),
             detail: format!(
                 "{}: {}",
                 s.err().code().unwrap_or("error"),
                 s.err().message().unwrap_or_default()
             ),
-            request_id: None,
+            request_id: crate::aws::request_id(e),
         },
         other => DirectoryError::Transport {
             operation: operation.to_owned(),
-            message: aws_sdk_ssoadmin::error::DisplayErrorContext(other).to_string(),
+            message: crate::aws::what_failed(endpoint, other),
         },
     }
 }
@@ -91,15 +98,18 @@ impl SsoAdmin {
             max_delay: polling.max,
             max_retry_after: polling.max,
         };
+        let region = client.config().region().map_or("us-east-1", |r| r.as_ref());
+        let endpoint = crate::aws::endpoint_label("SSO_ADMIN", region);
         Self {
-            client,
             instance_arn: instance_arn.to_owned(),
             paced: Paced::new(
                 Service::SsoAdmin,
                 requests_per_second,
                 retries,
                 SSO_ADMIN_RETRYABLE,
-            ),
+            )
+            .with_endpoint(endpoint),
+            client,
             polling,
             batch_status: false,
             boards: Default::default(),
@@ -109,6 +119,14 @@ impl SsoAdmin {
     /// Reports every request and retry to `observer` (the metrics).
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
         self.paced = self.paced.with_observer(observer);
+        self
+    }
+
+    /// Names `endpoint` in the errors of requests that could not reach it (by default the
+    /// `AWS_ENDPOINT_URL_SSO_ADMIN` override or AWS's endpoint for the client's region, which
+    /// is where a client from `crate::aws::sso_admin` sends them).
+    pub fn with_endpoint(mut self, endpoint: String) -> Self {
+        self.paced = self.paced.with_endpoint(endpoint);
         self
     }
 
@@ -150,12 +168,12 @@ impl SsoAdmin {
         let filter = aws_sdk_ssoadmin::types::OperationStatusFilter::builder()
             .status(StatusValues::InProgress)
             .build();
-        let mut out = std::collections::HashSet::new();
-        let mut token: Option<String> = None;
-        loop {
-            let (ids, next) = if create {
+        let filter = &filter;
+        let ids = if create {
+            const LIST: &str = "ListAccountAssignmentCreationStatus";
+            all_pages(LIST, SSO_ADMIN_MAX_PAGES, |token| async move {
                 let page = self
-                    .retried("ListAccountAssignmentCreationStatus", || {
+                    .retried(LIST, || {
                         self.client
                             .list_account_assignment_creation_status()
                             .instance_arn(&self.instance_arn)
@@ -165,15 +183,21 @@ impl SsoAdmin {
                             .send()
                     })
                     .await?;
-                let ids: Vec<String> = page
+                let ids = page
                     .account_assignments_creation_status()
                     .iter()
-                    .filter_map(|s| s.request_id().map(str::to_owned))
-                    .collect();
-                (ids, page.next_token().map(str::to_owned))
-            } else {
+                    .filter_map(|s| s.request_id().map(str::to_owned));
+                Ok::<(Vec<String>, _), DirectoryError>((
+                    ids.collect(),
+                    page.next_token().map(str::to_owned),
+                ))
+            })
+            .await?
+        } else {
+            const LIST: &str = "ListAccountAssignmentDeletionStatus";
+            all_pages(LIST, SSO_ADMIN_MAX_PAGES, |token| async move {
                 let page = self
-                    .retried("ListAccountAssignmentDeletionStatus", || {
+                    .retried(LIST, || {
                         self.client
                             .list_account_assignment_deletion_status()
                             .instance_arn(&self.instance_arn)
@@ -183,33 +207,32 @@ impl SsoAdmin {
                             .send()
                     })
                     .await?;
-                let ids: Vec<String> = page
+                let ids = page
                     .account_assignments_deletion_status()
                     .iter()
-                    .filter_map(|s| s.request_id().map(str::to_owned))
-                    .collect();
-                (ids, page.next_token().map(str::to_owned))
-            };
-            out.extend(ids);
-            match next.filter(|t| !t.is_empty()) {
-                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
-                _ => return Ok(out),
-            }
-        }
+                    .filter_map(|s| s.request_id().map(str::to_owned));
+                Ok::<(Vec<String>, _), DirectoryError>((
+                    ids.collect(),
+                    page.next_token().map(str::to_owned),
+                ))
+            })
+            .await?
+        };
+        Ok(ids.into_iter().collect())
     }
 
     /// Runs `call` under the rate limit, retrying what is retryable with backoff.
     async fn retried<T, E, R, F, Fut>(&self, operation: &str, call: F) -> Result<T, DirectoryError>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: Answered + std::fmt::Debug + 'static,
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     {
         self.paced
             .call(operation, call)
             .await
-            .map_err(|e| aws_error(operation, &e))
+            .map_err(|e| aws_error(operation, self.paced.endpoint(), &e))
     }
 
     /// The principals assigned to `account` with `permission_set` (the seed policy's read).
@@ -218,11 +241,10 @@ impl SsoAdmin {
         account: &AccountId,
         permission_set: &PermissionSetArn,
     ) -> Result<Vec<(PrincipalType, String)>, DirectoryError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        const LIST: &str = "ListAccountAssignments";
+        all_pages(LIST, SSO_ADMIN_MAX_PAGES, |token| async move {
             let page = self
-                .retried("ListAccountAssignments", || {
+                .retried(LIST, || {
                     self.client
                         .list_account_assignments()
                         .instance_arn(&self.instance_arn)
@@ -233,19 +255,19 @@ impl SsoAdmin {
                         .send()
                 })
                 .await?;
-            for a in page.account_assignments() {
-                if let (Some(t), Some(id)) = (a.principal_type(), a.principal_id()) {
-                    out.push((t.clone(), id.to_owned()));
-                }
-            }
-            match page.next_token().filter(|t| !t.is_empty()) {
-                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+            let principals = page.account_assignments().iter().filter_map(|a| {
+                let (t, id) = (a.principal_type()?, a.principal_id()?);
+                Some((t.clone(), id.to_owned()))
+            });
+            Ok((principals.collect(), page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     /// Waits for an asynchronous operation to finish; FAILED becomes an error with AWS's reason.
+    /// A status check that AWS answers with ResourceNotFoundException right after the write
+    /// (eventual consistency: the request id is not known everywhere yet, aws-sso.md §C.1) counts
+    /// as still IN_PROGRESS, within the same budget (`polling.timeout`).
     async fn settle(
         &self,
         operation: &str,
@@ -254,6 +276,8 @@ impl SsoAdmin {
     ) -> Result<Receipt, DirectoryError> {
         let started = tokio::time::Instant::now();
         let mut delay = self.polling.first;
+        // The last status check that AWS answered with "not found", while it still does.
+        let mut unknown: Option<DirectoryError> = None;
         loop {
             match status.status() {
                 Some(StatusValues::Succeeded) => {
@@ -274,19 +298,22 @@ impl SsoAdmin {
                 }
                 _ => {}
             }
+            let id = status.request_id().unwrap_or_default().to_owned();
             if started.elapsed() > self.polling.timeout {
-                return Err(DirectoryError::Other(format!(
-                    "{operation}: still IN_PROGRESS after {:?}",
-                    self.polling.timeout
-                )));
+                let timeout = self.polling.timeout;
+                return Err(DirectoryError::Other(match unknown {
+                    Some(e) => format!(
+                        "{operation}: AWS still did not know request {id} after {timeout:?} of status checks ({e}); whether the change was made is unknown, the next run reads it again"
+                    ),
+                    None => format!("{operation}: still IN_PROGRESS after {timeout:?}"),
+                }));
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.polling.max);
-            let id = status.request_id().unwrap_or_default().to_owned();
             if self.batch_status && self.listed_in_progress(create, &id, started).await? {
                 continue;
             }
-            status = if create {
+            let described = if create {
                 self.retried("DescribeAccountAssignmentCreationStatus", || {
                     self.client
                         .describe_account_assignment_creation_status()
@@ -294,8 +321,8 @@ impl SsoAdmin {
                         .account_assignment_creation_request_id(&id)
                         .send()
                 })
-                .await?
-                .account_assignment_creation_status
+                .await
+                .map(|o| o.account_assignment_creation_status)
             } else {
                 self.retried("DescribeAccountAssignmentDeletionStatus", || {
                     self.client
@@ -304,14 +331,32 @@ impl SsoAdmin {
                         .account_assignment_deletion_request_id(&id)
                         .send()
                 })
-                .await?
-                .account_assignment_deletion_status
+                .await
+                .map(|o| o.account_assignment_deletion_status)
+            };
+            match described {
+                Ok(Some(now)) => {
+                    status = now;
+                    unknown = None;
+                }
+                Ok(None) => {
+                    return Err(DirectoryError::Other(format!(
+                        "{operation}: the status answer is empty"
+                    )));
+                }
+                Err(e) if is_not_found(&e) => {
+                    tracing::debug!(operation, request = %id, "status not known yet; still waiting");
+                    unknown = Some(e);
+                }
+                Err(e) => return Err(e),
             }
-            .ok_or_else(|| {
-                DirectoryError::Other(format!("{operation}: the status answer is empty"))
-            })?;
         }
     }
+}
+
+/// AWS answered ResourceNotFoundException.
+fn is_not_found(e: &DirectoryError) -> bool {
+    matches!(e, DirectoryError::Aws { detail, .. } if detail.starts_with("ResourceNotFoundException"))
 }
 
 impl AccountAssignments for SsoAdmin {
@@ -325,11 +370,10 @@ impl AccountAssignments for SsoAdmin {
         &self,
         group: &GroupId,
     ) -> Result<Vec<(AccountId, PermissionSetArn)>, DirectoryError> {
-        let mut out = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
+        const LIST: &str = "ListAccountAssignmentsForPrincipal";
+        all_pages(LIST, SSO_ADMIN_MAX_PAGES, |token| async move {
             let page = self
-                .retried("ListAccountAssignmentsForPrincipal", || {
+                .retried(LIST, || {
                     self.client
                         .list_account_assignments_for_principal()
                         .instance_arn(&self.instance_arn)
@@ -340,16 +384,13 @@ impl AccountAssignments for SsoAdmin {
                         .send()
                 })
                 .await?;
-            for a in page.account_assignments() {
-                if let (Some(account), Some(ps)) = (a.account_id(), a.permission_set_arn()) {
-                    out.push((AccountId::from(account), PermissionSetArn::from(ps)));
-                }
-            }
-            match page.next_token().filter(|t| !t.is_empty()) {
-                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_owned()),
-                _ => return Ok(out),
-            }
-        }
+            let assignments = page.account_assignments().iter().filter_map(|a| {
+                let (account, ps) = (a.account_id()?, a.permission_set_arn()?);
+                Some((AccountId::from(account), PermissionSetArn::from(ps)))
+            });
+            Ok((assignments.collect(), page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn groups_on(
@@ -406,11 +447,7 @@ impl AccountAssignments for SsoAdmin {
             Ok(out) => out.account_assignment_deletion_status.ok_or_else(|| {
                 DirectoryError::Other("DeleteAccountAssignment: the answer is empty".into())
             })?,
-            Err(DirectoryError::Aws { detail, .. })
-                if detail.starts_with("ResourceNotFoundException") =>
-            {
-                return Ok(Receipt::default());
-            }
+            Err(e) if is_not_found(&e) => return Ok(Receipt::default()),
             Err(e) => return Err(e),
         };
         self.settle("DeleteAccountAssignment", status, false).await

@@ -219,32 +219,28 @@ impl ScimClient {
         })
     }
 
-    /// Every resource of a listing, following `nextCursor` to the last page.
+    /// Every resource of a listing, following `nextCursor` to the last page; a cursor that
+    /// comes back, or a listing longer than AWS's limits allow, is an error (`crate::paging`).
     async fn list_all(
         &self,
-        operation: &str,
+        operation: &'static str,
         path: &str,
         filter: Option<&str>,
     ) -> Result<Vec<Value>, DirectoryError> {
-        let mut out = Vec::new();
-        let mut cursor = String::new();
         let count = PAGE.to_string();
-        loop {
+        crate::paging::all_pages(operation, crate::paging::SCIM_MAX_PAGES, |cursor| {
+            let cursor = cursor.unwrap_or_default();
             let mut query = vec![("cursor", cursor.as_str()), ("count", count.as_str())];
             if let Some(f) = filter {
                 query.push(("filter", f));
             }
-            let answer = self
-                .call(operation, Method::GET, self.url(path, &query), None, &[])
-                .await?;
-            let (resources, next_cursor) =
-                parse_list(operation, answer.status.as_u16(), answer.body)?;
-            out.extend(resources);
-            match next_cursor {
-                Some(next) if next != cursor => cursor = next,
-                _ => return Ok(out),
+            let url = self.url(path, &query);
+            async move {
+                let answer = self.call(operation, Method::GET, url, None, &[]).await?;
+                parse_list(operation, answer.status.as_u16(), answer.body)
             }
-        }
+        })
+        .await
     }
 
     pub async fn list_groups(&self) -> Result<Vec<GroupRecord>, DirectoryError> {
@@ -463,17 +459,26 @@ pub fn parse_list(
         request_id: None,
     })?;
     let next = page.next_cursor.filter(|c| !c.is_empty());
-    // RFC 7644 lets an empty result leave out `Resources`; anything else without it is not a
-    // listing, and reading it as "nothing there" would be a partial read taken for the truth.
+    // An empty listing is accepted in the shapes docs/aws-wire-reference.md §5.5 documents:
+    // `Resources: []` (cursor mode has no `totalResults`; with it, it must be 0), or no
+    // `Resources` with `totalResults: 0` (RFC 7644 lets an empty result leave them out).
+    // Anything else is not a listing, and reading it as "nothing there" would be a partial
+    // read taken for the truth.
+    let refused = |detail: String| DirectoryError::Aws {
+        operation: operation.to_owned(),
+        status,
+        detail: format!("not a SCIM ListResponse: {detail}"),
+        request_id: None,
+    };
     match (page.resources, page.total_results) {
+        (Some(resources), Some(total)) if resources.is_empty() && total > 0 && next.is_none() => {
+            Err(refused(format!(
+                "totalResults is {total} but the last page holds no Resources"
+            )))
+        }
         (Some(resources), _) => Ok((resources, next)),
         (None, Some(0)) => Ok((Vec::new(), next)),
-        (None, _) => Err(DirectoryError::Aws {
-            operation: operation.to_owned(),
-            status,
-            detail: "not a SCIM ListResponse: no Resources and no totalResults of 0".into(),
-            request_id: None,
-        }),
+        (None, _) => Err(refused("no Resources and no totalResults of 0".into())),
     }
 }
 
@@ -586,6 +591,8 @@ impl crate::directory::IdentityStore for ScimClient {
 mod tests {
     use super::*;
 
+    const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
     #[test]
     fn the_endpoint_joins_with_or_without_a_trailing_slash() {
         for endpoint in [
@@ -621,8 +628,23 @@ mod tests {
             let err = parse_list("ListGroups", 200, body.clone()).unwrap_err();
             assert!(err.to_string().contains("ListGroups"), "{body}: {err}");
         }
-        let (empty, next) = parse_list("ListGroups", 200, json!({"totalResults": 0})).unwrap();
-        assert!(empty.is_empty() && next.is_none());
+        // The empty shapes AWS's documentation shows (cursor mode, index mode, RFC 7644's).
+        for body in [
+            json!({"schemas": [LIST], "itemsPerPage": 0, "Resources": []}),
+            json!({"schemas": [LIST], "totalResults": 0, "itemsPerPage": 0, "startIndex": 1, "Resources": []}),
+            json!({"schemas": [LIST], "totalResults": 0}),
+        ] {
+            let (empty, next) = parse_list("ListGroups", 200, body.clone()).unwrap();
+            assert!(empty.is_empty() && next.is_none(), "{body}");
+        }
+        // An empty last page that claims results is a listing cut short.
+        let err = parse_list(
+            "ListGroups",
+            200,
+            json!({"schemas": [LIST], "totalResults": 3, "Resources": []}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("totalResults is 3"), "{err}");
         let (one, next) = parse_list(
             "ListGroups",
             200,
