@@ -91,6 +91,27 @@ impl Server {
         self.get(path).await.unwrap().json().await.unwrap()
     }
 
+    /// Sends SIGTERM and waits for a clean exit; returns how long it took.
+    async fn terminate(&mut self, limit: Duration) -> Duration {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{status}");
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < limit, "still running after {limit:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn runs(&self) -> Vec<Value> {
         self.json("/v1/runs").await["runs"]
             .as_array()
@@ -426,23 +447,7 @@ async fn sigterm_stops_it_cleanly() {
     let mut server = start(&s, 3600).await;
     server.finished_by("startup").await;
     assert_eq!(server.post("", &[bearer()]).await.0, 202);
-    let pid = server.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = Instant::now();
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(25), "still running");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.terminate(Duration::from_secs(25)).await;
 
     // Debug logs of a whole life (start-up sync through STS, SCIM and sso-admin, a webhook
     // call, shutdown) name no secret.
@@ -452,4 +457,15 @@ async fn sigterm_stops_it_cleanly() {
         let leak = log.lines().find(|l| l.contains(secret));
         assert!(leak.is_none(), "{secret} in the log: {leak:?}");
     }
+}
+
+/// An idle server (its start-up sync done, nothing queued) exits at once on SIGTERM, rather than
+/// waiting out the 20 s grace period for a worker that missed the wake-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_server_exits_within_two_seconds_of_sigterm() {
+    let s = setup().await;
+    let mut server = start(&s, 3600).await;
+    server.finished_by("startup").await;
+    let took = server.terminate(Duration::from_secs(25)).await;
+    assert!(took < Duration::from_secs(2), "took {took:?}");
 }

@@ -146,7 +146,18 @@ impl Runs {
 
     /// Waits for the queued run and marks it running. `None` once shut down.
     pub async fn next(&self) -> Option<(RunId, Scope)> {
+        self.next_then(|| {}).await
+    }
+
+    /// [`Runs::next`], with `between` called after the state was read and before the wait:
+    /// where a `close()` used to be lost, so that a test can put one there.
+    async fn next_then(&self, between: impl Fn()) -> Option<(RunId, Scope)> {
         loop {
+            // Registered before the state is read: `notify_waiters` in `close()` wakes only
+            // registered waiters, and an idle worker would otherwise sleep through shutdown.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             {
                 let mut state = self.state.lock().expect("runs lock");
                 if state.closed {
@@ -160,7 +171,8 @@ impl Runs {
                     return Some((id, run.scope.clone()));
                 }
             }
-            self.wake.notified().await;
+            between();
+            woken.await;
         }
     }
 
@@ -255,5 +267,15 @@ mod tests {
         assert_eq!(runs.get(third.run_id).unwrap().status, RunStatus::Cancelled);
         assert!(runs.enqueue(Scope::All, Trigger::Schedule).is_none());
         assert!(runs.next().await.is_none());
+    }
+
+    /// An idle worker has read the state (nothing queued, not closed) and is about to wait when
+    /// shutdown closes the queue: it must still wake, or shutdown waits out the grace period.
+    #[tokio::test(start_paused = true)]
+    async fn a_close_between_reading_the_state_and_waiting_still_wakes_the_worker() {
+        let runs = Runs::default();
+        let next = runs.next_then(|| runs.close());
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(1), next).await;
+        assert!(matches!(woke, Ok(None)), "slept through close(): {woke:?}");
     }
 }
