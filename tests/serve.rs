@@ -1,12 +1,15 @@
 //! `aws-replicator serve` as a process on a free loopback port, against the emulator (SCIM and
 //! sso-admin) with moto's STS: the schedule, the webhook and its refusals, coalescing, scoped
-//! runs, `/metrics` read by the Prometheus project's own OpenMetrics parser, and SIGTERM.
+//! runs, `/metrics` read by the Prometheus project's own OpenMetrics parser, readiness that
+//! ages, the run deadline against a meshStack that never answers, and SIGTERM.
 
 mod common;
 
 use common::cli::{Setup, setup};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,11 +31,16 @@ impl Drop for Server {
 }
 
 fn replicator(interval: u64) -> String {
+    replicator_with(interval, "")
+}
+
+/// The test settings, with `serve` fields added (`, run-deadline-seconds = 2`).
+fn replicator_with(interval: u64, serve: &str) -> String {
     format!(
         "T.Replicator::{{ schedule = {{ interval-seconds = {interval}, jitter-seconds = 0 }}, \
          rate-limits = {{ scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }}, \
          serve = T.Replicator.default.serve // {{ webhook-token = Some \"{TOKEN}\", \
-         webhook-hmac-secret = Some \"{HMAC_SECRET}\", max-body-bytes = 256 }} }}"
+         webhook-hmac-secret = Some \"{HMAC_SECRET}\", max-body-bytes = 256{serve} }} }}"
     )
 }
 
@@ -45,23 +53,37 @@ fn free_port() -> u16 {
 }
 
 async fn start(s: &Setup, interval: u64) -> Server {
+    let name = format!("serve-{interval}");
     let config = s.config(
-        &format!("serve-{interval}.dhall"),
+        &format!("{name}.dhall"),
         "%s.%s.%4\\$s",
         &replicator(interval),
     );
+    std::fs::copy(SNAPSHOT, s.dir.path().join("snapshot.json")).unwrap();
+    let snapshot = s.dir.path().join("snapshot.json");
+    spawn(
+        s,
+        &name,
+        &config,
+        &[OsStr::new("--snapshot"), snapshot.as_os_str()],
+    )
+    .await
+}
+
+/// `serve --config CONFIG ARGS…` on a free port, logging at debug level to `NAME.log`; returns
+/// once it answers.
+async fn spawn(s: &Setup, name: &str, config: &Path, args: &[&OsStr]) -> Server {
     let port = free_port();
     let child = s
         .command()
-        .args(["serve", "--config", config.to_str().unwrap(), "--snapshot"])
-        .arg(s.dir.path().join("snapshot.json"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(args)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("AWS_REPLICATOR_LOG", "debug")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(s.dir.path().join(format!("serve-{interval}.log"))).unwrap())
+        .stderr(std::fs::File::create(s.dir.path().join(format!("{name}.log"))).unwrap())
         .spawn()
         .unwrap();
-    std::fs::copy(SNAPSHOT, s.dir.path().join("snapshot.json")).unwrap();
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
@@ -468,4 +490,103 @@ async fn an_idle_server_exits_within_two_seconds_of_sigterm() {
     server.finished_by("startup").await;
     let took = server.terminate(Duration::from_secs(25)).await;
     assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+/// A whole run has `run-deadline-seconds`: with a meshStack that accepts connections and never
+/// answers, the start-up run fails at the deadline instead of hanging, and the server stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_against_a_meshstack_that_never_answers_fails_at_its_deadline() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let meshstack = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let s = setup().await;
+    let config = s.config(
+        "deadline.dhall",
+        "%s.%s.%4\\$s",
+        &replicator_with(3600, ", run-deadline-seconds = 2"),
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("https://meshstack.example.com", &meshstack);
+    std::fs::write(&config, text).unwrap();
+    let started = Instant::now();
+    let server = spawn(&s, "deadline", &config, &[]).await;
+    let run = server.finished_by("startup").await;
+    assert!(started.elapsed() < Duration::from_secs(20), "{run}");
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(
+        run["error"], "run exceeded its deadline of 2 s (replicator.serve.run-deadline-seconds)",
+        "{run}"
+    );
+    assert_eq!(server.get("/readyz").await.unwrap().status(), 503);
+    let samples = parse_openmetrics(&server.metrics().await);
+    assert_eq!(
+        sample(
+            &samples,
+            "aws_replicator_syncs_total{outcome=failed,scope=all}"
+        ),
+        Some(1.0)
+    );
+}
+
+/// `/readyz` turns unready once the last successful sync is older than
+/// `ready-max-age-seconds`, with the reason, and ready again after the next success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_lapses_when_syncs_stop_succeeding() {
+    let s = setup().await;
+    let config = s.config(
+        "ready-age.dhall",
+        "%s.%s.%4\\$s",
+        &replicator_with(1, ", ready-max-age-seconds = 3"),
+    );
+    let snapshot = s.dir.path().join("snapshot.json");
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let server = spawn(
+        &s,
+        "ready-age",
+        &config,
+        &[OsStr::new("--snapshot"), snapshot.as_os_str()],
+    )
+    .await;
+    assert_eq!(server.finished_by("startup").await["status"], "succeeded");
+    assert_eq!(server.get("/readyz").await.unwrap().status(), 200);
+
+    // Every run from now on fails: the snapshot cannot be read.
+    std::fs::write(&snapshot, "not a snapshot").unwrap();
+    let lapsed = Instant::now();
+    let reason = loop {
+        let response = server.get("/readyz").await.unwrap();
+        if response.status() == 503 {
+            break response.json::<Value>().await.unwrap()["error"].clone();
+        }
+        assert!(
+            lapsed.elapsed() < Duration::from_secs(30),
+            "still ready long after the last success"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = reason.as_str().unwrap();
+    assert!(
+        reason.contains("replicator.serve.ready-max-age-seconds (3 s)"),
+        "{reason}"
+    );
+    assert!(
+        lapsed.elapsed() >= Duration::from_secs(1),
+        "unready too early: {reason}"
+    );
+
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let restored = Instant::now();
+    while server.get("/readyz").await.unwrap().status() != 200 {
+        assert!(
+            restored.elapsed() < Duration::from_secs(30),
+            "not ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

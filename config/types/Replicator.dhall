@@ -40,6 +40,10 @@
                                `X-Signature-256: sha256=<hex>` header over the body (import both
                                with `env:`); with neither, POST /v1/sync is refused. Bodies larger
                                than max-body-bytes are refused.
+        run-deadline-seconds           a run (meshStack read, accounts, observe, apply) that takes
+                                       longer is stopped and fails; the next run resumes
+        ready-max-age-seconds          /readyz answers 503 once the last successful sync is older
+                                       than this (keep it above interval-seconds + jitter-seconds)
 -}
 let LandingZone = ./LandingZone.dhall
 
@@ -77,6 +81,8 @@ let Settings =
           , webhook-token : Optional Text
           , webhook-hmac-secret : Optional Text
           , max-body-bytes : Natural
+          , run-deadline-seconds : Natural
+          , ready-max-age-seconds : Natural
           }
       }
 
@@ -109,6 +115,8 @@ let default =
         , webhook-token = None Text
         , webhook-hmac-secret = None Text
         , max-body-bytes = 4096
+        , run-deadline-seconds = 3600
+        , ready-max-age-seconds = 7200
         }
       }
 

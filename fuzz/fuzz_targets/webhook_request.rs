@@ -14,6 +14,8 @@ fuzz_target!(|data: (&str, &str, &[u8])| {
         webhook_token: Some(Secret::new("token-0123456789abcdef")),
         webhook_hmac_secret: Some(Secret::new("hmac-secret-0123456789")),
         max_body_bytes: 4096,
+        run_deadline_seconds: 3600,
+        ready_max_age_seconds: 7200,
     };
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(authorization) {

@@ -3,12 +3,15 @@
 //! - A scheduler queues a full sync at start-up and then every interval (plus jitter).
 //! - `POST /v1/sync` queues one on demand, for everything or one project, after checking the
 //!   caller (bearer token or HMAC-SHA256 over the body, compared in constant time).
-//! - One worker runs the queued syncs one at a time (`runs.rs` coalesces the triggers).
-//! - `GET /v1/runs[/{id}]`, `/healthz`, `/readyz` (after the first successful observation),
-//!   `/metrics` (OpenMetrics).
-//! - SIGTERM/Ctrl-C: no new runs; the running one gets a grace period to finish, then stops.
+//! - One worker runs the queued syncs one at a time, each within the run deadline
+//!   (`worker.rs`; `runs.rs` coalesces the triggers).
+//! - `GET /v1/runs[/{id}]`, `/healthz`, `/readyz` (after the first observation, and while the
+//!   last successful sync is recent), `/metrics` (OpenMetrics).
+//! - SIGTERM/Ctrl-C: no new runs; the running one gets a grace period to finish, then stops and
+//!   is recorded as interrupted.
 
 mod runs;
+mod worker;
 
 use crate::audit::Audit;
 use crate::config::Config;
@@ -35,9 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub use runs::{Enqueued, Run, RunId, RunStatus, RunSummary, Runs, Trigger};
-
-/// How long a running sync may go on after a shutdown signal before it is stopped.
-const GRACE: Duration = Duration::from_secs(20);
+pub use worker::GRACE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -75,7 +76,9 @@ struct Service {
     saml_roles: std::sync::RwLock<Option<serde_json::Value>>,
     runs: Runs,
     metrics: Arc<Metrics>,
+    /// AWS IAM Identity Center (or, on the meshIdB path, the accounts) has been read once.
     ready: AtomicBool,
+    started: tokio::time::Instant,
 }
 
 /// Serves until `shutdown` resolves; returns once the running sync has finished or stopped.
@@ -116,6 +119,7 @@ pub async fn serve(
         runs: Runs::default(),
         metrics,
         ready: AtomicBool::new(false),
+        started: tokio::time::Instant::now(),
         config,
     });
     tracing::info!(address = %options.listen, "serving");
@@ -134,18 +138,19 @@ pub async fn serve(
     let server = axum::serve(listener, router(service.clone())).with_graceful_shutdown(signalled);
     // The worker runs on this task rather than a spawned one: the sync's futures borrow in ways
     // the compiler cannot yet prove `Send` (rust-lang/rust#102211).
-    let worker = async {
-        let work = work(service.clone());
-        tokio::pin!(work);
-        tokio::select! {
-            () = &mut work => {}
-            () = async {
-                let _ = stop_rx.wait_for(|stopped| *stopped).await;
-                tokio::time::sleep(GRACE).await;
-            } => tracing::warn!("the running sync did not finish in {GRACE:?}; stopped"),
-        }
+    let runner = worker::Worker {
+        runs: &service.runs,
+        metrics: &service.metrics,
+        deadline: Duration::from_secs(service.config.replicator.serve.run_deadline_seconds),
     };
-    let (served, ()) = tokio::join!(server.into_future(), worker);
+    let stopping = async {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+    };
+    let work = runner.work(stopping, |scope| {
+        let service = &service;
+        async move { service.run(&scope).await }
+    });
+    let (served, ()) = tokio::join!(server.into_future(), work);
     scheduler.abort();
     served.map_err(ServerError::Serve)
 }
@@ -182,41 +187,6 @@ async fn schedule(service: Arc<Service>) {
             u64::from(nanos) % (schedule.jitter_seconds + 1)
         };
         tokio::time::sleep(Duration::from_secs(schedule.interval_seconds + jitter)).await;
-    }
-}
-
-async fn work(service: Arc<Service>) {
-    while let Some((id, scope)) = service.runs.next().await {
-        let started = std::time::Instant::now();
-        let outcome = service.run(&scope).await;
-        let seconds = started.elapsed().as_secs_f64();
-        let scoped = scope != Scope::All;
-        match outcome {
-            Ok(summary) => {
-                let ok = summary.failed == 0 && summary.skipped == 0 && summary.remaining == 0;
-                service.metrics.record_sync(scoped, ok, seconds);
-                tracing::info!(
-                    run = id,
-                    applied = summary.applied,
-                    failed = summary.failed,
-                    remaining = summary.remaining,
-                    "sync finished"
-                );
-                let status = if ok {
-                    RunStatus::Succeeded
-                } else {
-                    RunStatus::Failed
-                };
-                service.runs.finish(id, status, Some(summary), None);
-            }
-            Err(error) => {
-                service.metrics.record_sync(scoped, false, seconds);
-                tracing::error!(run = id, %error, "sync failed");
-                service
-                    .runs
-                    .finish(id, RunStatus::Failed, None, Some(error));
-            }
-        }
     }
 }
 
@@ -406,13 +376,43 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn readyz(State(service): State<Arc<Service>>) -> Response {
-    if service.ready.load(Ordering::Relaxed) {
-        "ready".into_response()
-    } else {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: AWS IAM Identity Center has not been read yet",
-        )
+    let max_age = Duration::from_secs(service.config.replicator.serve.ready_max_age_seconds);
+    match unready(
+        service.ready.load(Ordering::Relaxed),
+        service.runs.succeeded_at().map(|at| at.elapsed()),
+        service.started.elapsed(),
+        max_age,
+    ) {
+        None => "ready".into_response(),
+        Some(reason) => error(StatusCode::SERVICE_UNAVAILABLE, &reason),
+    }
+}
+
+/// Why `/readyz` says no, if it does: nothing read yet, or no successful sync for longer than
+/// `max_age` (counted from start-up until the first one). A replicator whose syncs keep failing
+/// is alive but not doing its job, and an orchestrator or alert should see that.
+fn unready(
+    observed: bool,
+    since_success: Option<Duration>,
+    since_start: Duration,
+    max_age: Duration,
+) -> Option<String> {
+    if !observed {
+        return Some("not ready: AWS IAM Identity Center has not been read yet".into());
+    }
+    let limit = max_age.as_secs();
+    match since_success {
+        Some(age) if age > max_age => Some(format!(
+            "not ready: the last successful sync was {} s ago, more than \
+             replicator.serve.ready-max-age-seconds ({limit} s)",
+            age.as_secs()
+        )),
+        None if since_start > max_age => Some(format!(
+            "not ready: no sync has succeeded in the {} s since start-up, more than \
+             replicator.serve.ready-max-age-seconds ({limit} s)",
+            since_start.as_secs()
+        )),
+        _ => None,
     }
 }
 
@@ -559,4 +559,27 @@ fn hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_needs_a_first_read_and_then_a_recent_success() {
+        let s = Duration::from_secs;
+        let max = s(100);
+        let not_read = unready(false, None, s(1), max).unwrap();
+        assert!(not_read.contains("not been read"), "{not_read}");
+        assert_eq!(unready(true, None, s(100), max), None);
+        assert_eq!(unready(true, Some(s(100)), s(10_000), max), None);
+        let old = unready(true, Some(s(101)), s(10_000), max).unwrap();
+        assert!(
+            old.contains("101 s ago")
+                && old.contains("replicator.serve.ready-max-age-seconds (100 s)"),
+            "{old}"
+        );
+        let never = unready(true, None, s(101), max).unwrap();
+        assert!(never.contains("no sync has succeeded"), "{never}");
+    }
 }

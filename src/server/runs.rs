@@ -7,6 +7,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 pub type RunId = u64;
 
@@ -19,8 +20,11 @@ pub enum RunStatus {
     Succeeded,
     /// Something could not be read or applied; `error` and `problems` say what.
     Failed,
-    /// Stopped by shutdown before it finished.
+    /// Queued when shutdown came, never started.
     Cancelled,
+    /// Running when shutdown came, and stopped at the end of the grace period; the next run
+    /// completes what it left (every change is idempotent).
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,6 +84,8 @@ struct State {
     queued: Option<RunId>,
     running: Option<RunId>,
     closed: bool,
+    /// When the last run that succeeded finished, for `/readyz`.
+    succeeded_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -187,6 +193,9 @@ impl Runs {
         if state.running == Some(id) {
             state.running = None;
         }
+        if status == RunStatus::Succeeded {
+            state.succeeded_at = Some(Instant::now());
+        }
         if let Some(run) = state.runs.get_mut(&id) {
             run.status = status;
             run.finished_at = Some(crate::audit::now());
@@ -197,6 +206,11 @@ impl Runs {
 
     pub fn get(&self, id: RunId) -> Option<Run> {
         self.state.lock().expect("runs lock").runs.get(&id).cloned()
+    }
+
+    /// When the last successful run finished.
+    pub fn succeeded_at(&self) -> Option<Instant> {
+        self.state.lock().expect("runs lock").succeeded_at
     }
 
     /// The kept runs, newest first.
@@ -277,5 +291,20 @@ mod tests {
         let next = runs.next_then(|| runs.close());
         let woke = tokio::time::timeout(std::time::Duration::from_secs(1), next).await;
         assert!(matches!(woke, Ok(None)), "slept through close(): {woke:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_success_is_when_a_run_last_succeeded() {
+        let runs = Runs::default();
+        assert!(runs.succeeded_at().is_none());
+        runs.enqueue(Scope::All, Trigger::Startup).unwrap();
+        let (id, _) = runs.next().await.unwrap();
+        runs.finish(id, RunStatus::Succeeded, None, None);
+        let at = runs.succeeded_at().unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        runs.enqueue(Scope::All, Trigger::Schedule).unwrap();
+        let (id, _) = runs.next().await.unwrap();
+        runs.finish(id, RunStatus::Failed, None, Some("no".into()));
+        assert_eq!(runs.succeeded_at(), Some(at), "a failure does not count");
     }
 }
