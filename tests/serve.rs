@@ -1,7 +1,8 @@
 //! `aws-replicator serve` as a process on a free loopback port, against the emulator (SCIM and
-//! sso-admin) with moto's STS: the schedule, the webhook and its refusals, coalescing, scoped
-//! runs, `/metrics` read by the Prometheus project's own OpenMetrics parser, readiness that
-//! ages, the run deadline against a meshStack that never answers, and SIGTERM.
+//! sso-admin) with moto's STS: the schedule, the webhook and its refusals (signatures that are
+//! stale, replayed or for another request), coalescing, scoped runs, run records only with
+//! credentials, `/metrics` read by the Prometheus project's own OpenMetrics parser, readiness
+//! that ages, the run deadline against a meshStack that never answers, and SIGTERM.
 
 mod common;
 
@@ -109,8 +110,28 @@ impl Server {
             .ok()
     }
 
+    /// An authenticated GET (the bearer token), as JSON.
     async fn json(&self, path: &str) -> Value {
-        self.get(path).await.unwrap().json().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A GET with these headers: status and JSON body (`null` when not JSON).
+    async fn get_with(&self, path: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, v);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns how long it took.
@@ -199,17 +220,47 @@ fn bearer() -> (&'static str, String) {
     ("authorization", format!("Bearer {TOKEN}"))
 }
 
-fn signature(body: &str) -> (&'static str, String) {
+fn hmac_hex(text: &[u8]) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HMAC_SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let hex: String = mac
-        .finalize()
+    mac.update(text);
+    mac.finalize()
         .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    ("x-signature-256", format!("sha256={hex}"))
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The headers of the README's scheme, written out here rather than taken from the crate:
+/// HMAC-SHA256 of `"{timestamp}\n{METHOD}\n{path?query}\n"` + body, signed at `at`.
+fn signed_at(at: u64, method: &str, target: &str, body: &str) -> Vec<(&'static str, String)> {
+    let text = format!("{at}\n{method}\n{target}\n{body}");
+    vec![
+        ("x-timestamp", at.to_string()),
+        (
+            "x-signature-256",
+            format!("sha256={}", hmac_hex(text.as_bytes())),
+        ),
+    ]
+}
+
+fn signed(method: &str, target: &str, body: &str) -> Vec<(&'static str, String)> {
+    signed_at(unix_now(), method, target, body)
+}
+
+/// The scheme before #16: the HMAC of the body alone, now refused.
+fn body_only_signature(body: &str) -> (&'static str, String) {
+    (
+        "x-signature-256",
+        format!("sha256={}", hmac_hex(body.as_bytes())),
+    )
 }
 
 /// Parses OpenMetrics text with the Prometheus project's Python client (installed by
@@ -382,7 +433,37 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
                 .0,
             401,
         ),
-        (server.post(scoped, &[signature("{}")]).await.0, 401),
+        (
+            server.post(scoped, &[body_only_signature(scoped)]).await.0,
+            401,
+        ),
+        (
+            server
+                .post(
+                    scoped,
+                    &[
+                        body_only_signature(scoped),
+                        ("x-timestamp", unix_now().to_string()),
+                    ],
+                )
+                .await
+                .0,
+            401,
+        ),
+        (
+            server
+                .post(scoped, &signed("POST", "/v1/sync", "{}"))
+                .await
+                .0,
+            401,
+        ),
+        (
+            server
+                .post(scoped, &signed("POST", "/v1/runs", scoped))
+                .await
+                .0,
+            401,
+        ),
         (server.post(&"x".repeat(300), &[bearer()]).await.0, 413),
         (server.post("{\"workspace\": 1}", &[bearer()]).await.0, 400),
         (
@@ -399,6 +480,20 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
     let (status, body) = server.post(scoped, &[]).await;
     assert_eq!(status, 401);
     assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    for (skew, label) in [(-301, "stale"), (301, "stale")] {
+        let at = unix_now().checked_add_signed(skew).unwrap();
+        let (status, body) = server
+            .post(scoped, &signed_at(at, "POST", "/v1/sync", scoped))
+            .await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body["error"].as_str().unwrap().starts_with(label), "{body}");
+    }
+    let (status, body) = server.post(scoped, &signed("POST", "/v1/sync", "{}")).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("bad signature"),
+        "{body}"
+    );
     assert_eq!(
         server.runs().await.len(),
         runs_before,
@@ -421,8 +516,16 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
             .insert(stranger.clone());
     }
     s.running.emulator.load(state);
-    let (status, body) = server.post(scoped, &[signature(scoped)]).await;
+    let signature = signed("POST", "/v1/sync", scoped);
+    let (status, body) = server.post(scoped, &signature).await;
     assert_eq!(status, 202, "{body}");
+    // The same request again, within the window: a replay.
+    let (status, replayed) = server.post(scoped, &signature).await;
+    assert_eq!(status, 401, "{replayed}");
+    assert!(
+        replayed["error"].as_str().unwrap().starts_with("replayed"),
+        "{replayed}"
+    );
     let run = server.finished(body["run_id"].as_u64().unwrap()).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["projects"], serde_json::json!(["acme.web"]));
@@ -490,6 +593,62 @@ async fn an_idle_server_exits_within_two_seconds_of_sigterm() {
     server.finished_by("startup").await;
     let took = server.terminate(Duration::from_secs(25)).await;
     assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+/// `GET /v1/runs[/{id}]` need the webhook's credentials (the run records name projects and
+/// problems); `/healthz`, `/readyz` and `/metrics` stay open and name nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_records_need_credentials_and_the_open_routes_carry_no_identity() {
+    let s = setup().await;
+    let server = start(&s, 3600).await;
+    let run = server.finished_by("startup").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = run["id"].as_u64().unwrap();
+    let one = format!("/v1/runs/{id}");
+    for path in ["/v1/runs", one.as_str()] {
+        for headers in [
+            vec![],
+            vec![("authorization", "Bearer wrong".to_owned())],
+            signed("GET", "/v1/runs/999", ""),
+            signed("POST", path, ""),
+            signed_at(unix_now() - 400, "GET", path, ""),
+        ] {
+            let (status, body) = server.get_with(path, &headers).await;
+            assert_eq!(status, 401, "{path} {headers:?}: {body}");
+            assert!(body.get("runs").is_none() && body.get("id").is_none());
+        }
+        let (status, body) = server.get_with(path, &[bearer()]).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let signature = signed("GET", path, "");
+        let (status, body) = server.get_with(path, &signature).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let (status, body) = server.get_with(path, &signature).await;
+        assert_eq!(status, 401, "{path} replayed: {body}");
+    }
+    // The query is signed too.
+    let signature = signed("GET", "/v1/runs?limit=1", "");
+    assert_eq!(server.get_with("/v1/runs?limit=1", &signature).await.0, 200);
+
+    let identities = [
+        "alice@acme.example",
+        "bob@acme.example",
+        "carol@globex.example",
+        "111111111111",
+        "222222222222",
+        "333333333333",
+        "acme",
+        "globex",
+        TOKEN,
+        HMAC_SECRET,
+    ];
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = server.get(path).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let text = response.text().await.unwrap();
+        for identity in identities {
+            assert!(!text.contains(identity), "{identity} in {path}");
+        }
+    }
 }
 
 /// A whole run has `run-deadline-seconds`: with a meshStack that accepts connections and never

@@ -2,14 +2,16 @@
 //!
 //! - A scheduler queues a full sync at start-up and then every interval (plus jitter).
 //! - `POST /v1/sync` queues one on demand, for everything or one project, after checking the
-//!   caller (bearer token or HMAC-SHA256 over the body, compared in constant time).
+//!   caller (`auth.rs`: bearer token, or an HMAC-SHA256 signature over timestamp, method, path
+//!   and body that cannot be replayed).
 //! - One worker runs the queued syncs one at a time, each within the run deadline
 //!   (`worker.rs`; `runs.rs` coalesces the triggers).
-//! - `GET /v1/runs[/{id}]`, `/healthz`, `/readyz` (after the first observation, and while the
-//!   last successful sync is recent), `/metrics` (OpenMetrics).
+//! - `GET /v1/runs[/{id}]` (authenticated like the webhook), `/healthz`, `/readyz` (after the
+//!   first observation, and while the last successful sync is recent), `/metrics` (OpenMetrics).
 //! - SIGTERM/Ctrl-C: no new runs; the running one gets a grace period to finish, then stops and
 //!   is recorded as interrupted.
 
+mod auth;
 mod runs;
 mod worker;
 
@@ -24,19 +26,21 @@ use crate::sso::scim::ScimClient;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use serde_json::json;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use auth::{
+    Caller, REPLAY_CAPACITY, Refusal, Replays, WINDOW_SECONDS, authenticate, canonical,
+    check_request,
+};
 pub use runs::{Enqueued, Run, RunId, RunStatus, RunSummary, Runs, Trigger};
 pub use worker::GRACE;
 
@@ -79,6 +83,8 @@ struct Service {
     /// AWS IAM Identity Center (or, on the meshIdB path, the accounts) has been read once.
     ready: AtomicBool,
     started: tokio::time::Instant,
+    /// The signatures of signed requests seen within their window.
+    replays: Mutex<Replays>,
 }
 
 /// Serves until `shutdown` resolves; returns once the running sync has finished or stopped.
@@ -120,6 +126,7 @@ pub async fn serve(
         metrics,
         ready: AtomicBool::new(false),
         started: tokio::time::Instant::now(),
+        replays: Mutex::default(),
         config,
     });
     tracing::info!(address = %options.listen, "serving");
@@ -345,15 +352,15 @@ impl Service {
 }
 
 /// `GET /v1/saml-roles[?user=U]` (meshIdB): each user's `role ARN,provider ARN` pairs as of the
-/// last run, for meshIdB's assertions. Needs the webhook's bearer token (or an HMAC signature
-/// of the empty body).
+/// last run, for meshIdB's assertions. Authenticated like the webhook.
 async fn saml_roles(
     State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let serve = &service.config.replicator.serve;
-    if let Err((status, message)) = check_request(serve, &headers, b"") {
+    if let Err((status, message)) = service.authenticate(&method, &uri, &headers) {
         return error(status, &message);
     }
     if service.config.mesh_idb.is_none() {
@@ -427,11 +434,28 @@ async fn metrics(State(service): State<Arc<Service>>) -> Response {
         .into_response()
 }
 
-async fn list_runs(State(service): State<Arc<Service>>) -> Response {
+async fn list_runs(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, message)) = service.authenticate(&method, &uri, &headers) {
+        return error(status, &message);
+    }
     axum::Json(json!({ "runs": service.runs.list() })).into_response()
 }
 
-async fn get_run(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Response {
+async fn get_run(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err((status, message)) = service.authenticate(&method, &uri, &headers) {
+        return error(status, &message);
+    }
     match id.parse::<RunId>().ok().and_then(|id| service.runs.get(id)) {
         Some(run) => axum::Json(run).into_response(),
         None => error(
@@ -442,14 +466,13 @@ async fn get_run(State(service): State<Arc<Service>>, Path(id): Path<String>) ->
 }
 
 /// `POST /v1/sync` with an empty body (everything) or `{"workspace": …, "project": …}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SyncRequest {
-    workspace: String,
-    project: String,
-}
-
-async fn trigger(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
+async fn trigger(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let serve = &service.config.replicator.serve;
     let limit = serve.max_body_bytes as usize;
     let body = match axum::body::to_bytes(body, limit).await {
@@ -461,7 +484,14 @@ async fn trigger(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
             );
         }
     };
-    let scope = match check_request(serve, &headers, &body) {
+    let caller = Caller {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
+    let checked = check_request(serve, &caller, unix_now(), &mut service.replays());
+    let scope = match checked {
         Ok(scope) => scope,
         Err((status, message)) => return error(status, &message),
     };
@@ -471,94 +501,30 @@ async fn trigger(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
     }
 }
 
-/// Who may call and what they ask for: the caller's credentials, then the body (empty for
-/// everything, or one project). Pure, so that hostile requests can be thrown at it directly.
-pub fn check_request(
-    serve: &crate::config::raw::Serve,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Scope, (StatusCode, String)> {
-    if serve.webhook_token.is_none() && serve.webhook_hmac_secret.is_none() {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "the webhook is off: set replicator.serve.webhook-token or webhook-hmac-secret".into(),
-        ));
-    }
-    if !authenticated(serve, headers, body) {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            "send `Authorization: Bearer <token>` or `X-Signature-256: sha256=<hex HMAC-SHA256 of the body>`".into(),
-        ));
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Scope::All);
-    }
-    match serde_json::from_slice::<SyncRequest>(body) {
-        Ok(r) if valid_identifier(&r.workspace) && valid_identifier(&r.project) => Ok(
-            Scope::Projects([ProjectKey::new(r.workspace.as_str(), r.project.as_str())].into()),
-        ),
-        Ok(_) => Err((
-            StatusCode::BAD_REQUEST,
-            "workspace and project are meshStack identifiers: lowercase letters, digits and -"
-                .into(),
-        )),
-        Err(e) => Err((
-            StatusCode::BAD_REQUEST,
-            format!("expected an empty body or {{\"workspace\": \"…\", \"project\": \"…\"}}: {e}"),
-        )),
-    }
-}
-
-fn valid_identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-/// A bearer token equal to the configured one, or a valid HMAC-SHA256 signature of the body;
-/// both compared in constant time.
-fn authenticated(serve: &crate::config::raw::Serve, headers: &HeaderMap, body: &[u8]) -> bool {
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    if let (Some(token), Some(sent)) = (
-        &serve.webhook_token,
-        header(header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer ")),
-    ) {
-        // An HMAC of each side makes the comparison constant-time whatever the lengths.
-        let digest = |v: &str| {
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"aws-replicator token check")
-                .expect("any key length works");
-            mac.update(v.as_bytes());
-            mac
+impl Service {
+    /// The caller of a route without a body, checked against the clock now.
+    fn authenticate(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+        let caller = Caller {
+            method,
+            uri,
+            headers,
+            body: b"",
         };
-        let expected = digest(token.expose()).finalize().into_bytes();
-        if digest(sent).verify_slice(&expected).is_ok() {
-            return true;
-        }
+        let serve = &self.config.replicator.serve;
+        authenticate(serve, &caller, unix_now(), &mut self.replays())
     }
-    if let (Some(secret), Some(sent)) = (
-        &serve.webhook_hmac_secret,
-        header("x-signature-256").and_then(|v| v.strip_prefix("sha256=")),
-    ) {
-        let Some(sent) = hex(sent) else {
-            return false;
-        };
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes())
-            .expect("any key length works");
-        mac.update(body);
-        return mac.verify_slice(&sent).is_ok();
+
+    fn replays(&self) -> std::sync::MutexGuard<'_, Replays> {
+        self.replays.lock().expect("replay cache lock")
     }
-    false
 }
 
-fn hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+/// The clock signed requests are checked against, in Unix seconds.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 #[cfg(test)]
