@@ -57,7 +57,10 @@ impl Worker<'_> {
                 tokio::time::sleep(GRACE).await;
             } => {
                 if let Some((id, scoped, started)) = running.get() {
-                    tracing::warn!(run = id, "the running sync did not finish in {GRACE:?}; stopped");
+                    tracing::warn!(
+                        run = id,
+                        "the running sync did not finish in {GRACE:?}; stopped, recorded as interrupted"
+                    );
                     self.metrics.record_sync(
                         scoped,
                         SyncOutcome::Interrupted,
