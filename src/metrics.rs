@@ -39,6 +39,27 @@ impl Service {
     }
 }
 
+/// How a sync ended, as `syncs_total{outcome}` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncOutcome {
+    Ok,
+    Failed,
+    /// Stopped by shutdown at the end of the grace period.
+    Interrupted,
+}
+
+impl SyncOutcome {
+    const ALL: [SyncOutcome; 3] = [Self::Ok, Self::Failed, Self::Interrupted];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// Told about every request a client sends. The clients know nothing of Prometheus.
 pub trait RequestObserver: Send + Sync {
     /// `status`: the HTTP status, AWS's error code, or `transport` when no answer came.
@@ -272,8 +293,11 @@ impl Metrics {
             let _ = m.throttles.get_or_create(&labels);
         }
         for scope in ["all", "projects"] {
-            for outcome in ["ok", "failed"] {
-                let _ = m.syncs.get_or_create(&SyncLabels { scope, outcome });
+            for outcome in SyncOutcome::ALL {
+                let _ = m.syncs.get_or_create(&SyncLabels {
+                    scope,
+                    outcome: outcome.label(),
+                });
             }
         }
         Self { registry, ..m }
@@ -350,15 +374,15 @@ impl Metrics {
         self.guard.set(i64::from(tripped));
     }
 
-    pub fn record_sync(&self, scoped: bool, ok: bool, seconds: f64) {
+    pub fn record_sync(&self, scoped: bool, outcome: SyncOutcome, seconds: f64) {
         self.syncs
             .get_or_create(&SyncLabels {
                 scope: if scoped { "projects" } else { "all" },
-                outcome: if ok { "ok" } else { "failed" },
+                outcome: outcome.label(),
             })
             .inc();
         self.duration.observe(seconds);
-        if ok {
+        if outcome == SyncOutcome::Ok {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();

@@ -8,10 +8,10 @@ use aws_replicator::config::raw::Serve;
 use aws_replicator::format::Pattern;
 use aws_replicator::meshstack::{self, payload::Kind};
 use aws_replicator::secret::Secret;
-use aws_replicator::server::check_request;
+use aws_replicator::server::{Caller, Replays, WINDOW_SECONDS, canonical, check_request};
 use aws_replicator::snapshot::Snapshot;
 use aws_replicator::sso::scim;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -52,8 +52,13 @@ fn serve() -> Serve {
         webhook_token: Some(Secret::new("token-0123456789abcdef")),
         webhook_hmac_secret: Some(Secret::new("hmac-secret-0123456789")),
         max_body_bytes: 4096,
+        run_deadline_seconds: 3600,
+        ready_max_age_seconds: 7200,
     }
 }
+
+/// The server's clock in these tests, in Unix seconds.
+const NOW: u64 = 1_800_000_000;
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
@@ -96,9 +101,12 @@ proptest! {
     fn webhook_requests(
         authorization in prop::option::of(".{0,40}"),
         signature in prop::option::of("(sha256=)?[0-9a-fA-F]{0,70}"),
+        timestamp in prop::option::of("[0-9]{0,12}|.{0,12}"),
+        target in "/[a-z0-9/?=&%-]{0,30}",
         body in prop::collection::vec(any::<u8>(), 0..128),
         json_body in json(),
     ) {
+        let uri: Uri = target.parse().unwrap_or_else(|_| Uri::from_static("/v1/sync"));
         for body in [body, json_body.to_string().into_bytes()] {
             let mut headers = HeaderMap::new();
             if let Some(v) = authorization.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -107,20 +115,61 @@ proptest! {
             if let Some(v) = signature.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
                 headers.insert("x-signature-256", v);
             }
-            match check_request(&serve(), &headers, &body) {
+            if let Some(v) = timestamp.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert("x-timestamp", v);
+            }
+            let caller = Caller { method: &Method::POST, uri: &uri, headers: &headers, body: &body };
+            let mut replays = Replays::default();
+            match check_request(&serve(), &caller, NOW, &mut replays) {
                 // Random credentials are never right.
                 Ok(scope) => prop_assert!(false, "accepted {scope:?}"),
                 Err((status, _)) => prop_assert_eq!(status, StatusCode::UNAUTHORIZED),
             }
+            prop_assert!(replays.is_empty(), "a refused request was remembered");
             // With the right token, the body alone decides: a scope or a 400, never a panic.
             let mut headers = HeaderMap::new();
             headers.insert(
                 "authorization",
                 HeaderValue::from_static("Bearer token-0123456789abcdef"),
             );
-            if let Err((status, _)) = check_request(&serve(), &headers, &body) {
+            let caller = Caller { headers: &headers, ..caller };
+            if let Err((status, _)) = check_request(&serve(), &caller, NOW, &mut replays) {
                 prop_assert_eq!(status, StatusCode::BAD_REQUEST);
             }
+        }
+    }
+
+    /// A correctly signed request passes once within the window (then the body decides), is
+    /// refused when sent again, and is refused at any clock more than five minutes away.
+    #[test]
+    fn signed_requests_pass_once_and_only_while_fresh(
+        skew in -400i64..400,
+        target in "/[a-z0-9/?=&%-]{0,30}",
+        body in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let uri: Uri = target.parse().unwrap_or_else(|_| Uri::from_static("/v1/sync"));
+        let timestamp = NOW.to_string();
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(b"hmac-secret-0123456789").unwrap();
+        hmac::Mac::update(&mut mac, &canonical(&timestamp, &Method::POST, &uri, &body));
+        let hex: String = hmac::Mac::finalize(mac).into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-timestamp", HeaderValue::from_str(&timestamp).unwrap());
+        headers.insert("x-signature-256", HeaderValue::from_str(&format!("sha256={hex}")).unwrap());
+        let caller = Caller { method: &Method::POST, uri: &uri, headers: &headers, body: &body };
+        let now = NOW.checked_add_signed(skew).unwrap();
+        let mut replays = Replays::default();
+        let first = check_request(&serve(), &caller, now, &mut replays);
+        if skew.unsigned_abs() > WINDOW_SECONDS {
+            let (status, message) = first.unwrap_err();
+            prop_assert_eq!(status, StatusCode::UNAUTHORIZED);
+            prop_assert!(message.starts_with("stale"), "{}", message);
+        } else {
+            if let Err((status, message)) = &first {
+                prop_assert_eq!(*status, StatusCode::BAD_REQUEST, "{}", message);
+            }
+            let (status, message) = check_request(&serve(), &caller, now, &mut replays).unwrap_err();
+            prop_assert_eq!(status, StatusCode::UNAUTHORIZED);
+            prop_assert!(message.starts_with("replayed"), "{}", message);
         }
     }
 }

@@ -1,12 +1,16 @@
 //! `aws-replicator serve` as a process on a free loopback port, against the emulator (SCIM and
-//! sso-admin) with moto's STS: the schedule, the webhook and its refusals, coalescing, scoped
-//! runs, `/metrics` read by the Prometheus project's own OpenMetrics parser, and SIGTERM.
+//! sso-admin) with moto's STS: the schedule, the webhook and its refusals (signatures that are
+//! stale, replayed or for another request), coalescing, scoped runs, run records only with
+//! credentials, `/metrics` read by the Prometheus project's own OpenMetrics parser, readiness
+//! that ages, the run deadline against a meshStack that never answers, and SIGTERM.
 
 mod common;
 
 use common::cli::{Setup, setup};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,11 +32,16 @@ impl Drop for Server {
 }
 
 fn replicator(interval: u64) -> String {
+    replicator_with(interval, "")
+}
+
+/// The test settings, with `serve` fields added (`, run-deadline-seconds = 2`).
+fn replicator_with(interval: u64, serve: &str) -> String {
     format!(
         "T.Replicator::{{ schedule = {{ interval-seconds = {interval}, jitter-seconds = 0 }}, \
          rate-limits = {{ scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }}, \
          serve = T.Replicator.default.serve // {{ webhook-token = Some \"{TOKEN}\", \
-         webhook-hmac-secret = Some \"{HMAC_SECRET}\", max-body-bytes = 256 }} }}"
+         webhook-hmac-secret = Some \"{HMAC_SECRET}\", max-body-bytes = 256{serve} }} }}"
     )
 }
 
@@ -45,23 +54,37 @@ fn free_port() -> u16 {
 }
 
 async fn start(s: &Setup, interval: u64) -> Server {
+    let name = format!("serve-{interval}");
     let config = s.config(
-        &format!("serve-{interval}.dhall"),
+        &format!("{name}.dhall"),
         "%s.%s.%4\\$s",
         &replicator(interval),
     );
+    std::fs::copy(SNAPSHOT, s.dir.path().join("snapshot.json")).unwrap();
+    let snapshot = s.dir.path().join("snapshot.json");
+    spawn(
+        s,
+        &name,
+        &config,
+        &[OsStr::new("--snapshot"), snapshot.as_os_str()],
+    )
+    .await
+}
+
+/// `serve --config CONFIG ARGS…` on a free port, logging at debug level to `NAME.log`; returns
+/// once it answers.
+async fn spawn(s: &Setup, name: &str, config: &Path, args: &[&OsStr]) -> Server {
     let port = free_port();
     let child = s
         .command()
-        .args(["serve", "--config", config.to_str().unwrap(), "--snapshot"])
-        .arg(s.dir.path().join("snapshot.json"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(args)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("AWS_REPLICATOR_LOG", "debug")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(s.dir.path().join(format!("serve-{interval}.log"))).unwrap())
+        .stderr(std::fs::File::create(s.dir.path().join(format!("{name}.log"))).unwrap())
         .spawn()
         .unwrap();
-    std::fs::copy(SNAPSHOT, s.dir.path().join("snapshot.json")).unwrap();
     let server = Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
@@ -87,8 +110,49 @@ impl Server {
             .ok()
     }
 
+    /// An authenticated GET (the bearer token), as JSON.
     async fn json(&self, path: &str) -> Value {
-        self.get(path).await.unwrap().json().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A GET with these headers: status and JSON body (`null` when not JSON).
+    async fn get_with(&self, path: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, v);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns how long it took.
+    async fn terminate(&mut self, limit: Duration) -> Duration {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{status}");
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < limit, "still running after {limit:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn runs(&self) -> Vec<Value> {
@@ -156,17 +220,47 @@ fn bearer() -> (&'static str, String) {
     ("authorization", format!("Bearer {TOKEN}"))
 }
 
-fn signature(body: &str) -> (&'static str, String) {
+fn hmac_hex(text: &[u8]) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HMAC_SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let hex: String = mac
-        .finalize()
+    mac.update(text);
+    mac.finalize()
         .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    ("x-signature-256", format!("sha256={hex}"))
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The headers of the README's scheme, written out here rather than taken from the crate:
+/// HMAC-SHA256 of `"{timestamp}\n{METHOD}\n{path?query}\n"` + body, signed at `at`.
+fn signed_at(at: u64, method: &str, target: &str, body: &str) -> Vec<(&'static str, String)> {
+    let text = format!("{at}\n{method}\n{target}\n{body}");
+    vec![
+        ("x-timestamp", at.to_string()),
+        (
+            "x-signature-256",
+            format!("sha256={}", hmac_hex(text.as_bytes())),
+        ),
+    ]
+}
+
+fn signed(method: &str, target: &str, body: &str) -> Vec<(&'static str, String)> {
+    signed_at(unix_now(), method, target, body)
+}
+
+/// The scheme before #16: the HMAC of the body alone, now refused.
+fn body_only_signature(body: &str) -> (&'static str, String) {
+    (
+        "x-signature-256",
+        format!("sha256={}", hmac_hex(body.as_bytes())),
+    )
 }
 
 /// Parses OpenMetrics text with the Prometheus project's Python client (installed by
@@ -339,7 +433,37 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
                 .0,
             401,
         ),
-        (server.post(scoped, &[signature("{}")]).await.0, 401),
+        (
+            server.post(scoped, &[body_only_signature(scoped)]).await.0,
+            401,
+        ),
+        (
+            server
+                .post(
+                    scoped,
+                    &[
+                        body_only_signature(scoped),
+                        ("x-timestamp", unix_now().to_string()),
+                    ],
+                )
+                .await
+                .0,
+            401,
+        ),
+        (
+            server
+                .post(scoped, &signed("POST", "/v1/sync", "{}"))
+                .await
+                .0,
+            401,
+        ),
+        (
+            server
+                .post(scoped, &signed("POST", "/v1/runs", scoped))
+                .await
+                .0,
+            401,
+        ),
         (server.post(&"x".repeat(300), &[bearer()]).await.0, 413),
         (server.post("{\"workspace\": 1}", &[bearer()]).await.0, 400),
         (
@@ -356,6 +480,20 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
     let (status, body) = server.post(scoped, &[]).await;
     assert_eq!(status, 401);
     assert!(body["error"].as_str().unwrap().contains("Bearer"), "{body}");
+    for (skew, label) in [(-301, "stale"), (301, "stale")] {
+        let at = unix_now().checked_add_signed(skew).unwrap();
+        let (status, body) = server
+            .post(scoped, &signed_at(at, "POST", "/v1/sync", scoped))
+            .await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body["error"].as_str().unwrap().starts_with(label), "{body}");
+    }
+    let (status, body) = server.post(scoped, &signed("POST", "/v1/sync", "{}")).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("bad signature"),
+        "{body}"
+    );
     assert_eq!(
         server.runs().await.len(),
         runs_before,
@@ -378,8 +516,16 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
             .insert(stranger.clone());
     }
     s.running.emulator.load(state);
-    let (status, body) = server.post(scoped, &[signature(scoped)]).await;
+    let signature = signed("POST", "/v1/sync", scoped);
+    let (status, body) = server.post(scoped, &signature).await;
     assert_eq!(status, 202, "{body}");
+    // The same request again, within the window: a replay.
+    let (status, replayed) = server.post(scoped, &signature).await;
+    assert_eq!(status, 401, "{replayed}");
+    assert!(
+        replayed["error"].as_str().unwrap().starts_with("replayed"),
+        "{replayed}"
+    );
     let run = server.finished(body["run_id"].as_u64().unwrap()).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["projects"], serde_json::json!(["acme.web"]));
@@ -426,23 +572,7 @@ async fn sigterm_stops_it_cleanly() {
     let mut server = start(&s, 3600).await;
     server.finished_by("startup").await;
     assert_eq!(server.post("", &[bearer()]).await.0, 202);
-    let pid = server.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = Instant::now();
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(25), "still running");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.terminate(Duration::from_secs(25)).await;
 
     // Debug logs of a whole life (start-up sync through STS, SCIM and sso-admin, a webhook
     // call, shutdown) name no secret.
@@ -452,4 +582,227 @@ async fn sigterm_stops_it_cleanly() {
         let leak = log.lines().find(|l| l.contains(secret));
         assert!(leak.is_none(), "{secret} in the log: {leak:?}");
     }
+}
+
+/// An idle server (its start-up sync done, nothing queued) exits at once on SIGTERM, rather than
+/// waiting out the 20 s grace period for a worker that missed the wake-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_server_exits_within_two_seconds_of_sigterm() {
+    let s = setup().await;
+    let mut server = start(&s, 3600).await;
+    server.finished_by("startup").await;
+    let took = server.terminate(Duration::from_secs(25)).await;
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+/// `GET /v1/runs[/{id}]` need the webhook's credentials (the run records name projects and
+/// problems); `/healthz`, `/readyz` and `/metrics` stay open and name nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_records_need_credentials_and_the_open_routes_carry_no_identity() {
+    let s = setup().await;
+    let server = start(&s, 3600).await;
+    let run = server.finished_by("startup").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = run["id"].as_u64().unwrap();
+    let one = format!("/v1/runs/{id}");
+    for path in ["/v1/runs", one.as_str()] {
+        for headers in [
+            vec![],
+            vec![("authorization", "Bearer wrong".to_owned())],
+            signed("GET", "/v1/runs/999", ""),
+            signed("POST", path, ""),
+            signed_at(unix_now() - 400, "GET", path, ""),
+        ] {
+            let (status, body) = server.get_with(path, &headers).await;
+            assert_eq!(status, 401, "{path} {headers:?}: {body}");
+            assert!(body.get("runs").is_none() && body.get("id").is_none());
+        }
+        let (status, body) = server.get_with(path, &[bearer()]).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let signature = signed("GET", path, "");
+        let (status, body) = server.get_with(path, &signature).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let (status, body) = server.get_with(path, &signature).await;
+        assert_eq!(status, 401, "{path} replayed: {body}");
+    }
+    // The query is signed too.
+    let signature = signed("GET", "/v1/runs?limit=1", "");
+    assert_eq!(server.get_with("/v1/runs?limit=1", &signature).await.0, 200);
+
+    let identities = [
+        "alice@acme.example",
+        "bob@acme.example",
+        "carol@globex.example",
+        "111111111111",
+        "222222222222",
+        "333333333333",
+        "acme",
+        "globex",
+        TOKEN,
+        HMAC_SECRET,
+    ];
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = server.get(path).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let text = response.text().await.unwrap();
+        for identity in identities {
+            assert!(!text.contains(identity), "{identity} in {path}");
+        }
+    }
+}
+
+/// A whole run has `run-deadline-seconds`: with a meshStack that accepts connections and never
+/// answers, the start-up run fails at the deadline instead of hanging, and the server stays up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_against_a_meshstack_that_never_answers_fails_at_its_deadline() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let meshstack = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let s = setup().await;
+    let config = s.config(
+        "deadline.dhall",
+        "%s.%s.%4\\$s",
+        &replicator_with(3600, ", run-deadline-seconds = 2"),
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("https://meshstack.example.com", &meshstack);
+    std::fs::write(&config, text).unwrap();
+    let started = Instant::now();
+    let server = spawn(&s, "deadline", &config, &[]).await;
+    let run = server.finished_by("startup").await;
+    assert!(started.elapsed() < Duration::from_secs(20), "{run}");
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(
+        run["error"], "run exceeded its deadline of 2 s (replicator.serve.run-deadline-seconds)",
+        "{run}"
+    );
+    assert_eq!(server.get("/readyz").await.unwrap().status(), 503);
+    let samples = parse_openmetrics(&server.metrics().await);
+    assert_eq!(
+        sample(
+            &samples,
+            "aws_replicator_syncs_total{outcome=failed,scope=all}"
+        ),
+        Some(1.0)
+    );
+}
+
+/// `/readyz` turns unready once the last successful sync is older than
+/// `ready-max-age-seconds`, with the reason, and ready again after the next success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_lapses_when_syncs_stop_succeeding() {
+    let s = setup().await;
+    let config = s.config(
+        "ready-age.dhall",
+        "%s.%s.%4\\$s",
+        &replicator_with(1, ", ready-max-age-seconds = 3"),
+    );
+    let snapshot = s.dir.path().join("snapshot.json");
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let server = spawn(
+        &s,
+        "ready-age",
+        &config,
+        &[OsStr::new("--snapshot"), snapshot.as_os_str()],
+    )
+    .await;
+    assert_eq!(server.finished_by("startup").await["status"], "succeeded");
+    assert_eq!(server.get("/readyz").await.unwrap().status(), 200);
+
+    // Every run from now on fails: the snapshot cannot be read.
+    std::fs::write(&snapshot, "not a snapshot").unwrap();
+    let lapsed = Instant::now();
+    let reason = loop {
+        let response = server.get("/readyz").await.unwrap();
+        if response.status() == 503 {
+            break response.json::<Value>().await.unwrap()["error"].clone();
+        }
+        assert!(
+            lapsed.elapsed() < Duration::from_secs(30),
+            "still ready long after the last success"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = reason.as_str().unwrap();
+    assert!(
+        reason.contains("replicator.serve.ready-max-age-seconds (3 s)"),
+        "{reason}"
+    );
+    assert!(
+        lapsed.elapsed() >= Duration::from_secs(1),
+        "unready too early: {reason}"
+    );
+
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let restored = Instant::now();
+    while server.get("/readyz").await.unwrap().status() != 200 {
+        assert!(
+            restored.elapsed() < Duration::from_secs(30),
+            "not ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A webhook for a whole workspace syncs that workspace only; one for a project meshStack does
+/// not have is a failed run that says so, not a silent success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_webhook_syncs_that_workspace_and_an_unknown_project_fails() {
+    let s = setup().await;
+    let server = start(&s, 3600).await;
+    server.finished_by("startup").await;
+
+    let (status, body) = server
+        .post(r#"{"workspace": "acme", "project": "nope"}"#, &[bearer()])
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let run = server.finished(body["run_id"].as_u64().unwrap()).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("has no project acme.nope"),
+        "{run}"
+    );
+
+    let stranger = s.running.emulator.add_user("mallory@other.example");
+    let mut state = s.running.emulator.dump();
+    for name in [
+        "mst-acme.web.meshstack-project-admin",
+        "mst-globex.shop.meshstack-project-admin",
+    ] {
+        state
+            .groups
+            .iter_mut()
+            .find(|g| g.display_name == name)
+            .unwrap()
+            .members
+            .insert(stranger.clone());
+    }
+    s.running.emulator.load(state);
+    let (status, body) = server.post(r#"{"workspace": "globex"}"#, &[bearer()]).await;
+    assert_eq!(status, 202, "{body}");
+    let run = server.finished(body["run_id"].as_u64().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["projects"], serde_json::json!(["globex.*"]));
+    let holds = |name: &str| {
+        s.running
+            .emulator
+            .dump()
+            .groups
+            .iter()
+            .any(|g| g.display_name == name && g.members.contains(&stranger))
+    };
+    assert!(
+        !holds("mst-globex.shop.meshstack-project-admin"),
+        "repaired"
+    );
+    assert!(holds("mst-acme.web.meshstack-project-admin"), "left alone");
 }

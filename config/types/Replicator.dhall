@@ -35,11 +35,16 @@
         saml-audience                  the SAML audience the managed roles' trust requires
         detach-extra-policies          detach policies attached by hand to a managed role;
                                        when False they are reported as drift and kept
-      serve:                   `aws-replicator serve`: the address to listen on, and the webhook's
-                               authentication: a bearer token, or an HMAC-SHA256 secret for the
-                               `X-Signature-256: sha256=<hex>` header over the body (import both
-                               with `env:`); with neither, POST /v1/sync is refused. Bodies larger
-                               than max-body-bytes are refused.
+      serve:                   `aws-replicator serve`: the address to listen on, and the
+                               authentication of POST /v1/sync, GET /v1/runs and GET
+                               /v1/saml-roles: a bearer token, or an HMAC-SHA256 secret for the
+                               `X-Timestamp` and `X-Signature-256: sha256=<hex>` headers (see the
+                               README; import both with `env:`); with neither, those routes are
+                               refused. Bodies larger than max-body-bytes are refused.
+        run-deadline-seconds           a run (meshStack read, accounts, observe, apply) that takes
+                                       longer is stopped and fails; the next run resumes
+        ready-max-age-seconds          /readyz answers 503 once the last successful sync is older
+                                       than this (keep it above interval-seconds + jitter-seconds)
 -}
 let LandingZone = ./LandingZone.dhall
 
@@ -77,6 +82,8 @@ let Settings =
           , webhook-token : Optional Text
           , webhook-hmac-secret : Optional Text
           , max-body-bytes : Natural
+          , run-deadline-seconds : Natural
+          , ready-max-age-seconds : Natural
           }
       }
 
@@ -109,6 +116,8 @@ let default =
         , webhook-token = None Text
         , webhook-hmac-secret = None Text
         , max-body-bytes = 4096
+        , run-deadline-seconds = 3600
+        , ready-max-age-seconds = 7200
         }
       }
 

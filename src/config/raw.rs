@@ -240,6 +240,10 @@ pub struct Serve {
     pub webhook_token: Option<Secret>,
     pub webhook_hmac_secret: Option<Secret>,
     pub max_body_bytes: u64,
+    /// A run (meshStack read, accounts, observe, apply) that takes longer fails.
+    pub run_deadline_seconds: u64,
+    /// `/readyz` turns unready once the last successful sync is older than this.
+    pub ready_max_age_seconds: u64,
 }
 
 /// What the management-account role may do beyond the seed's policy (all `false` there).

@@ -847,6 +847,25 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
             "a sync request is a few hundred bytes; 4096 is plenty",
         );
     }
+    if serve.run_deadline_seconds == 0 {
+        p.add(
+            "replicator.serve.run-deadline-seconds",
+            "0 would stop every run at once",
+            "give a whole run time to finish, e.g. 3600",
+        );
+    }
+    let between_syncs = r.schedule.interval_seconds + r.schedule.jitter_seconds;
+    if serve.ready_max_age_seconds <= between_syncs {
+        p.add(
+            "replicator.serve.ready-max-age-seconds",
+            format!(
+                "{} s is not above interval-seconds + jitter-seconds ({between_syncs} s), so a \
+                 healthy replicator would turn unready between two syncs",
+                serve.ready_max_age_seconds
+            ),
+            "allow a few missed syncs, e.g. 3 × interval-seconds, or the default 7200",
+        );
+    }
 }
 
 /// Tag keys the replicator writes itself; landing zones may not set them.

@@ -2,13 +2,18 @@
 //!
 //! - A scheduler queues a full sync at start-up and then every interval (plus jitter).
 //! - `POST /v1/sync` queues one on demand, for everything or one project, after checking the
-//!   caller (bearer token or HMAC-SHA256 over the body, compared in constant time).
-//! - One worker runs the queued syncs one at a time (`runs.rs` coalesces the triggers).
-//! - `GET /v1/runs[/{id}]`, `/healthz`, `/readyz` (after the first successful observation),
-//!   `/metrics` (OpenMetrics).
-//! - SIGTERM/Ctrl-C: no new runs; the running one gets a grace period to finish, then stops.
+//!   caller (`auth.rs`: bearer token, or an HMAC-SHA256 signature over timestamp, method, path
+//!   and body that cannot be replayed).
+//! - One worker runs the queued syncs one at a time, each within the run deadline
+//!   (`worker.rs`; `runs.rs` coalesces the triggers).
+//! - `GET /v1/runs[/{id}]` (authenticated like the webhook), `/healthz`, `/readyz` (after the
+//!   first observation, and while the last successful sync is recent), `/metrics` (OpenMetrics).
+//! - SIGTERM/Ctrl-C: no new runs; the running one gets a grace period to finish, then stops and
+//!   is recorded as interrupted.
 
+mod auth;
 mod runs;
+mod worker;
 
 use crate::audit::Audit;
 use crate::config::Config;
@@ -21,23 +26,23 @@ use crate::sso::scim::ScimClient;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use serde_json::json;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use auth::{
+    Caller, REPLAY_CAPACITY, Refusal, Replays, WINDOW_SECONDS, authenticate, canonical,
+    check_request,
+};
 pub use runs::{Enqueued, Run, RunId, RunStatus, RunSummary, Runs, Trigger};
-
-/// How long a running sync may go on after a shutdown signal before it is stopped.
-const GRACE: Duration = Duration::from_secs(20);
+pub use worker::GRACE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -75,7 +80,11 @@ struct Service {
     saml_roles: std::sync::RwLock<Option<serde_json::Value>>,
     runs: Runs,
     metrics: Arc<Metrics>,
+    /// AWS IAM Identity Center (or, on the meshIdB path, the accounts) has been read once.
     ready: AtomicBool,
+    started: tokio::time::Instant,
+    /// The signatures of signed requests seen within their window.
+    replays: Mutex<Replays>,
 }
 
 /// Serves until `shutdown` resolves; returns once the running sync has finished or stopped.
@@ -116,6 +125,8 @@ pub async fn serve(
         runs: Runs::default(),
         metrics,
         ready: AtomicBool::new(false),
+        started: tokio::time::Instant::now(),
+        replays: Mutex::default(),
         config,
     });
     tracing::info!(address = %options.listen, "serving");
@@ -134,18 +145,21 @@ pub async fn serve(
     let server = axum::serve(listener, router(service.clone())).with_graceful_shutdown(signalled);
     // The worker runs on this task rather than a spawned one: the sync's futures borrow in ways
     // the compiler cannot yet prove `Send` (rust-lang/rust#102211).
-    let worker = async {
-        let work = work(service.clone());
-        tokio::pin!(work);
-        tokio::select! {
-            () = &mut work => {}
-            () = async {
-                let _ = stop_rx.wait_for(|stopped| *stopped).await;
-                tokio::time::sleep(GRACE).await;
-            } => tracing::warn!("the running sync did not finish in {GRACE:?}; stopped"),
-        }
+    let runner = worker::Worker {
+        runs: &service.runs,
+        metrics: &service.metrics,
+        deadline: Duration::from_secs(service.config.replicator.serve.run_deadline_seconds),
     };
-    let (served, ()) = tokio::join!(server.into_future(), worker);
+    let stopping = async {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+    };
+    // Each run is boxed: a sync is a deep future, and nested in the server's it grew too deep
+    // for the compiler to lay out.
+    let work = runner.work(stopping, |scope| {
+        let service = &service;
+        async move { Box::pin(service.run(&scope)).await }
+    });
+    let (served, ()) = tokio::join!(server.into_future(), work);
     scheduler.abort();
     served.map_err(ServerError::Serve)
 }
@@ -182,41 +196,6 @@ async fn schedule(service: Arc<Service>) {
             u64::from(nanos) % (schedule.jitter_seconds + 1)
         };
         tokio::time::sleep(Duration::from_secs(schedule.interval_seconds + jitter)).await;
-    }
-}
-
-async fn work(service: Arc<Service>) {
-    while let Some((id, scope)) = service.runs.next().await {
-        let started = std::time::Instant::now();
-        let outcome = service.run(&scope).await;
-        let seconds = started.elapsed().as_secs_f64();
-        let scoped = scope != Scope::All;
-        match outcome {
-            Ok(summary) => {
-                let ok = summary.failed == 0 && summary.skipped == 0 && summary.remaining == 0;
-                service.metrics.record_sync(scoped, ok, seconds);
-                tracing::info!(
-                    run = id,
-                    applied = summary.applied,
-                    failed = summary.failed,
-                    remaining = summary.remaining,
-                    "sync finished"
-                );
-                let status = if ok {
-                    RunStatus::Succeeded
-                } else {
-                    RunStatus::Failed
-                };
-                service.runs.finish(id, status, Some(summary), None);
-            }
-            Err(error) => {
-                service.metrics.record_sync(scoped, false, seconds);
-                tracing::error!(run = id, %error, "sync failed");
-                service
-                    .runs
-                    .finish(id, RunStatus::Failed, None, Some(error));
-            }
-        }
     }
 }
 
@@ -396,15 +375,15 @@ impl Service {
 }
 
 /// `GET /v1/saml-roles[?user=U]` (meshIdB): each user's `role ARN,provider ARN` pairs as of the
-/// last run, for meshIdB's assertions. Needs the webhook's bearer token (or an HMAC signature
-/// of the empty body).
+/// last run, for meshIdB's assertions. Authenticated like the webhook.
 async fn saml_roles(
     State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let serve = &service.config.replicator.serve;
-    if let Err((status, message)) = check_request(serve, &headers, b"") {
+    if let Err((status, message)) = service.authenticate(&method, &uri, &headers) {
         return error(status, &message);
     }
     if service.config.mesh_idb.is_none() {
@@ -427,13 +406,43 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn readyz(State(service): State<Arc<Service>>) -> Response {
-    if service.ready.load(Ordering::Relaxed) {
-        "ready".into_response()
-    } else {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: AWS IAM Identity Center has not been read yet",
-        )
+    let max_age = Duration::from_secs(service.config.replicator.serve.ready_max_age_seconds);
+    match unready(
+        service.ready.load(Ordering::Relaxed),
+        service.runs.succeeded_at().map(|at| at.elapsed()),
+        service.started.elapsed(),
+        max_age,
+    ) {
+        None => "ready".into_response(),
+        Some(reason) => error(StatusCode::SERVICE_UNAVAILABLE, &reason),
+    }
+}
+
+/// Why `/readyz` says no, if it does: nothing read yet, or no successful sync for longer than
+/// `max_age` (counted from start-up until the first one). A replicator whose syncs keep failing
+/// is alive but not doing its job, and an orchestrator or alert should see that.
+fn unready(
+    observed: bool,
+    since_success: Option<Duration>,
+    since_start: Duration,
+    max_age: Duration,
+) -> Option<String> {
+    if !observed {
+        return Some("not ready: AWS IAM Identity Center has not been read yet".into());
+    }
+    let limit = max_age.as_secs();
+    match since_success {
+        Some(age) if age > max_age => Some(format!(
+            "not ready: the last successful sync was {} s ago, more than \
+             replicator.serve.ready-max-age-seconds ({limit} s)",
+            age.as_secs()
+        )),
+        None if since_start > max_age => Some(format!(
+            "not ready: no sync has succeeded in the {} s since start-up, more than \
+             replicator.serve.ready-max-age-seconds ({limit} s)",
+            since_start.as_secs()
+        )),
+        _ => None,
     }
 }
 
@@ -448,11 +457,28 @@ async fn metrics(State(service): State<Arc<Service>>) -> Response {
         .into_response()
 }
 
-async fn list_runs(State(service): State<Arc<Service>>) -> Response {
+async fn list_runs(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, message)) = service.authenticate(&method, &uri, &headers) {
+        return error(status, &message);
+    }
     axum::Json(json!({ "runs": service.runs.list() })).into_response()
 }
 
-async fn get_run(State(service): State<Arc<Service>>, Path(id): Path<String>) -> Response {
+async fn get_run(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err((status, message)) = service.authenticate(&method, &uri, &headers) {
+        return error(status, &message);
+    }
     match id.parse::<RunId>().ok().and_then(|id| service.runs.get(id)) {
         Some(run) => axum::Json(run).into_response(),
         None => error(
@@ -463,14 +489,13 @@ async fn get_run(State(service): State<Arc<Service>>, Path(id): Path<String>) ->
 }
 
 /// `POST /v1/sync` with an empty body (everything) or `{"workspace": …, "project": …}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SyncRequest {
-    workspace: String,
-    project: String,
-}
-
-async fn trigger(State(service): State<Arc<Service>>, headers: HeaderMap, body: Body) -> Response {
+async fn trigger(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let serve = &service.config.replicator.serve;
     let limit = serve.max_body_bytes as usize;
     let body = match axum::body::to_bytes(body, limit).await {
@@ -482,7 +507,14 @@ async fn trigger(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
             );
         }
     };
-    let scope = match check_request(serve, &headers, &body) {
+    let caller = Caller {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
+    let checked = check_request(serve, &caller, unix_now(), &mut service.replays());
+    let scope = match checked {
         Ok(scope) => scope,
         Err((status, message)) => return error(status, &message),
     };
@@ -492,92 +524,51 @@ async fn trigger(State(service): State<Arc<Service>>, headers: HeaderMap, body: 
     }
 }
 
-/// Who may call and what they ask for: the caller's credentials, then the body (empty for
-/// everything, or one project). Pure, so that hostile requests can be thrown at it directly.
-pub fn check_request(
-    serve: &crate::config::raw::Serve,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Scope, (StatusCode, String)> {
-    if serve.webhook_token.is_none() && serve.webhook_hmac_secret.is_none() {
-        return Err((
-            StatusCode::FORBIDDEN,
-            "the webhook is off: set replicator.serve.webhook-token or webhook-hmac-secret".into(),
-        ));
-    }
-    if !authenticated(serve, headers, body) {
-        return Err((
-            StatusCode::UNAUTHORIZED,
-            "send `Authorization: Bearer <token>` or `X-Signature-256: sha256=<hex HMAC-SHA256 of the body>`".into(),
-        ));
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Scope::All);
-    }
-    match serde_json::from_slice::<SyncRequest>(body) {
-        Ok(r) if valid_identifier(&r.workspace) && valid_identifier(&r.project) => Ok(
-            Scope::projects([ProjectKey::new(r.workspace.as_str(), r.project.as_str())]),
-        ),
-        Ok(_) => Err((
-            StatusCode::BAD_REQUEST,
-            "workspace and project are meshStack identifiers: lowercase letters, digits and -"
-                .into(),
-        )),
-        Err(e) => Err((
-            StatusCode::BAD_REQUEST,
-            format!("expected an empty body or {{\"workspace\": \"…\", \"project\": \"…\"}}: {e}"),
-        )),
-    }
-}
-
-fn valid_identifier(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-/// A bearer token equal to the configured one, or a valid HMAC-SHA256 signature of the body;
-/// both compared in constant time.
-fn authenticated(serve: &crate::config::raw::Serve, headers: &HeaderMap, body: &[u8]) -> bool {
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    if let (Some(token), Some(sent)) = (
-        &serve.webhook_token,
-        header(header::AUTHORIZATION.as_str()).and_then(|v| v.strip_prefix("Bearer ")),
-    ) {
-        // An HMAC of each side makes the comparison constant-time whatever the lengths.
-        let digest = |v: &str| {
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"aws-replicator token check")
-                .expect("any key length works");
-            mac.update(v.as_bytes());
-            mac
+impl Service {
+    /// The caller of a route without a body, checked against the clock now.
+    fn authenticate(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+        let caller = Caller {
+            method,
+            uri,
+            headers,
+            body: b"",
         };
-        let expected = digest(token.expose()).finalize().into_bytes();
-        if digest(sent).verify_slice(&expected).is_ok() {
-            return true;
-        }
+        let serve = &self.config.replicator.serve;
+        authenticate(serve, &caller, unix_now(), &mut self.replays())
     }
-    if let (Some(secret), Some(sent)) = (
-        &serve.webhook_hmac_secret,
-        header("x-signature-256").and_then(|v| v.strip_prefix("sha256=")),
-    ) {
-        let Some(sent) = hex(sent) else {
-            return false;
-        };
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.expose().as_bytes())
-            .expect("any key length works");
-        mac.update(body);
-        return mac.verify_slice(&sent).is_ok();
+
+    fn replays(&self) -> std::sync::MutexGuard<'_, Replays> {
+        self.replays.lock().expect("replay cache lock")
     }
-    false
 }
 
-fn hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
+/// The clock signed requests are checked against, in Unix seconds.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_needs_a_first_read_and_then_a_recent_success() {
+        let s = Duration::from_secs;
+        let max = s(100);
+        let not_read = unready(false, None, s(1), max).unwrap();
+        assert!(not_read.contains("not been read"), "{not_read}");
+        assert_eq!(unready(true, None, s(100), max), None);
+        assert_eq!(unready(true, Some(s(100)), s(10_000), max), None);
+        let old = unready(true, Some(s(101)), s(10_000), max).unwrap();
+        assert!(
+            old.contains("101 s ago")
+                && old.contains("replicator.serve.ready-max-age-seconds (100 s)"),
+            "{old}"
+        );
+        let never = unready(true, None, s(101), max).unwrap();
+        assert!(never.contains("no sync has succeeded"), "{never}");
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }

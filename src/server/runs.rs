@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 pub type RunId = u64;
 
@@ -18,8 +19,11 @@ pub enum RunStatus {
     Succeeded,
     /// Something could not be read or applied; `error` and `problems` say what.
     Failed,
-    /// Stopped by shutdown before it finished.
+    /// Queued when shutdown came, never started.
     Cancelled,
+    /// Running when shutdown came, and stopped at the end of the grace period; the next run
+    /// completes what it left (every change is idempotent).
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,6 +84,8 @@ struct State {
     queued: Option<RunId>,
     running: Option<RunId>,
     closed: bool,
+    /// When the last run that succeeded finished, for `/readyz`.
+    succeeded_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -146,7 +152,18 @@ impl Runs {
 
     /// Waits for the queued run and marks it running. `None` once shut down.
     pub async fn next(&self) -> Option<(RunId, Scope)> {
+        self.next_then(|| {}).await
+    }
+
+    /// [`Runs::next`], with `between` called after the state was read and before the wait:
+    /// where a `close()` used to be lost, so that a test can put one there.
+    async fn next_then(&self, between: impl Fn()) -> Option<(RunId, Scope)> {
         loop {
+            // Registered before the state is read: `notify_waiters` in `close()` wakes only
+            // registered waiters, and an idle worker would otherwise sleep through shutdown.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             {
                 let mut state = self.state.lock().expect("runs lock");
                 if state.closed {
@@ -160,7 +177,8 @@ impl Runs {
                     return Some((id, run.scope.clone()));
                 }
             }
-            self.wake.notified().await;
+            between();
+            woken.await;
         }
     }
 
@@ -175,6 +193,9 @@ impl Runs {
         if state.running == Some(id) {
             state.running = None;
         }
+        if status == RunStatus::Succeeded {
+            state.succeeded_at = Some(Instant::now());
+        }
         if let Some(run) = state.runs.get_mut(&id) {
             run.status = status;
             run.finished_at = Some(crate::audit::now());
@@ -185,6 +206,11 @@ impl Runs {
 
     pub fn get(&self, id: RunId) -> Option<Run> {
         self.state.lock().expect("runs lock").runs.get(&id).cloned()
+    }
+
+    /// When the last successful run finished.
+    pub fn succeeded_at(&self) -> Option<Instant> {
+        self.state.lock().expect("runs lock").succeeded_at
     }
 
     /// The kept runs, newest first.
@@ -240,5 +266,30 @@ mod tests {
         assert_eq!(runs.get(third.run_id).unwrap().status, RunStatus::Cancelled);
         assert!(runs.enqueue(Scope::All, Trigger::Schedule).is_none());
         assert!(runs.next().await.is_none());
+    }
+
+    /// An idle worker has read the state (nothing queued, not closed) and is about to wait when
+    /// shutdown closes the queue: it must still wake, or shutdown waits out the grace period.
+    #[tokio::test(start_paused = true)]
+    async fn a_close_between_reading_the_state_and_waiting_still_wakes_the_worker() {
+        let runs = Runs::default();
+        let next = runs.next_then(|| runs.close());
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(1), next).await;
+        assert!(matches!(woke, Ok(None)), "slept through close(): {woke:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_success_is_when_a_run_last_succeeded() {
+        let runs = Runs::default();
+        assert!(runs.succeeded_at().is_none());
+        runs.enqueue(Scope::All, Trigger::Startup).unwrap();
+        let (id, _) = runs.next().await.unwrap();
+        runs.finish(id, RunStatus::Succeeded, None, None);
+        let at = runs.succeeded_at().unwrap();
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        runs.enqueue(Scope::All, Trigger::Schedule).unwrap();
+        let (id, _) = runs.next().await.unwrap();
+        runs.finish(id, RunStatus::Failed, None, Some("no".into()));
+        assert_eq!(runs.succeeded_at(), Some(at), "a failure does not count");
     }
 }
