@@ -117,6 +117,10 @@ pub struct Desired {
     pub held: BTreeSet<ProjectKey>,
     pub findings: BTreeSet<Finding>,
     pub policy: ApplyPolicy,
+    /// The configured roles: with the scope's projects they name every group of ours a scoped
+    /// observation must look up, wanted or not.
+    #[serde(default)]
+    pub roles: Vec<RoleId>,
 }
 
 impl Desired {
@@ -139,6 +143,7 @@ impl Desired {
             held: self.held.intersection(&projects).cloned().collect(),
             findings: BTreeSet::new(),
             policy: self.policy,
+            roles: self.roles.clone(),
             scope: Scope::projects(projects),
         }
     }
@@ -359,6 +364,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
         held,
         findings,
         policy: settings.policy,
+        roles: settings.sso.roles.keys().cloned().collect(),
     }
 }
 

@@ -57,6 +57,27 @@ pub struct GroupRecord {
 #[allow(async_fn_in_trait)]
 pub trait IdentityStore {
     async fn list_groups(&self) -> Result<Vec<GroupRecord>, DirectoryError>;
+    /// The groups whose `externalId` is `external_id` (SCIM: `GET /Groups?filter=externalId
+    /// eq`): one request, where finding it in [`list_groups`](Self::list_groups) costs one per
+    /// 100 groups in the store.
+    async fn groups_with_external_id(
+        &self,
+        external_id: &ExternalId,
+    ) -> Result<Vec<GroupRecord>, DirectoryError> {
+        let all = self.list_groups().await?;
+        Ok(all
+            .into_iter()
+            .filter(|g| g.external_id.as_ref() == Some(external_id))
+            .collect())
+    }
+    /// The groups named `name` (SCIM: `GET /Groups?filter=displayName eq`).
+    async fn groups_named(&self, name: &GroupName) -> Result<Vec<GroupRecord>, DirectoryError> {
+        let all = self.list_groups().await?;
+        Ok(all
+            .into_iter()
+            .filter(|g| g.name.as_str().eq_ignore_ascii_case(name.as_str()))
+            .collect())
+    }
     /// A group's members with their userNames (SCIM: `GET /Users?filter=groups.value eq`).
     async fn group_members(
         &self,
@@ -186,7 +207,13 @@ pub async fn observe(
     desired: &Desired,
     assignment_reads: AssignmentReads,
 ) -> Result<Observed, DirectoryError> {
-    let records = identity.list_groups().await?;
+    let records = match &desired.scope {
+        Scope::Only {
+            workspaces,
+            projects,
+        } if workspaces.is_empty() => find_groups(identity, desired, projects).await?,
+        _ => identity.list_groups().await?,
+    };
     let ours: Vec<&GroupRecord> = records
         .iter()
         .filter(|r| {
@@ -220,6 +247,59 @@ pub async fn observe(
             AssignmentReads::PerPair => AssignmentCoverage::DesiredPairs,
         },
     })
+}
+
+/// The groups a scope of projects needs, looked up instead of listed: each configured role's
+/// group of each project by its `externalId` (wanted or not, renamed or not), then, for each
+/// wanted group not found under its name, that name (a foreign group may hold it). A held
+/// project is not looked at: nothing of it will change. Costs one request per lookup, however
+/// many groups the store holds; a role no longer configured is left to the full run.
+async fn find_groups(
+    identity: &impl IdentityStore,
+    desired: &Desired,
+    projects: &BTreeSet<crate::model::ProjectKey>,
+) -> Result<Vec<GroupRecord>, DirectoryError> {
+    let identities: Vec<ExternalId> = projects
+        .iter()
+        .filter(|p| !desired.held.contains(*p))
+        .flat_map(|project| {
+            desired.roles.iter().map(|role| {
+                GroupIdentity {
+                    project: project.clone(),
+                    role: role.clone(),
+                }
+                .external_id(&desired.platform)
+            })
+        })
+        .collect();
+    let mut found: Vec<GroupRecord> = stream::iter(&identities)
+        .map(|e| identity.groups_with_external_id(e))
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_concat()
+        .await?;
+    let names: BTreeSet<&GroupName> = desired
+        .groups
+        .values()
+        .filter(|g| projects.contains(&g.identity.project))
+        .filter(|g| {
+            !found
+                .iter()
+                .any(|r| r.name.as_str().eq_ignore_ascii_case(g.name.as_str()))
+        })
+        .map(|g| &g.name)
+        .collect();
+    let named: Vec<GroupRecord> = stream::iter(names)
+        .map(|name| identity.groups_named(name))
+        .buffer_unordered(READ_CONCURRENCY)
+        .try_concat()
+        .await?;
+    for record in named {
+        if !found.iter().any(|r| r.id == record.id) {
+            found.push(record);
+        }
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(found)
 }
 
 type Members = (
@@ -321,10 +401,16 @@ async fn read_assignments(
         }
         AssignmentReads::PerPair => {
             let our_ids: HashSet<&GroupId> = ours.iter().map(|r| &r.id).collect();
+            // A group that does not exist yet has no assignment to read.
+            let existing: HashSet<&str> = ours
+                .iter()
+                .filter_map(|r| r.external_id.as_ref().map(ExternalId::as_str))
+                .collect();
             let pairs: BTreeSet<(&AccountId, &PermissionSetArn)> = desired
                 .groups
-                .values()
-                .flat_map(|g| g.permission_sets.iter().map(move |ps| (&g.account, ps)))
+                .iter()
+                .filter(|(ext, _)| existing.contains(ext.as_str()))
+                .flat_map(|(_, g)| g.permission_sets.iter().map(move |ps| (&g.account, ps)))
                 .collect();
             let mut reads = stream::iter(pairs)
                 .map(|(account, ps)| async move {

@@ -290,6 +290,18 @@ impl ScimClient {
         ))
     }
 
+    /// The groups whose `attribute` equals `value` (a filtered listing).
+    async fn groups_where(
+        &self,
+        operation: &'static str,
+        attribute: &str,
+        value: &str,
+    ) -> Result<Vec<GroupRecord>, DirectoryError> {
+        let filter = format!("{attribute} eq {}", quoted(value));
+        let resources = self.list_all(operation, "Groups", Some(&filter)).await?;
+        Ok(resources.iter().filter_map(group_record).collect())
+    }
+
     async fn find_group(
         &self,
         attribute: &str,
@@ -520,6 +532,19 @@ fn transport(operation: &str, e: &reqwest::Error) -> DirectoryError {
 impl crate::directory::IdentityStore for ScimClient {
     async fn list_groups(&self) -> Result<Vec<GroupRecord>, DirectoryError> {
         ScimClient::list_groups(self).await
+    }
+
+    async fn groups_with_external_id(
+        &self,
+        external_id: &ExternalId,
+    ) -> Result<Vec<GroupRecord>, DirectoryError> {
+        self.groups_where("ListGroups(externalId)", "externalId", external_id.as_str())
+            .await
+    }
+
+    async fn groups_named(&self, name: &GroupName) -> Result<Vec<GroupRecord>, DirectoryError> {
+        self.groups_where("ListGroups(displayName)", "displayName", name.as_str())
+            .await
     }
 
     async fn group_members(

@@ -1,0 +1,211 @@
+//! What a one-project sync costs in AWS calls, from the emulator's request log: a scoped run
+//! looks its groups up by `externalId` (and a missing one by `displayName`) instead of listing
+//! every group in the store, so its cost does not grow with the estate (issue #17's lower
+//! bound: "a one-project change costs ≤ 10 AWS calls"). The limits are aws-sso.md §D.3's
+//! "steady state: one project (3 groups) reconciled ≈ 10–15" read as literals.
+
+mod common;
+
+use aws_replicator::apply::Options;
+use aws_replicator::audit::Audit;
+use aws_replicator::desired::{Desired, DesiredGroup, Scope};
+use aws_replicator::directory::AssignmentReads;
+use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, RunningEmulator};
+use aws_replicator::model::{AccountId, Euid, GroupIdentity, GroupName, ProjectKey, RoleId};
+use aws_replicator::retry::RetryPolicy;
+use aws_replicator::secret::Secret;
+use aws_replicator::sso::admin::{Polling, SsoAdmin};
+use aws_replicator::sso::scim::ScimClient;
+use aws_replicator::sync::{Settings, SyncReport, sync};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// `projects` projects × the sample's three roles, each group with 3 of 60 users.
+fn estate(projects: usize) -> Desired {
+    let mut d = common::sample::desired_state();
+    let template = d.groups.values().next().unwrap().clone();
+    d.groups.clear();
+    d.held.clear();
+    for p in 0..projects {
+        for (r, role) in ["admin", "user", "reader"].into_iter().enumerate() {
+            let identity = GroupIdentity {
+                project: ProjectKey::new(format!("ws{p:04}").as_str(), "app"),
+                role: RoleId::from(role),
+            };
+            let members: BTreeSet<Euid> = (0..3)
+                .map(|i| {
+                    Euid::from(format!("user{:02}@example.com", (p + r * 7 + i) % 60).as_str())
+                })
+                .collect();
+            let group = DesiredGroup {
+                name: GroupName::from(format!("mst-ws{p:04}.app.{role}").as_str()),
+                account: AccountId::from(format!("{:012}", 100_000_000_000 + p).as_str()),
+                members,
+                identity: identity.clone(),
+                ..template.clone()
+            };
+            d.groups.insert(identity.external_id(&d.platform), group);
+        }
+    }
+    d
+}
+
+struct Rig {
+    running: RunningEmulator,
+    scim: ScimClient,
+    admin: SsoAdmin,
+}
+
+async fn rig() -> Rig {
+    let emulator = Emulator::new(EmulatorConfig {
+        operation_delay: Duration::from_millis(5),
+        rate_limit: None,
+        ..EmulatorConfig::default()
+    });
+    for i in 0..60 {
+        emulator.add_user(&format!("user{i:02}@example.com"));
+    }
+    let running = emulator.serve(0).await.unwrap();
+    let retry = RetryPolicy {
+        max_retries: 3,
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_retry_after: Duration::from_secs(1),
+    };
+    let scim = ScimClient::new(
+        &url::Url::parse(&running.scim_endpoint()).unwrap(),
+        Secret::new("emulator-token"),
+        1000.0,
+        retry,
+    );
+    let admin = SsoAdmin::new(
+        common::aws::sdk(&running.endpoint()),
+        common::aws::INSTANCE,
+        1000.0,
+        Polling {
+            first: Duration::from_millis(5),
+            max: Duration::from_millis(20),
+            timeout: Duration::from_secs(30),
+            max_retries: 3,
+        },
+    );
+    Rig {
+        running,
+        scim,
+        admin,
+    }
+}
+
+impl Rig {
+    async fn sync(&self, d: &Desired) -> SyncReport {
+        let settings = Settings {
+            reads: AssignmentReads::PerPair,
+            options: Options::default(),
+            guard: None,
+        };
+        let report = sync(
+            d,
+            &self.scim,
+            &self.admin,
+            settings,
+            &Audit::discard(),
+            |_| {},
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(report.is_success(), "{:?}", report.report);
+        report
+    }
+
+    /// Requests since the log was cleared: (SCIM, sso-admin, listings of every group).
+    fn cost(&self) -> (usize, usize, usize) {
+        let log = self.running.emulator.requests();
+        let scim = log.iter().filter(|r| r.family == Family::Scim).count();
+        let sso = log.iter().filter(|r| r.family == Family::SsoAdmin).count();
+        let all_groups = log
+            .iter()
+            .filter(|r| r.endpoint == "GET /Groups" && !r.target.contains("filter="))
+            .count();
+        (scim, sso, all_groups)
+    }
+}
+
+/// The desired state of one project, with `change` applied, as a scoped trigger sees it.
+fn one_project(full: &Desired, p: usize, change: impl FnOnce(&mut Desired)) -> Desired {
+    let key = ProjectKey::new(format!("ws{p:04}").as_str(), "app");
+    let mut d = full.within(&[key].into());
+    change(&mut d);
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_membership_change_costs_the_same_few_calls_at_any_estate_size() {
+    let mut costs = BTreeMap::new();
+    for projects in [50, 400] {
+        let rig = rig().await;
+        let full = estate(projects);
+        rig.sync(&full).await;
+
+        // Nothing changed: reads only, and no listing of every group.
+        rig.running.emulator.clear_requests();
+        let unchanged = one_project(&full, 7, |_| {});
+        let report = rig.sync(&unchanged).await;
+        assert!(report.plan.ops.is_empty());
+        let idle = rig.cost();
+
+        // One member added to one group.
+        rig.running.emulator.clear_requests();
+        let changed = one_project(&full, 7, |d| {
+            let group = d.groups.values_mut().next().unwrap();
+            group.members.insert(Euid::from("user59@example.com"));
+        });
+        let report = rig.sync(&changed).await;
+        assert_eq!(report.plan.ops.len(), 1, "{:?}", report.plan.ops);
+        let changed = rig.cost();
+        costs.insert(projects, (idle, changed));
+    }
+    let (idle, changed) = costs[&400];
+    assert_eq!(
+        costs[&50], costs[&400],
+        "the cost does not grow with the estate"
+    );
+    assert_eq!(idle.2, 0, "no listing of every group");
+    assert_eq!(changed.2, 0, "no listing of every group");
+    // 3 externalId lookups + 3 member listings; 1 assignment listing (this estate's three
+    // roles share one permission set, so the project has one (account, permission set) pair).
+    assert_eq!((idle.0, idle.1), (6, 1), "{costs:?}");
+    eprintln!("one-project costs (SCIM, sso-admin, full listings): {costs:?}");
+    // The change: the reads above (7), one userName lookup, one PATCH (9 so far), then the
+    // project read again to report what is left (7 more).
+    assert_eq!((changed.0, changed.1), (14, 2), "{costs:?}");
+}
+
+/// A group that does not exist yet is looked up by name too (a foreign group may hold it),
+/// and no assignment listing is spent on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_project_costs_no_assignment_listing_before_its_groups_exist() {
+    let rig = rig().await;
+    let full = estate(20);
+    rig.sync(&full).await;
+    let mut grown = estate(21);
+    let key = ProjectKey::new("ws0020", "app");
+    grown.scope = Scope::projects([key.clone()]);
+    grown.groups.retain(|_, g| g.identity.project == key);
+    rig.running.emulator.clear_requests();
+    let report = rig.sync(&grown).await;
+    let log = rig.running.emulator.requests();
+    let before_first_write: Vec<_> = log
+        .iter()
+        .take_while(|r| r.endpoint != "POST /Groups")
+        .collect();
+    assert!(
+        !before_first_write
+            .iter()
+            .any(|r| r.endpoint == "ListAccountAssignments"),
+        "{before_first_write:#?}"
+    );
+    assert_eq!(report.plan.summary.groups_to_create, 3);
+    let (_, _, all_groups) = rig.cost();
+    assert_eq!(all_groups, 0);
+}
