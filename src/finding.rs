@@ -45,6 +45,13 @@ pub enum Finding {
     AmbiguousEuid { euid: Euid, candidates: Vec<String> },
     /// A user would be in more groups than AWS evaluates for permissions (1,000).
     UserInTooManyGroups { euid: Euid, groups: usize },
+    /// The plan would leave more groups in the identity store than AWS's quota allows
+    /// (`in_store` is known only when the whole store was read).
+    StoreGroupQuota {
+        wanted: usize,
+        in_store: Option<usize>,
+        limit: usize,
+    },
     /// An `mst-` group without our marker: not ours, left alone.
     ForeignGroupIgnored { name: GroupName, id: GroupId },
     /// A group that is not ours already has the name a desired group needs.
@@ -132,6 +139,20 @@ impl fmt::Display for Finding {
                 candidates.len(),
                 candidates.join(", ")
             ),
+            StoreGroupQuota {
+                wanted,
+                in_store,
+                limit,
+            } => {
+                write!(f, "{wanted} groups are wanted")?;
+                if let Some(n) = in_store {
+                    write!(f, " and the identity store would hold {n} groups")?;
+                }
+                write!(
+                    f,
+                    "; an identity store holds at most {limit} (AWS's quota), so the creations past it will fail: replicate fewer roles or projects on this instance"
+                )
+            }
             UserInTooManyGroups { euid, groups } => write!(
                 f,
                 "{euid} would be in {groups} groups; AWS evaluates at most 1,000 per user"

@@ -395,7 +395,11 @@ async fn a_scoped_observation_reads_only_its_project() {
             pairs.len()
         );
         assert_eq!(counts["scim"], model_scim);
-        assert_eq!(counts.get("sso-admin").copied().unwrap_or(0), 0, "{pairs:?}");
+        assert_eq!(
+            counts.get("sso-admin").copied().unwrap_or(0),
+            0,
+            "{pairs:?}"
+        );
         assert!(
             !running
                 .emulator

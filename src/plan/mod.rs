@@ -607,6 +607,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .flatten()
         .collect();
     let summary = summarize(&ops);
+    if let Some(quota) = store_quota(desired, observed, &summary) {
+        findings.insert(quota);
+    }
     let estimate = estimate(&ops, desired);
     Plan {
         format_version: PLAN_FORMAT_VERSION,
@@ -617,6 +620,26 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         summary,
         estimate,
     }
+}
+
+/// AWS's quota of groups in one identity store.
+pub const MAX_GROUPS_PER_STORE: usize = 100_000;
+
+/// A finding when the plan wants more groups than an identity store holds, said before any
+/// write: a 50,000-project estate with three roles wants 150,000. The store's count after the
+/// plan is known when the observation read every group (an unscoped run).
+fn store_quota(desired: &Desired, observed: &Observed, summary: &Summary) -> Option<Finding> {
+    let wanted = desired.groups.len();
+    let in_store = (desired.scope == crate::desired::Scope::All).then(|| {
+        (observed.groups.len() + summary.groups_to_create).saturating_sub(summary.groups_to_delete)
+    });
+    (wanted > MAX_GROUPS_PER_STORE || in_store.is_some_and(|n| n > MAX_GROUPS_PER_STORE)).then(
+        || Finding::StoreGroupQuota {
+            wanted,
+            in_store,
+            limit: MAX_GROUPS_PER_STORE,
+        },
+    )
 }
 
 fn sorted_chunks(mut members: Vec<Member>) -> Vec<Vec<Member>> {
