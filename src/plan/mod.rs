@@ -633,13 +633,12 @@ fn store_quota(desired: &Desired, observed: &Observed, summary: &Summary) -> Opt
     let in_store = (desired.scope == crate::desired::Scope::All).then(|| {
         (observed.groups.len() + summary.groups_to_create).saturating_sub(summary.groups_to_delete)
     });
-    (wanted > MAX_GROUPS_PER_STORE || in_store.is_some_and(|n| n > MAX_GROUPS_PER_STORE)).then(
-        || Finding::StoreGroupQuota {
-            wanted,
-            in_store,
-            limit: MAX_GROUPS_PER_STORE,
-        },
-    )
+    let over = wanted > MAX_GROUPS_PER_STORE || in_store.is_some_and(|n| n > MAX_GROUPS_PER_STORE);
+    over.then_some(Finding::StoreGroupQuota {
+        wanted,
+        in_store,
+        limit: MAX_GROUPS_PER_STORE,
+    })
 }
 
 fn sorted_chunks(mut members: Vec<Member>) -> Vec<Vec<Member>> {
