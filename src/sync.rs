@@ -5,7 +5,7 @@ use crate::apply::{self, Options, Outcome, Report};
 use crate::audit::Audit;
 use crate::desired::Desired;
 use crate::directory::{
-    AccountAssignments, AssignmentReads, DirectoryError, IdentityStore, observe,
+    AccountAssignments, AssignmentReads, DirectoryError, IdentityStore, observe, observe_knowing,
 };
 use crate::model::{GroupIdentity, ProjectKey};
 use crate::plan::guard::{self, Limits, Tripped};
@@ -101,7 +101,11 @@ pub async fn sync(
             .map(|identity| identity.project)
             .collect();
         let narrowed = desired.within(&touched);
-        let after = observe(identity, assignments, &narrowed, settings.reads).await?;
+        // After an unscoped observation the store's size is known, and checking many
+        // projects is cheaper by listing than by looking each up.
+        let known = (desired.scope == crate::desired::Scope::All).then_some(observed.groups.len());
+        let after =
+            observe_knowing(identity, assignments, &narrowed, settings.reads, known).await?;
         crate::plan::plan(&narrowed, &after)
     };
     Ok(SyncReport {

@@ -209,3 +209,24 @@ async fn a_new_project_costs_no_assignment_listing_before_its_groups_exist() {
     let (_, _, all_groups) = rig.cost();
     assert_eq!(all_groups, 0);
 }
+
+/// The check after a first sync touches every project: it lists the store's groups again
+/// rather than looking up each project's groups one by one (1,200 lookups here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_check_after_a_full_sync_lists_rather_than_looks_up_every_group() {
+    let rig = rig().await;
+    rig.running.emulator.clear_requests();
+    rig.sync(&estate(400)).await;
+    let log = rig.running.emulator.requests();
+    let lookups = log
+        .iter()
+        .filter(|r| r.endpoint == "GET /Groups" && r.target.contains("filter=externalId"))
+        .count();
+    let listings = log
+        .iter()
+        .filter(|r| r.endpoint == "GET /Groups" && !r.target.contains("filter="))
+        .count();
+    assert_eq!(lookups, 0);
+    // Before (empty store: one page) and after (1,200 groups: 12 pages).
+    assert_eq!(listings, 1 + 12);
+}

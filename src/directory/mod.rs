@@ -207,11 +207,29 @@ pub async fn observe(
     desired: &Desired,
     assignment_reads: AssignmentReads,
 ) -> Result<Observed, DirectoryError> {
+    observe_knowing(identity, assignments, desired, assignment_reads, None).await
+}
+
+/// [`observe`], knowing how many groups the store held when it was last listed: a scope of
+/// many projects then lists the groups when that takes fewer requests than looking each up
+/// (the check after a first sync touches every project).
+pub async fn observe_knowing(
+    identity: &impl IdentityStore,
+    assignments: &impl AccountAssignments,
+    desired: &Desired,
+    assignment_reads: AssignmentReads,
+    store_groups: Option<usize>,
+) -> Result<Observed, DirectoryError> {
     let records = match &desired.scope {
         Scope::Only {
             workspaces,
             projects,
-        } if workspaces.is_empty() => find_groups(identity, desired, projects).await?,
+        } if workspaces.is_empty()
+            && store_groups
+                .is_none_or(|g| projects.len() * desired.roles.len() < g.div_ceil(100)) =>
+        {
+            find_groups(identity, desired, projects).await?
+        }
         _ => identity.list_groups().await?,
     };
     let ours: Vec<&GroupRecord> = records
