@@ -244,6 +244,31 @@ pub fn plan_iam(
 /// For each meshStack user, the `role ARN,provider ARN` pairs that meshIdB puts into the SAML
 /// assertion: one per project role the user holds (directly or through a workspace group)
 /// whose role is mapped, in each project account.
+/// The SAML role pairs after a run of part of the estate: the pairs of `accounts` (the ones the
+/// run read) replaced by what it found, every other account's pairs kept as they were. A scoped
+/// run knows only its own projects, so its answer alone would drop everyone else's roles.
+pub fn merge_saml_roles(
+    mut before: BTreeMap<String, BTreeSet<String>>,
+    now: BTreeMap<String, BTreeSet<String>>,
+    accounts: &BTreeSet<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    // A pair is `arn:PARTITION:iam::ACCOUNT:role/NAME,arn:…:saml-provider/NAME`.
+    let account_of = |pair: &str| pair.split(':').nth(4).map(str::to_owned);
+    for pairs in before.values_mut() {
+        pairs.retain(|p| account_of(p).is_none_or(|a| !accounts.contains(&a)));
+    }
+    for (user, pairs) in now {
+        before.entry(user).or_default().extend(pairs);
+    }
+    before.retain(|_, pairs| !pairs.is_empty());
+    before
+}
+
+/// The accounts of a snapshot's tenants (those with a valid id).
+pub fn accounts_of(snapshot: &Snapshot, ids: &BTreeMap<ProjectKey, String>) -> BTreeSet<String> {
+    project_accounts(snapshot, ids).map(|(_, a)| a).collect()
+}
+
 pub fn saml_roles(
     snapshot: &Snapshot,
     config: &Config,

@@ -258,3 +258,40 @@ in c // {{ aws = c.aws // {{ roleMappingsExternal = [ {{ mapKey = "reader", mapV
         "{warnings:?}"
     );
 }
+
+#[test]
+fn a_scoped_run_replaces_only_its_accounts_saml_roles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let pair = |account: &str, role: &str| {
+        format!("arn:aws:iam::{account}:role/{role},arn:aws:iam::{account}:saml-provider/meshIdB")
+    };
+    let set = |pairs: &[String]| pairs.iter().cloned().collect::<BTreeSet<String>>();
+    let before: BTreeMap<String, BTreeSet<String>> = [
+        (
+            "alice".to_owned(),
+            set(&[pair("111111111111", "admin"), pair("222222222222", "admin")]),
+        ),
+        ("bob".to_owned(), set(&[pair("111111111111", "reader")])),
+        ("carol".to_owned(), set(&[pair("333333333333", "admin")])),
+    ]
+    .into();
+    // The run read account 111…: alice is now a reader there, bob lost his role.
+    let now: BTreeMap<String, BTreeSet<String>> =
+        [("alice".to_owned(), set(&[pair("111111111111", "reader")]))].into();
+    let accounts: BTreeSet<String> = ["111111111111".to_owned()].into();
+    let merged = super::merge_saml_roles(before, now, &accounts);
+    assert_eq!(
+        merged,
+        [
+            (
+                "alice".to_owned(),
+                set(&[
+                    pair("111111111111", "reader"),
+                    pair("222222222222", "admin")
+                ])
+            ),
+            ("carol".to_owned(), set(&[pair("333333333333", "admin")])),
+        ]
+        .into()
+    );
+}

@@ -70,6 +70,9 @@ pub struct ServeOptions {
     pub snapshot: Option<PathBuf>,
 }
 
+/// meshIdB: each user's `role ARN,provider ARN` pairs.
+type SamlRoles = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+
 struct Service {
     config: Config,
     snapshot: Option<PathBuf>,
@@ -77,7 +80,7 @@ struct Service {
     sso: Option<(ScimClient, SsoAdmin)>,
     audit: Audit,
     /// meshIdB: the SAML role pairs per user as of the last run.
-    saml_roles: std::sync::RwLock<Option<serde_json::Value>>,
+    saml_roles: std::sync::RwLock<Option<SamlRoles>>,
     runs: Runs,
     metrics: Arc<Metrics>,
     /// AWS IAM Identity Center (or, on the meshIdB path, the accounts) has been read once.
@@ -344,7 +347,17 @@ impl Service {
         self.metrics.record_mesh_idb(&iam);
         self.ready.store(true, Ordering::Relaxed);
         let roles = crate::idb::saml_roles(&snapshot, &self.config, &ids);
-        *self.saml_roles.write().expect("saml roles lock") = Some(json!(roles));
+        let mut served = self.saml_roles.write().expect("saml roles lock");
+        *served = match (scope, served.take()) {
+            (Scope::All, _) => Some(roles),
+            // A scoped run replaces only its accounts' pairs; before the first full run there
+            // is no whole answer to serve.
+            (Scope::Only { .. }, before) => before.map(|before| {
+                let accounts = crate::idb::accounts_of(&snapshot, &ids);
+                crate::idb::merge_saml_roles(before, roles, &accounts)
+            }),
+        };
+        drop(served);
         let errors = accounts
             .accounts
             .iter()
@@ -395,8 +408,8 @@ async fn saml_roles(
     let Some(mut roles) = service.saml_roles.read().expect("saml roles lock").clone() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "no run has finished yet");
     };
-    if let (Some(user), Some(map)) = (query.get("user"), roles.as_object_mut()) {
-        map.retain(|u, _| u == user);
+    if let Some(user) = query.get("user") {
+        roles.retain(|u, _| u == user);
     }
     axum::Json(json!({ "platform": service.config.platform, "users": roles })).into_response()
 }
