@@ -171,6 +171,15 @@ impl<I: IdentityStore, A: AccountAssignments> Run<'_, I, A> {
                 }
                 _ => None,
             };
+            // Checked before each write: a replica that cannot vouch for its lease sends
+            // nothing (the fence is always open without leader election).
+            let blocked = blocked.or_else(|| {
+                (!crate::fence::is_open()).then(|| {
+                    "not sent: this replica is not sure it still holds the lease \
+                     (replicator.leader-election); the leader does it"
+                        .to_owned()
+                })
+            });
             let result = match blocked {
                 Some(reason) => Err(Stop::Skip(reason)),
                 None => {

@@ -125,6 +125,8 @@ impl Paced {
         let mut backoff = self.policy.backoff();
         loop {
             self.limiter.until_ready().await;
+            // Right before sending: the rate-limit wait may have outlived this replica's lease.
+            crate::fence::check(operation).map_err(SdkError::construction_failure)?;
             self.calls.fetch_add(1, Ordering::Relaxed);
             let answer = call().await;
             if let Some(o) = &self.observer {

@@ -45,6 +45,16 @@
                                        longer is stopped and fails; the next run resumes
         ready-max-age-seconds          /readyz answers 503 once the last successful sync is older
                                        than this (keep it above interval-seconds + jitter-seconds)
+      leader-election:         None runs one replicator as the only writer. Some { … } lets several
+                               replicas run (Kubernetes): only the holder of the Lease
+                               `lease-name` in `namespace` schedules and writes, and labels its
+                               own pod aws-replicator/leader=true; the others serve /metrics
+                               and health and answer the webhook 503. The identity is the pod
+                               name ($POD_NAME, else $HOSTNAME).
+        lease-duration-seconds         how long a lease not renewed stays the holder's
+        renew-deadline-seconds         a leader that could not renew for this long stops writing
+                                       (below lease-duration-seconds)
+        retry-period-seconds           how often the leader renews and the others try
 -}
 let LandingZone = ./LandingZone.dhall
 
@@ -85,6 +95,14 @@ let Settings =
           , run-deadline-seconds : Natural
           , ready-max-age-seconds : Natural
           }
+      , leader-election :
+          Optional
+            { lease-name : Text
+            , namespace : Text
+            , lease-duration-seconds : Natural
+            , renew-deadline-seconds : Natural
+            , retry-period-seconds : Natural
+            }
       }
 
 let default =
@@ -119,6 +137,14 @@ let default =
         , run-deadline-seconds = 3600
         , ready-max-age-seconds = 7200
         }
+      , leader-election =
+          None
+            { lease-name : Text
+            , namespace : Text
+            , lease-duration-seconds : Natural
+            , renew-deadline-seconds : Natural
+            , retry-period-seconds : Natural
+            }
       }
 
 in  { Type = Settings, default }

@@ -182,6 +182,18 @@ pub struct Replicator {
     pub accounts: Accounts,
     pub mesh_idb: MeshIdbSettings,
     pub serve: Serve,
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// `replicator.leader-election`: several replicas, one writer (the Lease's holder).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LeaderElection {
+    pub lease_name: String,
+    pub namespace: String,
+    pub lease_duration_seconds: u64,
+    pub renew_deadline_seconds: u64,
+    pub retry_period_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]

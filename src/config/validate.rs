@@ -854,6 +854,9 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
             "give a whole run time to finish, e.g. 3600",
         );
     }
+    if let Some(le) = &r.leader_election {
+        leader_election(p, le);
+    }
     let between_syncs = r.schedule.interval_seconds + r.schedule.jitter_seconds;
     if serve.ready_max_age_seconds <= between_syncs {
         p.add(
@@ -864,6 +867,50 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
                 serve.ready_max_age_seconds
             ),
             "allow a few missed syncs, e.g. 3 × interval-seconds, or the default 7200",
+        );
+    }
+}
+
+/// The Lease's name and namespace are Kubernetes names, and its timings must nest as
+/// client-go's do: retry period < renew deadline < lease duration, so that a leader that cannot
+/// renew stops writing before another may take over.
+fn leader_election(p: &mut Problems, le: &raw::LeaderElection) {
+    let dns_label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    for (field, value) in [("lease-name", &le.lease_name), ("namespace", &le.namespace)] {
+        if !dns_label(value) {
+            p.add(
+                format!("replicator.leader-election.{field}"),
+                format!("{value:?} is not a Kubernetes name"),
+                "use lowercase letters, digits and -, at most 63, e.g. \"aws-replicator\"",
+            );
+        }
+    }
+    if le.retry_period_seconds == 0 || le.retry_period_seconds >= le.renew_deadline_seconds {
+        p.add(
+            "replicator.leader-election.retry-period-seconds",
+            format!(
+                "{} s is not between 0 and renew-deadline-seconds ({} s)",
+                le.retry_period_seconds, le.renew_deadline_seconds
+            ),
+            "renew several times within the deadline, e.g. 2 with a deadline of 10",
+        );
+    }
+    if le.renew_deadline_seconds >= le.lease_duration_seconds {
+        p.add(
+            "replicator.leader-election.renew-deadline-seconds",
+            format!(
+                "{} s is not below lease-duration-seconds ({} s), so a leader that cannot renew \
+                 could still be writing when another takes over",
+                le.renew_deadline_seconds, le.lease_duration_seconds
+            ),
+            "keep it well below, e.g. 10 with a lease of 15 (client-go's defaults)",
         );
     }
 }

@@ -12,6 +12,7 @@
 //!   is recorded as interrupted.
 
 mod auth;
+mod leader;
 mod runs;
 mod worker;
 
@@ -60,6 +61,8 @@ pub enum ServerError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Election(#[from] leader::ElectionError),
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
 }
@@ -74,6 +77,8 @@ pub struct ServeOptions {
 type SamlRoles = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
 
 struct Service {
+    /// `replicator.leader-election`: this replica writes only while it holds the lease.
+    election: Option<leader::Election>,
     config: Config,
     snapshot: Option<PathBuf>,
     /// The SSO clients; `None` on the meshIdB path.
@@ -120,7 +125,12 @@ pub async fn serve(
             address: options.listen,
             source,
         })?;
+    let election = match &config.replicator.leader_election {
+        Some(settings) => Some(leader::Election::connect(settings).await?),
+        None => None,
+    };
     let service = Arc::new(Service {
+        election,
         snapshot: options.snapshot,
         sso,
         audit,
@@ -134,8 +144,7 @@ pub async fn serve(
     });
     tracing::info!(address = %options.listen, "serving");
 
-    let scheduler = tokio::spawn(schedule(service.clone()));
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signalled = {
         let service = service.clone();
         async move {
@@ -153,18 +162,48 @@ pub async fn serve(
         metrics: &service.metrics,
         deadline: Duration::from_secs(service.config.replicator.serve.run_deadline_seconds),
     };
-    let stopping = async {
-        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+    // The scheduler and the worker: what the one writer does. Without leader election that is
+    // this process, for as long as it serves.
+    let lead = || {
+        let (service, runner, mut stop_rx) = (&service, &runner, stop_rx.clone());
+        async move {
+            let _scheduler = Aborting(tokio::spawn(schedule(service.clone())));
+            let stopping = async move {
+                let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            };
+            // Each run is boxed: a sync is a deep future, and nested in the server's it grew
+            // too deep for the compiler to lay out.
+            runner
+                .work(stopping, |scope| async move {
+                    Box::pin(service.run(&scope)).await
+                })
+                .await;
+        }
     };
-    // Each run is boxed: a sync is a deep future, and nested in the server's it grew too deep
-    // for the compiler to lay out.
-    let work = runner.work(stopping, |scope| {
-        let service = &service;
-        async move { Box::pin(service.run(&scope)).await }
-    });
+    let work = async {
+        match &service.election {
+            None => lead().await,
+            Some(election) => {
+                let lost = || {
+                    service.runs.interrupt_running(
+                        "interrupted: this replica lost its lease; the leader completes it",
+                    );
+                };
+                election.run(lead, stop_rx.clone(), lost).await;
+            }
+        }
+    };
     let (served, ()) = tokio::join!(server.into_future(), work);
-    scheduler.abort();
     served.map_err(ServerError::Serve)
+}
+
+/// Aborts its task when dropped: the scheduler stops with the leadership that runs it.
+struct Aborting(tokio::task::JoinHandle<()>);
+
+impl Drop for Aborting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn router(service: Arc<Service>) -> Router {
@@ -419,6 +458,11 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn readyz(State(service): State<Arc<Service>>) -> Response {
+    // A follower is ready to take over; it reads nothing until it leads. Unready followers
+    // would also stall a rolling update, which waits for new pods to be ready.
+    if service.election.as_ref().is_some_and(|e| !e.is_leading()) {
+        return "ready (standby: not the leader)".into_response();
+    }
     let max_age = Duration::from_secs(service.config.replicator.serve.ready_max_age_seconds);
     match unready(
         service.ready.load(Ordering::Relaxed),
@@ -531,6 +575,24 @@ async fn trigger(
         Ok(scope) => scope,
         Err((status, message)) => return error(status, &message),
     };
+    // Only the leader runs syncs: a follower reached directly (the shipped Service selects the
+    // leader's pod) sends the caller on, so no trigger is lost.
+    if let Some(election) = service.election.as_ref().filter(|e| !e.is_leading()) {
+        let leader = election.holder().await;
+        let message = match &leader {
+            Some(holder) => format!("this replica is not the leader; the leader is {holder}"),
+            None => "this replica is not the leader, and no leader holds the lease yet".to_owned(),
+        };
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "error": message, "leader": leader })),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+        return response;
+    }
     match service.runs.enqueue(scope, Trigger::Webhook) {
         Some(enqueued) => (StatusCode::ACCEPTED, axum::Json(enqueued)).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),

@@ -204,6 +204,15 @@ impl Runs {
         }
     }
 
+    /// Records the running run, if any, as interrupted with `why` (the worker that ran it was
+    /// dropped: this replica lost its lease).
+    pub fn interrupt_running(&self, why: &str) {
+        let running = self.state.lock().expect("runs lock").running;
+        if let Some(id) = running {
+            self.finish(id, RunStatus::Interrupted, None, Some(why.to_owned()));
+        }
+    }
+
     pub fn get(&self, id: RunId) -> Option<Run> {
         self.state.lock().expect("runs lock").runs.get(&id).cloned()
     }

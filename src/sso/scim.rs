@@ -165,6 +165,15 @@ impl ScimClient {
         accept: &[StatusCode],
     ) -> Result<Answer, Failure> {
         self.limiter.until_ready().await;
+        if *method != Method::GET
+            && let Err(closed) = crate::fence::check(operation)
+        {
+            return Err(Failure {
+                error: DirectoryError::Other(closed.to_string()),
+                retryable: false,
+                retry_after: None,
+            });
+        }
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut request = self
             .http

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod cli;
+pub mod kube_api;
 pub mod meshstack_fixture;
 pub mod peers;
 pub mod sample;

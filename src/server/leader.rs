@@ -1,0 +1,218 @@
+//! Leader election (`replicator.leader-election`): several replicas, one writer.
+//!
+//! The election itself is `k8s_controller::LeaderElection` (client-go's protocol on a
+//! `coordination.k8s.io/v1` Lease, every write guarded by `resourceVersion`, expiry measured on
+//! the candidate's own clock). Around it:
+//! - the leader runs the scheduler and the worker ([`Election::run`]'s `lead`); losing the
+//!   lease drops them where they stand, as a killed process would stop (every write is
+//!   idempotent, so the next leader completes the work);
+//! - the write fence ([`crate::fence`]) opens only until this replica's last confirmation of
+//!   the lease plus the renew deadline, so a leader that was paused past its lease sends no
+//!   write before its renewal loop has even run;
+//! - the leader labels its own pod `aws-replicator/leader=true` (the shipped Service selects
+//!   it, so webhooks reach the leader) and removes the label when it stops leading;
+//! - on shutdown the lease is released, so another replica takes over at once.
+
+use crate::config::raw;
+use k8s_controller::LeaderElection;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The label the leader puts on its own pod; the webhook Service selects it.
+pub const LEADER_LABEL: &str = "aws-replicator/leader";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ElectionError {
+    #[error(
+        "replicator.leader-election is set, but neither POD_NAME nor HOSTNAME names this replica; set POD_NAME from the downward API (metadata.name)"
+    )]
+    NoIdentity,
+    #[error(
+        "replicator.leader-election: cannot reach the Kubernetes API ({0}); run in a pod with a service account, or point KUBECONFIG at a cluster"
+    )]
+    Client(String),
+}
+
+pub struct Election {
+    election: LeaderElection,
+    leases: Api<Lease>,
+    pods: Api<Pod>,
+    lease_name: String,
+    identity: String,
+    renew_deadline: Duration,
+    retry_period: Duration,
+    leading: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Election {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Election")
+            .field("lease", &self.lease_name)
+            .field("identity", &self.identity)
+            .finish()
+    }
+}
+
+impl Election {
+    /// Connects to the Kubernetes API as the pod's service account (or `KUBECONFIG`). The
+    /// write fence is closed from here on until the lease is confirmed.
+    pub async fn connect(settings: &raw::LeaderElection) -> Result<Self, ElectionError> {
+        let identity = ["POD_NAME", "HOSTNAME"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+            .ok_or(ElectionError::NoIdentity)?;
+        let config = kube::Config::infer()
+            .await
+            .map_err(|e| ElectionError::Client(e.to_string()))?;
+        let client =
+            kube::Client::try_from(config).map_err(|e| ElectionError::Client(e.to_string()))?;
+        let renew_deadline = Duration::from_secs(settings.renew_deadline_seconds);
+        let retry_period = Duration::from_secs(settings.retry_period_seconds);
+        let election = LeaderElection::new(
+            client.clone(),
+            &settings.namespace,
+            &settings.lease_name,
+            &identity,
+        )
+        .with_lease_duration(Duration::from_secs(settings.lease_duration_seconds))
+        .with_renew_deadline(renew_deadline)
+        .with_retry_period(retry_period);
+        crate::fence::close();
+        Ok(Self {
+            election,
+            leases: Api::namespaced(client.clone(), &settings.namespace),
+            pods: Api::namespaced(client, &settings.namespace),
+            lease_name: settings.lease_name.clone(),
+            identity,
+            renew_deadline,
+            retry_period,
+            leading: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
+    }
+
+    /// Who holds the lease now, as the Kubernetes API says (for a follower's 503).
+    pub async fn holder(&self) -> Option<String> {
+        let lease = self.leases.get_opt(&self.lease_name).await.ok()??;
+        lease.spec?.holder_identity.filter(|h| !h.is_empty())
+    }
+
+    /// Runs `lead` each time this replica holds the lease, until `stopping` turns true: then a
+    /// follower returns at once, and a leader's `lead` is expected to wind down by itself, after
+    /// which the lease is released. `lost` is called each time leadership is lost while `lead`
+    /// was running.
+    pub async fn run<L, Fut>(
+        &self,
+        lead: L,
+        mut stopping: tokio::sync::watch::Receiver<bool>,
+        lost: impl Fn(),
+    ) where
+        L: Fn() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        loop {
+            if *stopping.borrow() {
+                return;
+            }
+            let leading = async {
+                // Confirmed before the first write, then again every retry period beside it.
+                self.confirm().await;
+                self.became_leader().await;
+                tokio::select! {
+                    () = lead() => {}
+                    () = self.keep_confirming() => {}
+                }
+            };
+            // A follower stops when asked; a leader's own `lead` winds down instead.
+            let follower_stops = async {
+                let _ = stopping.wait_for(|stop| *stop).await;
+                if self.is_leading() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let outcome = tokio::select! {
+                outcome = self.election.with_lease(leading) => Some(outcome),
+                () = follower_stops => None,
+            };
+            crate::fence::close();
+            if self.leading.swap(false, Ordering::Relaxed) {
+                self.label(false).await;
+            }
+            match outcome {
+                // `lead` ended (shutdown; with_lease has released the lease), or a follower
+                // was stopped.
+                Some(Some(())) | None => return,
+                Some(None) => {
+                    tracing::warn!(
+                        identity = %self.identity,
+                        "lost the lease: stopped writing; trying to take it again"
+                    );
+                    lost();
+                }
+            }
+        }
+    }
+
+    async fn became_leader(&self) {
+        self.leading.store(true, Ordering::Relaxed);
+        tracing::info!(identity = %self.identity, lease = %self.lease_name, "leading");
+        self.label(true).await;
+    }
+
+    /// Reads the lease: while it names this replica, writes may go on until the renew
+    /// deadline counted from before the read; otherwise the fence closes.
+    async fn confirm(&self) {
+        let asked = Instant::now();
+        match self.leases.get_opt(&self.lease_name).await {
+            Ok(Some(lease))
+                if lease
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.holder_identity.as_deref())
+                    .is_some_and(|h| h == self.identity) =>
+            {
+                crate::fence::open_until(asked + self.renew_deadline);
+            }
+            Ok(_) => crate::fence::close(),
+            // The fence closes by itself at the deadline.
+            Err(e) => tracing::warn!(error = %e, "could not read the lease to confirm it"),
+        }
+    }
+
+    async fn keep_confirming(&self) {
+        loop {
+            tokio::time::sleep(self.retry_period).await;
+            self.confirm().await;
+        }
+    }
+
+    /// Puts or removes the leader label on this replica's pod. Best effort: without it the
+    /// webhook may reach a follower, which answers 503 naming the leader.
+    async fn label(&self, leading: bool) {
+        let value = if leading {
+            serde_json::json!("true")
+        } else {
+            serde_json::Value::Null
+        };
+        let patch = serde_json::json!({ "metadata": { "labels": { LEADER_LABEL: value } } });
+        if let Err(e) = self
+            .pods
+            .patch(
+                &self.identity,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, pod = %self.identity, "could not label this pod");
+        }
+    }
+}

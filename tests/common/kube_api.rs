@@ -1,0 +1,265 @@
+//! A Kubernetes API peer for leader election, following the API reference for the calls the
+//! replicator makes (no kube-apiserver can be installed here): Leases in
+//! `coordination.k8s.io/v1` (GET, POST → 201 or 409 AlreadyExists, PUT guarded by
+//! `metadata.resourceVersion` → 409 Conflict when stale) and a JSON merge patch of a pod's
+//! labels. Every object write bumps one resourceVersion counter, as etcd's revision does.
+//! Errors are `Status` objects. It records who held the lease when, and every label change.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub const TOKEN: &str = "kube-test-token";
+
+#[derive(Default)]
+pub struct World {
+    revision: u64,
+    leases: BTreeMap<(String, String), Value>,
+    pub pods: BTreeMap<String, BTreeMap<String, String>>,
+    /// (when, holder) each time a write changed the lease's holder.
+    pub holders: Vec<(Instant, Option<String>)>,
+    pub conflicts: usize,
+}
+
+pub struct KubeApi {
+    pub url: String,
+    pub world: Arc<Mutex<World>>,
+}
+
+impl KubeApi {
+    pub async fn start() -> Self {
+        let world = Arc::new(Mutex::new(World::default()));
+        let app = Router::new()
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+                axum::routing::post(create),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
+                get(read).put(replace),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/pods/{name}",
+                axum::routing::patch(patch_pod),
+            )
+            .with_state(world.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, world }
+    }
+
+    /// A kubeconfig that points at this peer, for `KUBECONFIG`.
+    pub fn kubeconfig(&self, dir: &std::path::Path, namespace: &str) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig.yaml");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\n\
+             users:\n- name: test\n  user:\n    token: {TOKEN}\ncontexts:\n- name: test\n  context:\n\
+             \x20   cluster: test\n    user: test\n    namespace: {namespace}\ncurrent-context: test\n",
+            url = self.url
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Who holds `name` now.
+    pub fn holder(&self, namespace: &str, name: &str) -> Option<String> {
+        let world = self.world.lock().unwrap();
+        let lease = world.leases.get(&(namespace.to_owned(), name.to_owned()))?;
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+    }
+
+    pub fn label(&self, pod: &str, key: &str) -> Option<String> {
+        self.world.lock().unwrap().pods.get(pod)?.get(key).cloned()
+    }
+}
+
+fn status(code: StatusCode, reason: &str, message: String) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                      "message": message, "reason": reason, "code": code.as_u16()});
+    (code, axum::Json(body)).into_response()
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {TOKEN}"))
+}
+
+fn unauthorized() -> Response {
+    status(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "Unauthorized".into(),
+    )
+}
+
+async fn read(
+    State(world): State<Arc<Mutex<World>>>,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+) -> Response {
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    match world.lock().unwrap().leases.get(&(ns, name.clone())) {
+        Some(lease) => axum::Json(lease.clone()).into_response(),
+        None => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        ),
+    }
+}
+
+fn holder_of(lease: &Value) -> Option<String> {
+    lease["spec"]["holderIdentity"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_owned)
+}
+
+/// Stores `lease` under a new revision and notes a change of holder.
+fn store(world: &mut World, key: (String, String), mut lease: Value, created: bool) -> Value {
+    world.revision += 1;
+    let before = world.leases.get(&key).and_then(holder_of);
+    lease["apiVersion"] = json!("coordination.k8s.io/v1");
+    lease["kind"] = json!("Lease");
+    lease["metadata"]["name"] = json!(key.1);
+    lease["metadata"]["namespace"] = json!(key.0);
+    lease["metadata"]["resourceVersion"] = json!(world.revision.to_string());
+    if created {
+        lease["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012}", world.revision));
+        lease["metadata"]["creationTimestamp"] = json!("2026-12-02T00:00:00Z");
+    }
+    let after = holder_of(&lease);
+    if created || before != after {
+        world.holders.push((Instant::now(), after));
+    }
+    world.leases.insert(key, lease.clone());
+    lease
+}
+
+async fn create(
+    State(world): State<Arc<Mutex<World>>>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    axum::Json(lease): axum::Json<Value>,
+) -> Response {
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    let Some(name) = lease["metadata"]["name"].as_str().map(str::to_owned) else {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "metadata.name: Required value".into(),
+        );
+    };
+    let mut world = world.lock().unwrap();
+    let key = (ns, name.clone());
+    if world.leases.contains_key(&key) {
+        world.conflicts += 1;
+        return status(
+            StatusCode::CONFLICT,
+            "AlreadyExists",
+            format!("leases.coordination.k8s.io \"{name}\" already exists"),
+        );
+    }
+    let stored = store(&mut world, key, lease, true);
+    (StatusCode::CREATED, axum::Json(stored)).into_response()
+}
+
+async fn replace(
+    State(world): State<Arc<Mutex<World>>>,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+    axum::Json(lease): axum::Json<Value>,
+) -> Response {
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    let mut world = world.lock().unwrap();
+    let key = (ns, name.clone());
+    let Some(current) = world.leases.get(&key) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        );
+    };
+    let sent = lease["metadata"]["resourceVersion"].as_str();
+    if sent.is_some_and(|rv| Some(rv) != current["metadata"]["resourceVersion"].as_str()) {
+        world.conflicts += 1;
+        return status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the \
+                 object has been modified; please apply your changes to the latest version and \
+                 try again"
+            ),
+        );
+    }
+    let mut lease = lease;
+    lease["metadata"]["uid"] = current["metadata"]["uid"].clone();
+    lease["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"].clone();
+    let stored = store(&mut world, key, lease, false);
+    axum::Json(stored).into_response()
+}
+
+/// A JSON merge patch (RFC 7386) of a pod's labels; `null` removes one.
+async fn patch_pod(
+    State(world): State<Arc<Mutex<World>>>,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    if !authorized(&headers) {
+        return unauthorized();
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/merge-patch+json") {
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format: {content_type}"),
+        );
+    }
+    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
+        return status(StatusCode::BAD_REQUEST, "BadRequest", "not JSON".into());
+    };
+    let mut world = world.lock().unwrap();
+    world.revision += 1;
+    let revision = world.revision;
+    let labels = world.pods.entry(name.clone()).or_default();
+    if let Some(changes) = patch["metadata"]["labels"].as_object() {
+        for (k, v) in changes {
+            match v.as_str() {
+                Some(v) => {
+                    labels.insert(k.clone(), v.to_owned());
+                }
+                None => {
+                    labels.remove(k);
+                }
+            }
+        }
+    }
+    axum::Json(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels,
+                     "resourceVersion": revision.to_string()}}))
+    .into_response()
+}

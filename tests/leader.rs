@@ -1,0 +1,302 @@
+//! Two `serve` replicas with leader election, against the emulator (AWS IAM Identity Center),
+//! moto's STS and a Kubernetes API peer that follows the API reference for Leases
+//! (`common::kube_api`: optimistic concurrency on `resourceVersion`, 409 on a stale write).
+//!
+//! One writer at a time: the follower answers the webhook 503 naming the leader; after the
+//! leader is SIGKILLed the follower takes over within the lease duration and completes the
+//! work; after SIGTERM the leader releases the lease and the follower takes over at once; a
+//! leader paused (SIGSTOP) past its lease sends no write after it resumes.
+
+mod common;
+
+use common::cli::{Setup, setup};
+use common::kube_api::KubeApi;
+use common::peers::Spawned;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "webhook-token-0123456789abcdef";
+const NAMESPACE: &str = "ops";
+const LEASE: &str = "aws-replicator";
+const LEASE_SECONDS: u64 = 4;
+const SNAPSHOT: &str = "config/sample-snapshot.json";
+
+struct Replica {
+    process: Spawned,
+    base: String,
+    audit: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A replica's config: leader election on a short lease, its own audit file, SCIM at 4
+/// requests per second so that an apply takes long enough to be caught in the middle.
+fn config(s: &Setup, name: &str) -> (PathBuf, PathBuf) {
+    let audit = s.dir.path().join(format!("{name}-audit.jsonl"));
+    let replicator = format!(
+        "T.Replicator::{{ schedule = {{ interval-seconds = 3600, jitter-seconds = 0 }}, \
+         rate-limits = {{ scim = 4.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }}, \
+         audit-log = Some \"{audit}\", \
+         serve = T.Replicator.default.serve // {{ webhook-token = Some \"{TOKEN}\" }}, \
+         leader-election = Some {{ lease-name = \"{LEASE}\", namespace = \"{NAMESPACE}\", \
+         lease-duration-seconds = {LEASE_SECONDS}, renew-deadline-seconds = 3, retry-period-seconds = 1 }} }}",
+        audit = audit.display()
+    );
+    (
+        s.config(&format!("{name}.dhall"), "%s.%s.%4\\$s", &replicator),
+        audit,
+    )
+}
+
+async fn start(s: &Setup, kube: &KubeApi, name: &'static str) -> Replica {
+    let (config, audit) = config(s, name);
+    let port = free_port();
+    let log = std::fs::File::create(s.dir.path().join(format!("{name}.log"))).unwrap();
+    let child = s
+        .command()
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(["--snapshot", SNAPSHOT])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", kube.kubeconfig(s.dir.path(), NAMESPACE))
+        .env("POD_NAME", name)
+        .env("AWS_REPLICATOR_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let replica = Replica {
+        process: Spawned(child),
+        base: format!("http://127.0.0.1:{port}"),
+        audit,
+    };
+    wait("healthz", Duration::from_secs(30), || async {
+        reqwest::get(format!("{}/healthz", replica.base))
+            .await
+            .is_ok()
+    })
+    .await;
+    replica
+}
+
+async fn wait<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+fn signal(replica: &Replica, signal: &str) {
+    let pid = replica.process.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// The audit file's intent lines (each a write about to be sent).
+fn intents(audit: &Path) -> usize {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"phase\":\"intent\""))
+        .count()
+}
+
+impl Replica {
+    async fn runs(&self) -> Vec<serde_json::Value> {
+        let value: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v1/runs", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        value["runs"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn finished_a_run(&self) -> bool {
+        self.runs()
+            .await
+            .iter()
+            .any(|r| r["status"] == "succeeded" || r["status"] == "failed")
+    }
+}
+
+/// Adds a stranger to every group of ours and takes one member out of each: work for several
+/// writes per group.
+fn drift(s: &Setup, stranger: &str) {
+    let mut state = s.running.emulator.dump();
+    for g in state
+        .groups
+        .iter_mut()
+        .filter(|g| g.display_name.starts_with("mst-"))
+    {
+        g.members.insert(stranger.to_owned());
+        if let Some(m) = g.members.iter().find(|m| m.as_str() != stranger).cloned() {
+            g.members.remove(&m);
+        }
+    }
+    s.running.emulator.load(state);
+}
+
+fn has_stranger(s: &Setup, stranger: &str) -> bool {
+    s.running
+        .emulator
+        .dump()
+        .groups
+        .iter()
+        .any(|g| g.members.contains(stranger))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_takes_over_after_kill_term_and_pause() {
+    let s = setup().await;
+    let kube = KubeApi::start().await;
+    let holder = || kube.holder(NAMESPACE, LEASE);
+
+    // A leads, B follows.
+    let a = start(&s, &kube, "replica-a").await;
+    wait("a leads", Duration::from_secs(15), || async {
+        holder().as_deref() == Some("replica-a")
+    })
+    .await;
+    wait("a's first run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    let b = start(&s, &kube, "replica-b").await;
+    assert_eq!(
+        kube.label("replica-a", "aws-replicator/leader").as_deref(),
+        Some("true")
+    );
+    assert_eq!(kube.label("replica-b", "aws-replicator/leader"), None);
+    let ready = reqwest::get(format!("{}/readyz", b.base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(ready.text().await.unwrap().contains("standby"));
+    let refused = reqwest::Client::new()
+        .post(format!("{}/v1/sync", b.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["leader"], "replica-a", "{body}");
+    assert!(b.runs().await.is_empty(), "a follower runs nothing");
+    assert_eq!(intents(&b.audit), 0, "a follower writes nothing");
+
+    // SIGKILL: B takes over once the lease runs out, and repairs what is left.
+    let stranger = s.running.emulator.add_user("mallory@other.example");
+    drift(&s, &stranger);
+    signal(&a, "-KILL");
+    let after_kill = wait(
+        "b leads after SIGKILL",
+        Duration::from_secs(3 * LEASE_SECONDS),
+        || async { holder().as_deref() == Some("replica-b") },
+    )
+    .await;
+    wait("b repairs", Duration::from_secs(60), || async {
+        !has_stranger(&s, &stranger)
+    })
+    .await;
+    assert_eq!(
+        kube.label("replica-b", "aws-replicator/leader").as_deref(),
+        Some("true")
+    );
+    drop(a);
+
+    // SIGTERM: B releases the lease on its way out; A (back as a follower) takes over at once.
+    let a = start(&s, &kube, "replica-a").await;
+    signal(&b, "-TERM");
+    let after_term = wait(
+        "a leads after SIGTERM",
+        Duration::from_secs(2 * LEASE_SECONDS),
+        || async { holder().as_deref() == Some("replica-a") },
+    )
+    .await;
+    wait("b exits", Duration::from_secs(30), || async {
+        std::fs::read_to_string(format!("/proc/{}/stat", b.process.0.id()))
+            .map(|stat| stat.contains(") Z "))
+            .unwrap_or(true)
+    })
+    .await;
+    assert_eq!(
+        kube.label("replica-b", "aws-replicator/leader"),
+        None,
+        "b unlabelled itself"
+    );
+    drop(b);
+    wait("a's run as leader", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+
+    // SIGSTOP past the lease, in the middle of an apply: B takes over and writes; A, resumed,
+    // sends nothing more.
+    let b = start(&s, &kube, "replica-b").await;
+    drift(&s, &stranger);
+    let before = intents(&a.audit);
+    let kicked = reqwest::Client::new()
+        .post(format!("{}/v1/sync", a.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kicked.status(), 202);
+    wait("a starts writing", Duration::from_secs(30), || async {
+        intents(&a.audit) > before
+    })
+    .await;
+    signal(&a, "-STOP");
+    let frozen = intents(&a.audit);
+    wait(
+        "b leads while a is paused",
+        Duration::from_secs(4 * LEASE_SECONDS),
+        || async { holder().as_deref() == Some("replica-b") },
+    )
+    .await;
+    wait("b writes", Duration::from_secs(30), || async {
+        intents(&b.audit) > 0
+    })
+    .await;
+    signal(&a, "-CONT");
+    wait("b repairs", Duration::from_secs(60), || async {
+        !has_stranger(&s, &stranger)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        intents(&a.audit),
+        frozen,
+        "the paused leader sent no write after it resumed"
+    );
+    assert_eq!(holder().as_deref(), Some("replica-b"));
+    assert_eq!(kube.label("replica-a", "aws-replicator/leader"), None);
+    // A stopped in the middle of its work: B found writes left to do, and A knows it lost.
+    assert!(intents(&b.audit) > 0);
+    let log = std::fs::read_to_string(s.dir.path().join("replica-a.log")).unwrap();
+    assert!(log.contains("lost the lease"), "{log}");
+    println!(
+        "take-over: {after_kill:?} after SIGKILL (lease {LEASE_SECONDS} s), {after_term:?} after SIGTERM"
+    );
+    drop((a, b));
+}
