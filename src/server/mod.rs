@@ -323,7 +323,7 @@ impl Service {
         )
         .await
         .map_err(|e| format!("accounts: {e}"))?;
-        self.metrics.record_accounts(&accounts);
+        accounts.record(&self.metrics);
         Ok((accounts, snapshot))
     }
 
@@ -341,7 +341,7 @@ impl Service {
         )
         .await
         .map_err(|e| format!("meshIdB: {e}"))?;
-        self.metrics.record_mesh_idb(&iam);
+        iam.record(&self.metrics);
         self.ready.store(true, Ordering::Relaxed);
         let roles = crate::idb::saml_roles(&snapshot, &self.config, &ids);
         *self.saml_roles.write().expect("saml roles lock") = Some(json!(roles));
