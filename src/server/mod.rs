@@ -109,7 +109,7 @@ pub async fn serve(
                 source,
             })?
         }
-        None => Audit::stderr(),
+        None => Audit::stdout(),
     };
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
