@@ -703,3 +703,70 @@ fn text_logs_have_no_colour_codes_off_a_terminal() {
         );
     }
 }
+
+/// The Grafana dashboard picks a job and its instances, every query keeps to them, it shows the
+/// leader and the deletion guard, and "since the last success" reads "never" before the first
+/// one instead of the 56 years `time() - 0` is. (tests/serve.rs checks every series it queries
+/// exists.)
+#[test]
+fn the_dashboard_filters_by_job_and_instance_and_says_never() {
+    let text = std::fs::read_to_string("deploy/grafana-dashboard.json").unwrap();
+    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(variables, ["datasource", "job", "instance"]);
+    let panels = dashboard["panels"].as_array().unwrap();
+    let mut queried = BTreeSet::new();
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("aws_replicator_") {
+                let rest = &expr[i..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    rest[name.len()..].starts_with(r#"{job=~"$job",instance=~"$instance""#),
+                    "{expr} does not keep to the chosen job and instances"
+                );
+                queried.insert(name);
+            }
+        }
+    }
+    assert!(queried.contains("aws_replicator_leader"), "{queried:?}");
+    assert!(
+        queried.contains("aws_replicator_deletion_guard_tripped"),
+        "{queried:?}"
+    );
+
+    let since = panels
+        .iter()
+        .find(|p| {
+            p["targets"][0]["expr"]
+                .as_str()
+                .unwrap()
+                .contains("aws_replicator_last_success_timestamp_seconds")
+        })
+        .unwrap();
+    let never_starts = since["fieldConfig"]["defaults"]["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["type"] == "range" && m["options"]["result"]["text"] == "never")
+        .and_then(|m| {
+            assert!(m["options"]["to"].is_null(), "{m}");
+            m["options"]["from"].as_f64()
+        })
+        .expect("a range mapping to \"never\"");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // Before the first success the panel shows `time() - 0`; any real age is far below.
+    assert!(never_starts < now && never_starts > 10.0 * 365.0 * 86400.0);
+}
