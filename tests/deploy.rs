@@ -770,3 +770,45 @@ fn the_dashboard_filters_by_job_and_instance_and_says_never() {
     // Before the first success the panel shows `time() - 0`; any real age is far below.
     assert!(never_starts < now && never_starts > 10.0 * 365.0 * 86400.0);
 }
+
+/// The ConfigMap laid out as the Deployment mounts it (each key at its item's path) loads with
+/// exactly the environment the Deployment gives: the types resolve, and no `env:` import is
+/// left without its variable.
+#[test]
+fn the_mounted_config_loads_with_the_deployments_environment() {
+    let (_, files) = generated_config();
+    let d = deployment();
+    let volumes = d["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    let items = volumes.iter().find(|v| v["name"] == "config").unwrap()["configMap"]["items"]
+        .as_array()
+        .unwrap();
+    let mount = tempfile::tempdir().unwrap();
+    for item in items {
+        let path = mount.path().join(item["path"].as_str().unwrap());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::copy(&files[item["key"].as_str().unwrap()], path).unwrap();
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aws-replicator"));
+    command
+        .args(["config", "check", "--config"])
+        .arg(mount.path().join("config.dhall"))
+        .env_clear();
+    for var in container(&d)["env"].as_array().unwrap() {
+        let name = var["name"].as_str().unwrap();
+        let value = var["value"]
+            .as_str()
+            .unwrap_or("placeholder-from-the-secret");
+        command.env(name, value);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Without one of the Secret's variables it does not load: the check above is not vacuous.
+    let out = command.env_remove("AWS_SSO_SCIM_TOKEN").output().unwrap();
+    assert!(!out.status.success());
+}
