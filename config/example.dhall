@@ -75,7 +75,17 @@ in    { aws =
               , client-secret = env:MESHSTACK_CLIENT_SECRET as Text
               }
         }
-      , replicator = T.Replicator::{=}
+      , replicator = T.Replicator::{
+        {- Two replicas on Kubernetes (deploy/kubernetes), one writer: the holder of this Lease
+           in the namespace the pods run in. For one process outside Kubernetes: None. -}
+        , leader-election = Some
+          { lease-name = "aws-replicator"
+          , namespace = "aws-replicator"
+          , lease-duration-seconds = 15
+          , renew-deadline-seconds = 10
+          , retry-period-seconds = 2
+          }
+        }
         {- To have the replicator create and bootstrap the accounts of a landing zone, list it:
            , replicator = T.Replicator::{
              , accounts = T.Replicator.default.accounts // {

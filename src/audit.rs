@@ -2,7 +2,9 @@
 //! request and one of outcome after it (a skipped write has only the outcome), naming what
 //! changed, why, for whom, AWS's request id and the outcome. Identity sync is a security
 //! control; this is its record, and a write cut off between the two lines (a process killed
-//! or stopped mid-request) still shows as intended, never as never tried.
+//! or stopped mid-request) still shows as intended, never as never tried. Without
+//! `replicator.audit-log` it goes to standard output under `serve` and to standard error for
+//! the CLI commands.
 
 use serde::Serialize;
 use std::io::Write;
@@ -65,8 +67,16 @@ impl Audit {
         }
     }
 
+    /// The CLI's trail without `replicator.audit-log`: its standard output is the command's
+    /// result (the report, or the `--json` document), so the trail goes beside the logs.
     pub fn stderr() -> Self {
         Self::to_writer(std::io::stderr())
+    }
+
+    /// `serve`'s trail without `replicator.audit-log`: a sink of its own, apart from the logs
+    /// on standard error, so a log collector can keep it separately (and longer).
+    pub fn stdout() -> Self {
+        Self::to_writer(std::io::stdout())
     }
 
     /// Appends to `path`, creating it if needed.

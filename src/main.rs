@@ -22,6 +22,16 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines on standard error are written: `text` for people, `json` for a log
+    /// collector (one object per line). The filter is `AWS_REPLICATOR_LOG`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "AWS_REPLICATOR_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -166,22 +176,8 @@ struct SyncArgs {
 }
 
 fn main() -> ExitCode {
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(tracing_subscriber::EnvFilter::new(log_filter(
-                    std::env::var("AWS_REPLICATOR_LOG").ok(),
-                )))
-                .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-                    !muted(meta.target(), *meta.level())
-                })),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -191,11 +187,55 @@ fn main() -> ExitCode {
     }
 }
 
-/// The log filter from `AWS_REPLICATOR_LOG` (default `warn`), in `EnvFilter`'s syntax.
+/// How log lines are written to standard error.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// For people; coloured only when standard error is a terminal.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `message`, the fields), for a
+    /// log collector.
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = match format {
+        // Colour codes only for a terminal: a file or a log collector would keep them verbatim.
+        LogFormat::Text => layer.with_ansi(std::io::stderr().is_terminal()).boxed(),
+        LogFormat::Json => layer
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_ansi(false)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(
+            layer
+                .with_filter(tracing_subscriber::EnvFilter::new(log_filter(
+                    std::env::var("AWS_REPLICATOR_LOG").ok(),
+                )))
+                .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+                    !muted(meta.target(), *meta.level())
+                })),
+        )
+        .init();
+}
+
+/// The log filter from `AWS_REPLICATOR_LOG`, in `EnvFilter`'s syntax. The default is `warn`, plus
+/// `info` for `serve` (`aws_replicator::server`): a run's start and end, listening, shutting
+/// down. Those are routine, so they are not warnings (a warning should mean someone might act),
+/// yet a service that logs nothing while it works cannot be told from one that hangs. The CLI
+/// commands log nothing at `info` from that module, so they stay quiet.
 fn log_filter(setting: Option<String>) -> String {
     setting
         .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| "warn".into())
+        .unwrap_or_else(|| "warn,aws_replicator::server=info".into())
 }
 
 /// Whether an event or span is dropped whatever the filter says: the AWS SDK's own (smithy

@@ -1,6 +1,10 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text): drift by kind, operations by kind and
 //! outcome, API requests by service, operation and status, retries and throttles, sync
-//! duration, the last successful sync, build info.
+//! duration, the last successful sync, leadership, build info.
+//!
+//! The metrics sit below the domains: a domain hands them plain numbers
+//! (`record_accounts(pending_steps, failures)`), so this module imports no domain module that
+//! imports it back (`tests/tidy.rs` checks).
 //!
 //! Labels hold only bounded, non-identifying values: operation names, status codes, kinds. No
 //! user, group, account or secret ever becomes a label.
@@ -173,6 +177,7 @@ pub struct Metrics {
     account_failures: Gauge,
     idb_pending: Gauge,
     idb_findings: Gauge,
+    leader: Gauge,
     /// The drift last seen, per project: a full sync replaces it, a scoped one its projects.
     by_project: Mutex<BTreeMap<ProjectKey, Drift>>,
 }
@@ -201,6 +206,7 @@ impl Metrics {
             account_failures: Gauge::default(),
             idb_pending: Gauge::default(),
             idb_findings: Gauge::default(),
+            leader: Gauge::default(),
             by_project: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -271,6 +277,11 @@ impl Metrics {
             m.idb_findings.clone(),
         );
         registry.register(
+            "leader",
+            "1 while this replica may sync (it holds the lease; always 1 without leader election), 0 while it stands by",
+            m.leader.clone(),
+        );
+        registry.register(
             "build",
             "The running version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
@@ -300,6 +311,8 @@ impl Metrics {
                 });
             }
         }
+        // No leader election yet: every replica syncs, so each is its own leader.
+        m.leader.set(1);
         Self { registry, ..m }
     }
 
@@ -360,14 +373,21 @@ impl Metrics {
         }
     }
 
-    pub fn record_accounts(&self, report: &crate::accounts::run::Report) {
-        self.account_steps.set(report.pending_steps() as i64);
-        self.account_failures.set(report.failed() as i64);
+    /// The account phase's outcome: steps still pending, accounts that failed.
+    pub fn record_accounts(&self, pending_steps: usize, failures: usize) {
+        self.account_steps.set(pending_steps as i64);
+        self.account_failures.set(failures as i64);
     }
 
-    pub fn record_mesh_idb(&self, report: &crate::idb::run::IamReport) {
-        self.idb_pending.set(report.pending() as i64);
-        self.idb_findings.set(report.findings().count() as i64);
+    /// The meshIdB phase's outcome: changes still pending, drift reported.
+    pub fn record_mesh_idb(&self, pending: usize, findings: usize) {
+        self.idb_pending.set(pending as i64);
+        self.idb_findings.set(findings as i64);
+    }
+
+    /// Whether this replica may sync (leader election: it holds the lease).
+    pub fn record_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
     }
 
     pub fn record_guard(&self, tripped: bool) {
@@ -441,6 +461,7 @@ mod tests {
             "aws_replicator_account_failures",
             "aws_replicator_mesh_idb_changes_pending",
             "aws_replicator_mesh_idb_findings",
+            "aws_replicator_leader",
         ] {
             assert!(
                 text.contains(&format!("# TYPE {family} ")),
@@ -448,6 +469,7 @@ mod tests {
             );
         }
         assert!(text.contains("aws_replicator_drift{kind=\"member_extra\"} 0"));
+        assert!(text.contains("\naws_replicator_leader 1\n"), "{text}");
     }
 
     fn gauge(metrics: &Metrics, kind: &str) -> i64 {

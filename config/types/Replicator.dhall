@@ -18,7 +18,8 @@
                                        False, they are read per (account, permission set).
         list-assignment-status         sso:ListAccountAssignmentCreationStatus and …DeletionStatus:
                                        poll all in-flight changes with one call, not one each.
-      audit-log:               a file that gets one JSON line per write; None writes them to stderr
+      audit-log:               a file that gets one JSON line per write; None writes them to
+                               standard output under `serve`, standard error for `sync`
       accounts:                account provisioning and the landing-zone bootstrap, for tenants
                                whose landing zone is listed here (all others are left alone):
         landing-zones                  landing-zone identifier → what its accounts get

@@ -87,6 +87,11 @@ impl Report {
         self.accounts.iter().map(|o| o.pending.len()).sum()
     }
 
+    /// Hands the metrics this phase's numbers.
+    pub fn record(&self, metrics: &crate::metrics::Metrics) {
+        metrics.record_accounts(self.pending_steps(), self.failed());
+    }
+
     /// One line per account with work, for people.
     pub fn render(&self) -> String {
         let mut out = String::new();

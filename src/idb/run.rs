@@ -73,6 +73,11 @@ impl IamReport {
         self.accounts.iter().flat_map(|a| &a.findings)
     }
 
+    /// Hands the metrics this phase's numbers.
+    pub fn record(&self, metrics: &crate::metrics::Metrics) {
+        metrics.record_mesh_idb(self.pending(), self.findings().count());
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         for a in &self.accounts {

@@ -117,7 +117,7 @@ pub async fn serve(
                 source,
             })?
         }
-        None => Audit::stderr(),
+        None => Audit::stdout(),
     };
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -184,12 +184,15 @@ pub async fn serve(
         match &service.election {
             None => lead().await,
             Some(election) => {
+                service.metrics.record_leader(false);
                 let lost = || {
+                    service.metrics.record_leader(false);
                     service.runs.interrupt_running(
                         "interrupted: this replica lost its lease; the leader completes it",
                     );
                 };
                 election.run(lead, stop_rx.clone(), lost).await;
+                service.metrics.record_leader(false);
             }
         }
     };
@@ -365,7 +368,7 @@ impl Service {
         )
         .await
         .map_err(|e| format!("accounts: {e}"))?;
-        self.metrics.record_accounts(&accounts);
+        accounts.record(&self.metrics);
         Ok((accounts, snapshot))
     }
 
@@ -383,7 +386,7 @@ impl Service {
         )
         .await
         .map_err(|e| format!("meshIdB: {e}"))?;
-        self.metrics.record_mesh_idb(&iam);
+        iam.record(&self.metrics);
         self.ready.store(true, Ordering::Relaxed);
         let roles = crate::idb::saml_roles(&snapshot, &self.config, &ids);
         let mut served = self.saml_roles.write().expect("saml roles lock");

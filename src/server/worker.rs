@@ -1,6 +1,7 @@
 //! The worker: runs the queued syncs one at a time, each within the run deadline. At shutdown
 //! the running sync gets a grace period; one still running after it is stopped and recorded as
-//! interrupted.
+//! interrupted. Each run's start and end are logged at `info`, which `serve`'s default filter
+//! shows.
 
 use super::runs::{RunId, RunStatus, RunSummary, Runs};
 use crate::desired::Scope;
@@ -36,6 +37,7 @@ impl Worker<'_> {
         let work = async {
             while let Some((id, scope)) = self.runs.next().await {
                 let scoped = scope != Scope::All;
+                tracing::info!(run = id, scope = %describe(&scope), "sync started");
                 let started = Instant::now();
                 running.set(Some((id, scoped, started)));
                 let outcome = tokio::time::timeout(self.deadline, run(scope))
@@ -99,8 +101,11 @@ impl Worker<'_> {
                 self.metrics.record_sync(scoped, outcome, seconds);
                 tracing::info!(
                     run = id,
+                    succeeded = ok,
+                    seconds,
                     applied = summary.applied,
                     failed = summary.failed,
+                    skipped = summary.skipped,
                     remaining = summary.remaining,
                     "sync finished"
                 );
@@ -109,10 +114,26 @@ impl Worker<'_> {
             Err(error) => {
                 self.metrics
                     .record_sync(scoped, SyncOutcome::Failed, seconds);
-                tracing::error!(run = id, %error, "sync failed");
+                tracing::error!(run = id, seconds, %error, "sync failed");
                 self.runs.finish(id, RunStatus::Failed, None, Some(error));
             }
         }
+    }
+}
+
+/// A run's scope for the log: `all`, or the workspaces and projects it names.
+fn describe(scope: &Scope) -> String {
+    match scope {
+        Scope::All => "all".into(),
+        Scope::Only {
+            workspaces,
+            projects,
+        } => workspaces
+            .iter()
+            .map(|w| format!("workspace {w}"))
+            .chain(projects.iter().map(|p| format!("project {p}")))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
