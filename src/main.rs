@@ -43,7 +43,7 @@ enum Command {
     Sync(SyncArgs),
     /// Run as a service: sync on a schedule and on demand (webhook), serve /metrics.
     Serve {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
         /// Sync from this snapshot file (read again for every run) instead of the meshStack API.
         #[arg(long)]
@@ -54,7 +54,7 @@ enum Command {
     },
     /// Read meshStack and write what it holds as a snapshot file.
     Snapshot {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
         /// Where to write the snapshot (standard output if omitted).
         #[arg(long)]
@@ -63,7 +63,7 @@ enum Command {
     /// meshIdB: the SAML role pairs (`role ARN,provider ARN`) each user's assertion must carry,
     /// as JSON.
     SamlRoles {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
         /// Read this snapshot file instead of the meshStack API.
         #[arg(long)]
@@ -75,7 +75,7 @@ enum Command {
     /// Write the IAM policies and trust relationships the seed's account setup needs, from the
     /// config.
     Bootstrap {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
         /// The AWS account where `meshfed-service-user` lives.
         #[arg(long)]
@@ -108,12 +108,22 @@ enum Command {
     },
 }
 
+const CONFIG_HELP: &str = "The configuration file (Dhall; see config/example.dhall)";
+
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Load, type-check and validate a configuration file.
+    ///
+    /// Secrets and other values imported with `env:` may be unset, so that a config can be
+    /// checked where production secrets are not (a pull request): each stands in as a
+    /// placeholder, and the check lists every variable the running service will need.
     Check {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
+        /// Fail, naming every one, when an `env:` import is not set (the running service's
+        /// view).
+        #[arg(long)]
+        require_secrets: bool,
     },
 }
 
@@ -171,7 +181,7 @@ fn parse_workspace(text: &str) -> Result<WorkspaceId, String> {
 
 #[derive(clap::Args)]
 struct PlanArgs {
-    #[arg(long)]
+    #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
     config: PathBuf,
     /// Plan from a snapshot file instead of reading the meshStack API.
     #[arg(long)]
@@ -207,7 +217,7 @@ enum DirectoryKind {
 
 #[derive(clap::Args)]
 struct SyncArgs {
-    #[arg(long)]
+    #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
     config: PathBuf,
     /// Sync from a snapshot file instead of reading the meshStack API.
     #[arg(long)]
@@ -273,8 +283,12 @@ fn muted(target: &str, level: tracing::Level) -> bool {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Config {
-            command: ConfigCommand::Check { config },
-        } => config_check(&config),
+            command:
+                ConfigCommand::Check {
+                    config,
+                    require_secrets,
+                },
+        } => config_check(&config, require_secrets),
         Command::Plan(args) => plan_command(args),
         Command::Sync(args) => sync_command(args),
         Command::Serve {
@@ -303,14 +317,47 @@ fn load_config(path: &Path) -> Result<Config> {
     Ok(Config::load(path)?)
 }
 
-fn config_check(path: &Path) -> Result<ExitCode> {
-    let config = load_config(path)?;
+fn config_check(path: &Path, require_secrets: bool) -> Result<ExitCode> {
+    // Runs before any other thread starts: unset `env:` imports stand in as placeholders.
+    let (config, needed) = Config::check_without_env(path)?;
+    let needed_lines: Vec<String> = needed
+        .iter()
+        .map(|n| {
+            if n.fields.is_empty() {
+                n.name.clone()
+            } else {
+                format!("{} (for {})", n.name, n.fields.join(", "))
+            }
+        })
+        .collect();
+    if require_secrets && !needed.is_empty() {
+        bail!(
+            "{}: {} environment variable(s) the config imports are not set: {}; export them, or check without --require-secrets",
+            path.display(),
+            needed.len(),
+            needed_lines.join("; ")
+        );
+    }
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    println!("{}: OK", path.display());
+    if needed.is_empty() {
+        println!("{}: OK", path.display());
+    } else {
+        println!(
+            "{}: OK, with placeholders for {} unset environment variable(s)",
+            path.display(),
+            needed.len()
+        );
+    }
     for line in config.summary() {
         println!("  {line}");
+    }
+    if !needed.is_empty() {
+        println!("The running service will need these environment variables:");
+        for line in &needed_lines {
+            println!("  {line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

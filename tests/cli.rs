@@ -165,8 +165,15 @@ fn the_example_config_checks_with_its_environment_and_names_what_is_missing() {
         assert!(!stdout.contains(value), "secret {value} printed");
     }
 
+    // The running service's view: every unset import fails the check.
     let out = bin()
-        .args(["config", "check", "--config", "config/example.dhall"])
+        .args([
+            "config",
+            "check",
+            "--require-secrets",
+            "--config",
+            "config/example.dhall",
+        ])
         .envs(
             vars.iter()
                 .filter(|(k, _)| *k != "AWS_SSO_SCIM_TOKEN")
@@ -180,6 +187,84 @@ fn the_example_config_checks_with_its_environment_and_names_what_is_missing() {
         text(&out).1.contains("AWS_SSO_SCIM_TOKEN"),
         "{}",
         text(&out).1
+    );
+}
+
+/// In a pull request, where no production secret is: `config check` passes a config whose
+/// `env:` imports are unset, and lists them all at once with the fields they feed;
+/// `--require-secrets` fails naming every one. `AWS_REPLICATOR_CONFIG` names the file.
+#[test]
+fn config_check_passes_without_secrets_and_lists_what_the_service_needs() {
+    let names = [
+        "MESHFED_ACCESS_KEY_ID",
+        "MESHFED_SECRET_ACCESS_KEY",
+        "MESHFED_EXTERNAL_ID",
+        "AWS_SSO_SCIM_TOKEN",
+        "MESHSTACK_CLIENT_ID",
+        "MESHSTACK_CLIENT_SECRET",
+    ];
+    let without = |args: &[&str]| {
+        let mut cmd = bin();
+        cmd.args(["config", "check"]).args(args);
+        for name in names {
+            cmd.env_remove(name);
+        }
+        cmd.env("AWS_REPLICATOR_CONFIG", "config/example.dhall");
+        cmd.output().unwrap()
+    };
+    let out = without(&[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("config/example.dhall: OK"), "{stdout}");
+    assert!(
+        stdout.contains("The running service will need these environment variables:"),
+        "{stdout}"
+    );
+    for name in names {
+        assert_eq!(stdout.matches(name).count(), 1, "{name} once: {stdout}");
+    }
+    assert!(
+        stdout.contains("AWS_SSO_SCIM_TOKEN (for iam-configuration.aws-sso.sso-access-token)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("placeholder-for"), "{stdout}");
+
+    let out = without(&["--require-secrets"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for name in names {
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+    assert!(stderr.contains("6 environment variable(s)"), "{stderr}");
+
+    // A mistake beside the unset secrets is still found.
+    let dir = tempfile::tempdir().unwrap();
+    let types = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/types/package.dhall");
+    let broken = std::fs::read_to_string("config/example.dhall")
+        .unwrap()
+        .replace("./types/package.dhall", types.to_str().unwrap())
+        .replace("\"eu-central-1\"", "\"\"");
+    let file = dir.path().join("broken.dhall");
+    std::fs::write(&file, broken).unwrap();
+    let out = without(&["--config", file.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("aws.region"), "{stderr}");
+}
+
+/// A config file that is not there is said once, with the fix.
+#[test]
+fn a_missing_config_file_is_said_once() {
+    let out = bin()
+        .args(["config", "check", "--config", "no/such/config.dhall"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr.trim(),
+        "error: cannot read no/such/config.dhall: no such file; check the path given to --config"
     );
 }
 

@@ -9,11 +9,9 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DhallError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The reason in words, not the `io::Error` as a source: the message says it once.
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
     #[error(
         "{path}: remote imports are not allowed{url}; copy the file next to the config and import it by path"
     )]
@@ -44,9 +42,16 @@ pub enum DhallError {
 /// error; the panic is caught here and turned into [`DhallError::RemoteImport`].
 pub fn load_json(path: &Path) -> Result<Value, DhallError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DhallError::Read {
+    let text = std::fs::read_to_string(path).map_err(|e| DhallError::Read {
         path: shown.clone(),
-        source,
+        reason: match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file; check the path given to --config".into(),
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied; the file must be readable by this user".into()
+            }
+            std::io::ErrorKind::IsADirectory => "it is a folder, not a Dhall file".into(),
+            _ => e.to_string(),
+        },
     })?;
     let evaluated = quietly_catch_unwind(|| {
         Ctxt::with_new(|cx| -> Result<Value, (&'static str, String)> {
@@ -76,6 +81,47 @@ pub fn load_json(path: &Path) -> Result<Value, DhallError> {
             message: panic,
         }),
     }
+}
+
+/// The text that stands in for an `env:` import that is not set, in `config check` without
+/// production secrets: long and plain enough to pass every rule a secret must.
+pub fn placeholder(name: &str) -> String {
+    format!("config-check-placeholder-for-{name}")
+}
+
+/// [`load_json`] for `config check` without production secrets: an `env:` import that is not
+/// set (in the file or in a file it imports) stands in as [`placeholder`]; the names of those
+/// variables are returned, in the order they were met.
+///
+/// It sets those variables in this process, so it must run while no other thread does: the
+/// command line's `config check` calls it before it starts anything else.
+pub fn load_json_standing_in(path: &Path) -> Result<(Value, Vec<String>), DhallError> {
+    let mut missing: Vec<String> = Vec::new();
+    let result = loop {
+        let unset = match load_json(path) {
+            Err(DhallError::MissingEnv { name, .. }) => vec![name],
+            Err(DhallError::Dhall { message, .. }) if message.contains("MissingEnvVar") => {
+                env_imports(&message)
+                    .filter(|n| !n.is_empty() && std::env::var_os(n).is_none())
+                    .collect()
+            }
+            other => break other,
+        };
+        let unset: Vec<String> = unset.into_iter().filter(|n| !missing.contains(n)).collect();
+        if unset.is_empty() {
+            break load_json(path);
+        }
+        for name in unset {
+            // SAFETY: see the function's documentation: no other thread runs yet.
+            unsafe { std::env::set_var(&name, placeholder(&name)) };
+            missing.push(name);
+        }
+    };
+    for name in &missing {
+        // SAFETY: as above.
+        unsafe { std::env::remove_var(name) };
+    }
+    result.map(|value| (value, missing))
 }
 
 fn quietly_catch_unwind<T>(f: impl FnOnce() -> T) -> Result<T, String> {
