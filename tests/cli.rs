@@ -253,6 +253,46 @@ fn config_check_passes_without_secrets_and_lists_what_the_service_needs() {
     assert!(stderr.contains("aws.region"), "{stderr}");
 }
 
+/// A Dhall syntax error says where (file, line, column), what stands there and what was
+/// expected, in words rather than the grammar's rule names.
+#[test]
+fn a_dhall_syntax_error_says_where_and_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    for (source, says) in [
+        (
+            "{ a = [ 1, 2 }\n",
+            "broken.dhall:1:14: syntax error at `}`: expected a `,` or a closing bracket",
+        ),
+        (
+            "{ a = \"abc }\n",
+            "broken.dhall:1:13: syntax error at the end of the file: expected the closing `\"` of a text",
+        ),
+        (
+            "{ a = 1,, }\n",
+            "broken.dhall:1:9: syntax error at `, }`: expected a field name",
+        ),
+        (
+            "let x = 1\n",
+            "broken.dhall:2:1: syntax error at the end of the file: expected",
+        ),
+    ] {
+        let file = dir.path().join("broken.dhall");
+        std::fs::write(&file, source).unwrap();
+        let out = bin()
+            .args(["config", "check", "--config", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr.contains(says), "{source}: {stderr}");
+        assert!(
+            !stderr.contains("primitive_expression") && !stderr.contains("import_alt"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
 /// A config file that is not there is said once, with the fix.
 #[test]
 fn a_missing_config_file_is_said_once() {
