@@ -730,12 +730,17 @@ fn bootstrap_command(
             reveal_external_id,
         },
     )?;
+    println!("Wrote into {}:", out.display());
     for (name, text) in files {
         let path = out.join(&name);
         std::fs::create_dir_all(path.parent().expect("files sit in a folder"))
             .with_context(|| format!("cannot create {}", out.display()))?;
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("{}", path.display());
+        println!(
+            "  {}\n      {}",
+            path.display(),
+            aws_replicator::bootstrap::what_to_do(&name)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
