@@ -87,14 +87,17 @@ enum Command {
         #[arg(long)]
         reveal_external_id: bool,
     },
-    /// Run the whole authorization sync on a built-in example, in memory, with no network.
+    /// Sync the shipped sample into the built-in AWS IAM Identity Center emulator, on loopback
+    /// in this process, through the real SCIM and sso-admin clients: plan, apply, check, then
+    /// repair drift made behind the replicator's back. Needs no AWS account and no credentials.
     Demo,
     /// Serve the AWS IAM Identity Center emulator on loopback, for trying the replicator by hand.
     Emulator {
         /// Port on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
-        /// A state file to start from (the JSON of `/_emulator/state`).
+        /// A state file to start from: the JSON of `/_emulator/state`, or an observed-state file
+        /// as `plan --observed` reads it (e.g. config/sample-observed.json).
         #[arg(long)]
         state: Option<PathBuf>,
         /// The SCIM bearer token clients must send.
@@ -910,8 +913,16 @@ fn emulator_command(port: u16, state: Option<&Path>, token: String) -> Result<Ex
     if let Some(path) = state {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read emulator state {}", path.display()))?;
-        let state: State = serde_json::from_str(&text)
-            .with_context(|| format!("emulator state {} is not valid", path.display()))?;
+        let state = match serde_json::from_str::<State>(&text) {
+            Ok(state) => state,
+            Err(as_state) => match serde_json::from_str::<Observed>(&text) {
+                Ok(observed) => State::from_observed(&observed),
+                Err(as_observed) => bail!(
+                    "{} is neither an emulator state (the JSON of GET /_emulator/state: {as_state}) nor an observed state (as `plan --observed` reads it: {as_observed})",
+                    path.display()
+                ),
+            },
+        };
         emulator.load(state);
     }
     runtime()?.block_on(async {

@@ -395,6 +395,75 @@ fn snapshot_then_plan_against_the_meshstack_api_without_leaking_the_secret() {
     }
 }
 
+/// The Dockerfile's `docker run` example passes exactly the variables the example config
+/// imports.
+#[test]
+fn the_docker_run_example_passes_what_the_example_config_imports() {
+    let dockerfile = std::fs::read_to_string("Dockerfile").unwrap();
+    let mut passed: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .flat_map(|l| l.split_whitespace())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "-e")
+        .map(|w| w[1])
+        .collect();
+    passed.sort_unstable();
+    let example = std::fs::read_to_string("config/example.dhall").unwrap();
+    let mut imported: Vec<&str> = example
+        .match_indices("env:")
+        .map(|(i, _)| {
+            example[i + 4..]
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap()
+        })
+        .collect();
+    imported.sort_unstable();
+    imported.dedup();
+    assert_eq!(passed, imported);
+}
+
+/// `emulator --state` takes its own state or an observed-state file (`plan --observed`), and
+/// names both formats when a file is neither.
+#[test]
+fn the_emulator_names_the_state_formats_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"users": 3}"#).unwrap();
+    let out = bin()
+        .args(["emulator", "--state"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("GET /_emulator/state") && stderr.contains("plan --observed"),
+        "{stderr}"
+    );
+
+    // An observed state is taken: the emulator starts (and is stopped by its PID).
+    let mut child = bin()
+        .args(["emulator", "--state", "config/sample-observed.json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 32];
+    let read = std::io::Read::read(&mut stdout, &mut first).unwrap_or(0);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    assert!(
+        String::from_utf8_lossy(&first[..read]).starts_with("AWS IAM Identity Center emulator"),
+        "{status:?}: {err}"
+    );
+}
+
 /// The Dockerfile's default command is one the binary understands; the types it copies exist.
 #[test]
 fn the_container_command_parses() {
