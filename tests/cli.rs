@@ -293,9 +293,50 @@ fn a_dhall_syntax_error_says_where_and_what_was_expected() {
     }
 }
 
-/// A config file that is not there is said once, with the fix.
+/// A config file that is not there is said once, with the fix; so is any other missing file.
 #[test]
 fn a_missing_config_file_is_said_once() {
+    for args in [
+        &[
+            "plan",
+            "--config",
+            "config/demo.dhall",
+            "--snapshot",
+            "no/such.json",
+            "--observed",
+            "config/sample-observed.json",
+        ][..],
+        &[
+            "plan",
+            "--config",
+            "config/demo.dhall",
+            "--snapshot",
+            "config/sample-snapshot.json",
+            "--observed",
+            "no/such.json",
+        ][..],
+        &[
+            "sync",
+            "--config",
+            "config/demo.dhall",
+            "--snapshot",
+            "config/sample-snapshot.json",
+            "--plan",
+            "no/such.json",
+        ][..],
+        &["emulator", "--state", "no/such.json"][..],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.matches("No such file").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("no/such.json"), "{stderr}");
+    }
+
     let out = bin()
         .args(["config", "check", "--config", "no/such/config.dhall"])
         .output()
