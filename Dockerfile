@@ -4,7 +4,11 @@
 #
 #   docker build -t aws-replicator .
 #   docker run -p 8080:8080 -v $PWD/my-config.dhall:/etc/aws-replicator/config.dhall:ro \
-#     -e SCIM_TOKEN -e MESHFED_ACCESS_KEY -e MESHFED_SECRET_KEY … aws-replicator
+#     -e MESHFED_ACCESS_KEY_ID -e MESHFED_SECRET_ACCESS_KEY -e MESHFED_EXTERNAL_ID \
+#     -e AWS_SSO_SCIM_TOKEN -e MESHSTACK_CLIENT_ID -e MESHSTACK_CLIENT_SECRET aws-replicator
+#
+# The names are those config/example.dhall imports; `aws-replicator config check` lists the
+# ones a config needs.
 #
 # The config's `./types/package.dhall` import resolves to the types shipped in the image.
 

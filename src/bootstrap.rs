@@ -14,8 +14,50 @@ const POLICY_VERSION: &str = "2012-10-17";
 /// The permission-downgrade Lambda (Python), as shipped under `deploy/lambda/`.
 pub const PERMISSION_DOWNGRADE_LAMBDA: &str =
     include_str!("../deploy/lambda/permission_downgrade.py");
-/// What a file shows where the ExternalId goes, unless it is asked to reveal it.
-pub const EXTERNAL_ID_PLACEHOLDER: &str = "<<EXTERNAL_ID>>";
+/// What a file shows where `aws.organizationRootAccountExternalId` goes, unless it is asked to
+/// reveal it. The two ExternalIds have their own placeholders, so neither is pasted for the other.
+pub const MANAGEMENT_EXTERNAL_ID_PLACEHOLDER: &str = "<<MANAGEMENT_EXTERNAL_ID>>";
+/// The same for `aws.automationAccountExternalId`.
+pub const AUTOMATION_EXTERNAL_ID_PLACEHOLDER: &str = "<<AUTOMATION_EXTERNAL_ID>>";
+/// The file that says where the policies differ from the seed's, and why.
+pub const DIFFERENCES: &str = "DIFFERENCES.md";
+
+/// What an operator does with a file `files` wrote, for the command's listing.
+pub fn what_to_do(name: &str) -> String {
+    let role = |name: &str, suffix: &str| {
+        name.rsplit('/')
+            .next()
+            .and_then(|f| f.strip_suffix(suffix))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let account = name.split('/').next().unwrap_or("");
+    match name {
+        "README.md" => "read first: which account gets which role, and from which file".into(),
+        DIFFERENCES => "read: where these policies differ from the seed's, and why".into(),
+        "meshcloud/meshfed-service-user-policy.json" => {
+            "attach to IAM user meshfed-service-user in the meshcloud account".into()
+        }
+        "templates/stackset.json" => {
+            "create a StackSet from it in the automation account; name it in the landing zone's stack-sets".into()
+        }
+        "templates/access-stack.json" => {
+            "the landing zone's access-stack template: import it with `./<this folder>/templates/access-stack.json as Text`".into()
+        }
+        "lambda/permission_downgrade.py" => {
+            "deploy as the permission-downgrade Lambda in the automation account; its ARN goes into the landing zone's lambda".into()
+        }
+        n if n.ends_with("-policy.json") => format!(
+            "the permissions policy of role {} in the {account} account",
+            role(n, "-policy.json")
+        ),
+        n if n.ends_with("-trust.json") => format!(
+            "the trust policy of role {} in the {account} account",
+            role(n, "-trust.json")
+        ),
+        _ => String::new(),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -95,13 +137,19 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
         &aws.organization_root_account_role,
     )?;
     let automation = role("aws.automationAccountRole", &aws.automation_account_role)?;
-    let external_id = |secret: &Option<crate::secret::Secret>| match secret {
+    let external_id = |secret: &Option<crate::secret::Secret>, placeholder: &str| match secret {
         Some(s) if options.reveal_external_id => Some(s.expose().to_owned()),
-        Some(_) => Some(EXTERNAL_ID_PLACEHOLDER.to_owned()),
+        Some(_) => Some(placeholder.to_owned()),
         None => None,
     };
-    let management_external_id = external_id(&aws.organization_root_account_external_id);
-    let automation_external_id = external_id(&aws.automation_account_external_id);
+    let management_external_id = external_id(
+        &aws.organization_root_account_external_id,
+        MANAGEMENT_EXTERNAL_ID_PLACEHOLDER,
+    );
+    let automation_external_id = external_id(
+        &aws.automation_account_external_id,
+        AUTOMATION_EXTERNAL_ID_PLACEHOLDER,
+    );
     let access_role = aws
         .account_access_role
         .as_deref()
@@ -346,14 +394,18 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
                 .to_owned()
         } else {
             format!(
-                "Replace `{EXTERNAL_ID_PLACEHOLDER}` with the ExternalIds of `aws.organizationRootAccountExternalId` and \
-                 `aws.automationAccountExternalId` (or run with `--reveal-external-id`)."
+                "Replace `{MANAGEMENT_EXTERNAL_ID_PLACEHOLDER}` with the ExternalId of `aws.organizationRootAccountExternalId` \
+                 and `{AUTOMATION_EXTERNAL_ID_PLACEHOLDER}` with that of `aws.automationAccountExternalId` \
+                 (or run with `--reveal-external-id`)."
             )
         },
     );
 
+    let differences = differences(config, &management, &automation, options.reveal_external_id);
+
     Ok(vec![
         ("README.md".into(), readme),
+        (DIFFERENCES.into(), differences),
         (
             "meshcloud/meshfed-service-user-policy.json".into(),
             pretty(&user_policy),
@@ -403,4 +455,81 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
             PERMISSION_DOWNGRADE_LAMBDA.to_owned(),
         ),
     ])
+}
+
+/// Where the written policies differ from the seed's (meshStack's AWS platform guide), and why:
+/// an operator who compares them with the guide finds each difference explained.
+fn differences(config: &Config, management: &Role, automation: &Role, revealed: bool) -> String {
+    let mut items = vec![format!(
+        "- `automation/{}-policy.json` adds `cloudformation:DescribeStackSetOperation`: the \
+         replicator waits for the StackSet operation it started (adding the new account's stack \
+         instances) to succeed before it takes the next step, and reads the operation's status \
+         for that.",
+        automation.name
+    )];
+    let sso_admin = &config.replicator.sso_admin;
+    let policy = format!("management/{}-policy.json", management.name);
+    if config.sso.is_none() {
+        items.push(format!(
+            "- `{policy}` has no `sso:` actions: with `iam-configuration.aws-sso` unset (the \
+             meshIdB path) the replicator makes no IAM Identity Center call."
+        ));
+    } else {
+        for (set, actions, why) in [
+            (
+                sso_admin.delete_assignments,
+                "`sso:DeleteAccountAssignment`, `sso:DescribeAccountAssignmentDeletionStatus`",
+                "`replicator.sso-admin.delete-assignments` is on: the replicator deletes the \
+                 assignments of a project role that is gone and waits for the deletion",
+            ),
+            (
+                sso_admin.list_assignments_for_principal,
+                "`sso:ListAccountAssignmentsForPrincipal`",
+                "`replicator.sso-admin.list-assignments-for-principal` is on: assignments are \
+                 read per group, which also sees those of a group no longer wanted",
+            ),
+            (
+                sso_admin.list_assignment_status,
+                "`sso:ListAccountAssignmentCreationStatus`, `sso:ListAccountAssignmentDeletionStatus`",
+                "`replicator.sso-admin.list-assignment-status` is on: the replicator checks \
+                 many pending assignment requests in one call",
+            ),
+        ] {
+            if set {
+                items.push(format!("- `{policy}` adds {actions}: {why}."));
+            }
+        }
+    }
+    let aws = &config.aws;
+    for (field, present) in [
+        (
+            "aws.organizationRootAccountExternalId",
+            aws.organization_root_account_external_id.is_some(),
+        ),
+        (
+            "aws.automationAccountExternalId",
+            aws.automation_account_external_id.is_some(),
+        ),
+    ] {
+        if !present {
+            items.push(format!(
+                "- No `sts:ExternalId` condition for the role of `{field}`: the config has no \
+                 ExternalId there, so the replicator sends none, and a condition would refuse \
+                 every AssumeRole."
+            ));
+        }
+    }
+    if !revealed {
+        items.push(format!(
+            "- The ExternalIds are placeholders, one per role: `{MANAGEMENT_EXTERNAL_ID_PLACEHOLDER}` \
+             (`aws.organizationRootAccountExternalId`) and `{AUTOMATION_EXTERNAL_ID_PLACEHOLDER}` \
+             (`aws.automationAccountExternalId`)."
+        ));
+    }
+    format!(
+        "# Where these policies differ from the seed's\n\n\
+         The reference is the seed's account setup (the policies its documentation asks for); \
+         everything not listed here is as the seed has it.\n\n{}\n",
+        items.join("\n")
+    )
 }

@@ -6,6 +6,7 @@ use aws_replicator::accounts::run::accounts_phase;
 use aws_replicator::config::Config;
 use aws_replicator::desired::{self, Scope, Settings};
 use aws_replicator::directory::{self, World};
+use aws_replicator::model::{ProjectKey, WorkspaceId};
 use aws_replicator::observed::Observed;
 use aws_replicator::plan::{self, Plan};
 use aws_replicator::snapshot::Snapshot;
@@ -52,7 +53,7 @@ enum Command {
     Sync(SyncArgs),
     /// Run as a service: sync on a schedule and on demand (webhook), serve /metrics.
     Serve {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
         /// Sync from this snapshot file (read again for every run) instead of the meshStack API.
         #[arg(long)]
@@ -63,7 +64,7 @@ enum Command {
     },
     /// Read meshStack and write what it holds as a snapshot file.
     Snapshot {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
         /// Where to write the snapshot (standard output if omitted).
         #[arg(long)]
@@ -72,7 +73,7 @@ enum Command {
     /// meshIdB: the SAML role pairs (`role ARN,provider ARN`) each user's assertion must carry,
     /// as JSON.
     SamlRoles {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
         /// Read this snapshot file instead of the meshStack API.
         #[arg(long)]
@@ -84,7 +85,7 @@ enum Command {
     /// Write the IAM policies and trust relationships the seed's account setup needs, from the
     /// config.
     Bootstrap {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
         /// The AWS account where `meshfed-service-user` lives.
         #[arg(long)]
@@ -96,14 +97,17 @@ enum Command {
         #[arg(long)]
         reveal_external_id: bool,
     },
-    /// Run the whole authorization sync on a built-in example, in memory, with no network.
+    /// Sync the shipped sample into the built-in AWS IAM Identity Center emulator, on loopback
+    /// in this process, through the real SCIM and sso-admin clients: plan, apply, check, then
+    /// repair drift made behind the replicator's back. Needs no AWS account and no credentials.
     Demo,
     /// Serve the AWS IAM Identity Center emulator on loopback, for trying the replicator by hand.
     Emulator {
         /// Port on 127.0.0.1 (0 picks a free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
-        /// A state file to start from (the JSON of `/_emulator/state`).
+        /// A state file to start from: the JSON of `/_emulator/state`, or an observed-state file
+        /// as `plan --observed` reads it (e.g. config/sample-observed.json).
         #[arg(long)]
         state: Option<PathBuf>,
         /// The SCIM bearer token clients must send.
@@ -117,18 +121,80 @@ enum Command {
     },
 }
 
+const CONFIG_HELP: &str = "The configuration file (Dhall; see config/example.dhall)";
+
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Load, type-check and validate a configuration file.
+    ///
+    /// Secrets and other values imported with `env:` may be unset, so that a config can be
+    /// checked where production secrets are not (a pull request): each stands in as a
+    /// placeholder, and the check lists every variable the running service will need.
     Check {
-        #[arg(long)]
+        #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
         config: PathBuf,
+        /// Fail, naming every one, when an `env:` import is not set (the running service's
+        /// view).
+        #[arg(long)]
+        require_secrets: bool,
     },
+}
+
+/// `--project` and `--workspace`: the scope a webhook names, from the command line.
+#[derive(clap::Args, Default)]
+struct ScopeArgs {
+    /// Only this project, as `workspace.project` (repeatable). Groups of other projects are
+    /// neither read for changes nor touched.
+    #[arg(long = "project", value_name = "WS.PROJ", value_parser = parse_project)]
+    projects: Vec<ProjectKey>,
+    /// Only the projects of this workspace (repeatable).
+    #[arg(long = "workspace", value_name = "WS", value_parser = parse_workspace)]
+    workspaces: Vec<WorkspaceId>,
+}
+
+impl ScopeArgs {
+    fn scope(&self) -> Scope {
+        if self.projects.is_empty() && self.workspaces.is_empty() {
+            return Scope::All;
+        }
+        Scope::workspaces(self.workspaces.iter().cloned())
+            .union(&Scope::projects(self.projects.iter().cloned()))
+    }
+}
+
+/// A meshStack identifier: lower-case letters, digits, `-` and `_`, as the webhook accepts.
+fn identifier(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn parse_project(text: &str) -> Result<ProjectKey, String> {
+    match text.split_once('.') {
+        Some((workspace, project)) if identifier(workspace) && identifier(project) => {
+            Ok(ProjectKey::new(workspace, project))
+        }
+        _ => Err(format!(
+            "`{text}` is not a project; write it as workspace.project, e.g. acme.web (meshStack identifiers)"
+        )),
+    }
+}
+
+fn parse_workspace(text: &str) -> Result<WorkspaceId, String> {
+    if identifier(text) {
+        Ok(text.into())
+    } else {
+        Err(format!(
+            "`{text}` is not a workspace identifier (lower-case letters, digits, - and _)"
+        ))
+    }
 }
 
 #[derive(clap::Args)]
 struct PlanArgs {
-    #[arg(long)]
+    #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
     config: PathBuf,
     /// Plan from a snapshot file instead of reading the meshStack API.
     #[arg(long)]
@@ -147,9 +213,11 @@ struct PlanArgs {
     /// Exit 0 when there is nothing to change, 2 when changes are pending, 1 on error.
     #[arg(long)]
     detailed_exitcode: bool,
-    /// Also write the JSON plan to this file.
+    /// Also write the JSON plan to this file (for `sync --plan`).
     #[arg(long)]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    scope: ScopeArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,7 +230,7 @@ enum DirectoryKind {
 
 #[derive(clap::Args)]
 struct SyncArgs {
-    #[arg(long)]
+    #[arg(long, env = "AWS_REPLICATOR_CONFIG", help = CONFIG_HELP)]
     config: PathBuf,
     /// Sync from a snapshot file instead of reading the meshStack API.
     #[arg(long)]
@@ -173,6 +241,13 @@ struct SyncArgs {
     /// Apply even a plan that deletes more than `replicator.deletion-guard` allows (this run only).
     #[arg(long)]
     allow_mass_delete: bool,
+    /// Apply exactly this saved plan (`plan --out`), for the scope it was made for, and only if
+    /// AWS still reads as it did then; otherwise exit 1 and write nothing. Accounts are only
+    /// read, never provisioned, in such a run.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["projects", "workspaces"])]
+    plan: Option<PathBuf>,
+    #[command(flatten)]
+    scope: ScopeArgs,
 }
 
 fn main() -> ExitCode {
@@ -251,8 +326,12 @@ fn muted(target: &str, level: tracing::Level) -> bool {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Config {
-            command: ConfigCommand::Check { config },
-        } => config_check(&config),
+            command:
+                ConfigCommand::Check {
+                    config,
+                    require_secrets,
+                },
+        } => config_check(&config, require_secrets),
         Command::Plan(args) => plan_command(args),
         Command::Sync(args) => sync_command(args),
         Command::Serve {
@@ -281,14 +360,47 @@ fn load_config(path: &Path) -> Result<Config> {
     Ok(Config::load(path)?)
 }
 
-fn config_check(path: &Path) -> Result<ExitCode> {
-    let config = load_config(path)?;
+fn config_check(path: &Path, require_secrets: bool) -> Result<ExitCode> {
+    // Runs before any other thread starts: unset `env:` imports stand in as placeholders.
+    let (config, needed) = Config::check_without_env(path)?;
+    let needed_lines: Vec<String> = needed
+        .iter()
+        .map(|n| {
+            if n.fields.is_empty() {
+                n.name.clone()
+            } else {
+                format!("{} (for {})", n.name, n.fields.join(", "))
+            }
+        })
+        .collect();
+    if require_secrets && !needed.is_empty() {
+        bail!(
+            "{}: {} environment variable(s) the config imports are not set: {}; export them, or check without --require-secrets",
+            path.display(),
+            needed.len(),
+            needed_lines.join("; ")
+        );
+    }
     for w in &config.warnings {
         eprintln!("warning: {w}");
     }
-    println!("{}: OK", path.display());
+    if needed.is_empty() {
+        println!("{}: OK", path.display());
+    } else {
+        println!(
+            "{}: OK, with placeholders for {} unset environment variable(s)",
+            path.display(),
+            needed.len()
+        );
+    }
     for line in config.summary() {
         println!("  {line}");
+    }
+    if !needed.is_empty() {
+        println!("The running service will need these environment variables:");
+        for line in &needed_lines {
+            println!("  {line}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -300,7 +412,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn read_snapshot(config: &Config, snapshot: Option<&Path>) -> Result<Snapshot> {
+/// What meshStack holds (all of it, or only `scope`), from the API or a snapshot file. A
+/// project the scope names that meshStack (or the file) lacks fails the read.
+fn read_snapshot(config: &Config, snapshot: Option<&Path>, scope: &Scope) -> Result<Snapshot> {
     match snapshot {
         Some(path) => {
             let snapshot = Snapshot::from_file(path)?;
@@ -312,10 +426,19 @@ fn read_snapshot(config: &Config, snapshot: Option<&Path>) -> Result<Snapshot> {
                     config.platform
                 );
             }
+            let missing = aws_replicator::meshstack::missing_projects(&snapshot, scope);
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(ToString::to_string).collect();
+                bail!(
+                    "snapshot {} has no project {}; check --project, or take a new snapshot with `aws-replicator snapshot`",
+                    path.display(),
+                    names.join(", ")
+                );
+            }
             Ok(snapshot)
         }
         None => runtime()?
-            .block_on(aws_replicator::meshstack::read_snapshot(config))
+            .block_on(aws_replicator::meshstack::read_scope(config, scope))
             .map_err(Into::into),
     }
 }
@@ -334,16 +457,24 @@ fn read_observed(path: Option<&Path>) -> Result<Observed> {
 
 fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     let config = load_config(&args.config)?;
+    let scope = args.scope.scope();
     if config.mesh_idb.is_some() {
-        let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
+        let snapshot = read_snapshot(&config, args.snapshot.as_deref(), &scope)?;
         let output = Output {
             json: args.json,
             out: args.out.as_deref(),
         };
-        return idb_command(&config, &snapshot, true, output, args.detailed_exitcode);
+        return idb_command(
+            &config,
+            &snapshot,
+            &scope,
+            true,
+            output,
+            args.detailed_exitcode,
+        );
     }
     let sso = config.require_sso()?;
-    let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
+    let snapshot = read_snapshot(&config, args.snapshot.as_deref(), &scope)?;
     let kind = args.directory.unwrap_or(if args.observed.is_some() {
         DirectoryKind::Memory
     } else {
@@ -354,11 +485,11 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     }
     // Accounts are read from AWS Organizations only when AWS is the directory.
     let (accounts, snapshot) = if kind == DirectoryKind::Aws {
-        accounts_dry_run(&config, &snapshot)?
+        accounts_dry_run(&config, &snapshot, &scope)?
     } else {
         (Default::default(), snapshot)
     };
-    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
+    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &scope);
     let observed = match kind {
         DirectoryKind::Memory => {
             let world = World::new(read_observed(args.observed.as_deref())?);
@@ -398,30 +529,87 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     Ok(exit_code(&plan, args.detailed_exitcode))
 }
 
+/// A plan saved by `plan --out`, if this binary and this config can apply it: the same JSON
+/// format version, the same platform instance, the SSO path.
+fn read_saved_plan(path: &Path, config: &Config) -> Result<Plan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the saved plan {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a saved plan (not JSON); write one with `aws-replicator plan --out`",
+            path.display()
+        )
+    })?;
+    let version = value["format_version"].as_u64();
+    if version != Some(u64::from(plan::PLAN_FORMAT_VERSION)) {
+        bail!(
+            "the saved plan {} has format_version {}, but this aws-replicator applies version {}; make the plan again with this version",
+            path.display(),
+            version.map_or_else(|| "none".to_string(), |v| v.to_string()),
+            plan::PLAN_FORMAT_VERSION
+        );
+    }
+    if value["path"] == "mesh-idb" {
+        bail!(
+            "the saved plan {} is a meshIdB plan; `sync --plan` applies IAM Identity Center plans only",
+            path.display()
+        );
+    }
+    let saved: Plan = serde_json::from_value(value).with_context(|| {
+        format!(
+            "the saved plan {} is not a plan this version wrote; make it again with `aws-replicator plan --out`",
+            path.display()
+        )
+    })?;
+    if saved.platform != config.platform {
+        bail!(
+            "the saved plan {} was made for platform {}, but the config is for {}; plan again with this config",
+            path.display(),
+            saved.platform,
+            config.platform
+        );
+    }
+    Ok(saved)
+}
+
 fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     use aws_replicator::apply::Status;
     use indicatif::{ProgressBar, ProgressStyle};
     use std::io::IsTerminal;
 
     let config = load_config(&args.config)?;
+    let saved = match &args.plan {
+        Some(path) => Some(read_saved_plan(path, &config)?),
+        None => None,
+    };
+    let scope = match &saved {
+        Some(saved) => saved.scope.clone(),
+        None => args.scope.scope(),
+    };
     if config.mesh_idb.is_some() {
-        let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
+        if saved.is_some() {
+            bail!(
+                "iam-configuration.mesh-idb is set: `sync --plan` applies IAM Identity Center plans only"
+            );
+        }
+        let snapshot = read_snapshot(&config, args.snapshot.as_deref(), &scope)?;
         let output = Output {
             json: args.json,
             out: None,
         };
-        return idb_command(&config, &snapshot, false, output, false);
+        return idb_command(&config, &snapshot, &scope, false, output, false);
     }
     let sso = config.require_sso()?;
-    let snapshot = read_snapshot(&config, args.snapshot.as_deref())?;
+    let snapshot = read_snapshot(&config, args.snapshot.as_deref(), &scope)?;
     let audit = audit_of(&config)?;
     // Accounts first: a new project's account must exist before its groups are assigned to it.
+    // A saved plan was reviewed as it is: its run provisions nothing beside it.
     let (accounts, snapshot) = runtime()?
         .block_on(accounts_phase(
             &config,
             &snapshot,
-            &Scope::All,
-            false,
+            &scope,
+            saved.is_some(),
             &audit,
             None,
         ))
@@ -429,7 +617,7 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     if !args.json {
         print!("{}", accounts.render());
     }
-    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &Scope::All);
+    let desired = desired::desired(&snapshot, &Settings::new(&config, sso), &scope);
     let (scim, admin) = aws_replicator::sso::connect(&config, sso, None)?;
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(0).with_style(
@@ -456,11 +644,21 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     if args.allow_mass_delete {
         settings.guard = None;
     }
-    let result = runtime()?
-        .block_on(aws_replicator::sync::sync(
-            &desired, &scim, &admin, settings, &audit, show, &done,
-        ))
-        .context("cannot sync AWS IAM Identity Center")?;
+    let result = match saved {
+        None => runtime()?
+            .block_on(aws_replicator::sync::sync(
+                &desired, &scim, &admin, settings, &audit, show, &done,
+            ))
+            .context("cannot sync AWS IAM Identity Center")?,
+        Some(saved) => {
+            let path = args.plan.as_deref().expect("a saved plan has a path");
+            runtime()?
+                .block_on(aws_replicator::sync::sync_saved(
+                    saved, &desired, &scim, &admin, settings, &audit, show, &done,
+                ))
+                .with_context(|| format!("the saved plan {} was not applied", path.display()))?
+        }
+    };
     bar.finish_and_clear();
     let report = &result.report;
     if json {
@@ -476,7 +674,7 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
             println!("! {problem}");
         }
         println!(
-            "Applied {} change(s), {} failed, {} skipped; {} SCIM and {} sso-admin call(s) (estimated {} and {}). {} change(s) left.",
+            "Applied {} change(s), {} failed, {} skipped; {} SCIM and {} sso-admin call(s) (estimated {} and {}), {} and {} read(s). {} change(s) left.",
             report.applied,
             report.failed,
             report.skipped,
@@ -484,6 +682,8 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
             result.calls.sso_admin,
             result.calls.scim_estimate,
             result.calls.sso_admin_estimate,
+            result.calls.scim_reads,
+            result.calls.sso_admin_reads,
             result.remaining.ops.len()
         );
     }
@@ -573,12 +773,17 @@ fn bootstrap_command(
             reveal_external_id,
         },
     )?;
+    println!("Wrote into {}:", out.display());
     for (name, text) in files {
         let path = out.join(&name);
         std::fs::create_dir_all(path.parent().expect("files sit in a folder"))
             .with_context(|| format!("cannot create {}", out.display()))?;
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("{}", path.display());
+        println!(
+            "  {}\n      {}",
+            path.display(),
+            aws_replicator::bootstrap::what_to_do(&name)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -596,12 +801,13 @@ fn exit_code(plan: &Plan, detailed: bool) -> ExitCode {
 fn accounts_dry_run(
     config: &Config,
     snapshot: &Snapshot,
+    scope: &Scope,
 ) -> Result<(aws_replicator::accounts::run::Report, Snapshot)> {
     runtime()?
         .block_on(accounts_phase(
             config,
             snapshot,
-            &Scope::All,
+            scope,
             true,
             &aws_replicator::audit::Audit::discard(),
             None,
@@ -628,6 +834,7 @@ struct Output<'a> {
 fn idb_command(
     config: &Config,
     snapshot: &Snapshot,
+    scope: &Scope,
     dry_run: bool,
     output: Output,
     detailed: bool,
@@ -640,12 +847,7 @@ fn idb_command(
     let rt = runtime()?;
     let (accounts, snapshot) = rt
         .block_on(accounts_phase(
-            config,
-            snapshot,
-            &Scope::All,
-            dry_run,
-            &audit,
-            None,
+            config, snapshot, scope, dry_run, &audit, None,
         ))
         .context("cannot provision accounts")?;
     let ids = accounts.account_ids();
@@ -719,8 +921,8 @@ fn saml_roles_command(
     if config.mesh_idb.is_none() {
         bail!("iam-configuration.mesh-idb is not set: SAML roles exist only on the meshIdB path");
     }
-    let snapshot = read_snapshot(&config, snapshot)?;
-    let (accounts, snapshot) = accounts_dry_run(&config, &snapshot)?;
+    let snapshot = read_snapshot(&config, snapshot, &Scope::All)?;
+    let (accounts, snapshot) = accounts_dry_run(&config, &snapshot, &Scope::All)?;
     let mut roles = aws_replicator::idb::saml_roles(&snapshot, &config, &accounts.account_ids());
     if let Some(user) = user {
         roles.retain(|u, _| u == user);
@@ -732,7 +934,7 @@ fn saml_roles_command(
 
 fn snapshot_command(config: &Path, out: Option<&Path>) -> Result<ExitCode> {
     let config = load_config(config)?;
-    let snapshot = read_snapshot(&config, None)?;
+    let snapshot = read_snapshot(&config, None, &Scope::All)?;
     let json = serde_json::to_string_pretty(&snapshot)?;
     match out {
         Some(path) => std::fs::write(path, json + "\n")
@@ -751,8 +953,16 @@ fn emulator_command(port: u16, state: Option<&Path>, token: String) -> Result<Ex
     if let Some(path) = state {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read emulator state {}", path.display()))?;
-        let state: State = serde_json::from_str(&text)
-            .with_context(|| format!("emulator state {} is not valid", path.display()))?;
+        let state = match serde_json::from_str::<State>(&text) {
+            Ok(state) => state,
+            Err(as_state) => match serde_json::from_str::<Observed>(&text) {
+                Ok(observed) => State::from_observed(&observed),
+                Err(as_observed) => bail!(
+                    "{} is neither an emulator state (the JSON of GET /_emulator/state: {as_state}) nor an observed state (as `plan --observed` reads it: {as_observed})",
+                    path.display()
+                ),
+            },
+        };
         emulator.load(state);
     }
     runtime()?.block_on(async {

@@ -411,19 +411,42 @@ impl Metrics {
     }
 }
 
+/// One `status` vocabulary for every service: `ok` for an answer that is a success (SCIM's 2xx,
+/// an SDK call's result), `throttled` for AWS's throttling (429 or its error codes),
+/// `transport` when no answer came, else what AWS answered: the HTTP status for SCIM, the
+/// error code for the SDK services.
+fn status_label(status: &str, throttled: bool) -> &str {
+    if throttled {
+        "throttled"
+    } else if status.len() == 3
+        && status.starts_with('2')
+        && status.bytes().all(|b| b.is_ascii_digit())
+    {
+        "ok"
+    } else {
+        status
+    }
+}
+
+/// `GetRole`, not `iam:GetRole`: the `service` label says which API it is.
+fn plain_operation(operation: &str) -> &str {
+    operation.rsplit(':').next().unwrap_or(operation)
+}
+
 impl RequestObserver for Metrics {
     fn request(&self, service: Service, operation: &str, status: &str) {
+        let throttled = matches!(
+            status,
+            "429" | "ThrottlingException" | "Throttling" | "RequestLimitExceeded"
+        );
         self.requests
             .get_or_create(&RequestLabels {
                 service: service.label(),
-                operation: operation.to_owned(),
-                status: status.to_owned(),
+                operation: plain_operation(operation).to_owned(),
+                status: status_label(status, throttled).to_owned(),
             })
             .inc();
-        if matches!(
-            status,
-            "429" | "ThrottlingException" | "Throttling" | "RequestLimitExceeded"
-        ) {
+        if throttled {
             self.throttles
                 .get_or_create(&ServiceLabels {
                     service: service.label(),

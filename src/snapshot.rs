@@ -116,11 +116,9 @@ pub enum Subject {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("cannot read snapshot {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    /// `error` is not a `source`: the message carries it, and a chain must not say it twice.
+    #[error("cannot read snapshot {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("snapshot {path}: {field}: {message}")]
     Parse {
         path: String,
@@ -136,9 +134,9 @@ pub enum SnapshotError {
 impl Snapshot {
     pub fn from_file(path: &std::path::Path) -> Result<Self, SnapshotError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| SnapshotError::Read {
             path: shown.clone(),
-            source,
+            error,
         })?;
         Self::from_json(&text, &shown)
     }

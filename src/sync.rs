@@ -8,6 +8,7 @@ use crate::directory::{
     AccountAssignments, AssignmentReads, DirectoryError, IdentityStore, observe, observe_knowing,
 };
 use crate::model::{GroupIdentity, ProjectKey};
+use crate::observed::Observed;
 use crate::plan::guard::{self, Limits, Tripped};
 use crate::plan::{Plan, plan};
 use serde::Serialize;
@@ -22,8 +23,12 @@ pub struct Settings {
     pub guard: Option<Limits>,
 }
 
+/// The version of the sync report's JSON (`sync --json`, `docs/schema/sync-report.schema.json`).
+pub const REPORT_FORMAT_VERSION: u32 = 1;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncReport {
+    pub format_version: u32,
     pub plan: Plan,
     pub report: Report,
     /// What is left to do in the projects the plan touched, observed after applying.
@@ -38,12 +43,27 @@ pub struct SyncReport {
     pub held: BTreeSet<ProjectKey>,
 }
 
+/// Requests per API family: `scim` and `sso_admin` are the apply step's (beside the plan's
+/// estimate); the `_reads` are the observations' before and after it.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Calls {
     pub scim: u64,
     pub scim_estimate: usize,
     pub sso_admin: u64,
     pub sso_admin_estimate: usize,
+    pub scim_reads: u64,
+    pub sso_admin_reads: u64,
+}
+
+/// Why `sync --plan` did not apply a saved plan, or could not read AWS.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(
+        "AWS IAM Identity Center changed since the plan was made (it was planned against {planned}, AWS now reads as {now}); nothing was applied: make a new plan with `aws-replicator plan --out` and review it"
+    )]
+    Stale { planned: String, now: String },
 }
 
 impl SyncReport {
@@ -61,11 +81,76 @@ pub async fn sync(
     assignments: &impl AccountAssignments,
     settings: Settings,
     audit: &Audit,
-    mut planned: impl FnMut(&Plan),
+    planned: impl FnMut(&Plan),
     done: &(dyn Fn(&Outcome) + Sync),
 ) -> Result<SyncReport, DirectoryError> {
+    let choose = |desired: &Desired, observed: &Observed| Ok(plan(desired, observed));
+    run::<DirectoryError>(
+        desired,
+        identity,
+        assignments,
+        settings,
+        audit,
+        choose,
+        planned,
+        done,
+    )
+    .await
+}
+
+/// Applies `saved` (a plan made earlier by `plan --out` and reviewed) exactly as it is, once
+/// AWS, observed again for `desired`, still reads as it did when the plan was made: its
+/// digest must be the plan's `observed_digest`. Otherwise nothing is written.
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_saved(
+    saved: Plan,
+    desired: &Desired,
+    identity: &impl IdentityStore,
+    assignments: &impl AccountAssignments,
+    settings: Settings,
+    audit: &Audit,
+    planned: impl FnMut(&Plan),
+    done: &(dyn Fn(&Outcome) + Sync),
+) -> Result<SyncReport, SavedPlanError> {
+    let choose = move |_: &Desired, observed: &Observed| {
+        let now = observed.digest();
+        if now != saved.observed_digest {
+            return Err(SavedPlanError::Stale {
+                planned: saved.observed_digest.clone(),
+                now,
+            });
+        }
+        Ok(saved)
+    };
+    run(
+        desired,
+        identity,
+        assignments,
+        settings,
+        audit,
+        choose,
+        planned,
+        done,
+    )
+    .await
+}
+
+/// One sync with the plan `choose` picks once AWS has been observed: a fresh one, or a saved
+/// one that still fits.
+#[allow(clippy::too_many_arguments)]
+async fn run<E: From<DirectoryError>>(
+    desired: &Desired,
+    identity: &impl IdentityStore,
+    assignments: &impl AccountAssignments,
+    settings: Settings,
+    audit: &Audit,
+    choose: impl FnOnce(&Desired, &Observed) -> Result<Plan, E>,
+    mut planned: impl FnMut(&Plan),
+    done: &(dyn Fn(&Outcome) + Sync),
+) -> Result<SyncReport, E> {
+    let start = (identity.calls_made(), assignments.calls_made());
     let observed = observe(identity, assignments, desired, settings.reads).await?;
-    let plan = plan(desired, &observed);
+    let plan = choose(desired, &observed)?;
     planned(&plan);
     if let Some(tripped) = settings.guard.and_then(|limits| {
         let whole = desired.scope == crate::desired::Scope::All;
@@ -73,22 +158,22 @@ pub async fn sync(
     }) {
         tracing::error!(%tripped, "plan refused; nothing applied");
         return Ok(SyncReport {
+            format_version: REPORT_FORMAT_VERSION,
             remaining: plan.clone(),
             plan,
             report: Report::default(),
-            calls: Calls::default(),
+            calls: Calls {
+                scim_reads: identity.calls_made() - start.0,
+                sso_admin_reads: assignments.calls_made() - start.1,
+                ..Calls::default()
+            },
             refused: Some(tripped),
             held: desired.held.clone(),
         });
     }
     let before = (identity.calls_made(), assignments.calls_made());
     let report = apply::apply(&plan, identity, assignments, settings.options, audit, done).await;
-    let calls = Calls {
-        scim: identity.calls_made() - before.0,
-        scim_estimate: plan.estimate.scim_calls,
-        sso_admin: assignments.calls_made() - before.1,
-        sso_admin_estimate: plan.estimate.sso_admin_calls,
-    };
+    let after_apply = (identity.calls_made(), assignments.calls_made());
     let remaining = if plan.ops.is_empty() {
         plan.clone()
     } else {
@@ -108,7 +193,17 @@ pub async fn sync(
             observe_knowing(identity, assignments, &narrowed, settings.reads, known).await?;
         crate::plan::plan(&narrowed, &after)
     };
+    let end = (identity.calls_made(), assignments.calls_made());
+    let calls = Calls {
+        scim: after_apply.0 - before.0,
+        scim_estimate: plan.estimate.scim_calls,
+        sso_admin: after_apply.1 - before.1,
+        sso_admin_estimate: plan.estimate.sso_admin_calls,
+        scim_reads: (before.0 - start.0) + (end.0 - after_apply.0),
+        sso_admin_reads: (before.1 - start.1) + (end.1 - after_apply.1),
+    };
     Ok(SyncReport {
+        format_version: REPORT_FORMAT_VERSION,
         plan,
         report,
         remaining,

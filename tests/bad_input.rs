@@ -65,7 +65,7 @@ fn run_config_cases(cases: &[(PathBuf, Vec<String>)]) -> Vec<String> {
     let mut failures = Vec::new();
     for (path, expect) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
-            .args(["config", "check", "--config"])
+            .args(["config", "check", "--require-secrets", "--config"])
             .arg(path)
             .env_remove("AWS_REPLICATOR_CORPUS_UNSET")
             .output()

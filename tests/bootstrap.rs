@@ -4,7 +4,9 @@
 
 mod common;
 
-use aws_replicator::bootstrap::{EXTERNAL_ID_PLACEHOLDER, Options, files};
+use aws_replicator::bootstrap::{
+    AUTOMATION_EXTERNAL_ID_PLACEHOLDER, MANAGEMENT_EXTERNAL_ID_PLACEHOLDER, Options, files,
+};
 use aws_replicator::config::Config;
 use std::path::Path;
 use std::process::Command;
@@ -50,7 +52,44 @@ fn external_ids_only_when_asked_and_sso_actions_follow_the_config() {
     let mut config = demo();
     let revealed = files(&config, &options(true)).unwrap();
     let text: String = revealed.iter().map(|(_, t)| t.as_str()).collect();
-    assert!(text.contains("demo-external-id") && !text.contains(EXTERNAL_ID_PLACEHOLDER));
+    assert!(text.contains("demo-external-id") && !text.contains("<<"));
+
+    // Each role's ExternalId has its own placeholder, in the statements about that role.
+    let hidden = files(&config, &options(false)).unwrap();
+    let file = |prefix: &str, suffix: &str| {
+        hidden
+            .iter()
+            .find(|(n, _)| n.starts_with(prefix) && n.ends_with(suffix))
+            .map(|(_, t)| t.clone())
+            .unwrap()
+    };
+    let management_trust = file("management/", "-trust.json");
+    assert!(
+        management_trust.contains(MANAGEMENT_EXTERNAL_ID_PLACEHOLDER)
+            && !management_trust.contains(AUTOMATION_EXTERNAL_ID_PLACEHOLDER)
+    );
+    let automation_trust = file("automation/MeshfedAutomationRole", "-trust.json");
+    assert!(
+        automation_trust.contains(AUTOMATION_EXTERNAL_ID_PLACEHOLDER)
+            && !automation_trust.contains(MANAGEMENT_EXTERNAL_ID_PLACEHOLDER)
+    );
+    let user: serde_json::Value =
+        serde_json::from_str(&file("meshcloud/", "-policy.json")).unwrap();
+    for statement in user["Statement"].as_array().unwrap() {
+        let want = if statement["Resource"]
+            .as_str()
+            .unwrap()
+            .ends_with("MeshfedServiceRole")
+        {
+            MANAGEMENT_EXTERNAL_ID_PLACEHOLDER
+        } else {
+            AUTOMATION_EXTERNAL_ID_PLACEHOLDER
+        };
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["sts:ExternalId"], want,
+            "{statement}"
+        );
+    }
 
     let actions = |config: &Config| {
         let files = files(config, &options(false)).unwrap();
@@ -95,6 +134,29 @@ fn the_command_writes_the_files_and_refuses_a_bad_account_id() {
             .exists()
     );
     assert!(dir.path().join("README.md").exists());
+    // Every file written is listed with what to do with it.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  /")).collect();
+    let written = walk(dir.path());
+    assert_eq!(listed.len(), written.len(), "{stdout}");
+    for (line, next) in stdout.lines().zip(stdout.lines().skip(1)) {
+        if line.starts_with("  /") {
+            assert!(
+                next.starts_with("      ") && next.trim().len() > 10,
+                "no instruction for {line}"
+            );
+        }
+    }
+    assert!(
+        stdout.contains("attach to IAM user meshfed-service-user"),
+        "{stdout}"
+    );
+    let differences = std::fs::read_to_string(dir.path().join("DIFFERENCES.md")).unwrap();
+    assert!(
+        differences.contains("cloudformation:DescribeStackSetOperation")
+            && differences.contains("waits for the StackSet operation"),
+        "{differences}"
+    );
 
     let out = Command::new(bin)
         .args([
@@ -228,4 +290,74 @@ fn a_role_without_an_external_id_gets_no_condition_and_mesh_idb_no_sso_actions()
     );
     let (_, readme) = files.iter().find(|(n, _)| n == "README.md").unwrap();
     assert!(readme.contains("no ExternalId condition"), "{readme}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The landing zone the example config shows in a comment imports the access stack from where
+/// `bootstrap --out bootstrap` writes it: uncommented next to such a folder, it checks.
+#[test]
+fn the_example_landing_zone_imports_what_bootstrap_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
+        .args([
+            "bootstrap",
+            "--config",
+            "config/demo.dhall",
+            "--meshcloud-account-id",
+            "999999999999",
+            "--out",
+        ])
+        .arg(dir.path().join("bootstrap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let example = std::fs::read_to_string("config/example.dhall").unwrap();
+    let start = example.find("list it:\n").unwrap() + "list it:\n".len();
+    let end = example
+        .find("\n           `aws-replicator bootstrap")
+        .unwrap();
+    let landing_zone = &example[start..end];
+    assert!(
+        landing_zone.contains("./bootstrap/templates/access-stack.json as Text"),
+        "{landing_zone}"
+    );
+    let comment_start = example
+        .find("      , replicator = T.Replicator::{=}")
+        .unwrap();
+    let comment_end = example[comment_start..].find("-}").unwrap() + comment_start + 2;
+    let types = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/types/package.dhall");
+    let uncommented = format!(
+        "{}{}{}",
+        &example[..comment_start],
+        landing_zone,
+        &example[comment_end..]
+    )
+    .replace("./types/package.dhall", types.to_str().unwrap());
+    let config = dir.path().join("config.dhall");
+    std::fs::write(&config, uncommented).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("landing zone aws-default"), "{stdout}");
+    assert!(stdout.contains("an access stack"), "{stdout}");
 }

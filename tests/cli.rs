@@ -165,8 +165,15 @@ fn the_example_config_checks_with_its_environment_and_names_what_is_missing() {
         assert!(!stdout.contains(value), "secret {value} printed");
     }
 
+    // The running service's view: every unset import fails the check.
     let out = bin()
-        .args(["config", "check", "--config", "config/example.dhall"])
+        .args([
+            "config",
+            "check",
+            "--require-secrets",
+            "--config",
+            "config/example.dhall",
+        ])
         .envs(
             vars.iter()
                 .filter(|(k, _)| *k != "AWS_SSO_SCIM_TOKEN")
@@ -180,6 +187,165 @@ fn the_example_config_checks_with_its_environment_and_names_what_is_missing() {
         text(&out).1.contains("AWS_SSO_SCIM_TOKEN"),
         "{}",
         text(&out).1
+    );
+}
+
+/// In a pull request, where no production secret is: `config check` passes a config whose
+/// `env:` imports are unset, and lists them all at once with the fields they feed;
+/// `--require-secrets` fails naming every one. `AWS_REPLICATOR_CONFIG` names the file.
+#[test]
+fn config_check_passes_without_secrets_and_lists_what_the_service_needs() {
+    let names = [
+        "MESHFED_ACCESS_KEY_ID",
+        "MESHFED_SECRET_ACCESS_KEY",
+        "MESHFED_EXTERNAL_ID",
+        "AWS_SSO_SCIM_TOKEN",
+        "MESHSTACK_CLIENT_ID",
+        "MESHSTACK_CLIENT_SECRET",
+    ];
+    let without = |args: &[&str]| {
+        let mut cmd = bin();
+        cmd.args(["config", "check"]).args(args);
+        for name in names {
+            cmd.env_remove(name);
+        }
+        cmd.env("AWS_REPLICATOR_CONFIG", "config/example.dhall");
+        cmd.output().unwrap()
+    };
+    let out = without(&[]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("config/example.dhall: OK"), "{stdout}");
+    assert!(
+        stdout.contains("The running service will need these environment variables:"),
+        "{stdout}"
+    );
+    for name in names {
+        assert_eq!(stdout.matches(name).count(), 1, "{name} once: {stdout}");
+    }
+    assert!(
+        stdout.contains("AWS_SSO_SCIM_TOKEN (for iam-configuration.aws-sso.sso-access-token)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("placeholder-for"), "{stdout}");
+
+    let out = without(&["--require-secrets"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for name in names {
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+    assert!(stderr.contains("6 environment variable(s)"), "{stderr}");
+
+    // A mistake beside the unset secrets is still found.
+    let dir = tempfile::tempdir().unwrap();
+    let types = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/types/package.dhall");
+    let broken = std::fs::read_to_string("config/example.dhall")
+        .unwrap()
+        .replace("./types/package.dhall", types.to_str().unwrap())
+        .replace("\"eu-central-1\"", "\"\"");
+    let file = dir.path().join("broken.dhall");
+    std::fs::write(&file, broken).unwrap();
+    let out = without(&["--config", file.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("aws.region"), "{stderr}");
+}
+
+/// A Dhall syntax error says where (file, line, column), what stands there and what was
+/// expected, in words rather than the grammar's rule names.
+#[test]
+fn a_dhall_syntax_error_says_where_and_what_was_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    for (source, says) in [
+        (
+            "{ a = [ 1, 2 }\n",
+            "broken.dhall:1:14: syntax error at `}`: expected a `,` or a closing bracket",
+        ),
+        (
+            "{ a = \"abc }\n",
+            "broken.dhall:1:13: syntax error at the end of the file: expected the closing `\"` of a text",
+        ),
+        (
+            "{ a = 1,, }\n",
+            "broken.dhall:1:9: syntax error at `, }`: expected a field name",
+        ),
+        (
+            "let x = 1\n",
+            "broken.dhall:2:1: syntax error at the end of the file: expected",
+        ),
+    ] {
+        let file = dir.path().join("broken.dhall");
+        std::fs::write(&file, source).unwrap();
+        let out = bin()
+            .args(["config", "check", "--config", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr.contains(says), "{source}: {stderr}");
+        assert!(
+            !stderr.contains("primitive_expression") && !stderr.contains("import_alt"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+/// A config file that is not there is said once, with the fix; so is any other missing file.
+#[test]
+fn a_missing_config_file_is_said_once() {
+    for args in [
+        &[
+            "plan",
+            "--config",
+            "config/demo.dhall",
+            "--snapshot",
+            "no/such.json",
+            "--observed",
+            "config/sample-observed.json",
+        ][..],
+        &[
+            "plan",
+            "--config",
+            "config/demo.dhall",
+            "--snapshot",
+            "config/sample-snapshot.json",
+            "--observed",
+            "no/such.json",
+        ][..],
+        &[
+            "sync",
+            "--config",
+            "config/demo.dhall",
+            "--snapshot",
+            "config/sample-snapshot.json",
+            "--plan",
+            "no/such.json",
+        ][..],
+        &["emulator", "--state", "no/such.json"][..],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.matches("No such file").count(),
+            1,
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("no/such.json"), "{stderr}");
+    }
+
+    let out = bin()
+        .args(["config", "check", "--config", "no/such/config.dhall"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr.trim(),
+        "error: cannot read no/such/config.dhall: no such file; check the path given to --config"
     );
 }
 
@@ -268,6 +434,75 @@ fn snapshot_then_plan_against_the_meshstack_api_without_leaking_the_secret() {
             "bearer token leaked:\n{output}"
         );
     }
+}
+
+/// The Dockerfile's `docker run` example passes exactly the variables the example config
+/// imports.
+#[test]
+fn the_docker_run_example_passes_what_the_example_config_imports() {
+    let dockerfile = std::fs::read_to_string("Dockerfile").unwrap();
+    let mut passed: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .flat_map(|l| l.split_whitespace())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "-e")
+        .map(|w| w[1])
+        .collect();
+    passed.sort_unstable();
+    let example = std::fs::read_to_string("config/example.dhall").unwrap();
+    let mut imported: Vec<&str> = example
+        .match_indices("env:")
+        .map(|(i, _)| {
+            example[i + 4..]
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap()
+        })
+        .collect();
+    imported.sort_unstable();
+    imported.dedup();
+    assert_eq!(passed, imported);
+}
+
+/// `emulator --state` takes its own state or an observed-state file (`plan --observed`), and
+/// names both formats when a file is neither.
+#[test]
+fn the_emulator_names_the_state_formats_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"users": 3}"#).unwrap();
+    let out = bin()
+        .args(["emulator", "--state"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("GET /_emulator/state") && stderr.contains("plan --observed"),
+        "{stderr}"
+    );
+
+    // An observed state is taken: the emulator starts (and is stopped by its PID).
+    let mut child = bin()
+        .args(["emulator", "--state", "config/sample-observed.json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 32];
+    let read = std::io::Read::read(&mut stdout, &mut first).unwrap_or(0);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    assert!(
+        String::from_utf8_lossy(&first[..read]).starts_with("AWS IAM Identity Center emulator"),
+        "{status:?}: {err}"
+    );
 }
 
 /// The Dockerfile's default command is one the binary understands; the types it copies exist.

@@ -393,7 +393,7 @@ async fn serve_syncs_the_accounts_and_serves_saml_roles_to_callers_with_the_toke
     // nothing for each mapped role (managed and external) in each of the 3 accounts.
     assert!(
         metrics.contains(
-            r#"aws_replicator_api_requests_total{service="iam",operation="iam:GetRole",status="NoSuchEntity"} 6"#
+            r#"aws_replicator_api_requests_total{service="iam",operation="GetRole",status="NoSuchEntity"} 6"#
         ),
         "{metrics}"
     );

@@ -370,7 +370,7 @@ async fn syncs_at_start_up_and_on_schedule_and_exposes_drift_as_metrics() {
     assert!(
         sample(
             &samples,
-            "aws_replicator_api_requests_total{operation=CreateGroup,service=scim,status=201}"
+            "aws_replicator_api_requests_total{operation=CreateGroup,service=scim,status=ok}"
         )
         .unwrap()
             > 0.0

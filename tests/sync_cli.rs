@@ -305,3 +305,193 @@ async fn a_short_meshstack_page_fails_the_sync_and_writes_nothing() {
     assert_eq!(s.writes(), 0);
     assert_eq!(s.running.emulator.dump(), before);
 }
+
+fn stdio(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Terraform's saved plan: `plan --out` writes it, `sync --plan` applies exactly its
+/// operations, and refuses it (exit 1, nothing written) once AWS changed under it or when it
+/// was made by another format version or for another platform.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_plan_is_applied_as_reviewed_and_refused_after_drift() {
+    let s = setup().await;
+    let config = s.config("saved.dhall", "%s.%s.%4\\$s", FAST);
+    let config = config.to_str().unwrap();
+    let plan_to = |file: &std::path::Path| {
+        let out = s.run(&[
+            "plan",
+            "--config",
+            config,
+            "--snapshot",
+            SNAPSHOT,
+            "--out",
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{:?}", stdio(&out));
+    };
+    let sync_plan = |file: &std::path::Path| {
+        let out = s.run(&[
+            "sync",
+            "--config",
+            config,
+            "--snapshot",
+            SNAPSHOT,
+            "--plan",
+            file.to_str().unwrap(),
+        ]);
+        let (stdout, stderr) = stdio(&out);
+        (out, stdout, stderr)
+    };
+
+    // AWS changes after the plan was made: the plan is refused and nothing is written.
+    let stale = s.dir.path().join("stale.json");
+    plan_to(&stale);
+    s.running.emulator.add_group("someone-elses-group");
+    let before = s.running.emulator.dump();
+    s.running.emulator.clear_requests();
+    let (out, stdout, stderr) = sync_plan(&stale);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("changed since the plan was made")
+            && stderr.contains("aws-replicator plan --out"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert_eq!(s.writes(), 0);
+    assert_eq!(s.running.emulator.dump(), before);
+
+    // A fresh plan is applied: exactly its operations, then nothing is left.
+    let fresh = s.dir.path().join("fresh.json");
+    plan_to(&fresh);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fresh).unwrap()).unwrap();
+    let ops = saved["ops"].as_array().unwrap().len();
+    assert!(ops > 0);
+    let (out, stdout, stderr) = sync_plan(&fresh);
+    assert_synced_but_held(&out, &stdout, &stderr);
+    assert!(
+        stdout.contains(&format!("Applied {ops} change(s), 0 failed")),
+        "{stdout}"
+    );
+    let check = s.run(&[
+        "plan",
+        "--detailed-exitcode",
+        "--config",
+        config,
+        "--snapshot",
+        SNAPSHOT,
+    ]);
+    assert_eq!(check.status.code(), Some(0), "{:?}", stdio(&check));
+
+    // Applied once, the same plan is stale: AWS now holds what it created.
+    s.running.emulator.clear_requests();
+    let (out, _, stderr) = sync_plan(&fresh);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(s.writes(), 0);
+
+    // Another format version or platform is refused before anything is read.
+    for (field, value, says) in [
+        ("format_version", serde_json::json!(99), "format_version 99"),
+        ("platform", serde_json::json!("other"), "platform other"),
+    ] {
+        let mut changed = saved.clone();
+        changed[field] = value;
+        let file = s.dir.path().join(format!("{field}.json"));
+        std::fs::write(&file, changed.to_string()).unwrap();
+        let (out, _, stderr) = sync_plan(&file);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
+
+/// `--project` and `--workspace` take the webhook's scoped path: a scoped sync creates and
+/// changes the groups of its projects only, and a project meshStack lacks fails the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_sync_changes_only_its_projects() {
+    let s = setup().await;
+    let config = s.config("scoped.dhall", "%s.%s.%4\\$s", FAST);
+    let ours = |prefix: &str| {
+        s.running
+            .emulator
+            .dump()
+            .groups
+            .iter()
+            .filter(|g| g.display_name.starts_with("mst-"))
+            .all(|g| g.display_name.starts_with(prefix))
+    };
+
+    // A scoped plan says which projects it covers, and so does its saved file.
+    let file = s.dir.path().join("scoped-plan.json");
+    let out = s.run(&[
+        "plan",
+        "--config",
+        config.to_str().unwrap(),
+        "--snapshot",
+        SNAPSHOT,
+        "--project",
+        "acme.web",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = stdio(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("mst-acme.web."), "{stdout}");
+    assert!(!stdout.contains("mst-globex."), "{stdout}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(
+        saved["scope"],
+        serde_json::json!({"only": {"projects": [{"workspace": "acme", "project": "web"}]}})
+    );
+
+    // acme.web alone is neither held nor waiting: exit 0, and only its groups exist.
+    let (out, stdout, stderr) = s.sync_with(&config, SNAPSHOT, &["--project", "acme.web"]);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        ours("mst-acme.web."),
+        "{:?}",
+        s.running.emulator.dump().groups
+    );
+    assert!(!s.running.emulator.dump().assignments.is_empty());
+
+    // A workspace: globex.shop is synced, globex.legacy is held (exit 3); acme stays.
+    let (out, stdout, stderr) = s.sync_with(&config, SNAPSHOT, &["--workspace", "globex"]);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains("globex.legacy"), "{stderr}");
+    assert!(!stderr.contains("acme.data"), "{stderr}");
+    let names: Vec<String> = s
+        .running
+        .emulator
+        .dump()
+        .groups
+        .iter()
+        .map(|g| g.display_name.clone())
+        .filter(|n| n.starts_with("mst-"))
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("mst-globex.shop.")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("mst-acme.web.")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("mst-initech.")),
+        "{names:?}"
+    );
+
+    // A project the snapshot lacks fails the run; a malformed one is refused by the parser.
+    s.running.emulator.clear_requests();
+    let (out, _, stderr) = s.sync_with(&config, SNAPSHOT, &["--project", "acme.nope"]);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("has no project acme.nope"), "{stderr}");
+    assert_eq!(s.writes(), 0);
+    let (out, _, stderr) = s.sync_with(&config, SNAPSHOT, &["--project", "acme"]);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("workspace.project"), "{stderr}");
+}

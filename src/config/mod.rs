@@ -150,6 +150,37 @@ pub const DEFAULT_PROJECT_ROLES: [(&str, &str); 3] = [
 /// alias (lowercase letters, digits and single hyphens only), so ours joins with a hyphen.
 pub const DEFAULT_ALIAS_PATTERN: &str = "%s-%s";
 
+/// An environment variable that `config check` found unset: the running service needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeededEnv {
+    pub name: String,
+    /// The fields it feeds, as paths in the config's JSON image (`aws.meshfedServiceUser.accessKey`).
+    pub fields: Vec<String>,
+}
+
+/// The paths of the strings in `value` equal to `needle`.
+fn fields_holding(value: &serde_json::Value, needle: &str, at: &str, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if s == needle => out.push(at.to_owned()),
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                let next = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
+                fields_holding(v, needle, &next, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                fields_holding(v, needle, &format!("{at}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// One thing wrong with a configuration: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -201,6 +232,28 @@ impl Config {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         config.warnings.extend(config.literal_secrets(&text));
         Ok(config)
+    }
+
+    /// `config check` without production secrets: loads and validates like [`Config::load`],
+    /// but an `env:` import that is not set stands in as a placeholder. Returns the config and
+    /// what the running service will need: each variable and the fields it feeds.
+    ///
+    /// It sets environment variables while it loads, so it must be called before any other
+    /// thread starts (the command line does).
+    pub fn check_without_env(path: &Path) -> Result<(Self, Vec<NeededEnv>), ConfigError> {
+        let (json, missing) = dhall::load_json_standing_in(path)?;
+        let needed = missing
+            .into_iter()
+            .map(|name| {
+                let mut fields = Vec::new();
+                fields_holding(&json, &dhall::placeholder(&name), "", &mut fields);
+                NeededEnv { name, fields }
+            })
+            .collect();
+        let mut config = Self::from_json(json, &path.display().to_string())?;
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        config.warnings.extend(config.literal_secrets(&text));
+        Ok((config, needed))
     }
 
     /// Secrets written into the file itself rather than imported with `env:`.

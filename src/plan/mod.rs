@@ -15,7 +15,7 @@ mod members;
 mod render;
 mod simulate;
 
-use crate::desired::{Desired, DesiredGroup};
+use crate::desired::{Desired, DesiredGroup, Scope};
 use crate::finding::Finding;
 use crate::model::{
     AccountId, Euid, ExternalId, GroupId, GroupName, PermissionSetArn, UserId, UserName,
@@ -35,6 +35,10 @@ pub struct Plan {
     pub format_version: u32,
     pub platform: String,
     pub observed_digest: String,
+    /// The projects the plan was made for (absent: all of them). `sync --plan` observes the
+    /// same scope again before it applies a saved plan.
+    #[serde(default, skip_serializing_if = "is_all")]
+    pub scope: Scope,
     pub ops: Vec<Op>,
     pub findings: Vec<Finding>,
     pub summary: Summary,
@@ -184,6 +188,10 @@ pub struct Estimate {
     pub seconds: f64,
 }
 
+fn is_all(scope: &Scope) -> bool {
+    *scope == Scope::All
+}
+
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -273,6 +281,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         format_version: PLAN_FORMAT_VERSION,
         platform: desired.platform.clone(),
         observed_digest: observed.digest(),
+        scope: desired.scope.clone(),
         ops,
         findings: findings.into_iter().collect(),
         summary,

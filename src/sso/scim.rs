@@ -531,10 +531,31 @@ fn user_record(v: &Value) -> Option<(UserId, UserName)> {
     ))
 }
 
+/// A request that got no answer, in one sentence: the endpoint, the innermost cause, the fix.
+/// Nothing answered, so the token was not checked: the message does not blame it.
 fn transport(operation: &str, e: &reqwest::Error) -> DirectoryError {
+    let endpoint = e
+        .url()
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|| "the SCIM endpoint".into());
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    let message = if e.is_connect() {
+        format!(
+            "could not reach the SCIM endpoint at {endpoint} ({cause}); fix: check iam-configuration.aws-sso.scim-endpoint, DNS, the network or proxy (nothing answered, so the token was not checked)"
+        )
+    } else if e.is_timeout() {
+        format!(
+            "no answer from the SCIM endpoint at {endpoint} in time ({cause}); the network or AWS is slow"
+        )
+    } else {
+        error_chain(e)
+    };
     DirectoryError::Transport {
         operation: operation.to_owned(),
-        message: error_chain(e),
+        message,
     }
 }
 

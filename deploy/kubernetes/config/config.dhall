@@ -96,7 +96,7 @@ in    { aws =
                      , tags = [ { mapKey = "cost-center", mapValue = "1234" } ]
                      , access-stack = Some
                          { stack-name = "meshstack-access"
-                         , template = ./access-stack.json as Text
+                         , template = ./bootstrap/templates/access-stack.json as Text
                          }
                      , stack-sets =
                        [ { name = "meshstack-baseline", regions = [ "eu-central-1" ] } ]
@@ -107,6 +107,7 @@ in    { aws =
                  ]
                }
              }
-           `aws-replicator bootstrap` writes access-stack.json. -}
+           `aws-replicator bootstrap --config config.dhall --meshcloud-account-id … --out bootstrap`,
+           run next to this file, writes bootstrap/templates/access-stack.json. -}
       }
     : T.Config Text
