@@ -333,10 +333,12 @@ fn the_example_landing_zone_imports_what_bootstrap_writes() {
         landing_zone.contains("./bootstrap/templates/access-stack.json as Text"),
         "{landing_zone}"
     );
+    // The replicator record, and the commented landing zone after it, give way to that
+    // landing zone's record.
     let comment_start = example
-        .find("      , replicator = T.Replicator::{=}")
+        .find("      , replicator = T.Replicator::{")
         .unwrap();
-    let comment_end = example[comment_start..].find("-}").unwrap() + comment_start + 2;
+    let comment_end = example[start..].find("-}").unwrap() + start + 2;
     let types = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/types/package.dhall");
     let uncommented = format!(
         "{}{}{}",

@@ -808,7 +808,13 @@ fn the_mounted_config_loads_with_the_deployments_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Without one of the Secret's variables it does not load: the check above is not vacuous.
-    let out = command.env_remove("AWS_SSO_SCIM_TOKEN").output().unwrap();
+    // Without one of the Secret's variables the service would not start (`config check`
+    // passes it without --require-secrets, naming it): the check above is not vacuous.
+    let out = command
+        .env_remove("AWS_SSO_SCIM_TOKEN")
+        .arg("--require-secrets")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AWS_SSO_SCIM_TOKEN"));
 }
