@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +38,34 @@ pub struct EmulatorConfig {
     pub operation_delay: Duration,
     /// Requests per second per API family before throttling (AWS: 20); `None` never throttles.
     pub rate_limit: Option<f64>,
+    /// The sso-admin operations the caller's IAM policy allows (`None`: every one); any other
+    /// is answered `AccessDeniedException`, as AWS answers a call its policy does not allow.
+    /// [`SEED_POLICY`] is the seed's management role.
+    pub sso_admin_policy: Option<BTreeSet<String>>,
+    /// AWS's choices that its documentation leaves open, each switchable.
+    pub quirks: Quirks,
+}
+
+/// The sso-admin actions the seed's IAM policy gives the management role
+/// (`OrgManagementAccessSSO`), and nothing else.
+pub const SEED_POLICY: [&str; 3] = [
+    "ListAccountAssignments",
+    "CreateAccountAssignment",
+    "DescribeAccountAssignmentCreationStatus",
+];
+
+/// What AWS does where its documentation is silent (aws-sso.md §F.6, docs/aws-wire-reference.md
+/// §5.10). The defaults are the lenient reading; a client must pass under both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// `userName eq "…"` matches only the exact case (default: ignoring case, as the schema's
+    /// `caseExact: false` suggests).
+    pub user_name_case_exact: bool,
+    /// Two groups may have display names that differ only in case (default: a 409).
+    pub display_name_case_exact: bool,
+    /// A PATCH with more than one operation is refused with 400 (default: its operations are
+    /// applied and their member changes counted together against the 100).
+    pub one_operation_per_patch: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -49,6 +77,8 @@ impl Default for EmulatorConfig {
             identity_store_id: "d-9067d0a3c1".into(),
             operation_delay: Duration::from_millis(200),
             rate_limit: Some(20.0),
+            sso_admin_policy: None,
+            quirks: Quirks::default(),
         }
     }
 }
@@ -135,6 +165,8 @@ impl http_body::Body for BrokenBody {
 
 pub struct Shared {
     pub config: EmulatorConfig,
+    /// The sso-admin operations allowed (`None`: all); starts as the config's.
+    policy: Mutex<Option<BTreeSet<String>>>,
     pub store: Mutex<Store>,
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<Vec<Fault>>,
@@ -204,6 +236,7 @@ impl Emulator {
         Self {
             shared: Arc::new(Shared {
                 operation_delay: config.operation_delay,
+                policy: Mutex::new(config.sso_admin_policy.clone()),
                 config,
                 operations: Mutex::new(Vec::new()),
                 assignment_failures: Mutex::new(Vec::new()),
@@ -313,6 +346,36 @@ impl Emulator {
         self.shared
             .conflicts
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Allows only these sso-admin operations from now on (`None`: all), as an IAM policy
+    /// that names `sso:<operation>` for each would.
+    pub fn set_sso_admin_policy<S: Into<String>>(
+        &self,
+        allowed: Option<impl IntoIterator<Item = S>>,
+    ) {
+        *self.shared.policy.lock().expect("policy lock") =
+            allowed.map(|a| a.into_iter().map(Into::into).collect());
+    }
+
+    /// Makes `arn` one of the instance's permission sets. From the first one on, an assignment
+    /// to a permission set the instance does not have is refused, as AWS refuses it.
+    pub fn add_permission_set(&self, arn: &str) {
+        let mut store = self.shared.store.lock().expect("store lock");
+        store
+            .permission_sets
+            .get_or_insert_with(Default::default)
+            .insert(arn.to_owned());
+    }
+
+    /// Makes `account` a member of the organization. From the first one on, an assignment to
+    /// an account outside the organization is refused, as AWS refuses it.
+    pub fn add_account(&self, account: &str) {
+        let mut store = self.shared.store.lock().expect("store lock");
+        store
+            .accounts
+            .get_or_insert_with(Default::default)
+            .insert(account.to_owned());
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -611,4 +674,30 @@ pub(crate) fn timestamp() -> String {
 pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The token bucket on paused time: a second's worth at once, then one token per
+    /// 1/rate seconds, never more than a second's worth saved up.
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_admits_a_seconds_worth_then_the_rate() {
+        let emulator = Emulator::new(EmulatorConfig {
+            rate_limit: Some(20.0),
+            ..EmulatorConfig::default()
+        });
+        let shared = &emulator.shared;
+        let burst = (0..100).filter(|_| shared.admit(Family::Scim)).count();
+        assert_eq!(burst, 20);
+        assert!(
+            shared.admit(Family::SsoAdmin),
+            "each family has its own bucket"
+        );
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!((0..100).filter(|_| shared.admit(Family::Scim)).count(), 10);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!((0..100).filter(|_| shared.admit(Family::Scim)).count(), 20);
+    }
 }

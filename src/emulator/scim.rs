@@ -187,6 +187,15 @@ fn parse_filter(text: &str) -> Option<Vec<(String, String)>> {
     (terms.len() <= 2).then_some(terms)
 }
 
+/// Two names compared as the emulator's quirks say: exactly, or ignoring (ASCII) case.
+fn same_name(exact: bool, a: &str, b: &str) -> bool {
+    if exact {
+        a == b
+    } else {
+        a.eq_ignore_ascii_case(b)
+    }
+}
+
 fn one<'a>(terms: &'a [(String, String)], attrs: &[&str]) -> Option<Vec<&'a str>> {
     if terms.len() != attrs.len() {
         return None;
@@ -278,6 +287,7 @@ async fn list_users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let exact_user_names = shared.config.quirks.user_name_case_exact;
     listing(
         &shared,
         &tenant,
@@ -292,7 +302,7 @@ async fn list_users(
                         store
                             .users
                             .values()
-                            .filter(|u| u.user_name.eq_ignore_ascii_case(name))
+                            .filter(|u| same_name(exact_user_names, &u.user_name, name))
                             .collect()
                     } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
                         store
@@ -385,6 +395,7 @@ async fn list_groups(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let exact = shared.config.quirks.display_name_case_exact;
     listing(
         &shared,
         &tenant,
@@ -406,7 +417,7 @@ async fn list_groups(
                         store
                             .groups
                             .values()
-                            .filter(|g| g.display_name.eq_ignore_ascii_case(name))
+                            .filter(|g| same_name(exact, &g.display_name, name))
                             .collect()
                     } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
                         store
@@ -495,8 +506,9 @@ async fn create_group(
         if let Some(m) = members.iter().find(|m| !store.users.contains_key(*m)) {
             return Err(not_found(&format!("User {m}")));
         }
+        let exact = shared.config.quirks.display_name_case_exact;
         let clash = store.groups.values().any(|g| {
-            g.display_name.eq_ignore_ascii_case(&name)
+            same_name(exact, &g.display_name, &name)
                 || (external_id.is_some() && g.external_id == external_id)
         });
         if clash {
@@ -535,6 +547,9 @@ async fn patch_group(
         let (true, Some(ops)) = (schemas_ok, ops) else {
             return Err(bad_request());
         };
+        if shared.config.quirks.one_operation_per_patch && ops.len() > 1 {
+            return Err(bad_request());
+        }
         enum Change {
             Add(Vec<String>),
             Remove(Vec<String>),
@@ -600,10 +615,11 @@ async fn patch_group(
                     }
                 }
                 Change::Rename(name) => {
+                    let exact = shared.config.quirks.display_name_case_exact;
                     let taken = store
                         .groups
                         .values()
-                        .any(|g| g.id != id && g.display_name.eq_ignore_ascii_case(name));
+                        .any(|g| g.id != id && same_name(exact, &g.display_name, name));
                     if taken {
                         return Err(ScimError::new(
                             StatusCode::CONFLICT,

@@ -50,6 +50,12 @@ pub struct State {
     pub groups: Vec<Group>,
     #[serde(default)]
     pub assignments: Vec<Assignment>,
+    /// The permission sets the instance has (ARNs); `None` takes any well-formed ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_sets: Option<BTreeSet<String>>,
+    /// The accounts in the organization; `None` takes any 12-digit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<BTreeSet<String>>,
 }
 
 impl State {
@@ -96,6 +102,8 @@ impl State {
                     principal_id: a.group.to_string(),
                 })
                 .collect(),
+            permission_sets: None,
+            accounts: None,
         }
     }
 }
@@ -105,6 +113,10 @@ pub struct Store {
     pub users: BTreeMap<String, User>,
     pub groups: BTreeMap<String, Group>,
     pub assignments: BTreeSet<Assignment>,
+    /// The instance's permission sets; `None`: any well-formed ARN is taken.
+    pub permission_sets: Option<BTreeSet<String>>,
+    /// The organization's accounts; `None`: any 12-digit id is taken.
+    pub accounts: Option<BTreeSet<String>>,
     next: u64,
     /// The 10-hex-digit prefix AWS puts in front of ids of one identity store.
     prefix: String,
@@ -142,6 +154,18 @@ impl Store {
             .map(|g| (g.id.clone(), g))
             .collect();
         self.assignments = state.assignments.into_iter().collect();
+        self.permission_sets = state.permission_sets;
+        self.accounts = state.accounts;
+        // Ids handed out later must not meet a loaded one: the counter moves past them.
+        let loaded = self
+            .users
+            .keys()
+            .chain(self.groups.keys())
+            .filter_map(|id| id.rsplit('-').next())
+            .filter_map(|n| u64::from_str_radix(n, 16).ok())
+            .max()
+            .unwrap_or(0);
+        self.next = self.next.max(loaded);
     }
 
     pub fn dump(&self) -> State {
@@ -149,6 +173,8 @@ impl Store {
             users: self.users.values().cloned().collect(),
             groups: self.groups.values().cloned().collect(),
             assignments: self.assignments.iter().cloned().collect(),
+            permission_sets: self.permission_sets.clone(),
+            accounts: self.accounts.clone(),
         }
     }
 

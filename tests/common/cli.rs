@@ -35,6 +35,7 @@ pub async fn setup_with(moto: super::peers::Peer) -> Setup {
         ..EmulatorConfig::default()
     });
     super::sample::provision_users(&emulator);
+    super::sample::provision_organization(&emulator);
     let running = emulator.serve(0).await.unwrap();
     Setup {
         moto_endpoint: moto.endpoint.clone(),

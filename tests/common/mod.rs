@@ -5,4 +5,5 @@ pub mod aws;
 pub mod cli;
 pub mod meshstack_fixture;
 pub mod peers;
+pub mod policy;
 pub mod sample;
