@@ -282,20 +282,27 @@ fn saml_roles_lists_each_users_role_and_provider_pairs() {
     assert!(all.contains(
         &"arn:aws:iam::111111111111:role/meshstack-admin,arn:aws:iam::111111111111:saml-provider/meshIdB"
     ), "{stdout}");
-    let (_, one, _) = idb.run(&[
+    let (code, one, stderr) = idb.run(&[
         "saml-roles",
         "--config",
         config.to_str().unwrap(),
         "--user",
         "alice",
     ]);
+    assert_eq!(code, Some(0), "{one}\n{stderr}");
     let one: Value = serde_json::from_str(&one).unwrap();
+    let users = one["users"].as_object().unwrap();
+    assert_eq!(
+        users.keys().collect::<Vec<_>>(),
+        ["alice"],
+        "exactly one key: {one}"
+    );
+    let pairs = users["alice"].as_array().unwrap();
+    assert!(!pairs.is_empty(), "alice holds roles: {one}");
     assert!(
-        one["users"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .all(|u| u == "alice")
+        pairs.iter().any(|p| p
+            == "arn:aws:iam::111111111111:role/meshstack-admin,arn:aws:iam::111111111111:saml-provider/meshIdB"),
+        "{one}"
     );
 }
 

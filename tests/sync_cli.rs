@@ -18,6 +18,7 @@ async fn sync_converges_is_idempotent_repairs_drift_and_renames() {
     // The emulator answers as AWS answers the seed's management role: only the three sso
     // actions of its policy, AccessDeniedException for anything else.
     s.running.emulator.set_sso_admin_policy(Some(SEED_POLICY));
+    common::sample::provision_organization(&s.running.emulator);
     let config = s.config("seed-policy.dhall", "%s.%s.%4\\$s", FAST);
 
     // From an empty directory: everything is created, audited, and nothing is left.
@@ -133,6 +134,7 @@ async fn a_project_removed_from_meshstack_loses_its_groups_and_assignments() {
     let allowed = common::policy::operations(&config, "management", "sso");
     assert_eq!(allowed.len(), 6, "{allowed:?}");
     s.running.emulator.set_sso_admin_policy(Some(allowed));
+    common::sample::provision_organization(&s.running.emulator);
     let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
     assert_synced_but_held(&out, &stdout, &stderr);
     let before = s.running.emulator.dump();

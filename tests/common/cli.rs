@@ -35,7 +35,6 @@ pub async fn setup_with(moto: super::peers::Peer) -> Setup {
         ..EmulatorConfig::default()
     });
     super::sample::provision_users(&emulator);
-    super::sample::provision_organization(&emulator);
     let running = emulator.serve(0).await.unwrap();
     Setup {
         moto_endpoint: moto.endpoint.clone(),
