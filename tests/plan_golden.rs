@@ -177,3 +177,36 @@ fn a_directory_synced_by_hand_plans_nothing_and_equals_the_simulated_one() {
     let simulated = apply_in_memory(&plan(&desired, &users_only()), &users_only());
     assert_eq!(shape(&simulated), shape(&hand));
 }
+
+/// "No changes" says AWS matches meshStack only when nothing is blocked: with held projects, a
+/// user AWS lacks or a group kept for its assignments it says what stands in the way (the cases
+/// for which `sync` exits 3 among them); with only informational findings it says it matches.
+#[test]
+fn no_changes_claims_a_match_only_when_nothing_is_blocked() {
+    let config = config();
+    let synced = apply_in_memory(&plan_for(&config, &observed()), &observed());
+    let mut second = plan_for(&config, &synced);
+    let line = second.summary_line();
+    assert!(!line.contains("matches meshStack"), "{line}");
+    assert!(
+        line.contains("2 project(s) held (acme.data, globex.legacy)"),
+        "{line}"
+    );
+    assert!(line.contains("heidi@initech.example"), "{line}");
+    second.findings.retain(|f| {
+        matches!(
+            f,
+            aws_replicator::finding::Finding::ForeignGroupIgnored { .. }
+                | aws_replicator::finding::Finding::UserWithoutEuid { .. }
+        )
+    });
+    assert!(!second.findings.is_empty());
+    assert!(second.blocked().is_empty());
+    assert_eq!(
+        second.summary_line(),
+        format!(
+            "No changes. AWS IAM Identity Center matches meshStack ({} finding(s)).",
+            second.findings.len()
+        )
+    );
+}
