@@ -386,15 +386,12 @@ impl Emulator {
     pub fn add_group(&self, display_name: &str) -> String {
         let mut store = self.shared.store.lock().expect("store lock");
         let id = store.new_id();
-        store.groups.insert(
-            id.clone(),
-            store::Group {
-                id: id.clone(),
-                display_name: display_name.to_owned(),
-                external_id: None,
-                members: Default::default(),
-            },
-        );
+        store.insert_group(store::Group {
+            id: id.clone(),
+            display_name: display_name.to_owned(),
+            external_id: None,
+            members: Default::default(),
+        });
         id
     }
 

@@ -523,7 +523,7 @@ async fn create_group(
             external_id,
             members: members.into_iter().collect(),
         };
-        store.groups.insert(group.id.clone(), group.clone());
+        store.insert_group(group.clone());
         Ok((StatusCode::CREATED, Json(group_json(&group, false))).into_response())
     })())
 }
@@ -641,17 +641,24 @@ async fn patch_group(
                 }
             }
         }
-        let group = store.groups.get_mut(&id).expect("checked above");
         for change in changes {
             match change {
-                Change::Add(ids) => group.members.extend(ids),
-                Change::Remove(ids) => {
-                    for m in ids {
-                        group.members.remove(&m);
-                    }
+                Change::Add(ids) => store.add_members(&id, ids),
+                Change::Remove(ids) => store.remove_members(&id, &ids),
+                Change::Rename(name) => {
+                    store
+                        .groups
+                        .get_mut(&id)
+                        .expect("checked above")
+                        .display_name = name
                 }
-                Change::Rename(name) => group.display_name = name,
-                Change::ExternalId(ext) => group.external_id = Some(ext),
+                Change::ExternalId(ext) => {
+                    store
+                        .groups
+                        .get_mut(&id)
+                        .expect("checked above")
+                        .external_id = Some(ext)
+                }
             }
         }
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -666,7 +673,7 @@ async fn delete_group(
     respond((|| {
         authorize(&shared, &tenant, &headers)?;
         let mut store = shared.store.lock().expect("store lock");
-        store.groups.remove(&id).ok_or_else(|| not_found("Group"))?;
+        store.remove_group(&id).ok_or_else(|| not_found("Group"))?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })())
 }
