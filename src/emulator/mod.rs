@@ -44,7 +44,13 @@ pub struct EmulatorConfig {
     pub sso_admin_policy: Option<BTreeSet<String>>,
     /// AWS's choices that its documentation leaves open, each switchable.
     pub quirks: Quirks,
+    /// Groups an identity store may hold (AWS: 100,000, not raisable); a create beyond is
+    /// refused.
+    pub max_groups: usize,
 }
+
+/// AWS's quota of groups per identity store (aws-sso.md §A.11, the limits page).
+pub const AWS_MAX_GROUPS: usize = 100_000;
 
 /// The sso-admin actions the seed's IAM policy gives the management role
 /// (`OrgManagementAccessSSO`), and nothing else.
@@ -79,6 +85,7 @@ impl Default for EmulatorConfig {
             rate_limit: Some(20.0),
             sso_admin_policy: None,
             quirks: Quirks::default(),
+            max_groups: AWS_MAX_GROUPS,
         }
     }
 }
@@ -170,8 +177,8 @@ pub struct Shared {
     pub store: Mutex<Store>,
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<Vec<Fault>>,
-    /// SCIM cursor → (resource kind, filter, offset).
-    cursors: Mutex<HashMap<String, (String, String, usize)>>,
+    /// SCIM cursor → where its listing stands.
+    cursors: Mutex<HashMap<String, Cursor>>,
     operations: Mutex<Vec<sso_admin::Operation>>,
     operation_delay: Duration,
     /// Reasons with which the next account assignment operations will fail.
@@ -181,7 +188,12 @@ pub struct Shared {
     peak_in_flight: std::sync::atomic::AtomicUsize,
     /// Writes refused with ConflictException because the account was busy.
     conflicts: std::sync::atomic::AtomicUsize,
+    /// Resources rendered into SCIM listing pages: what a page costs.
+    rendered: std::sync::atomic::AtomicUsize,
 }
+
+/// Where a SCIM listing stands: (resource kind, filter, the last id shown, items shown so far).
+type Cursor = (String, String, String, usize);
 
 /// A token bucket: `rate` tokens a second, at most one second's worth saved up.
 struct Bucket {
@@ -246,6 +258,7 @@ impl Emulator {
                 faults: Mutex::new(Vec::new()),
                 peak_in_flight: Default::default(),
                 conflicts: Default::default(),
+                rendered: Default::default(),
                 cursors: Mutex::new(HashMap::new()),
             }),
         }
@@ -256,8 +269,15 @@ impl Emulator {
     }
 
     pub fn router(&self) -> Router {
+        // A state of 33,000 projects (99,000 groups with their members) is tens of megabytes;
+        // axum's default limit of 2 MB would refuse it.
         let control = Router::new()
-            .route("/_emulator/state", get(get_state).put(put_state))
+            .route(
+                "/_emulator/state",
+                get(get_state)
+                    .put(put_state)
+                    .layer(axum::extract::DefaultBodyLimit::max(1 << 30)),
+            )
             .route(
                 "/_emulator/requests",
                 get(get_requests).delete(delete_requests),
@@ -376,6 +396,14 @@ impl Emulator {
             .accounts
             .get_or_insert_with(Default::default)
             .insert(account.to_owned());
+    }
+
+    /// Users and groups rendered into SCIM listing pages so far: a page renders its own
+    /// resources only, whatever the store holds.
+    pub fn rendered(&self) -> usize {
+        self.shared
+            .rendered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn inject(&self, fault: Fault) {
