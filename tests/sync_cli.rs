@@ -156,7 +156,7 @@ async fn a_project_removed_from_meshstack_loses_its_groups_and_assignments() {
         .iter()
         .filter(|g| g.display_name.starts_with("mst-acme.web."))
         .collect();
-    assert!(!web.is_empty());
+    assert_eq!(web.len(), 3, "acme.web's three role groups");
     for g in &web {
         assert!(
             !after.groups.iter().any(|h| h.id == g.id),
