@@ -104,14 +104,13 @@ async fn drift_is_repaired_under_faults_and_memory_stays_flat() {
         "mst-globex.shop.meshstack-project-admin",
     ];
     // The bound, run by run: the scheduler queues a run every interval whatever the last one
-    // did, so a run starts at most one interval after the drift (or, if a run is going then,
-    // when it ends; it may have read the group just before the drift). That run repairs the
-    // drift unless it fails; its length is what the faults make it: they strike about one SCIM
-    // request in eight, and consecutive strikes on one request back off 0.5, 1, 2, 4 s (each up
-    // to twice that with jitter), so four in a row (about once in 250 runs) add up to 15 s.
-    // Hence: one interval to the start of the repairing run, one for the run going at the
-    // drift, and two intervals (10 s) for the repairing run's own retries. Each round's time is
-    // printed, so a slow repair shows before it fails.
+    // did, so a run starts at most one interval after the drift, or when the run going then
+    // ends (that one may have read the group just before the drift). The repairing run is as
+    // long as the faults make it: consecutive strikes on one request back off 0.5, 1, 2, 4 s,
+    // each up to twice that with jitter. Measured on the loaded 2-core CI machine, five runs:
+    // the slowest repair took two intervals (9.7 to 10.3 s), which left the old three-interval
+    // bound 5 s for backoff, two strikes in a row. Four intervals leave 10 s, three strikes.
+    // Each round's time is printed, so a repair drifting toward the bound shows before it fails.
     let deadline = Duration::from_secs(4 * INTERVAL);
     let mut worst = Duration::ZERO;
     let mut rounds = 0;
