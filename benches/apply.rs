@@ -2,7 +2,9 @@
 //! PATCH each) through the SCIM client at rate R. Goal (issue "Apply"): wall time ≤ 1.1 × calls / R,
 //! that is, the executor keeps the rate limiter busy and adds next to nothing of its own.
 //!
-//! `cargo bench --bench apply` prints criterion's figures and the ratio for every sample.
+//! `cargo bench --bench apply` prints criterion's figures and the ratio for every sample, and
+//! fails when the median ratio is above the goal of 1.1, so a regression shows without reading
+//! numbers. Run as a test (`cargo test --benches`, one unoptimised pass) it checks a loose 2.0.
 
 use aws_replicator::apply::{Options, apply};
 use aws_replicator::audit::Audit;
@@ -28,6 +30,10 @@ const GROUPS: usize = 200;
 const ADDS_PER_GROUP: usize = 10;
 /// Requests per second the client allows itself (AWS's ceiling is 20; 100 keeps the bench short).
 const RATE: f64 = 100.0;
+/// The goal: wall time at most this many times calls / R.
+const GOAL: f64 = 1.1;
+/// What one unoptimised pass in test mode must stay within.
+const TEST_MODE_BOUND: f64 = 2.0;
 
 /// The plan (200 AddMembers of 10 users each) and the directory it starts from.
 fn fixture() -> (Plan, Observed) {
@@ -91,6 +97,7 @@ fn bench(c: &mut Criterion) {
     let running = runtime.block_on(emulator.serve(0)).unwrap();
     let state = State::from_observed(&observed);
     let ideal = Duration::from_secs_f64(plan.ops.len() as f64 / RATE);
+    let ratios = std::sync::Mutex::new(Vec::new());
     let mut group = c.benchmark_group("apply");
     group
         .sample_size(10)
@@ -118,17 +125,32 @@ fn bench(c: &mut Criterion) {
                 ));
                 let took = start.elapsed();
                 assert!(report.is_success());
+                let ratio = took.as_secs_f64() / ideal.as_secs_f64();
                 println!(
-                    "  {} calls in {took:.2?}: {:.3} × calls / R",
-                    plan.ops.len(),
-                    took.as_secs_f64() / ideal.as_secs_f64()
+                    "  {} calls in {took:.2?}: {ratio:.3} × calls / R",
+                    plan.ops.len()
                 );
+                ratios.lock().unwrap().push(ratio);
                 total += took;
             }
             total
         })
     });
     group.finish();
+    let mut ratios = ratios.into_inner().unwrap();
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    // `cargo bench` passes `--bench`; without it criterion runs each benchmark once, as a test.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let bound = if measuring { GOAL } else { TEST_MODE_BOUND };
+    println!(
+        "apply: median {median:.3} × calls / R over {} run(s); goal ≤ {bound}",
+        ratios.len()
+    );
+    assert!(
+        median <= bound,
+        "the executor is slower than its goal: median {median:.3} × calls / R > {bound} ({ratios:?})"
+    );
 }
 
 criterion_group!(benches, bench);

@@ -120,7 +120,12 @@ elif command == "recording":
             target = headers.get("x-amz-target", "")
             form = urllib.parse.parse_qs(body) if "=" in body and not body.startswith("{") else {}
             operation = target.split(".")[-1] if target else (form.get("Action", [""])[0] or r.get("url", r.get("uri", "")))
-            out.append({"operation": operation, "body": body, "url": r.get("url", r.get("uri", "")), "method": r.get("method", "")})
+            scope = headers.get("authorization", "").split("Credential=")[-1].split(",")[0].split("/")
+            service = scope[3] if len(scope) > 3 else ""
+            if "/invocations" in operation:
+                service = "lambda"
+            out.append({"operation": operation, "body": body, "url": r.get("url", r.get("uri", "")), "method": r.get("method", ""),
+                        "service": service, "role": form.get("RoleArn", [""])[0]})
         print(json.dumps(out))
 "#;
 
@@ -454,6 +459,24 @@ async fn a_new_project_gets_an_account_bootstrapped_and_a_rerun_changes_nothing(
             .any(|r| r.endpoint == "CreateAccountAssignment"),
         "{stdout}"
     );
+
+    // Every call the first run made (account creation, bootstrap, SSO) is one that
+    // `bootstrap`'s policy for the role making it allows; sso-admin's are in the emulator's log.
+    let checked = common::policy::assert_calls_allowed(&config, &recorded);
+    eprintln!("calls checked against bootstrap's policies: {checked:?}");
+    for role in ["meshcloud", "management", "automation"] {
+        assert!(checked.get(role).is_some_and(|n| *n > 0), "{checked:?}");
+    }
+    let sso = common::policy::operations(&config, "management", "sso");
+    for r in org.setup.running.emulator.requests() {
+        if r.family == aws_replicator::emulator::Family::SsoAdmin {
+            assert!(
+                sso.contains(&r.endpoint),
+                "sso:{} beyond {sso:?}",
+                r.endpoint
+            );
+        }
+    }
 
     let (stdout, rerun) = org.recorded_sync(&config);
     eprintln!(

@@ -66,13 +66,34 @@ async fn a_sync_killed_twenty_times_still_converges_to_exactly_the_desired_state
         snapshot.to_str().unwrap(),
     ];
 
-    // Kill points spread over the first seconds of a run, in a fixed pseudo-random order.
+    // How far AWS is from the desired state: groups, memberships and assignments missing.
+    let missing = || {
+        let state = s.running.emulator.dump();
+        let ours: Vec<_> = state
+            .groups
+            .iter()
+            .filter(|g| g.display_name.starts_with("mst-ws"))
+            .collect();
+        let members: usize = ours.iter().map(|g| g.members.len()).sum();
+        let assignments = state
+            .assignments
+            .iter()
+            .filter(|a| a.account_id.starts_with("2000"))
+            .count();
+        (PROJECTS * 3 - ours.len()) + (PROJECTS * 3 * 4 - members) + (PROJECTS * 3 - assignments)
+    };
+
+    // Each run is killed at a pseudo-random point after its first write (a run spends its
+    // first seconds reading; a kill there would test nothing), so every kill cuts a run that
+    // was writing. Counted: kills after which work was still left.
+    let mut mid_work = 0;
     let mut seed: u64 = 0x5eed_cafe;
     for _ in 0..20 {
+        let writes_before = s.writes();
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let after = Duration::from_millis(300 + (seed >> 33) % 2500);
+        let after = Duration::from_millis((seed >> 33) % 200);
         let mut child = s
             .command()
             .args(args)
@@ -80,10 +101,31 @@ async fn a_sync_killed_twenty_times_still_converges_to_exactly_the_desired_state
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let started = std::time::Instant::now();
+        while s.writes() == writes_before
+            && child.try_wait().unwrap().is_none()
+            && started.elapsed() < Duration::from_secs(60)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tokio::time::sleep(after).await;
-        child.kill().unwrap(); // SIGKILL
+        let _ = child.kill(); // SIGKILL (unless it already finished)
         child.wait().unwrap();
+        if s.writes() > writes_before && missing() > 0 {
+            mid_work += 1;
+        }
     }
+    let left = missing();
+    println!("{mid_work} of 20 kills landed mid-work; {left} change(s) left for the final run");
+    assert!(
+        mid_work >= 10,
+        "only {mid_work} of 20 kills cut a run that was writing"
+    );
+    assert!(s.writes() > 0, "the killed runs wrote");
+    assert!(
+        left > 0,
+        "the killed runs must leave work for the final one"
+    );
 
     let (out, stdout, stderr) = s.sync(&config, snapshot.to_str().unwrap());
     assert!(out.status.success(), "{stdout}\n{stderr}");

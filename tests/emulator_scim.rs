@@ -580,3 +580,136 @@ async fn faults_answer_429_with_and_without_retry_after_and_5xx() {
         .collect();
     assert_eq!(statuses, [429, 429, 503, 200]);
 }
+
+/// The state of 33,000 projects (three groups each, 99,000 groups over 20,000 users, three
+/// members a group) as `PUT /_emulator/state` takes it.
+fn estate(projects: usize) -> aws_replicator::emulator::store::State {
+    use aws_replicator::emulator::store::{Group, State, User};
+    let id = |n: usize| format!("9067d0a3c1-{n:08x}-0000-4000-8000-{n:012x}");
+    let users: Vec<User> = (0..20_000)
+        .map(|u| User {
+            id: id(u + 1),
+            user_name: format!("user{u}@example.com"),
+            external_id: None,
+            display_name: format!("user{u}"),
+            given_name: "user".into(),
+            family_name: format!("{u}"),
+            email: None,
+        })
+        .collect();
+    let mut groups = Vec::with_capacity(projects * 3);
+    for p in 0..projects {
+        for (r, role) in ["admin", "user", "reader"].iter().enumerate() {
+            let n = 100_000 + p * 3 + r;
+            groups.push(Group {
+                id: id(n),
+                display_name: format!("mst-ws{}.p{p}.{role}", p / 10),
+                external_id: Some(format!("mst:v1:aws.x:ws{}:p{p}:{role}", p / 10)),
+                members: (0..3)
+                    .map(|m| id((p * 7 + r * 13 + m * 101) % 20_000 + 1))
+                    .collect(),
+            });
+        }
+    }
+    State {
+        users,
+        groups,
+        ..State::default()
+    }
+}
+
+/// A 33,000-project state goes in through `PUT /_emulator/state` (tens of MB, past axum's
+/// default 2 MB), a group listing page renders its 100 groups and no more however large the
+/// store, a user's groups come from the membership index, and the next id is past every
+/// loaded one.
+#[tokio::test]
+async fn a_33000_project_state_loads_and_a_page_costs_only_its_page() {
+    let scim = Scim::start().await;
+    let state = estate(33_000);
+    let body = serde_json::to_vec(&state).unwrap();
+    assert!(body.len() > 2 << 20, "{} bytes", body.len());
+    let response = reqwest::Client::new()
+        .put(format!("{}/_emulator/state", scim.running.endpoint()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(scim.emulator().dump().groups.len(), 99_000);
+
+    let before = scim.emulator().rendered();
+    let (status, first) = scim.get("Groups?cursor&count=100").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["itemsPerPage"], json!(100));
+    let (_, second) = scim
+        .get(&format!(
+            "Groups?cursor={}&count=100",
+            first["nextCursor"].as_str().unwrap()
+        ))
+        .await;
+    assert_ne!(first["Resources"][0]["id"], second["Resources"][0]["id"]);
+    let (_, capped) = scim.get("Groups").await;
+    assert_eq!(capped["totalResults"], json!(99_000));
+    assert_eq!(
+        scim.emulator().rendered() - before,
+        300,
+        "three pages of 100 rendered 300 groups, not the store's 99,000"
+    );
+
+    // user0 (id 1) is in the groups whose members formula gives 0.
+    let expected = state
+        .groups
+        .iter()
+        .filter(|g| g.members.contains(&state.users[0].id))
+        .count();
+    let (_, of_user) = scim
+        .get(&format!(
+            "Groups?filter=members.value%20eq%20%22{}%22",
+            state.users[0].id
+        ))
+        .await;
+    assert_eq!(of_user["totalResults"], json!(expected));
+
+    let (status, created) = scim.create_group("mst-new", None, &[]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let new_id = created["id"].as_str().unwrap();
+    let newest = state.groups.iter().map(|g| g.id.as_str()).max().unwrap();
+    assert!(new_id > newest, "{new_id} after {newest}");
+}
+
+/// AWS holds at most 100,000 groups per identity store (not raisable): the 100,001st create is
+/// refused in AWS's error shape, and one deleted makes room again.
+#[tokio::test]
+async fn an_identity_store_holds_at_most_100000_groups() {
+    let scim = Scim::start().await;
+    let mut state = estate(0);
+    state.groups = (0..100_000)
+        .map(|n| aws_replicator::emulator::store::Group {
+            id: format!("9067d0a3c1-{n:08x}-0000-4000-8000-{n:012x}"),
+            display_name: format!("g{n}"),
+            external_id: None,
+            members: Default::default(),
+        })
+        .collect();
+    scim.emulator().load(state);
+    let (status, body) = scim.create_group("one-too-many", None, &[]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_aws_error(&body, "400");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("exceed the maximum"),
+        "{body}"
+    );
+    let gone = "9067d0a3c1-00000000-0000-4000-8000-000000000000";
+    let (status, _) = scim
+        .call(Method::DELETE, &format!("Groups/{gone}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        scim.create_group("one-too-many", None, &[]).await.0,
+        StatusCode::CREATED
+    );
+}

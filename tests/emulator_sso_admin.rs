@@ -4,7 +4,7 @@
 //! sso-admin: one store.
 
 use aws_replicator::emulator::{
-    Emulator, EmulatorConfig, Family, Fault, MAX_IN_FLIGHT, RunningEmulator,
+    Emulator, EmulatorConfig, Family, Fault, RunningEmulator, SEED_POLICY,
 };
 use aws_sdk_ssoadmin::Client;
 use aws_sdk_ssoadmin::config::retry::RetryConfig;
@@ -17,11 +17,15 @@ const INSTANCE: &str = "arn:aws:sso:::instance/ssoins-123456789";
 const PS: &str = "arn:aws:sso:::permissionSet/ssoins-123456789/ps-0123456789abcdef";
 
 async fn start(delay_ms: u64, rate_limit: Option<f64>) -> (RunningEmulator, Client) {
-    let config = EmulatorConfig {
+    start_with(EmulatorConfig {
         operation_delay: Duration::from_millis(delay_ms),
         rate_limit,
         ..EmulatorConfig::default()
-    };
+    })
+    .await
+}
+
+async fn start_with(config: EmulatorConfig) -> (RunningEmulator, Client) {
     let running = Emulator::new(config).serve(0).await.unwrap();
     let sdk = aws_sdk_ssoadmin::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -218,10 +222,11 @@ async fn an_unknown_principal_or_an_injected_failure_ends_failed_with_a_reason()
 async fn at_most_15_operations_are_in_flight_and_one_account_takes_one_at_a_time() {
     let (running, client) = start(5_000, None).await;
     let group = scim_group(&running, "mst-x").await;
-    for n in 0..MAX_IN_FLIGHT {
+    // AWS's quota: 15 outstanding CreateAccountAssignment calls (aws-sso.md §C, the limits page).
+    for n in 0..15 {
         create(&client, &account(n), &group).await.unwrap();
     }
-    assert_eq!(running.emulator.in_flight(), MAX_IN_FLIGHT);
+    assert_eq!(running.emulator.in_flight(), 15);
     let err = create(&client, &account(99), &group).await.unwrap_err();
     assert!(
         err.as_service_error().unwrap().is_throttling_exception(),
@@ -386,21 +391,194 @@ async fn faults_throttle_as_http_400_and_fail_as_500() {
     assert_eq!(counts["sso-admin ListInstances"], 4);
 }
 
+/// The bucket holds one second's worth: at 1 request/s, eight requests sent at once meet at most
+/// one token plus what the seconds they take refill, so most are throttled even on a slow
+/// machine. The bucket's arithmetic itself is checked on paused time in `src/emulator/mod.rs`.
 #[tokio::test]
 async fn the_token_bucket_throttles_beyond_the_rate() {
-    let (running, client) = start(1, Some(5.0)).await;
+    let (running, client) = start(1, Some(1.0)).await;
+    let started = std::time::Instant::now();
+    let results =
+        futures_util::future::join_all((0..8).map(|_| client.list_instances().send())).await;
+    let elapsed = started.elapsed().as_secs_f64();
     let mut throttled = 0;
-    for _ in 0..8 {
-        if let Err(e) = client.list_instances().send().await {
+    for result in results {
+        if let Err(e) = result {
             assert!(e.as_service_error().unwrap().is_throttling_exception());
             throttled += 1;
         }
     }
+    let admitted_at_most = 1 + elapsed.floor() as usize;
     assert!(
-        throttled >= 2,
-        "5 per second with a burst of 5: {throttled} of 8 throttled"
+        8 - throttled <= admitted_at_most,
+        "1 per second with a burst of 1: {throttled} of 8 throttled in {elapsed:.2} s"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        throttled >= 1,
+        "{throttled} of 8 throttled in {elapsed:.2} s"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     client.list_instances().send().await.unwrap();
     assert_eq!(running.emulator.counts()["sso-admin"], 9);
+}
+
+fn seed_policy_emulator() -> EmulatorConfig {
+    EmulatorConfig {
+        operation_delay: Duration::from_millis(1),
+        rate_limit: None,
+        sso_admin_policy: Some(SEED_POLICY.iter().map(|s| s.to_string()).collect()),
+        ..EmulatorConfig::default()
+    }
+}
+
+/// With the seed's policy the management role may list, create and check a creation; anything
+/// else is AccessDeniedException (HTTP 400, JSON 1.1, IAM's sentence naming the action) before
+/// the request is even read, and the `replicator.sso-admin` switches' actions widen it.
+#[tokio::test]
+async fn the_seed_policy_allows_three_operations_and_denies_the_rest() {
+    let (running, client) = start_with(seed_policy_emulator()).await;
+    let group = scim_group(&running, "mst-acme.web.admin").await;
+    let status = create(&client, &account(0), &group).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let id = status.request_id().unwrap();
+    assert_eq!(
+        creation_status(&client, id).await.status(),
+        Some(&StatusValues::Succeeded)
+    );
+    assert_eq!(assigned(&client, &account(0)).await, vec![group.clone()]);
+
+    let denied = client
+        .delete_account_assignment()
+        .instance_arn(INSTANCE)
+        .target_id(account(0))
+        .target_type(TargetType::AwsAccount)
+        .permission_set_arn(PS)
+        .principal_type(PrincipalType::Group)
+        .principal_id(&group)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(denied.raw_response().unwrap().status().as_u16(), 400);
+    let service = denied.as_service_error().unwrap();
+    assert!(service.is_access_denied_exception(), "{service:?}");
+    let message = aws_sdk_ssoadmin::error::ProvideErrorMetadata::message(service).unwrap();
+    assert!(
+        message.contains("is not authorized to perform: sso:DeleteAccountAssignment"),
+        "{message}"
+    );
+    let denied = client
+        .list_account_assignments_for_principal()
+        .instance_arn(INSTANCE)
+        .principal_id(&group)
+        .principal_type(PrincipalType::Group)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        denied
+            .as_service_error()
+            .unwrap()
+            .is_access_denied_exception()
+    );
+    let denied = client
+        .list_account_assignment_creation_status()
+        .instance_arn(INSTANCE)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        denied
+            .as_service_error()
+            .unwrap()
+            .is_access_denied_exception()
+    );
+    let denied = client.list_instances().send().await.unwrap_err();
+    assert!(
+        denied
+            .as_service_error()
+            .unwrap()
+            .is_access_denied_exception()
+    );
+    assert_eq!(
+        assigned(&client, &account(0)).await,
+        vec![group.clone()],
+        "nothing was deleted"
+    );
+
+    // `delete-assignments = True` adds the delete and its status check.
+    let mut widened: Vec<&str> = SEED_POLICY.to_vec();
+    widened.extend([
+        "DeleteAccountAssignment",
+        "DescribeAccountAssignmentDeletionStatus",
+    ]);
+    running.emulator.set_sso_admin_policy(Some(widened));
+    client
+        .delete_account_assignment()
+        .instance_arn(INSTANCE)
+        .target_id(account(0))
+        .target_type(TargetType::AwsAccount)
+        .permission_set_arn(PS)
+        .principal_type(PrincipalType::Group)
+        .principal_id(&group)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// With the organization's accounts and the instance's permission sets in its state, the
+/// emulator refuses an assignment to a permission set the instance lacks
+/// (ResourceNotFoundException) or to an account outside the organization
+/// (ValidationException), for writes and listings alike; real ones pass.
+#[tokio::test]
+async fn assignments_outside_the_instance_or_the_organization_are_refused() {
+    let (running, client) = start(1, None).await;
+    let ps = "arn:aws:sso:::permissionSet/ssoins-123456789/ps-4f2d1c0b9a8e7d6c";
+    running.emulator.add_permission_set(ps);
+    running.emulator.add_permission_set(PS);
+    running.emulator.add_account("210987654321");
+    running.emulator.add_account(&account(0));
+    let group = scim_group(&running, "mst-acme.web.admin").await;
+
+    create(&client, "210987654321", &group).await.unwrap();
+    let err = create(&client, "999988887777", &group).await.unwrap_err();
+    let service = err.as_service_error().unwrap();
+    assert!(service.is_validation_exception(), "{service:?}");
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 400);
+    let gone = "arn:aws:sso:::permissionSet/ssoins-123456789/ps-0000000000000000";
+    let err = client
+        .create_account_assignment()
+        .instance_arn(INSTANCE)
+        .target_id(account(0))
+        .target_type(TargetType::AwsAccount)
+        .permission_set_arn(gone)
+        .principal_type(PrincipalType::Group)
+        .principal_id(&group)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .unwrap()
+            .is_resource_not_found_exception()
+    );
+    let err = client
+        .list_account_assignments()
+        .instance_arn(INSTANCE)
+        .account_id(account(0))
+        .permission_set_arn(gone)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        err.as_service_error()
+            .unwrap()
+            .is_resource_not_found_exception()
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(assigned(&client, "210987654321").await, [group]);
+    assert_eq!(
+        running.emulator.dump().assignments.len(),
+        1,
+        "only the real one"
+    );
 }

@@ -169,9 +169,24 @@ fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests
         "plan writes nothing"
     );
 
+    common::policy::recorder(&idb.moto.endpoint, "reset");
+    common::policy::recorder(&idb.moto.endpoint, "start");
     let (code, stdout, stderr) = idb.run(&["sync", "--config", c]);
+    common::policy::recorder(&idb.moto.endpoint, "stop");
     // The external role is missing: what could be done was, and a person must create it.
     assert_eq!(code, Some(3), "{stdout}{stderr}");
+    // Every call the sync made is one that `bootstrap`'s policy for its role allows (on the
+    // meshIdB path it writes no sso actions at all; IAM goes through the member account's role).
+    let recorded = common::policy::recorder(&idb.moto.endpoint, "download");
+    let checked = common::policy::assert_calls_allowed(&config, &recorded);
+    eprintln!("calls checked against bootstrap's policies: {checked:?}");
+    for role in ["meshcloud", "management", "member access role"] {
+        assert!(checked.get(role).is_some_and(|n| *n > 0), "{checked:?}");
+    }
+    assert!(
+        common::policy::operations(&config, "management", "sso").is_empty(),
+        "no sso actions on the meshIdB path"
+    );
     let act = stderr
         .lines()
         .find(|l| l.contains("a person must act"))
@@ -282,20 +297,27 @@ fn saml_roles_lists_each_users_role_and_provider_pairs() {
     assert!(all.contains(
         &"arn:aws:iam::111111111111:role/meshstack-admin,arn:aws:iam::111111111111:saml-provider/meshIdB"
     ), "{stdout}");
-    let (_, one, _) = idb.run(&[
+    let (code, one, stderr) = idb.run(&[
         "saml-roles",
         "--config",
         config.to_str().unwrap(),
         "--user",
         "alice",
     ]);
+    assert_eq!(code, Some(0), "{one}\n{stderr}");
     let one: Value = serde_json::from_str(&one).unwrap();
+    let users = one["users"].as_object().unwrap();
+    assert_eq!(
+        users.keys().collect::<Vec<_>>(),
+        ["alice"],
+        "exactly one key: {one}"
+    );
+    let pairs = users["alice"].as_array().unwrap();
+    assert!(!pairs.is_empty(), "alice holds roles: {one}");
     assert!(
-        one["users"]
-            .as_object()
-            .unwrap()
-            .keys()
-            .all(|u| u == "alice")
+        pairs.iter().any(|p| p
+            == "arn:aws:iam::111111111111:role/meshstack-admin,arn:aws:iam::111111111111:saml-provider/meshIdB"),
+        "{one}"
     );
 }
 

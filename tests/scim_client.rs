@@ -8,7 +8,7 @@ use aws_replicator::audit::Audit;
 use aws_replicator::directory::{
     AccountAssignments, AssignmentReads, DirectoryError, Receipt, observe,
 };
-use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, RunningEmulator};
+use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, Fault, Quirks, RunningEmulator};
 use aws_replicator::model::{AccountId, ExternalId, GroupId, GroupName, PermissionSetArn, UserId};
 use aws_replicator::observed::Assignment;
 use aws_replicator::plan::{Family as OpFamily, plan};
@@ -19,8 +19,20 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 async fn start() -> (RunningEmulator, ScimClient) {
+    start_with(Quirks::default()).await
+}
+
+/// AWS's undocumented choices the other way round from the emulator's default.
+const STRICT: Quirks = Quirks {
+    user_name_case_exact: true,
+    display_name_case_exact: true,
+    one_operation_per_patch: true,
+};
+
+async fn start_with(quirks: Quirks) -> (RunningEmulator, ScimClient) {
     let config = EmulatorConfig {
         rate_limit: None,
+        quirks,
         ..EmulatorConfig::default()
     };
     let running = Emulator::new(config).serve(0).await.unwrap();
@@ -370,4 +382,175 @@ async fn an_empty_listing_is_empty_and_a_non_listing_is_an_error() {
     });
     let err = client.list_groups().await.unwrap_err().to_string();
     assert!(err.contains("ListGroups") && err.contains("404"), "{err}");
+}
+
+/// The sample synced, renamed and synced again, under each reading of what AWS leaves
+/// undocumented (docs/aws-wire-reference.md §5.7.1): `userName eq` ignoring case or not,
+/// displayName uniqueness ignoring case or not, several PATCH operations counted together or
+/// refused. The client depends on none of them: the same writes, then nothing left to do.
+#[tokio::test]
+async fn the_sample_syncs_under_either_reading_of_the_undocumented_choices() {
+    let mut writes_per_reading = Vec::new();
+    for quirks in [Quirks::default(), STRICT] {
+        let (running, client) = start_with(quirks).await;
+        common::sample::provision_users(&running.emulator);
+        let d = common::sample::desired_state();
+        let assignments = Recorded::default();
+        let observed = observe(&client, &assignments, &d, AssignmentReads::PerGroup)
+            .await
+            .unwrap();
+        let first = plan(&d, &observed);
+        let report = apply(
+            &first,
+            &client,
+            &assignments,
+            Options::default(),
+            &Audit::discard(),
+            &|_| {},
+        )
+        .await;
+        assert!(report.is_success(), "{quirks:?}: {report:?}");
+        let requests = running.emulator.requests();
+        assert!(
+            requests.iter().all(|r| r.status < 400),
+            "{quirks:?}: {requests:?}"
+        );
+        writes_per_reading.push(requests.iter().filter(|r| r.method != "GET").count());
+        let again = observe(&client, &assignments, &d, AssignmentReads::PerGroup)
+            .await
+            .unwrap();
+        let second = plan(&d, &again);
+        assert!(
+            second.ops.is_empty(),
+            "{quirks:?}: {}",
+            second.render_text()
+        );
+        // Grace's euid differs from her AWS userName in case only: she was added either way.
+        assert!(
+            first
+                .render_text()
+                .contains("+ member grace@globex.example")
+        );
+    }
+    assert_eq!(writes_per_reading[0], writes_per_reading[1]);
+}
+
+/// Under case-exact `userName eq`, a lookup of an euid that differs from the AWS userName in
+/// case finds nobody; the client then compares the full listing ignoring case, so the user is
+/// found either way and a scoped plan adds her.
+#[tokio::test]
+async fn a_scoped_observation_finds_users_under_either_user_name_case_rule() {
+    for quirks in [Quirks::default(), STRICT] {
+        let (running, client) = start_with(quirks).await;
+        common::sample::provision_users(&running.emulator);
+        let lookup = client.find_user("Grace@Globex.example").await.unwrap();
+        assert_eq!(lookup.is_some(), !quirks.user_name_case_exact, "{quirks:?}");
+        let d = common::sample::desired_state();
+        let grace = d
+            .groups
+            .values()
+            .find(|g| {
+                g.members
+                    .iter()
+                    .any(|e| e.as_str() == "Grace@Globex.example")
+            })
+            .unwrap();
+        let scoped = d.within(&[grace.identity.project.clone()].into_iter().collect());
+        let assignments = Recorded::default();
+        let observed = observe(&client, &assignments, &scoped, AssignmentReads::PerGroup)
+            .await
+            .unwrap();
+        assert!(
+            observed
+                .users
+                .values()
+                .any(|n| n.as_str() == "grace@globex.example"),
+            "{quirks:?}"
+        );
+        let text = plan(&scoped, &observed).render_text();
+        assert!(
+            text.contains("+ member grace@globex.example"),
+            "{quirks:?}: {text}"
+        );
+        assert!(
+            !text.contains("no AWS user with userName Grace"),
+            "{quirks:?}: {text}"
+        );
+    }
+}
+
+/// The switches do what they say: a second operation in one PATCH, a display name that differs
+/// only in case, and a userName lookup in another case, under each reading.
+#[tokio::test]
+async fn the_emulators_switches_answer_each_way() {
+    for quirks in [Quirks::default(), STRICT] {
+        let (running, _client) = start_with(quirks).await;
+        let http = reqwest::Client::new();
+        let base = running.scim_endpoint();
+        let user = running.emulator.add_user("Alice@Acme.example");
+        let created = http
+            .post(format!("{base}Groups"))
+            .bearer_auth("emulator-token")
+            .json(&serde_json::json!({"displayName": "mst-a"}))
+            .send()
+            .await
+            .unwrap();
+        let group = created.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let twin = http
+            .post(format!("{base}Groups"))
+            .bearer_auth("emulator-token")
+            .json(&serde_json::json!({"displayName": "MST-A"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(
+            twin.as_u16(),
+            if quirks.display_name_case_exact {
+                201
+            } else {
+                409
+            }
+        );
+        let two_ops = http
+            .patch(format!("{base}Groups/{group}"))
+            .bearer_auth("emulator-token")
+            .json(&serde_json::json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [
+                    {"op": "add", "path": "members", "value": [{"value": user}]},
+                    {"op": "remove", "path": "members", "value": [{"value": user}]}
+                ]
+            }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(
+            two_ops.as_u16(),
+            if quirks.one_operation_per_patch {
+                400
+            } else {
+                204
+            }
+        );
+        let found = http
+            .get(format!(
+                "{base}Users?filter=userName%20eq%20%22alice%40acme.example%22"
+            ))
+            .bearer_auth("emulator-token")
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(
+            found["totalResults"],
+            if quirks.user_name_case_exact { 0 } else { 1 }
+        );
+    }
 }

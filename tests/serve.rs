@@ -543,11 +543,28 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
         "left alone"
     );
 
-    // 100 calls at once: at most one run going and one queued.
+    // 100 calls at once: at most one run going and one queued. The run the first call starts
+    // is held in its first SCIM read for 8 s, so it cannot finish (and let a third run in) while
+    // the calls arrive, however slow the machine; the queue's own rule is unit-tested in
+    // `src/server/runs.rs` (`triggers_join_the_queued_run_and_widen_its_scope`).
     let before = server.runs().await.len();
+    s.running.emulator.inject(aws_replicator::emulator::Fault {
+        family: aws_replicator::emulator::Family::Scim,
+        endpoint: "GET /".into(),
+        status: 200,
+        latency_ms: 8_000,
+        times: 1,
+        ..Default::default()
+    });
     let auth = [bearer()];
+    let calls_started = Instant::now();
     let calls = (0..100).map(|_| server.post("", &auth));
     let answers = futures_util::future::join_all(calls).await;
+    assert!(
+        calls_started.elapsed() < Duration::from_secs(8),
+        "the 100 calls took {:?}, longer than the run was held",
+        calls_started.elapsed()
+    );
     let ids: BTreeSet<u64> = answers
         .iter()
         .map(|(status, body)| {

@@ -90,43 +90,87 @@ async fn a_failed_assignment_is_an_error_with_aws_reason() {
         .unwrap();
 }
 
+/// Throttling answered twice, then the write goes through: exactly two ThrottlingException
+/// answers (HTTP 400) and one success for one create.
 #[tokio::test]
-async fn conflicts_and_throttling_are_retried() {
+async fn throttling_is_retried() {
     let running = emulator().await;
+    let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
+    let g1 = running.emulator.add_group("mst-a");
+    running.emulator.inject(Fault {
+        family: Family::SsoAdmin,
+        endpoint: "CreateAccountAssignment".into(),
+        status: 429,
+        times: 2,
+        ..Fault::default()
+    });
+    admin
+        .create_assignment(&assignment("111111111111", PS, &g1))
+        .await
+        .unwrap();
+    assert_eq!(running.emulator.dump().assignments.len(), 1);
+    assert_eq!(
+        statuses(&running, "CreateAccountAssignment"),
+        [400, 400, 200],
+        "two throttled answers, then the retry that went through"
+    );
+}
+
+/// A write to an account that has one in progress is answered ConflictException; the client
+/// retries until the account is free and the write succeeds. The first write is made by hand
+/// and stays IN_PROGRESS for 400 ms, so the client's first attempt meets it.
+#[tokio::test]
+async fn conflicts_are_answered_and_retried() {
+    let running = Emulator::new(EmulatorConfig {
+        operation_delay: Duration::from_millis(400),
+        rate_limit: None,
+        ..EmulatorConfig::default()
+    })
+    .serve(0)
+    .await
+    .unwrap();
     let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast());
     let (g1, g2) = (
         running.emulator.add_group("mst-a"),
         running.emulator.add_group("mst-b"),
     );
-    running.emulator.inject(Fault {
-        family: Family::SsoAdmin,
-        endpoint: "CreateAccountAssignment".into(),
-        status: 429,
-        retry_after: None,
-        latency_ms: 0,
-        drop_connection: false,
-        times: 2,
-        ..Fault::default()
-    });
-    let (a, b) = (
-        assignment("111111111111", PS, &g1),
-        assignment("111111111111", PS, &g2),
-    );
-    let (ra, rb) = tokio::join!(admin.create_assignment(&a), admin.create_assignment(&b));
-    ra.unwrap();
-    rb.unwrap();
-    assert_eq!(running.emulator.dump().assignments.len(), 2);
-    let statuses: Vec<u16> = running
-        .emulator
-        .requests()
-        .iter()
-        .filter(|r| r.endpoint == "CreateAccountAssignment")
-        .map(|r| r.status)
-        .collect();
+    sdk(&running.endpoint())
+        .create_account_assignment()
+        .instance_arn(INSTANCE)
+        .target_id("111111111111")
+        .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+        .permission_set_arn(PS)
+        .principal_type(aws_sdk_ssoadmin::types::PrincipalType::Group)
+        .principal_id(&g1)
+        .send()
+        .await
+        .unwrap();
+    admin
+        .create_assignment(&assignment("111111111111", PS, &g2))
+        .await
+        .unwrap();
     assert!(
-        statuses.iter().filter(|s| **s == 400).count() >= 2,
-        "throttled and/or conflicting writes were retried: {statuses:?}"
+        running.emulator.conflicts() >= 1,
+        "the busy account answered ConflictException"
     );
+    let creates = statuses(&running, "CreateAccountAssignment");
+    assert_eq!(
+        creates.first(),
+        Some(&200),
+        "the write by hand: {creates:?}"
+    );
+    assert_eq!(
+        creates.last(),
+        Some(&200),
+        "the retry went through: {creates:?}"
+    );
+    assert_eq!(
+        creates.iter().filter(|s| **s == 400).count(),
+        running.emulator.conflicts(),
+        "every refusal was a conflict and each was retried: {creates:?}"
+    );
+    assert_eq!(creates.len(), running.emulator.conflicts() + 2);
+    assert_eq!(running.emulator.dump().assignments.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,6 +207,8 @@ async fn works_against_moto() {
 async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
     let running = emulator().await;
     common::sample::provision_users(&running.emulator);
+    // The instance has the demo's permission sets, the organization the sample's accounts.
+    common::sample::provision_organization(&running.emulator);
     let (scim, admin) = common::aws::clients(&running, RetryPolicy::aws());
     let d = common::sample::desired_state();
 

@@ -4,7 +4,9 @@
 
 mod common;
 
+use aws_replicator::emulator::{Family, SEED_POLICY};
 use common::cli::{assert_synced_but_held, setup};
+use std::collections::BTreeSet;
 
 const FAST: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 } }";
 const FAST_EXTENDED: &str = "T.Replicator::{ rate-limits = { scim = 20.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }, sso-admin = { delete-assignments = True, list-assignments-for-principal = True, list-assignment-status = False, max-in-flight = 10 } }";
@@ -13,6 +15,10 @@ const SNAPSHOT: &str = "config/sample-snapshot.json";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_converges_is_idempotent_repairs_drift_and_renames() {
     let s = setup().await;
+    // The emulator answers as AWS answers the seed's management role: only the three sso
+    // actions of its policy, AccessDeniedException for anything else.
+    s.running.emulator.set_sso_admin_policy(Some(SEED_POLICY));
+    common::sample::provision_organization(&s.running.emulator);
     let config = s.config("seed-policy.dhall", "%s.%s.%4\\$s", FAST);
 
     // From an empty directory: everything is created, audited, and nothing is left.
@@ -30,10 +36,13 @@ async fn sync_converges_is_idempotent_repairs_drift_and_renames() {
     assert!(!outcomes.is_empty() && outcomes.iter().all(|l| l["outcome"] == "ok"));
     assert_eq!(audit.len(), 2 * outcomes.len());
     assert!(!stdout.contains("emulator-token") && !stderr.contains("emulator-token"));
+    // acme.web and globex.shop, three roles each, one permission set per role (acme.data and
+    // globex.legacy are held, initech.ml has no tenant).
     let assignments = s.running.emulator.dump().assignments.len();
-    assert!(assignments > 0);
+    assert_eq!(assignments, 6);
 
     // A second sync writes nothing; `plan` agrees there is nothing to do.
+    let mut called = sso_admin_calls(&s);
     s.running.emulator.clear_requests();
     let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
     assert_synced_but_held(&out, &stdout, &stderr);
@@ -96,12 +105,36 @@ async fn sync_converges_is_idempotent_repairs_drift_and_renames() {
             .iter()
             .any(|g| g.display_name == "mst-web.acme.meshstack-project-admin")
     );
+
+    // The default configuration never called outside the seed's policy: every sso-admin
+    // request of the whole scenario (denied ones are logged too) is one of its three actions.
+    called.extend(sso_admin_calls(&s));
+    let seed: BTreeSet<String> = SEED_POLICY.iter().map(|s| s.to_string()).collect();
+    assert!(called.is_subset(&seed), "{called:?} beyond {seed:?}");
+    assert!(called.contains("CreateAccountAssignment"), "{called:?}");
+}
+
+/// The sso-admin operations in the emulator's log (refused ones too).
+fn sso_admin_calls(s: &common::cli::Setup) -> BTreeSet<String> {
+    s.running
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.family == Family::SsoAdmin)
+        .map(|r| r.endpoint.clone())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_removed_from_meshstack_loses_its_groups_and_assignments() {
     let s = setup().await;
     let config = s.config("extended.dhall", "%s.%s.%4\\$s", FAST_EXTENDED);
+    // Exactly what `bootstrap` grants for this config (the seed's actions widened by
+    // `delete-assignments` and `list-assignments-for-principal`).
+    let allowed = common::policy::operations(&config, "management", "sso");
+    assert_eq!(allowed.len(), 6, "{allowed:?}");
+    s.running.emulator.set_sso_admin_policy(Some(allowed));
+    common::sample::provision_organization(&s.running.emulator);
     let (out, stdout, stderr) = s.sync(&config, SNAPSHOT);
     assert_synced_but_held(&out, &stdout, &stderr);
     let before = s.running.emulator.dump();
@@ -123,7 +156,7 @@ async fn a_project_removed_from_meshstack_loses_its_groups_and_assignments() {
         .iter()
         .filter(|g| g.display_name.starts_with("mst-acme.web."))
         .collect();
-    assert!(!web.is_empty());
+    assert_eq!(web.len(), 3, "acme.web's three role groups");
     for g in &web {
         assert!(
             !after.groups.iter().any(|h| h.id == g.id),

@@ -207,7 +207,10 @@ async fn a_sync_converges_when_a_tenth_of_all_requests_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assignment_writes_stay_within_the_in_flight_cap_and_one_per_account() {
-    let rig = rig(Duration::from_millis(150), false).await;
+    // Each operation stays IN_PROGRESS for 500 ms: far longer than the executor takes to send
+    // the next write (at 20 requests/s, 50 ms), so "side by side" does not hang on how fast a
+    // loaded machine gets there.
+    let rig = rig(Duration::from_millis(500), false).await;
     // 30 projects on 15 accounts: 90 assignments, 6 per account.
     let d = desired(30, 15);
     let report = rig.sync(&d, AssignmentReads::PerPair).await;

@@ -5,6 +5,7 @@ use super::{AccountAssignments, DirectoryError, GroupRecord, IdentityStore, Rece
 use crate::model::{AccountId, ExternalId, GroupId, GroupName, PermissionSetArn, UserId, UserName};
 use crate::observed::{Assignment, Observed, ObservedGroup};
 use crate::plan::MAX_MEMBERS_PER_REQUEST;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 #[derive(Debug, Default)]
@@ -16,14 +17,27 @@ pub struct World {
 struct State {
     observed: Observed,
     next_id: u64,
+    /// Membership the other way round: the groups of each user, kept with every change, so a
+    /// user's groups cost a look-up, not a scan of every group.
+    groups_of: HashMap<UserId, BTreeSet<GroupId>>,
 }
 
 impl World {
     /// A world holding exactly what `observed` describes.
     pub fn new(observed: Observed) -> Self {
         let next_id = observed.groups.len() as u64 + 1;
+        let mut groups_of: HashMap<UserId, BTreeSet<GroupId>> = HashMap::new();
+        for g in &observed.groups {
+            for m in &g.members {
+                groups_of.entry(m.clone()).or_default().insert(g.id.clone());
+            }
+        }
         Self {
-            state: Mutex::new(State { observed, next_id }),
+            state: Mutex::new(State {
+                observed,
+                next_id,
+                groups_of,
+            }),
         }
     }
 
@@ -38,6 +52,23 @@ impl World {
 }
 
 impl State {
+    fn joined(&mut self, group: &GroupId, members: impl IntoIterator<Item = UserId>) {
+        for m in members {
+            self.groups_of.entry(m).or_default().insert(group.clone());
+        }
+    }
+
+    fn left(&mut self, group: &GroupId, members: impl IntoIterator<Item = UserId>) {
+        for m in members {
+            if let Some(groups) = self.groups_of.get_mut(&m) {
+                groups.remove(group);
+                if groups.is_empty() {
+                    self.groups_of.remove(&m);
+                }
+            }
+        }
+    }
+
     fn group(&mut self, id: &GroupId) -> Result<&mut ObservedGroup, DirectoryError> {
         self.observed
             .groups
@@ -96,12 +127,10 @@ impl IdentityStore for World {
     async fn groups_of_user(&self, user: &UserId) -> Result<Vec<GroupId>, DirectoryError> {
         Ok(self
             .lock()
-            .observed
-            .groups
-            .iter()
-            .filter(|g| g.members.contains(user))
-            .map(|g| g.id.clone())
-            .collect())
+            .groups_of
+            .get(user)
+            .map(|groups| groups.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn find_user(&self, name: &str) -> Result<Option<(UserId, UserName)>, DirectoryError> {
@@ -145,6 +174,7 @@ impl IdentityStore for World {
             external_id: Some(external_id.clone()),
             members: members.iter().cloned().collect(),
         });
+        state.joined(&id, members.iter().cloned());
         Ok((id, Receipt::default()))
     }
 
@@ -182,6 +212,7 @@ impl IdentityStore for World {
         let mut state = self.lock();
         state.check_members(members)?;
         state.group(group)?.members.extend(members.iter().cloned());
+        state.joined(group, members.iter().cloned());
         Ok(Receipt::default())
     }
 
@@ -200,11 +231,21 @@ impl IdentityStore for World {
         for m in members {
             g.members.remove(m);
         }
+        state.left(group, members.iter().cloned());
         Ok(Receipt::default())
     }
 
     async fn delete_group(&self, group: &GroupId) -> Result<Receipt, DirectoryError> {
-        self.lock().observed.groups.retain(|g| &g.id != group);
+        let mut state = self.lock();
+        let members: Vec<UserId> = state
+            .observed
+            .groups
+            .iter()
+            .filter(|g| &g.id == group)
+            .flat_map(|g| g.members.iter().cloned())
+            .collect();
+        state.observed.groups.retain(|g| &g.id != group);
+        state.left(group, members);
         Ok(Receipt::default())
     }
 }
@@ -249,5 +290,62 @@ impl AccountAssignments for World {
     async fn delete_assignment(&self, assignment: &Assignment) -> Result<Receipt, DirectoryError> {
         self.lock().observed.assignments.remove(assignment);
         Ok(Receipt::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(names: &[&str]) -> Vec<UserId> {
+        names.iter().map(|n| UserId::from(*n)).collect()
+    }
+
+    /// The user → groups index follows every change: create, add, remove, delete.
+    #[tokio::test]
+    async fn a_users_groups_follow_every_membership_change() {
+        let mut observed = Observed::default();
+        for u in ["u1", "u2", "u3"] {
+            observed
+                .users
+                .insert(UserId::from(u), UserName::from(format!("{u}@x").as_str()));
+        }
+        observed.groups.push(ObservedGroup {
+            id: GroupId::from("g0"),
+            name: GroupName::from("mst-zero"),
+            external_id: None,
+            members: ids(&["u1"]).into_iter().collect(),
+        });
+        let world = World::new(observed);
+        let groups = |u: &str| {
+            let world = &world;
+            let u = UserId::from(u);
+            async move { world.groups_of_user(&u).await.unwrap() }
+        };
+        assert_eq!(groups("u1").await, [GroupId::from("g0")]);
+        let ext = ExternalId::from("mst:v1:p:w:a:r");
+        let (g1, _) = world
+            .create_group(&GroupName::from("mst-one"), &ext, &ids(&["u1", "u2"]))
+            .await
+            .unwrap();
+        assert_eq!(groups("u2").await, vec![g1.clone()]);
+        assert_eq!(groups("u1").await.len(), 2);
+        world.add_members(&g1, &ids(&["u3"])).await.unwrap();
+        assert_eq!(groups("u3").await, vec![g1.clone()]);
+        world.remove_members(&g1, &ids(&["u1"])).await.unwrap();
+        assert_eq!(groups("u1").await, [GroupId::from("g0")]);
+        world.delete_group(&g1).await.unwrap();
+        assert!(groups("u2").await.is_empty() && groups("u3").await.is_empty());
+        // The index agrees with a scan of every group.
+        for u in ["u1", "u2", "u3"] {
+            let scanned: Vec<GroupId> = world
+                .dump()
+                .groups
+                .iter()
+                .filter(|g| g.members.contains(&UserId::from(u)))
+                .map(|g| g.id.clone())
+                .collect();
+            assert_eq!(groups(u).await, scanned, "{u}");
+        }
     }
 }

@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +38,40 @@ pub struct EmulatorConfig {
     pub operation_delay: Duration,
     /// Requests per second per API family before throttling (AWS: 20); `None` never throttles.
     pub rate_limit: Option<f64>,
+    /// The sso-admin operations the caller's IAM policy allows (`None`: every one); any other
+    /// is answered `AccessDeniedException`, as AWS answers a call its policy does not allow.
+    /// [`SEED_POLICY`] is the seed's management role.
+    pub sso_admin_policy: Option<BTreeSet<String>>,
+    /// AWS's choices that its documentation leaves open, each switchable.
+    pub quirks: Quirks,
+    /// Groups an identity store may hold (AWS: 100,000, not raisable); a create beyond is
+    /// refused.
+    pub max_groups: usize,
+}
+
+/// AWS's quota of groups per identity store (aws-sso.md §A.11, the limits page).
+pub const AWS_MAX_GROUPS: usize = 100_000;
+
+/// The sso-admin actions the seed's IAM policy gives the management role
+/// (`OrgManagementAccessSSO`), and nothing else.
+pub const SEED_POLICY: [&str; 3] = [
+    "ListAccountAssignments",
+    "CreateAccountAssignment",
+    "DescribeAccountAssignmentCreationStatus",
+];
+
+/// What AWS does where its documentation is silent (aws-sso.md §F.6, docs/aws-wire-reference.md
+/// §5.10). The defaults are the lenient reading; a client must pass under both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// `userName eq "…"` matches only the exact case (default: ignoring case, as the schema's
+    /// `caseExact: false` suggests).
+    pub user_name_case_exact: bool,
+    /// Two groups may have display names that differ only in case (default: a 409).
+    pub display_name_case_exact: bool,
+    /// A PATCH with more than one operation is refused with 400 (default: its operations are
+    /// applied and their member changes counted together against the 100).
+    pub one_operation_per_patch: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -49,6 +83,9 @@ impl Default for EmulatorConfig {
             identity_store_id: "d-9067d0a3c1".into(),
             operation_delay: Duration::from_millis(200),
             rate_limit: Some(20.0),
+            sso_admin_policy: None,
+            quirks: Quirks::default(),
+            max_groups: AWS_MAX_GROUPS,
         }
     }
 }
@@ -135,11 +172,13 @@ impl http_body::Body for BrokenBody {
 
 pub struct Shared {
     pub config: EmulatorConfig,
+    /// The sso-admin operations allowed (`None`: all); starts as the config's.
+    policy: Mutex<Option<BTreeSet<String>>>,
     pub store: Mutex<Store>,
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<Vec<Fault>>,
-    /// SCIM cursor → (resource kind, filter, offset).
-    cursors: Mutex<HashMap<String, (String, String, usize)>>,
+    /// SCIM cursor → where its listing stands.
+    cursors: Mutex<HashMap<String, Cursor>>,
     operations: Mutex<Vec<sso_admin::Operation>>,
     operation_delay: Duration,
     /// Reasons with which the next account assignment operations will fail.
@@ -149,7 +188,12 @@ pub struct Shared {
     peak_in_flight: std::sync::atomic::AtomicUsize,
     /// Writes refused with ConflictException because the account was busy.
     conflicts: std::sync::atomic::AtomicUsize,
+    /// Resources rendered into SCIM listing pages: what a page costs.
+    rendered: std::sync::atomic::AtomicUsize,
 }
+
+/// Where a SCIM listing stands: (resource kind, filter, the last id shown, items shown so far).
+type Cursor = (String, String, String, usize);
 
 /// A token bucket: `rate` tokens a second, at most one second's worth saved up.
 struct Bucket {
@@ -204,6 +248,7 @@ impl Emulator {
         Self {
             shared: Arc::new(Shared {
                 operation_delay: config.operation_delay,
+                policy: Mutex::new(config.sso_admin_policy.clone()),
                 config,
                 operations: Mutex::new(Vec::new()),
                 assignment_failures: Mutex::new(Vec::new()),
@@ -213,6 +258,7 @@ impl Emulator {
                 faults: Mutex::new(Vec::new()),
                 peak_in_flight: Default::default(),
                 conflicts: Default::default(),
+                rendered: Default::default(),
                 cursors: Mutex::new(HashMap::new()),
             }),
         }
@@ -223,8 +269,15 @@ impl Emulator {
     }
 
     pub fn router(&self) -> Router {
+        // A state of 33,000 projects (99,000 groups with their members) is tens of megabytes;
+        // axum's default limit of 2 MB would refuse it.
         let control = Router::new()
-            .route("/_emulator/state", get(get_state).put(put_state))
+            .route(
+                "/_emulator/state",
+                get(get_state)
+                    .put(put_state)
+                    .layer(axum::extract::DefaultBodyLimit::max(1 << 30)),
+            )
             .route(
                 "/_emulator/requests",
                 get(get_requests).delete(delete_requests),
@@ -315,6 +368,44 @@ impl Emulator {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Allows only these sso-admin operations from now on (`None`: all), as an IAM policy
+    /// that names `sso:<operation>` for each would.
+    pub fn set_sso_admin_policy<S: Into<String>>(
+        &self,
+        allowed: Option<impl IntoIterator<Item = S>>,
+    ) {
+        *self.shared.policy.lock().expect("policy lock") =
+            allowed.map(|a| a.into_iter().map(Into::into).collect());
+    }
+
+    /// Makes `arn` one of the instance's permission sets. From the first one on, an assignment
+    /// to a permission set the instance does not have is refused, as AWS refuses it.
+    pub fn add_permission_set(&self, arn: &str) {
+        let mut store = self.shared.store.lock().expect("store lock");
+        store
+            .permission_sets
+            .get_or_insert_with(Default::default)
+            .insert(arn.to_owned());
+    }
+
+    /// Makes `account` a member of the organization. From the first one on, an assignment to
+    /// an account outside the organization is refused, as AWS refuses it.
+    pub fn add_account(&self, account: &str) {
+        let mut store = self.shared.store.lock().expect("store lock");
+        store
+            .accounts
+            .get_or_insert_with(Default::default)
+            .insert(account.to_owned());
+    }
+
+    /// Users and groups rendered into SCIM listing pages so far: a page renders its own
+    /// resources only, whatever the store holds.
+    pub fn rendered(&self) -> usize {
+        self.shared
+            .rendered
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.shared.faults.lock().expect("fault lock").push(fault);
     }
@@ -323,15 +414,12 @@ impl Emulator {
     pub fn add_group(&self, display_name: &str) -> String {
         let mut store = self.shared.store.lock().expect("store lock");
         let id = store.new_id();
-        store.groups.insert(
-            id.clone(),
-            store::Group {
-                id: id.clone(),
-                display_name: display_name.to_owned(),
-                external_id: None,
-                members: Default::default(),
-            },
-        );
+        store.insert_group(store::Group {
+            id: id.clone(),
+            display_name: display_name.to_owned(),
+            external_id: None,
+            members: Default::default(),
+        });
         id
     }
 
@@ -611,4 +699,30 @@ pub(crate) fn timestamp() -> String {
 pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The token bucket on paused time: a second's worth at once, then one token per
+    /// 1/rate seconds, never more than a second's worth saved up.
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_admits_a_seconds_worth_then_the_rate() {
+        let emulator = Emulator::new(EmulatorConfig {
+            rate_limit: Some(20.0),
+            ..EmulatorConfig::default()
+        });
+        let shared = &emulator.shared;
+        let burst = (0..100).filter(|_| shared.admit(Family::Scim)).count();
+        assert_eq!(burst, 20);
+        assert!(
+            shared.admit(Family::SsoAdmin),
+            "each family has its own bucket"
+        );
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert_eq!((0..100).filter(|_| shared.admit(Family::Scim)).count(), 10);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!((0..100).filter(|_| shared.admit(Family::Scim)).count(), 20);
+    }
 }

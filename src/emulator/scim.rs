@@ -2,8 +2,8 @@
 //! docs/aws-wire-reference.md §5): what AWS refuses is refused here, so that a client that
 //! passes against the emulator stays inside AWS's subset.
 
-use super::Shared;
 use super::store::{Group, Store, User};
+use super::{Quirks, Shared};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::Arc;
 
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
@@ -187,6 +188,15 @@ fn parse_filter(text: &str) -> Option<Vec<(String, String)>> {
     (terms.len() <= 2).then_some(terms)
 }
 
+/// Two names compared as the emulator's quirks say: exactly, or ignoring (ASCII) case.
+fn same_name(exact: bool, a: &str, b: &str) -> bool {
+    if exact {
+        a == b
+    } else {
+        a.eq_ignore_ascii_case(b)
+    }
+}
+
 fn one<'a>(terms: &'a [(String, String)], attrs: &[&str]) -> Option<Vec<&'a str>> {
     if terms.len() != attrs.len() {
         return None;
@@ -197,12 +207,75 @@ fn one<'a>(terms: &'a [(String, String)], attrs: &[&str]) -> Option<Vec<&'a str>
         .collect()
 }
 
-/// One page: cursor mode when `cursor` is present (even empty), otherwise one capped page.
-fn page(
+/// A resource as listings show it.
+trait Resource {
+    fn id(&self) -> &str;
+    fn json(&self) -> Value;
+}
+
+impl Resource for User {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn json(&self) -> Value {
+        user_json(self)
+    }
+}
+
+impl Resource for Group {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn json(&self) -> Value {
+        group_json(self, true)
+    }
+}
+
+/// What a listing selected, in id order: every resource of the store (paged through its map,
+/// so a page costs its own size, not the store's), or the few a filter found.
+enum Selection<'s, T> {
+    All(&'s BTreeMap<String, T>),
+    These(Vec<&'s T>),
+}
+
+impl<'s, T: Resource> Selection<'s, T> {
+    fn len(&self) -> usize {
+        match self {
+            Selection::All(map) => map.len(),
+            Selection::These(v) => v.len(),
+        }
+    }
+
+    /// Up to `count` resources after the id `after` (from the start when `None`), and whether
+    /// more follow.
+    fn page(&self, after: Option<&str>, count: usize) -> (Vec<&'s T>, bool) {
+        match self {
+            Selection::All(map) => {
+                let mut rest = match after {
+                    None => map.range::<str, _>(..),
+                    Some(a) => map.range::<str, _>((Bound::Excluded(a), Bound::Unbounded)),
+                }
+                .map(|(_, v)| v);
+                let shown: Vec<&'s T> = rest.by_ref().take(count).collect();
+                let more = rest.next().is_some();
+                (shown, more)
+            }
+            Selection::These(v) => {
+                let start = after.map_or(0, |a| v.partition_point(|t| t.id() <= a));
+                let shown: Vec<&'s T> = v[start..].iter().take(count).copied().collect();
+                (shown, start + count < v.len())
+            }
+        }
+    }
+}
+
+/// One page: cursor mode when `cursor` is present (even empty), otherwise one capped page. A
+/// cursor remembers the last id it showed; only the page is rendered.
+fn page<T: Resource>(
     shared: &Shared,
     kind: &str,
     query: &HashMap<String, String>,
-    items: Vec<Value>,
+    items: Selection<'_, T>,
 ) -> Result<Response> {
     let count = match query.get("count") {
         None => MAX_PAGE,
@@ -212,33 +285,48 @@ fn page(
         },
     };
     let filter = query.get("filter").cloned().unwrap_or_default();
+    let rendered = |n: usize| {
+        shared
+            .rendered
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed)
+    };
     let Some(cursor) = query.get("cursor") else {
-        let shown: Vec<Value> = items.iter().take(count).cloned().collect();
+        let (shown, _) = items.page(None, count);
+        rendered(shown.len());
         return Ok(Json(json!({
             "totalResults": items.len(),
             "itemsPerPage": shown.len(),
             "startIndex": 1,
             "schemas": [LIST],
-            "Resources": shown,
+            "Resources": shown.iter().map(|r| r.json()).collect::<Vec<_>>(),
         }))
         .into_response());
     };
-    let offset = if cursor.is_empty() {
-        0
+    let (after, offset) = if cursor.is_empty() {
+        (None, 0)
     } else {
         let cursors = shared.cursors.lock().expect("cursor lock");
         match cursors.get(cursor) {
             // The same filter must come with every page of a listing.
-            Some((k, f, offset)) if k == kind && *f == filter => *offset,
+            Some((k, f, after, offset)) if k == kind && *f == filter => {
+                (Some(after.clone()), *offset)
+            }
             _ => return Err(bad_request()),
         }
     };
-    let shown: Vec<Value> = items.iter().skip(offset).take(count).cloned().collect();
-    let mut body = json!({"itemsPerPage": shown.len(), "schemas": [LIST], "Resources": shown});
-    if offset + count < items.len() {
+    let (shown, more) = items.page(after.as_deref(), count);
+    rendered(shown.len());
+    let resources: Vec<Value> = shown.iter().map(|r| r.json()).collect();
+    let mut body =
+        json!({"itemsPerPage": resources.len(), "schemas": [LIST], "Resources": resources});
+    if let (true, Some(last)) = (more, shown.last()) {
         let mut cursors = shared.cursors.lock().expect("cursor lock");
-        let next = format!("c{}_{}", cursors.len() + 1, offset + count);
-        cursors.insert(next.clone(), (kind.to_owned(), filter, offset + count));
+        let offset = offset + shown.len();
+        let next = format!("c{}_{offset}", cursors.len() + 1);
+        cursors.insert(
+            next.clone(),
+            (kind.to_owned(), filter, last.id().to_owned(), offset),
+        );
         body["nextCursor"] = json!(next);
     }
     Ok(Json(body).into_response())
@@ -248,15 +336,19 @@ fn respond(result: Result<Response>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Picks a listing's resources from the store: all of them, or what the filter's terms find.
+type Select<T> =
+    for<'s> fn(&'s Store, Option<&[(String, String)]>, Quirks) -> Result<Selection<'s, T>>;
+
 /// A listing: authorization, AWS's refusal of `startIndex`, the parsed filter (if any) handed
 /// to `select`, and paging of what it returns.
-fn listing(
+fn listing<T: Resource>(
     shared: &Shared,
     tenant: &str,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
     kind: &str,
-    select: impl FnOnce(&Store, Option<&[(String, String)]>) -> Result<Vec<Value>>,
+    select: Select<T>,
 ) -> Response {
     respond((|| {
         authorize(shared, tenant, headers)?;
@@ -267,7 +359,8 @@ fn listing(
             .get("filter")
             .map(|f| parse_filter(f).ok_or_else(bad_request))
             .transpose()?;
-        let items = select(&shared.store.lock().expect("store lock"), terms.as_deref())?;
+        let store = shared.store.lock().expect("store lock");
+        let items = select(&store, terms.as_deref(), shared.config.quirks)?;
         page(shared, kind, query, items)
     })())
 }
@@ -278,48 +371,45 @@ async fn list_users(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listing(
-        &shared,
-        &tenant,
-        &headers,
-        &query,
-        "Users",
-        |store, terms| {
-            let users: Vec<&User> = match terms {
-                None => store.users.values().collect(),
-                Some(terms) => {
-                    if let Some([name]) = one(terms, &["username"]).as_deref() {
-                        store
-                            .users
-                            .values()
-                            .filter(|u| u.user_name.eq_ignore_ascii_case(name))
-                            .collect()
-                    } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
-                        store
-                            .users
-                            .values()
-                            .filter(|u| u.external_id.as_deref() == Some(*ext))
-                            .collect()
-                    } else if let Some([group]) = one(terms, &["groups.value"]).as_deref() {
-                        match store.groups.get(*group) {
-                            None => Vec::new(),
-                            Some(g) => g
-                                .members
-                                .iter()
-                                .filter_map(|m| store.users.get(m))
-                                .collect(),
-                        }
-                    } else if one(terms, &["id", "manager"]).is_some() {
-                        // Managers are not stored: no user has one.
-                        Vec::new()
-                    } else {
-                        return Err(bad_request());
-                    }
-                }
-            };
-            Ok(users.into_iter().map(user_json).collect())
-        },
-    )
+    listing(&shared, &tenant, &headers, &query, "Users", select_users)
+}
+
+fn select_users<'s>(
+    store: &'s Store,
+    terms: Option<&[(String, String)]>,
+    quirks: Quirks,
+) -> Result<Selection<'s, User>> {
+    let Some(terms) = terms else {
+        return Ok(Selection::All(&store.users));
+    };
+    let users: Vec<&User> = if let Some([name]) = one(terms, &["username"]).as_deref() {
+        store
+            .users
+            .values()
+            .filter(|u| same_name(quirks.user_name_case_exact, &u.user_name, name))
+            .collect()
+    } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
+        store
+            .users
+            .values()
+            .filter(|u| u.external_id.as_deref() == Some(*ext))
+            .collect()
+    } else if let Some([group]) = one(terms, &["groups.value"]).as_deref() {
+        match store.groups.get(*group) {
+            None => Vec::new(),
+            Some(g) => g
+                .members
+                .iter()
+                .filter_map(|m| store.users.get(m))
+                .collect(),
+        }
+    } else if one(terms, &["id", "manager"]).is_some() {
+        // Managers are not stored: no user has one.
+        Vec::new()
+    } else {
+        return Err(bad_request());
+    };
+    Ok(Selection::These(users))
 }
 
 async fn get_user(
@@ -385,57 +475,54 @@ async fn list_groups(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listing(
-        &shared,
-        &tenant,
-        &headers,
-        &query,
-        "Groups",
-        |store, terms| {
-            let user_exists = |id: &str| {
-                if store.users.contains_key(id) {
-                    Ok(())
-                } else {
-                    Err(not_found("User"))
-                }
-            };
-            let groups: Vec<&Group> = match terms {
-                None => store.groups.values().collect(),
-                Some(terms) => {
-                    if let Some([name]) = one(terms, &["displayname"]).as_deref() {
-                        store
-                            .groups
-                            .values()
-                            .filter(|g| g.display_name.eq_ignore_ascii_case(name))
-                            .collect()
-                    } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
-                        store
-                            .groups
-                            .values()
-                            .filter(|g| g.external_id.as_deref() == Some(*ext))
-                            .collect()
-                    } else if let Some([user]) = one(terms, &["members.value"]).as_deref() {
-                        user_exists(user)?;
-                        store.groups_of(user).collect()
-                    } else if let Some([id]) = one(terms, &["id"]).as_deref() {
-                        store.groups.get(*id).into_iter().collect()
-                    } else if let Some([id, user]) = one(terms, &["id", "members"]).as_deref() {
-                        // 200 with no result for a non-member, 404 for an unknown user.
-                        user_exists(user)?;
-                        store
-                            .groups
-                            .get(*id)
-                            .filter(|g| g.members.contains(*user))
-                            .into_iter()
-                            .collect()
-                    } else {
-                        return Err(bad_request());
-                    }
-                }
-            };
-            Ok(groups.into_iter().map(|g| group_json(g, true)).collect())
-        },
-    )
+    listing(&shared, &tenant, &headers, &query, "Groups", select_groups)
+}
+
+fn select_groups<'s>(
+    store: &'s Store,
+    terms: Option<&[(String, String)]>,
+    quirks: Quirks,
+) -> Result<Selection<'s, Group>> {
+    let user_exists = |id: &str| {
+        if store.users.contains_key(id) {
+            Ok(())
+        } else {
+            Err(not_found("User"))
+        }
+    };
+    let Some(terms) = terms else {
+        return Ok(Selection::All(&store.groups));
+    };
+    let groups: Vec<&Group> = if let Some([name]) = one(terms, &["displayname"]).as_deref() {
+        store
+            .groups
+            .values()
+            .filter(|g| same_name(quirks.display_name_case_exact, &g.display_name, name))
+            .collect()
+    } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
+        store
+            .groups
+            .values()
+            .filter(|g| g.external_id.as_deref() == Some(*ext))
+            .collect()
+    } else if let Some([user]) = one(terms, &["members.value"]).as_deref() {
+        user_exists(user)?;
+        store.groups_of(user).collect()
+    } else if let Some([id]) = one(terms, &["id"]).as_deref() {
+        store.groups.get(*id).into_iter().collect()
+    } else if let Some([id, user]) = one(terms, &["id", "members"]).as_deref() {
+        // 200 with no result for a non-member, 404 for an unknown user.
+        user_exists(user)?;
+        store
+            .groups
+            .get(*id)
+            .filter(|g| g.members.contains(*user))
+            .into_iter()
+            .collect()
+    } else {
+        return Err(bad_request());
+    };
+    Ok(Selection::These(groups))
 }
 
 async fn get_group(
@@ -495,8 +582,9 @@ async fn create_group(
         if let Some(m) = members.iter().find(|m| !store.users.contains_key(*m)) {
             return Err(not_found(&format!("User {m}")));
         }
+        let exact = shared.config.quirks.display_name_case_exact;
         let clash = store.groups.values().any(|g| {
-            g.display_name.eq_ignore_ascii_case(&name)
+            same_name(exact, &g.display_name, &name)
                 || (external_id.is_some() && g.external_id == external_id)
         });
         if clash {
@@ -505,13 +593,22 @@ async fn create_group(
                 "Refused to create a new, duplicate resource.",
             ));
         }
+        // AWS's quota (100,000 groups per identity store, not raisable). The SCIM guide lists
+        // no error for it; identitystore answers ServiceQuotaExceededException with this text;
+        // SCIM's documented refusal of a request it will not take is 400 ValidationException.
+        if store.groups.len() >= shared.config.max_groups {
+            return Err(ScimError::new(
+                StatusCode::BAD_REQUEST,
+                "The request would cause the number of users or groups in the identity store to exceed the maximum allowed.",
+            ));
+        }
         let group = Group {
             id: store.new_id(),
             display_name: name,
             external_id,
             members: members.into_iter().collect(),
         };
-        store.groups.insert(group.id.clone(), group.clone());
+        store.insert_group(group.clone());
         Ok((StatusCode::CREATED, Json(group_json(&group, false))).into_response())
     })())
 }
@@ -535,6 +632,9 @@ async fn patch_group(
         let (true, Some(ops)) = (schemas_ok, ops) else {
             return Err(bad_request());
         };
+        if shared.config.quirks.one_operation_per_patch && ops.len() > 1 {
+            return Err(bad_request());
+        }
         enum Change {
             Add(Vec<String>),
             Remove(Vec<String>),
@@ -600,10 +700,11 @@ async fn patch_group(
                     }
                 }
                 Change::Rename(name) => {
+                    let exact = shared.config.quirks.display_name_case_exact;
                     let taken = store
                         .groups
                         .values()
-                        .any(|g| g.id != id && g.display_name.eq_ignore_ascii_case(name));
+                        .any(|g| g.id != id && same_name(exact, &g.display_name, name));
                     if taken {
                         return Err(ScimError::new(
                             StatusCode::CONFLICT,
@@ -625,17 +726,24 @@ async fn patch_group(
                 }
             }
         }
-        let group = store.groups.get_mut(&id).expect("checked above");
         for change in changes {
             match change {
-                Change::Add(ids) => group.members.extend(ids),
-                Change::Remove(ids) => {
-                    for m in ids {
-                        group.members.remove(&m);
-                    }
+                Change::Add(ids) => store.add_members(&id, ids),
+                Change::Remove(ids) => store.remove_members(&id, &ids),
+                Change::Rename(name) => {
+                    store
+                        .groups
+                        .get_mut(&id)
+                        .expect("checked above")
+                        .display_name = name
                 }
-                Change::Rename(name) => group.display_name = name,
-                Change::ExternalId(ext) => group.external_id = Some(ext),
+                Change::ExternalId(ext) => {
+                    store
+                        .groups
+                        .get_mut(&id)
+                        .expect("checked above")
+                        .external_id = Some(ext)
+                }
             }
         }
         Ok(StatusCode::NO_CONTENT.into_response())
@@ -650,7 +758,7 @@ async fn delete_group(
     respond((|| {
         authorize(&shared, &tenant, &headers)?;
         let mut store = shared.store.lock().expect("store lock");
-        store.groups.remove(&id).ok_or_else(|| not_found("Group"))?;
+        store.remove_group(&id).ok_or_else(|| not_found("Group"))?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })())
 }

@@ -247,6 +247,12 @@ pub async fn handle(
             &format!("unknown target {target:?}"),
         );
     };
+    // IAM decides before the service reads the request.
+    if let Some(allowed) = shared.policy.lock().expect("policy lock").as_ref()
+        && !allowed.contains(operation)
+    {
+        return error("AccessDeniedException", &access_denied(&shared, operation));
+    }
     let body: Value = match serde_json::from_slice(if body.is_empty() { b"{}" } else { &body }) {
         Ok(v @ Value::Object(_)) => v,
         _ => return error("SerializationException", "the body is not a JSON object"),
@@ -270,6 +276,42 @@ pub async fn handle(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// IAM's sentence for an action no policy allows (the caller is the seed's management role).
+fn access_denied(shared: &Shared, operation: &str) -> String {
+    format!(
+        "User: arn:aws:sts::123456789012:assumed-role/MeshfedServiceRole/aws-replicator is not \
+         authorized to perform: sso:{operation} on resource: {} because no identity-based policy \
+         allows the sso:{operation} action",
+        shared.config.instance_arn
+    )
+}
+
+/// An assignment's permission set and account must exist where the store says which do
+/// (docs/aws-wire-reference.md §2, "What the emulator refuses").
+fn check_exists(shared: &Shared, account: &str, ps: &str) -> Result<()> {
+    let store = shared.store.lock().expect("store lock");
+    if store
+        .permission_sets
+        .as_ref()
+        .is_some_and(|p| !p.contains(ps))
+    {
+        return Err(AwsError::new(
+            "ResourceNotFoundException",
+            &format!("Could not find PermissionSet with PermissionSetArn {ps}."),
+        ));
+    }
+    if store
+        .accounts
+        .as_ref()
+        .is_some_and(|a| !a.contains(account))
+    {
+        return Err(validation(&format!(
+            "The target account {account} is not a member of the organization."
+        )));
+    }
+    Ok(())
+}
+
 fn list_instances(shared: &Shared, body: &Value) -> Result<Response> {
     let instance = json!({"InstanceArn": shared.config.instance_arn, "IdentityStoreId": shared.config.identity_store_id,
         "OwnerAccountId": "123456789012", "Name": "emulator", "Status": "ACTIVE", "CreatedDate": 1_767_225_600.0});
@@ -281,6 +323,7 @@ fn list_assignments(shared: &Shared, body: &Value) -> Result<Response> {
     let account = text(body, "AccountId")?;
     let ps = text(body, "PermissionSetArn")?;
     check_permission_set(shared, ps)?;
+    check_exists(shared, account, ps)?;
     let store = shared.store.lock().expect("store lock");
     let items = store
         .assignments
@@ -322,6 +365,7 @@ fn write(shared: &Shared, body: &Value, kind: Kind) -> Result<Response> {
     if !matches!(principal_type, "GROUP" | "USER") {
         return Err(validation("PrincipalType must be GROUP or USER"));
     }
+    check_exists(shared, account, ps)?;
     let assignment = Assignment {
         account_id: account.to_owned(),
         permission_set_arn: ps.to_owned(),

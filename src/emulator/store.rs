@@ -3,7 +3,7 @@
 //! the same ids, as in AWS.
 
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,6 +50,12 @@ pub struct State {
     pub groups: Vec<Group>,
     #[serde(default)]
     pub assignments: Vec<Assignment>,
+    /// The permission sets the instance has (ARNs); `None` takes any well-formed ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_sets: Option<BTreeSet<String>>,
+    /// The accounts in the organization; `None` takes any 12-digit id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<BTreeSet<String>>,
 }
 
 impl State {
@@ -96,6 +102,8 @@ impl State {
                     principal_id: a.group.to_string(),
                 })
                 .collect(),
+            permission_sets: None,
+            accounts: None,
         }
     }
 }
@@ -105,6 +113,14 @@ pub struct Store {
     pub users: BTreeMap<String, User>,
     pub groups: BTreeMap<String, Group>,
     pub assignments: BTreeSet<Assignment>,
+    /// The instance's permission sets; `None`: any well-formed ARN is taken.
+    pub permission_sets: Option<BTreeSet<String>>,
+    /// The organization's accounts; `None`: any 12-digit id is taken.
+    pub accounts: Option<BTreeSet<String>>,
+    /// Membership the other way round (user → groups), kept by every change through
+    /// [`Store::insert_group`], [`Store::add_members`], [`Store::remove_members`] and
+    /// [`Store::remove_group`], so that `members.value eq` costs a look-up, not a scan.
+    groups_of_user: HashMap<String, BTreeSet<String>>,
     next: u64,
     /// The 10-hex-digit prefix AWS puts in front of ids of one identity store.
     prefix: String,
@@ -142,6 +158,27 @@ impl Store {
             .map(|g| (g.id.clone(), g))
             .collect();
         self.assignments = state.assignments.into_iter().collect();
+        self.groups_of_user.clear();
+        for g in self.groups.values() {
+            for m in &g.members {
+                self.groups_of_user
+                    .entry(m.clone())
+                    .or_default()
+                    .insert(g.id.clone());
+            }
+        }
+        self.permission_sets = state.permission_sets;
+        self.accounts = state.accounts;
+        // Ids handed out later must not meet a loaded one: the counter moves past them.
+        let loaded = self
+            .users
+            .keys()
+            .chain(self.groups.keys())
+            .filter_map(|id| id.rsplit('-').next())
+            .filter_map(|n| u64::from_str_radix(n, 16).ok())
+            .max()
+            .unwrap_or(0);
+        self.next = self.next.max(loaded);
     }
 
     pub fn dump(&self) -> State {
@@ -149,6 +186,8 @@ impl Store {
             users: self.users.values().cloned().collect(),
             groups: self.groups.values().cloned().collect(),
             assignments: self.assignments.iter().cloned().collect(),
+            permission_sets: self.permission_sets.clone(),
+            accounts: self.accounts.clone(),
         }
     }
 
@@ -158,12 +197,72 @@ impl Store {
             .find(|u| u.user_name.eq_ignore_ascii_case(user_name))
     }
 
-    /// Groups of a user, in id order.
+    /// Groups of a user, in id order, from the index.
     pub fn groups_of<'a>(&'a self, user_id: &str) -> impl Iterator<Item = &'a Group> + use<'a> {
-        let user = user_id.to_owned();
-        self.groups
-            .values()
-            .filter(move |g| g.members.contains(&user))
+        self.groups_of_user
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.groups.get(id))
+    }
+
+    /// Adds a group with its members.
+    pub fn insert_group(&mut self, group: Group) {
+        for m in &group.members {
+            self.groups_of_user
+                .entry(m.clone())
+                .or_default()
+                .insert(group.id.clone());
+        }
+        self.groups.insert(group.id.clone(), group);
+    }
+
+    /// Removes a group; `None` when there is none with that id.
+    pub fn remove_group(&mut self, id: &str) -> Option<Group> {
+        let group = self.groups.remove(id)?;
+        for m in &group.members {
+            self.left(m, id);
+        }
+        Some(group)
+    }
+
+    /// Adds members to a group that exists.
+    pub fn add_members(&mut self, id: &str, members: impl IntoIterator<Item = String>) {
+        let Some(group) = self.groups.get_mut(id) else {
+            return;
+        };
+        for m in members {
+            self.groups_of_user
+                .entry(m.clone())
+                .or_default()
+                .insert(id.to_owned());
+            group.members.insert(m);
+        }
+    }
+
+    /// Removes members from a group that exists.
+    pub fn remove_members<'m>(&mut self, id: &str, members: impl IntoIterator<Item = &'m String>) {
+        let Some(group) = self.groups.get_mut(id) else {
+            return;
+        };
+        let mut gone = Vec::new();
+        for m in members {
+            if group.members.remove(m) {
+                gone.push(m);
+            }
+        }
+        for m in gone {
+            self.left(m, id);
+        }
+    }
+
+    fn left(&mut self, user: &str, group: &str) {
+        if let Some(groups) = self.groups_of_user.get_mut(user) {
+            groups.remove(group);
+            if groups.is_empty() {
+                self.groups_of_user.remove(user);
+            }
+        }
     }
 }
 
@@ -184,5 +283,60 @@ mod tests {
             uuid.split('-').map(str::len).collect::<Vec<_>>(),
             [8, 4, 4, 4, 12]
         );
+    }
+
+    fn group(id: &str, members: &[&str]) -> Group {
+        Group {
+            id: id.into(),
+            display_name: id.into(),
+            external_id: None,
+            members: members.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    fn groups_of(store: &Store, user: &str) -> Vec<String> {
+        store.groups_of(user).map(|g| g.id.clone()).collect()
+    }
+
+    /// The user → groups index follows loads and every change, and agrees with a scan.
+    #[test]
+    fn a_users_groups_come_from_the_index_and_follow_every_change() {
+        let mut store = Store::new("9067d0a3c1");
+        store.load(State {
+            groups: vec![group("g1", &["u1", "u2"]), group("g2", &["u2"])],
+            ..State::default()
+        });
+        assert_eq!(groups_of(&store, "u2"), ["g1", "g2"]);
+        store.insert_group(group("g3", &["u1"]));
+        store.add_members("g2", ["u1".to_owned()]);
+        assert_eq!(groups_of(&store, "u1"), ["g1", "g2", "g3"]);
+        store.remove_members("g1", [&"u1".to_owned()]);
+        store.remove_group("g2");
+        assert_eq!(groups_of(&store, "u1"), ["g3"]);
+        assert_eq!(groups_of(&store, "u2"), ["g1"]);
+        for user in ["u1", "u2", "u3"] {
+            let scanned: Vec<String> = store
+                .groups
+                .values()
+                .filter(|g| g.members.contains(user))
+                .map(|g| g.id.clone())
+                .collect();
+            assert_eq!(groups_of(&store, user), scanned, "{user}");
+        }
+    }
+
+    /// A loaded state moves the id counter past its ids: new ids never meet loaded ones.
+    #[test]
+    fn a_loaded_state_moves_the_id_counter_on() {
+        let mut source = Store::new("9067d0a3c1");
+        let loaded: Vec<String> = (0..5).map(|_| source.new_id()).collect();
+        let mut store = Store::new("9067d0a3c1");
+        store.load(State {
+            groups: loaded.iter().map(|id| group(id, &[])).collect(),
+            ..State::default()
+        });
+        let next = store.new_id();
+        assert!(!loaded.contains(&next), "{next}");
+        assert!(next > *loaded.iter().max().unwrap());
     }
 }

@@ -6,4 +6,5 @@ pub mod cli;
 pub mod kube_api;
 pub mod meshstack_fixture;
 pub mod peers;
+pub mod policy;
 pub mod sample;

@@ -32,3 +32,23 @@ pub fn provision_users(emulator: &Emulator) {
         emulator.add_user(user);
     }
 }
+
+/// The organization and instance the sample lives in: the demo config's three permission sets
+/// and the sample's accounts (with the management and automation accounts), so that the
+/// emulator refuses an assignment anywhere else, as AWS would.
+pub fn provision_organization(emulator: &Emulator) {
+    for ps in ["ps-123456789", "ps-456789123", "ps-789123456"] {
+        emulator.add_permission_set(&format!(
+            "arn:aws:sso:::permissionSet/ssoins-123456789/{ps}"
+        ));
+    }
+    for account in [
+        "111111111111",
+        "222222222222",
+        "333333333333",
+        "123456789012",
+        "210987654321",
+    ] {
+        emulator.add_account(account);
+    }
+}
