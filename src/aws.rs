@@ -95,8 +95,44 @@ pub struct AssumedRole {
     external_id_field: &'static str,
     /// Whose credentials sign the AssumeRole, for the error that blames them.
     signer: String,
-    cached: std::sync::Arc<tokio::sync::Mutex<Option<Credentials>>>,
+    cached: std::sync::Arc<tokio::sync::Mutex<Cached>>,
 }
+
+/// The role's credentials while fresh, and a refusal for a short while: the requests that
+/// waited for the same AssumeRole get its answer instead of each asking STS again.
+#[derive(Default)]
+struct Cached {
+    credentials: Option<Credentials>,
+    /// The last failure, when it happened, and when the failures began.
+    refused: Option<Refused>,
+}
+
+struct Refused {
+    at: std::time::Instant,
+    since: std::time::Instant,
+    failure: AssumeRoleFailed,
+}
+
+impl Refused {
+    /// The failure as its waiters get it: once STS has failed for longer than
+    /// [`FAILING_GIVE_UP`], no longer retryable, so that every request of the run gives up at
+    /// once instead of each running out its own backoff.
+    fn answer(&self) -> AssumeRoleFailed {
+        let mut failure = self.failure.clone();
+        if self.since.elapsed() >= FAILING_GIVE_UP {
+            failure.retryable = false;
+        }
+        failure
+    }
+}
+
+/// After this long of failing AssumeRole calls, the callers stop retrying.
+const FAILING_GIVE_UP: Duration = Duration::from_secs(20);
+
+/// How long a failed AssumeRole answers for itself: every request of a run waits on the same
+/// credentials, and each asking STS again (or waiting out STS's own retries again) turned one
+/// unreachable endpoint into minutes.
+const REFUSAL_REMEMBERED: Duration = Duration::from_secs(10);
 
 /// Names the role only: the STS client and the cached credentials hold keys.
 impl std::fmt::Debug for AssumedRole {
@@ -178,15 +214,40 @@ impl AssumedRole {
             c.expiry()
                 .is_some_and(|expiry| expiry > std::time::SystemTime::now() + REFRESH_BEFORE_EXPIRY)
         };
-        if let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
+        if let Some(c) = cached.credentials.as_ref().filter(|c| fresh(c)) {
             return Ok(c.clone());
         }
-        let credentials = self.assume_now().await?;
-        *cached = Some(credentials.clone());
-        Ok(credentials)
+        if let Some(refused) = cached
+            .refused
+            .as_ref()
+            .filter(|r| r.at.elapsed() < REFUSAL_REMEMBERED)
+        {
+            return Err(CredentialsError::provider_error(refused.answer()));
+        }
+        match self.assume_now().await {
+            Ok(credentials) => {
+                cached.credentials = Some(credentials.clone());
+                cached.refused = None;
+                Ok(credentials)
+            }
+            Err(failure) => {
+                // Unreachable or refused alike: the requests queued behind this one take its
+                // answer (a retryable one is still retried by each caller, after its backoff).
+                let now = std::time::Instant::now();
+                let since = cached.refused.as_ref().map_or(now, |r| r.since);
+                let refused = Refused {
+                    at: now,
+                    since,
+                    failure,
+                };
+                let answer = refused.answer();
+                cached.refused = Some(refused);
+                Err(CredentialsError::provider_error(answer))
+            }
+        }
     }
 
-    async fn assume_now(&self) -> provider::Result {
+    async fn assume_now(&self) -> Result<Credentials, AssumeRoleFailed> {
         let answer = self
             .sts
             .assume_role()
@@ -196,15 +257,13 @@ impl AssumedRole {
             .duration_seconds(3600)
             .send()
             .await
-            .map_err(|e| CredentialsError::provider_error(self.refusal(&e)))?;
-        let c = answer.credentials().ok_or_else(|| {
-            CredentialsError::provider_error(AssumeRoleFailed {
-                message: format!(
-                    "sts:AssumeRole into {} returned no credentials",
-                    self.role_arn
-                ),
-                retryable: false,
-            })
+            .map_err(|e| self.refusal(&e))?;
+        let c = answer.credentials().ok_or_else(|| AssumeRoleFailed {
+            message: format!(
+                "sts:AssumeRole into {} returned no credentials",
+                self.role_arn
+            ),
+            retryable: false,
         })?;
         let expires = std::time::SystemTime::try_from(*c.expiration())
             .unwrap_or_else(|_| std::time::SystemTime::now() + Duration::from_secs(900));
