@@ -57,11 +57,14 @@ fn metadata() -> String {
 
 impl Idb {
     fn start() -> Idb {
-        let moto = common::peers::moto_with(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")], None);
-        Idb {
-            moto,
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let dir = tempfile::tempdir().unwrap();
+        // Started in the test's folder: moto's recorder writes its file into the working
+        // directory, which would otherwise be the repository.
+        let moto = common::peers::moto_with(
+            &[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")],
+            Some(dir.path()),
+        );
+        Idb { moto, dir }
     }
 
     fn config(&self, detach_extra: bool) -> PathBuf {
