@@ -13,8 +13,7 @@ use aws_replicator::directory::AssignmentReads;
 use aws_replicator::emulator::{Emulator, EmulatorConfig, Family, RunningEmulator};
 use aws_replicator::model::{AccountId, Euid, GroupIdentity, GroupName, ProjectKey, RoleId};
 use aws_replicator::retry::RetryPolicy;
-use aws_replicator::secret::Secret;
-use aws_replicator::sso::admin::{Polling, SsoAdmin};
+use aws_replicator::sso::admin::SsoAdmin;
 use aws_replicator::sso::scim::ScimClient;
 use aws_replicator::sync::{Settings, SyncReport, sync};
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,23 +71,7 @@ async fn rig() -> Rig {
         max_delay: Duration::from_millis(20),
         max_retry_after: Duration::from_secs(1),
     };
-    let scim = ScimClient::new(
-        &url::Url::parse(&running.scim_endpoint()).unwrap(),
-        Secret::new("emulator-token"),
-        1000.0,
-        retry,
-    );
-    let admin = SsoAdmin::new(
-        common::aws::sdk(&running.endpoint()),
-        common::aws::INSTANCE,
-        1000.0,
-        Polling {
-            first: Duration::from_millis(5),
-            max: Duration::from_millis(20),
-            timeout: Duration::from_secs(30),
-            max_retries: 3,
-        },
-    );
+    let (scim, admin) = common::aws::clients(&running, retry);
     Rig {
         running,
         scim,
