@@ -118,13 +118,7 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
 
     let mut users = BTreeMap::new();
     for u in client.list::<payload::User>(Kind::Users, &[]).await? {
-        users.insert(
-            u.metadata.name.clone(),
-            User {
-                username: Username::from(u.metadata.name),
-                euid: u.spec.euid,
-            },
-        );
+        users.insert(u.metadata.name.clone(), user_of(u));
     }
 
     let expand = config.meshstack.expand_group_bindings;
@@ -134,11 +128,7 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
             .list::<payload::WorkspaceUserGroup>(Kind::WorkspaceUserGroups, &[])
             .await?
         {
-            let group = UserGroup {
-                workspace: g.metadata.owned_by_workspace.into(),
-                identifier: g.metadata.name,
-                members: g.spec.members.into_iter().map(Username::from).collect(),
-            };
+            let group = user_group_of(g);
             groups.insert((group.workspace.clone(), group.identifier.clone()), group);
         }
     }
@@ -292,6 +282,21 @@ async fn read_bindings<'k>(
         .collect())
 }
 
+fn user_of(u: payload::User) -> User {
+    User {
+        username: Username::from(u.metadata.name),
+        euid: u.spec.euid,
+    }
+}
+
+fn user_group_of(g: payload::WorkspaceUserGroup) -> UserGroup {
+    UserGroup {
+        workspace: g.metadata.owned_by_workspace.into(),
+        identifier: g.metadata.name,
+        members: g.spec.members.into_iter().map(Username::from).collect(),
+    }
+}
+
 fn project_of(p: payload::Project) -> Option<Project> {
     p.metadata.deleted_on.is_none().then(|| Project {
         workspace: p.metadata.owned_by_workspace.into(),
@@ -379,11 +384,7 @@ pub async fn read_scoped(
                     .get_one::<payload::WorkspaceUserGroup>(Kind::WorkspaceUserGroups, &id)
                     .await?
                 {
-                    let group = UserGroup {
-                        workspace: found.metadata.owned_by_workspace.into(),
-                        identifier: found.metadata.name,
-                        members: found.spec.members.into_iter().map(Username::from).collect(),
-                    };
+                    let group = user_group_of(found);
                     usernames.extend(group.members.iter().cloned());
                     groups.insert(at, group);
                 }
@@ -397,10 +398,7 @@ pub async fn read_scoped(
             .get_one::<payload::User>(Kind::Users, name.as_str())
             .await?
         {
-            users.push(User {
-                username: Username::from(u.metadata.name),
-                euid: u.spec.euid,
-            });
+            users.push(user_of(u));
         }
     }
     users.sort_by(|a, b| a.username.cmp(&b.username));
