@@ -316,11 +316,10 @@ impl ScimClient {
         attribute: &str,
         value: &str,
     ) -> Result<Option<GroupRecord>, DirectoryError> {
-        let filter = format!("{attribute} eq {}", quoted(value));
-        let resources = self
-            .list_all("ListGroups(adopt)", "Groups", Some(&filter))
+        let found = self
+            .groups_where("ListGroups(adopt)", attribute, value)
             .await?;
-        Ok(resources.iter().filter_map(group_record).next())
+        Ok(found.into_iter().next())
     }
 
     /// POST /Groups with up to 100 members inline. When a POST fails in a way that may have
