@@ -174,11 +174,9 @@ impl<I: IdentityStore, A: AccountAssignments> Run<'_, I, A> {
             // Checked before each write: a replica that cannot vouch for its lease sends
             // nothing (the fence is always open without leader election).
             let blocked = blocked.or_else(|| {
-                (!crate::fence::is_open()).then(|| {
-                    "not sent: this replica is not sure it still holds the lease \
-                     (replicator.leader-election); the leader does it"
-                        .to_owned()
-                })
+                crate::fence::check(op_name(op))
+                    .err()
+                    .map(|closed| closed.to_string())
             });
             let result = match blocked {
                 Some(reason) => Err(Stop::Skip(reason)),
