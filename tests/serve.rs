@@ -216,6 +216,36 @@ impl Server {
     }
 }
 
+/// Drift behind the replicator's back: a stranger in acme.web's and globex.shop's admin groups.
+fn stranger_in_both_admin_groups(s: &Setup) -> String {
+    let stranger = s.running.emulator.add_user("mallory@other.example");
+    let mut state = s.running.emulator.dump();
+    for name in [
+        "mst-acme.web.meshstack-project-admin",
+        "mst-globex.shop.meshstack-project-admin",
+    ] {
+        state
+            .groups
+            .iter_mut()
+            .find(|g| g.display_name == name)
+            .unwrap()
+            .members
+            .insert(stranger.clone());
+    }
+    s.running.emulator.load(state);
+    stranger
+}
+
+/// Whether the group named `name` holds `user`.
+fn holds(s: &Setup, name: &str, user: &str) -> bool {
+    s.running
+        .emulator
+        .dump()
+        .groups
+        .iter()
+        .any(|g| g.display_name == name && g.members.contains(user))
+}
+
 fn bearer() -> (&'static str, String) {
     ("authorization", format!("Bearer {TOKEN}"))
 }
@@ -501,21 +531,7 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
     );
 
     // A scoped run repairs its project and leaves the other projects' drift alone.
-    let stranger = s.running.emulator.add_user("mallory@other.example");
-    let mut state = s.running.emulator.dump();
-    for name in [
-        "mst-acme.web.meshstack-project-admin",
-        "mst-globex.shop.meshstack-project-admin",
-    ] {
-        state
-            .groups
-            .iter_mut()
-            .find(|g| g.display_name == name)
-            .unwrap()
-            .members
-            .insert(stranger.clone());
-    }
-    s.running.emulator.load(state);
+    let stranger = stranger_in_both_admin_groups(&s);
     let signature = signed("POST", "/v1/sync", scoped);
     let (status, body) = server.post(scoped, &signature).await;
     assert_eq!(status, 202, "{body}");
@@ -529,14 +545,7 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
     let run = server.finished(body["run_id"].as_u64().unwrap()).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["projects"], serde_json::json!(["acme.web"]));
-    let holds = |name: &str| {
-        s.running
-            .emulator
-            .dump()
-            .groups
-            .iter()
-            .any(|g| g.display_name == name && g.members.contains(&stranger))
-    };
+    let holds = |name: &str| holds(&s, name, &stranger);
     assert!(!holds("mst-acme.web.meshstack-project-admin"), "repaired");
     assert!(
         holds("mst-globex.shop.meshstack-project-admin"),
@@ -789,34 +798,13 @@ async fn a_workspace_webhook_syncs_that_workspace_and_an_unknown_project_fails()
         "{run}"
     );
 
-    let stranger = s.running.emulator.add_user("mallory@other.example");
-    let mut state = s.running.emulator.dump();
-    for name in [
-        "mst-acme.web.meshstack-project-admin",
-        "mst-globex.shop.meshstack-project-admin",
-    ] {
-        state
-            .groups
-            .iter_mut()
-            .find(|g| g.display_name == name)
-            .unwrap()
-            .members
-            .insert(stranger.clone());
-    }
-    s.running.emulator.load(state);
+    let stranger = stranger_in_both_admin_groups(&s);
     let (status, body) = server.post(r#"{"workspace": "globex"}"#, &[bearer()]).await;
     assert_eq!(status, 202, "{body}");
     let run = server.finished(body["run_id"].as_u64().unwrap()).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["projects"], serde_json::json!(["globex.*"]));
-    let holds = |name: &str| {
-        s.running
-            .emulator
-            .dump()
-            .groups
-            .iter()
-            .any(|g| g.display_name == name && g.members.contains(&stranger))
-    };
+    let holds = |name: &str| holds(&s, name, &stranger);
     assert!(
         !holds("mst-globex.shop.meshstack-project-admin"),
         "repaired"
