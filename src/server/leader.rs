@@ -101,8 +101,15 @@ impl Election {
 
     /// Who holds the lease now, as the Kubernetes API says (for a follower's 503).
     pub async fn holder(&self) -> Option<String> {
-        let lease = self.leases.get_opt(&self.lease_name).await.ok()??;
-        lease.spec?.holder_identity.filter(|h| !h.is_empty())
+        self.read_holder().await.ok().flatten()
+    }
+
+    async fn read_holder(&self) -> Result<Option<String>, kube::Error> {
+        let lease = self.leases.get_opt(&self.lease_name).await?;
+        Ok(lease
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .filter(|h| !h.is_empty()))
     }
 
     /// Runs `lead` each time this replica holds the lease, until `stopping` turns true: then a
@@ -171,14 +178,8 @@ impl Election {
     /// deadline counted from before the read; otherwise the fence closes.
     async fn confirm(&self) {
         let asked = Instant::now();
-        match self.leases.get_opt(&self.lease_name).await {
-            Ok(Some(lease))
-                if lease
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.holder_identity.as_deref())
-                    .is_some_and(|h| h == self.identity) =>
-            {
+        match self.read_holder().await {
+            Ok(Some(holder)) if holder == self.identity => {
                 crate::fence::open_until(asked + self.renew_deadline);
             }
             Ok(_) => crate::fence::close(),
