@@ -121,6 +121,11 @@ pub struct Desired {
     /// observation must look up, wanted or not.
     #[serde(default)]
     pub roles: Vec<RoleId>,
+    /// A run by change: only these groups are looked up and reconciled (their projects are
+    /// the scope); the rest of each project is left as it is. `None`: every group of the
+    /// scope's projects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_groups: Option<BTreeSet<ExternalId>>,
 }
 
 impl Desired {
@@ -145,6 +150,39 @@ impl Desired {
             policy: self.policy,
             roles: self.roles.clone(),
             scope: Scope::projects(projects),
+            only_groups: None,
+        }
+    }
+
+    /// The same desired state, narrowed to the groups `groups` (external ids, wanted or not:
+    /// a group no longer wanted is looked up to be retired): what a run by change reconciles.
+    /// Groups of held projects are left out.
+    pub fn only(&self, groups: &BTreeSet<ExternalId>) -> Desired {
+        let groups: BTreeSet<ExternalId> = groups
+            .iter()
+            .filter(|e| {
+                GroupIdentity::parse(&self.platform, e.as_str()).is_some_and(|i| {
+                    self.scope.contains(&i.project) && !self.held.contains(&i.project)
+                })
+            })
+            .cloned()
+            .collect();
+        let projects = groups
+            .iter()
+            .filter_map(|e| GroupIdentity::parse(&self.platform, e.as_str()))
+            .map(|i| i.project);
+        Desired {
+            platform: self.platform.clone(),
+            groups: groups
+                .iter()
+                .filter_map(|e| Some((e.clone(), self.groups.get(e)?.clone())))
+                .collect(),
+            held: BTreeSet::new(),
+            findings: BTreeSet::new(),
+            policy: self.policy,
+            roles: self.roles.clone(),
+            scope: Scope::projects(projects),
+            only_groups: Some(groups),
         }
     }
 }
@@ -365,6 +403,7 @@ pub fn desired(snapshot: &Snapshot, settings: &Settings, scope: &Scope) -> Desir
         findings,
         policy: settings.policy,
         roles: settings.sso.roles.keys().cloned().collect(),
+        only_groups: None,
     }
 }
 

@@ -178,6 +178,11 @@ pub struct Metrics {
     idb_pending: Gauge,
     idb_findings: Gauge,
     leader: Gauge,
+    scan_cycle: Gauge<f64, AtomicU64>,
+    scan_estimate: Gauge<f64, AtomicU64>,
+    scan_oldest: Gauge<f64, AtomicU64>,
+    scan_projects: Counter,
+    scan_drifted: Counter,
     /// The drift last seen, per project: a full sync replaces it, a scoped one its projects.
     by_project: Mutex<BTreeMap<ProjectKey, Drift>>,
 }
@@ -207,6 +212,11 @@ impl Metrics {
             idb_pending: Gauge::default(),
             idb_findings: Gauge::default(),
             leader: Gauge::default(),
+            scan_cycle: Gauge::default(),
+            scan_estimate: Gauge::default(),
+            scan_oldest: Gauge::default(),
+            scan_projects: Counter::default(),
+            scan_drifted: Counter::default(),
             by_project: Mutex::new(BTreeMap::new()),
             registry: Registry::default(),
         };
@@ -280,6 +290,31 @@ impl Metrics {
             "leader",
             "1 while this replica may sync (it holds the lease; always 1 without leader election), 0 while it stands by",
             m.leader.clone(),
+        );
+        registry.register(
+            "drift_scan_cycle_seconds",
+            "How long the drift scan's last complete cycle over every project took (0 before the first)",
+            m.scan_cycle.clone(),
+        );
+        registry.register(
+            "drift_scan_cycle_estimate_seconds",
+            "How long one drift-scan cycle over the current estate takes at replicator.drift-scan's share of the rates",
+            m.scan_estimate.clone(),
+        );
+        registry.register(
+            "drift_scan_oldest_unconfirmed_seconds",
+            "How long ago the project seen longest ago was last read or written and found as it should be",
+            m.scan_oldest.clone(),
+        );
+        registry.register(
+            "drift_scan_projects",
+            "Projects the drift scan read",
+            m.scan_projects.clone(),
+        );
+        registry.register(
+            "drift_scan_drifted",
+            "Projects the drift scan found differing from their desired state (each then synced)",
+            m.scan_drifted.clone(),
         );
         registry.register(
             "build",
@@ -388,6 +423,22 @@ impl Metrics {
     /// Whether this replica may sync (leader election: it holds the lease).
     pub fn record_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// The drift scan read `projects`, of which `drifted` differed; `oldest`: seconds since
+    /// the oldest confirmation.
+    pub fn record_scan(&self, projects: u64, drifted: u64, oldest: f64) {
+        self.scan_projects.inc_by(projects);
+        self.scan_drifted.inc_by(drifted);
+        self.scan_oldest.set(oldest);
+    }
+
+    pub fn record_scan_cycle(&self, seconds: f64) {
+        self.scan_cycle.set(seconds);
+    }
+
+    pub fn record_scan_estimate(&self, seconds: f64) {
+        self.scan_estimate.set(seconds);
     }
 
     pub fn record_guard(&self, tripped: bool) {

@@ -9,7 +9,7 @@ use crate::directory::{
 };
 use crate::model::{GroupIdentity, ProjectKey};
 use crate::observed::Observed;
-use crate::plan::guard::{self, Limits, Tripped};
+use crate::plan::guard::{self, Limits, Managed, Tripped};
 use crate::plan::{Plan, plan};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -92,6 +92,39 @@ pub async fn sync(
         settings,
         audit,
         choose,
+        None,
+        planned,
+        done,
+    )
+    .await
+}
+
+/// A sync by change: `changed` is the desired state narrowed to the projects whose desired
+/// state changed (or that a drift scan or an earlier failure marked), and `estate` what we
+/// manage across the platform once the last run's state holds. The guard measures deletions
+/// against the estate, not against the few projects observed. Nothing is observed again after
+/// applying: AWS confirmed each write, what failed is what remains, and the drift scan reads
+/// the projects again in its turn.
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_changes(
+    changed: &Desired,
+    estate: Managed,
+    identity: &impl IdentityStore,
+    assignments: &impl AccountAssignments,
+    settings: Settings,
+    audit: &Audit,
+    planned: impl FnMut(&Plan),
+    done: &(dyn Fn(&Outcome) + Sync),
+) -> Result<SyncReport, DirectoryError> {
+    let choose = |desired: &Desired, observed: &Observed| Ok(plan(desired, observed));
+    run::<DirectoryError>(
+        changed,
+        identity,
+        assignments,
+        settings,
+        audit,
+        choose,
+        Some(estate),
         planned,
         done,
     )
@@ -129,6 +162,7 @@ pub async fn sync_saved(
         settings,
         audit,
         choose,
+        None,
         planned,
         done,
     )
@@ -136,7 +170,7 @@ pub async fn sync_saved(
 }
 
 /// One sync with the plan `choose` picks once AWS has been observed: a fresh one, or a saved
-/// one that still fits.
+/// one that still fits. With `estate`, a sync by change ([`sync_changes`]).
 #[allow(clippy::too_many_arguments)]
 async fn run<E: From<DirectoryError>>(
     desired: &Desired,
@@ -145,6 +179,7 @@ async fn run<E: From<DirectoryError>>(
     settings: Settings,
     audit: &Audit,
     choose: impl FnOnce(&Desired, &Observed) -> Result<Plan, E>,
+    estate: Option<Managed>,
     mut planned: impl FnMut(&Plan),
     done: &(dyn Fn(&Outcome) + Sync),
 ) -> Result<SyncReport, E> {
@@ -152,9 +187,13 @@ async fn run<E: From<DirectoryError>>(
     let observed = observe(identity, assignments, desired, settings.reads).await?;
     let plan = choose(desired, &observed)?;
     planned(&plan);
-    if let Some(tripped) = settings.guard.and_then(|limits| {
-        let whole = desired.scope == crate::desired::Scope::All;
-        guard::check(&plan, &observed, limits, whole)
+    if let Some(tripped) = settings.guard.and_then(|limits| match estate {
+        Some(estate) => guard::check(&plan, estate, limits, true),
+        None => {
+            let whole = desired.scope == crate::desired::Scope::All;
+            let managed = Managed::observed(&desired.platform, &observed);
+            guard::check(&plan, managed, limits, whole)
+        }
     }) {
         tracing::error!(%tripped, "plan refused; nothing applied");
         return Ok(SyncReport {
@@ -176,6 +215,23 @@ async fn run<E: From<DirectoryError>>(
     let after_apply = (identity.calls_made(), assignments.calls_made());
     let remaining = if plan.ops.is_empty() {
         plan.clone()
+    } else if estate.is_some() {
+        let left: BTreeSet<usize> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.status != apply::Status::Ok)
+            .map(|o| o.op)
+            .collect();
+        Plan {
+            ops: plan
+                .ops
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| left.contains(i))
+                .map(|(_, op)| op.clone())
+                .collect(),
+            ..plan.clone()
+        }
     } else {
         let touched: BTreeSet<ProjectKey> = plan
             .ops

@@ -31,8 +31,9 @@ impl Drop for Server {
     }
 }
 
+/// The test settings, the drift scan off (runs by change then never read AWS unasked).
 fn replicator(interval: u64) -> String {
-    replicator_with(interval, "")
+    replicator_scanning(interval, 0.0)
 }
 
 /// The test settings, with `serve` fields added (`, run-deadline-seconds = 2`).
@@ -340,13 +341,13 @@ fn sample(samples: &[String], prefix: &str) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_at_start_up_and_on_schedule_and_exposes_drift_as_metrics() {
     let s = setup().await;
-    let server = start(&s, 2).await;
+    let (server, _) = start_scanning(&s, "serve-2", 2, 0.5).await;
     let first = server.finished_by("startup").await;
     assert_eq!(first["status"], "succeeded", "{first}");
     assert!(first["summary"]["applied"].as_u64().unwrap() > 0, "{first}");
     assert_eq!(server.get("/readyz").await.unwrap().status(), 200);
 
-    // Drift made by hand is repaired by the next scheduled run.
+    // Drift made by hand is found by the drift scan and repaired by the run it queues.
     let mallory = s.running.emulator.add_user("mallory@other.example");
     let mut state = s.running.emulator.dump();
     let admin = state
@@ -356,6 +357,13 @@ async fn syncs_at_start_up_and_on_schedule_and_exposes_drift_as_metrics() {
         .unwrap();
     admin.members.insert(mallory.clone());
     s.running.emulator.load(state);
+    let repair = server.finished_by("drift_scan").await;
+    assert_eq!(repair["status"], "succeeded", "{repair}");
+    assert_eq!(
+        repair["projects"],
+        serde_json::json!(["acme.web"]),
+        "{repair}"
+    );
     let scheduled = server.finished_by("schedule").await;
     assert_eq!(scheduled["status"], "succeeded", "{scheduled}");
     // The drift gauges go back to 0 once the run that repaired it has re-checked.
@@ -553,7 +561,8 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
     );
 
     // 100 calls at once: at most one run going and one queued. The run the first call starts
-    // is held in its first SCIM read for 8 s, so it cannot finish (and let a third run in) while
+    // (scoped, so that it reads AWS: an unscoped run by change would not) is held in its first
+    // SCIM read for 8 s, so it cannot finish (and let a third run in) while
     // the calls arrive, however slow the machine; the queue's own rule is unit-tested in
     // `src/server/runs.rs` (`triggers_join_the_queued_run_and_widen_its_scope`).
     let before = server.runs().await.len();
@@ -567,7 +576,8 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
     });
     let auth = [bearer()];
     let calls_started = Instant::now();
-    let calls = (0..100).map(|_| server.post("", &auth));
+    let shop = r#"{"workspace": "globex", "project": "shop"}"#;
+    let calls = (0..100).map(|_| server.post(shop, &auth));
     let answers = futures_util::future::join_all(calls).await;
     assert!(
         calls_started.elapsed() < Duration::from_secs(8),
@@ -588,7 +598,7 @@ async fn the_webhook_checks_callers_coalesces_and_syncs_one_project() {
     assert!(server.runs().await.len() - before <= 2);
     assert!(
         !holds("mst-globex.shop.meshstack-project-admin"),
-        "the full run repaired it"
+        "the run repaired it"
     );
 }
 
@@ -810,4 +820,200 @@ async fn a_workspace_webhook_syncs_that_workspace_and_an_unknown_project_fails()
         "repaired"
     );
     assert!(holds("mst-acme.web.meshstack-project-admin"), "left alone");
+}
+
+/// The settings of `replicator_with`, with the drift scan at `share` of the rates.
+fn replicator_scanning(interval: u64, share: f64) -> String {
+    replicator_with(interval, "").replacen(
+        "T.Replicator::{ ",
+        &format!("T.Replicator::{{ drift-scan.share = {share:?}, "),
+        1,
+    )
+}
+
+/// `serve` on a copy of the sample snapshot that the test may change between runs.
+async fn start_scanning(
+    s: &Setup,
+    name: &str,
+    interval: u64,
+    share: f64,
+) -> (Server, std::path::PathBuf) {
+    let config = s.config(
+        &format!("{name}.dhall"),
+        "%s.%s.%4\\$s",
+        &replicator_scanning(interval, share),
+    );
+    let snapshot = s.dir.path().join(format!("{name}.json"));
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let server = spawn(
+        s,
+        name,
+        &config,
+        &[OsStr::new("--snapshot"), snapshot.as_os_str()],
+    )
+    .await;
+    (server, snapshot)
+}
+
+/// Runs an unscoped sync now, as the schedule does, and returns it once finished.
+async fn run_now(server: &Server) -> Value {
+    let (status, body) = server.post("", &[bearer()]).await;
+    assert_eq!(status, 202, "{body}");
+    let run = server.finished(body["run_id"].as_u64().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    run
+}
+
+fn edit_snapshot(path: &Path, change: impl FnOnce(&mut Value)) {
+    let mut snapshot: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    change(&mut snapshot);
+    std::fs::write(path, serde_json::to_vec_pretty(&snapshot).unwrap()).unwrap();
+}
+
+fn user_id(s: &Setup, user_name: &str) -> String {
+    s.running
+        .emulator
+        .dump()
+        .users
+        .into_iter()
+        .find(|u| u.user_name == user_name)
+        .unwrap()
+        .id
+}
+
+/// Issue #17: once the start-up run has reconciled everything, a scheduled run reads meshStack
+/// in full and AWS only for the projects whose desired state changed: nothing when nothing
+/// changed, a handful of requests for one new membership, and a project gone from meshStack
+/// loses its members. Counted from the emulator's request log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_costs_what_changed_in_meshstack() {
+    let s = setup().await;
+    let (server, snapshot) = start_scanning(&s, "by-change", 3600, 0.0).await;
+    let startup = server.finished_by("startup").await;
+    assert_eq!(startup["status"], "succeeded", "{startup}");
+    assert!(
+        startup["summary"].get("reconciled_groups").is_none(),
+        "{startup}"
+    );
+    let requests = || s.running.emulator.requests().len();
+
+    // Nothing changed: no AWS request at all.
+    let before = requests();
+    let run = run_now(&server).await;
+    assert_eq!(run["summary"]["reconciled_groups"], 0, "{run}");
+    assert_eq!(requests() - before, 0, "{run}");
+
+    // One membership more: that group's lookup, members and assignments, the new member's
+    // lookup and one PATCH (7 here: the group also wants heidi, whom AWS does not have, and
+    // a user not found is looked for once more in the listing, ignoring case).
+    edit_snapshot(&snapshot, |snap| {
+        snap["bindings"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "workspace": "globex", "project": "shop", "role": "Project Reader",
+                "subject": {"user": "alice"}
+            }));
+    });
+    let before = requests();
+    let run = run_now(&server).await;
+    let calls = requests() - before;
+    assert_eq!(run["summary"]["reconciled_groups"], 1, "{run}");
+    assert_eq!(run["summary"]["applied"], 1, "{run}");
+    assert!(
+        calls <= 7,
+        "one membership cost {calls} AWS requests: {run}"
+    );
+    let alice = user_id(&s, "alice@acme.example");
+    assert!(holds(
+        &s,
+        "mst-globex.shop.meshstack-project-reader",
+        &alice
+    ));
+
+    // A project meshStack no longer has: its groups lose their members.
+    edit_snapshot(&snapshot, |snap| {
+        for list in ["projects", "tenants", "bindings"] {
+            snap[list]
+                .as_array_mut()
+                .unwrap()
+                .retain(|p| p["workspace"] != "globex" || p["project"] != "shop");
+        }
+    });
+    let run = run_now(&server).await;
+    assert_eq!(run["summary"]["reconciled_groups"], 3, "{run}");
+    let left: usize = s
+        .running
+        .emulator
+        .dump()
+        .groups
+        .iter()
+        .filter(|g| g.display_name.starts_with("mst-globex.shop."))
+        .map(|g| g.members.len())
+        .sum();
+    assert_eq!(left, 0, "{run}");
+
+    // And the next run has nothing to do again.
+    let before = requests();
+    let run = run_now(&server).await;
+    assert_eq!(run["summary"]["reconciled_groups"], 0, "{run}");
+    assert_eq!(requests() - before, 0, "{run}");
+}
+
+/// Issue #17: drift made by hand is found by the rolling scan, which reads AWS at its share of
+/// the rates, writes nothing itself and queues a run for the drifted project; the cycle's
+/// length and the age of the oldest confirmation are in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drift_scan_finds_drift_made_by_hand_within_a_cycle() {
+    let s = setup().await;
+    let (server, _) = start_scanning(&s, "scan", 3600, 0.5).await;
+    server.finished_by("startup").await;
+    let stranger = stranger_in_both_admin_groups(&s);
+    let repair = server.finished_by("drift_scan").await;
+    assert_eq!(repair["status"], "succeeded", "{repair}");
+    let started = Instant::now();
+    while holds(&s, "mst-acme.web.meshstack-project-admin", &stranger)
+        || holds(&s, "mst-globex.shop.meshstack-project-admin", &stranger)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the stranger stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A whole cycle has been measured.
+    let started = Instant::now();
+    let samples = loop {
+        let samples = parse_openmetrics(&server.metrics().await);
+        if sample(&samples, "aws_replicator_drift_scan_cycle_seconds").unwrap_or(0.0) > 0.0 {
+            break samples;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no cycle: {samples:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let scan: Vec<&String> = samples
+        .iter()
+        .filter(|s| s.contains("drift_scan"))
+        .collect();
+    assert!(
+        sample(&samples, "aws_replicator_drift_scan_drifted_total").unwrap() >= 2.0,
+        "{scan:#?}"
+    );
+    // The sample's projects with groups: acme.web and globex.shop (the others are held or have
+    // no tenant).
+    assert!(
+        sample(&samples, "aws_replicator_drift_scan_projects_total").unwrap() >= 2.0,
+        "{scan:#?}"
+    );
+    let estimate = sample(&samples, "aws_replicator_drift_scan_cycle_estimate_seconds").unwrap();
+    assert!(estimate > 0.0 && estimate < 10.0, "{estimate}");
+    let oldest = sample(
+        &samples,
+        "aws_replicator_drift_scan_oldest_unconfirmed_seconds",
+    )
+    .unwrap();
+    assert!(oldest < 60.0, "{oldest}");
 }

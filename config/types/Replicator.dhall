@@ -8,6 +8,11 @@
                                all accounts together.
       deletion-guard:          refuse a plan that deletes more than max-share of the managed groups,
                                memberships or assignments and more than max-count of them
+      drift-scan:              `serve` reconciles by change: a run reads meshStack in full and
+                               writes only where the desired state changed. Drift made by hand
+                               in AWS is found by a scan that reads every project again in turn,
+                               spending at most `share` (0.0–0.9) of each family's rate above;
+                               0.0 turns it off. `plan` shows how long one cycle takes.
       sso-admin:               what the management-account role may do beyond the seed's policy,
                                and how many assignment changes may be in flight (AWS allows 15):
         delete-assignments             sso:DeleteAccountAssignment and
@@ -69,6 +74,7 @@ let Settings =
           , meshstack : Double
           }
       , deletion-guard : { max-share : Double, max-count : Natural }
+      , drift-scan : { share : Double }
       , sso-admin :
           { delete-assignments : Bool
           , list-assignments-for-principal : Bool
@@ -111,6 +117,7 @@ let default =
       , rate-limits =
         { scim = 5.0, sso-admin = 5.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }
       , deletion-guard = { max-share = 0.2, max-count = 50 }
+      , drift-scan.share = 0.25
       , sso-admin =
         { delete-assignments = False
         , list-assignments-for-principal = False

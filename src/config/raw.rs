@@ -176,6 +176,7 @@ pub struct Replicator {
     pub schedule: Schedule,
     pub rate_limits: RateLimits,
     pub deletion_guard: DeletionGuard,
+    pub drift_scan: DriftScan,
     pub sso_admin: SsoAdminSettings,
     /// Where the JSON audit lines go: a file appended to, or stderr.
     pub audit_log: Option<String>,
@@ -285,6 +286,14 @@ pub struct RateLimits {
     pub identitystore: f64,
     pub iam: f64,
     pub meshstack: f64,
+}
+
+/// `replicator.drift-scan`: the rolling scan `serve` runs to find drift made by hand.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DriftScan {
+    /// The share (0.0–0.9) of each family's rate the scan may spend; 0.0 turns it off.
+    pub share: f64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -803,6 +803,16 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
             "e.g. 0.2 refuses plans that delete more than a fifth",
         );
     }
+    if !(0.0..=0.9).contains(&r.drift_scan.share) {
+        p.add(
+            "replicator.drift-scan.share",
+            format!(
+                "{} is not a share between 0.0 and 0.9",
+                r.drift_scan.share
+            ),
+            "0.25 lets the scan spend a quarter of each family's rate and leaves the rest to syncs; 0.0 turns it off",
+        );
+    }
     if !(1..=15).contains(&r.sso_admin.max_in_flight) {
         p.add(
             "replicator.sso-admin.max-in-flight",

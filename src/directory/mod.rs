@@ -225,8 +225,7 @@ pub async fn observe_knowing(
             workspaces,
             projects,
         } if workspaces.is_empty()
-            && store_groups
-                .is_none_or(|g| projects.len() * desired.roles.len() < g.div_ceil(100)) =>
+            && store_groups.is_none_or(|g| lookups(desired, projects) < g.div_ceil(100)) =>
         {
             find_groups(identity, desired, projects).await?
         }
@@ -240,6 +239,10 @@ pub async fn observe_knowing(
                     .as_ref()
                     .and_then(|e| GroupIdentity::parse(&desired.platform, e.as_str()))
                     .is_some_and(|identity| desired.scope.contains(&identity.project))
+                && desired
+                    .only_groups
+                    .as_ref()
+                    .is_none_or(|only| r.external_id.as_ref().is_some_and(|e| only.contains(e)))
         })
         .collect();
     let (members, observed_assignments) = futures_util::try_join!(
@@ -267,29 +270,41 @@ pub async fn observe_knowing(
     })
 }
 
+/// The `externalId` lookups [`find_groups`] makes.
+fn lookups(desired: &Desired, projects: &BTreeSet<crate::model::ProjectKey>) -> usize {
+    match &desired.only_groups {
+        Some(only) => only.len(),
+        None => projects.len() * desired.roles.len(),
+    }
+}
+
 /// The groups a scope of projects needs, looked up instead of listed: each configured role's
-/// group of each project by its `externalId` (wanted or not, renamed or not), then, for each
-/// wanted group not found under its name, that name (a foreign group may hold it). A held
-/// project is not looked at: nothing of it will change. Costs one request per lookup, however
-/// many groups the store holds; a role no longer configured is left to the full run.
+/// group of each project by its `externalId` (wanted or not, renamed or not), or for a run by
+/// change only its groups, then, for each wanted group not found under its name, that name (a
+/// foreign group may hold it). A held project is not looked at: nothing of it will change.
+/// Costs one request per lookup, however many groups the store holds; a role no longer
+/// configured is left to the full run.
 async fn find_groups(
     identity: &impl IdentityStore,
     desired: &Desired,
     projects: &BTreeSet<crate::model::ProjectKey>,
 ) -> Result<Vec<GroupRecord>, DirectoryError> {
-    let identities: Vec<ExternalId> = projects
-        .iter()
-        .filter(|p| !desired.held.contains(*p))
-        .flat_map(|project| {
-            desired.roles.iter().map(|role| {
-                GroupIdentity {
-                    project: project.clone(),
-                    role: role.clone(),
-                }
-                .external_id(&desired.platform)
+    let identities: Vec<ExternalId> = match &desired.only_groups {
+        Some(only) => only.iter().cloned().collect(),
+        None => projects
+            .iter()
+            .filter(|p| !desired.held.contains(*p))
+            .flat_map(|project| {
+                desired.roles.iter().map(|role| {
+                    GroupIdentity {
+                        project: project.clone(),
+                        role: role.clone(),
+                    }
+                    .external_id(&desired.platform)
+                })
             })
-        })
-        .collect();
+            .collect(),
+    };
     let mut found: Vec<GroupRecord> = stream::iter(&identities)
         .map(|e| identity.groups_with_external_id(e))
         .buffer_unordered(READ_CONCURRENCY)

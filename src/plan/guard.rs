@@ -8,6 +8,7 @@
 //! it through.
 
 use super::{Op, Plan};
+use crate::desired::Desired;
 use crate::model::GroupIdentity;
 use crate::observed::Observed;
 use serde::{Deserialize, Serialize};
@@ -44,24 +45,54 @@ impl std::fmt::Display for Tripped {
     }
 }
 
-/// The first kind of object the plan would delete too much of, if any. `whole_platform`: the
-/// observation covers every group of ours (an unscoped run), so "all of them" means all.
+/// How many groups, memberships and assignments we manage: the base the guard's share is
+/// taken of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Managed {
+    pub groups: u64,
+    pub memberships: u64,
+    pub assignments: u64,
+}
+
+impl Managed {
+    /// What an observation shows of ours.
+    pub fn observed(platform: &str, observed: &Observed) -> Self {
+        let ours: Vec<_> = observed
+            .groups
+            .iter()
+            .filter(|g| {
+                g.external_id
+                    .as_ref()
+                    .is_some_and(|e| GroupIdentity::is_ours(platform, e.as_str()))
+            })
+            .collect();
+        Managed {
+            groups: ours.len() as u64,
+            memberships: ours.iter().map(|g| g.members.len() as u64).sum(),
+            assignments: observed.assignments.len() as u64,
+        }
+    }
+
+    /// What AWS holds once `desired` is reconciled: the estate a run by change stands for.
+    pub fn desired(desired: &Desired) -> Self {
+        let groups = desired.groups.values();
+        Managed {
+            groups: groups.len() as u64,
+            memberships: groups.clone().map(|g| g.members.len() as u64).sum(),
+            assignments: groups.map(|g| g.permission_sets.len() as u64).sum(),
+        }
+    }
+}
+
+/// The first kind of object the plan would delete too much of, if any, out of `managed`.
+/// `whole_platform`: `managed` is every group of ours (an unscoped run, or a run by change
+/// measured against the estate), so "all of them" means all.
 pub fn check(
     plan: &Plan,
-    observed: &Observed,
+    managed: Managed,
     limits: Limits,
     whole_platform: bool,
 ) -> Option<Tripped> {
-    let ours: Vec<_> = observed
-        .groups
-        .iter()
-        .filter(|g| {
-            g.external_id
-                .as_ref()
-                .is_some_and(|e| GroupIdentity::is_ours(&plan.platform, e.as_str()))
-        })
-        .collect();
-    let managed_members: u64 = ours.iter().map(|g| g.members.len() as u64).sum();
     let (mut groups, mut members, mut assignments) = (0u64, 0u64, 0u64);
     for op in &plan.ops {
         match op {
@@ -72,13 +103,9 @@ pub fn check(
         }
     }
     [
-        ("groups", groups, ours.len() as u64),
-        ("memberships", members, managed_members),
-        (
-            "assignments",
-            assignments,
-            observed.assignments.len() as u64,
-        ),
+        ("groups", groups, managed.groups),
+        ("memberships", members, managed.memberships),
+        ("assignments", assignments, managed.assignments),
     ]
     .into_iter()
     .find(|(_, deleted, managed)| {

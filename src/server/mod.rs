@@ -14,13 +14,15 @@
 mod auth;
 mod leader;
 mod runs;
+mod scan;
 mod worker;
 
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::desired::{Scope, Settings, desired};
+use crate::known::Known;
 use crate::metrics::{Metrics, drift_by_project};
-use crate::model::ProjectKey;
+use crate::model::{GroupIdentity, ProjectKey};
 use crate::snapshot::Snapshot;
 use crate::sso::admin::SsoAdmin;
 use crate::sso::scim::ScimClient;
@@ -31,6 +33,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use std::collections::BTreeSet;
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -93,6 +96,10 @@ struct Service {
     started: tokio::time::Instant,
     /// The signatures of signed requests seen within their window.
     replays: Mutex<Replays>,
+    /// What the last runs reconciled, for runs by change and the drift scan.
+    known: Mutex<Option<Known<std::time::Instant>>>,
+    /// Account ids the account phase found, for tenants meshStack has none for yet.
+    account_ids: Mutex<std::collections::BTreeMap<ProjectKey, String>>,
 }
 
 /// Serves until `shutdown` resolves; returns once the running sync has finished or stopped.
@@ -140,6 +147,8 @@ pub async fn serve(
         ready: AtomicBool::new(false),
         started: tokio::time::Instant::now(),
         replays: Mutex::default(),
+        known: Mutex::default(),
+        account_ids: Mutex::default(),
         config,
     });
     tracing::info!(address = %options.listen, "serving");
@@ -162,8 +171,8 @@ pub async fn serve(
         metrics: &service.metrics,
         deadline: Duration::from_secs(service.config.replicator.serve.run_deadline_seconds),
     };
-    // The scheduler and the worker: what the one writer does. Without leader election that is
-    // this process, for as long as it serves.
+    // The scheduler, the worker and the drift scan: what the one writer does. Without leader
+    // election that is this process, for as long as it serves.
     let lead = || {
         let (service, runner, mut stop_rx) = (&service, &runner, stop_rx.clone());
         async move {
@@ -173,11 +182,20 @@ pub async fn serve(
             };
             // Each run is boxed: a sync is a deep future, and nested in the server's it grew
             // too deep for the compiler to lay out.
-            runner
-                .work(stopping, |scope| async move {
-                    Box::pin(service.run(&scope)).await
-                })
-                .await;
+            let work = runner.work(stopping, |scope| async move {
+                Box::pin(service.run(&scope)).await
+            });
+            // On this task too (the same `Send` limit); it ends with the worker.
+            let scan = async {
+                if let Some((scim, admin)) = service.scan_clients() {
+                    Box::pin(scan::scan(service.clone(), scim, admin)).await;
+                }
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                () = work => {}
+                () = scan => {}
+            }
         }
     };
     let work = async {
@@ -279,12 +297,16 @@ impl Service {
     }
 
     /// One sync of `scope`: the metrics follow the plan, then what is left after applying.
+    /// Once a full run has reconciled the platform, a scheduled run goes by change.
     async fn run(&self, scope: &Scope) -> Result<RunSummary, String> {
         let snapshot = self.snapshot(scope).await?;
         let Some((scim, admin)) = &self.sso else {
             return self.run_idb(scope, &snapshot).await;
         };
         let sso = self.config.require_sso().map_err(|e| e.to_string())?;
+        if *scope == Scope::All && self.known().is_some() {
+            return self.run_changes(snapshot, sso, scim, admin).await;
+        }
         // Accounts first: a new project's account must exist before its groups are assigned.
         let (accounts, snapshot) = self.accounts(scope, &snapshot).await?;
         let desired = desired(&snapshot, &Settings::new(&self.config, sso), scope);
@@ -300,20 +322,142 @@ impl Service {
                     .collect(),
             ),
         };
+        let result = self
+            .sync(&desired, projects.as_deref(), None, scim, admin)
+            .await?;
+        let unfinished = crate::known::groups_of(&result.remaining);
+        let now = std::time::Instant::now();
+        let mut known = self.known();
+        match (scope, known.as_mut()) {
+            (Scope::All, _) => *known = Some(Known::new(desired, &unfinished, now)),
+            (Scope::Only { .. }, Some(known)) => known.record(&desired, &unfinished, now),
+            // Before the first full run there is nothing to go by change from.
+            (Scope::Only { .. }, None) => {}
+        }
+        drop(known);
+        Ok(summary(&accounts, &result, None))
+    }
+
+    /// A scheduled run by change: meshStack read in full, AWS read and written only for the
+    /// projects whose desired state changed since the last run (or that the drift scan or an
+    /// unfinished run left to do).
+    async fn run_changes(
+        &self,
+        snapshot: Snapshot,
+        sso: &crate::config::SsoConfig,
+        scim: &ScimClient,
+        admin: &SsoAdmin,
+    ) -> Result<RunSummary, String> {
+        let settings = Settings::new(&self.config, sso);
+        // Account ids found by earlier runs, for tenants meshStack has none for yet.
+        let mut snapshot = snapshot;
+        {
+            let ids = self.account_ids.lock().expect("account ids lock");
+            for tenant in &mut snapshot.tenants {
+                if tenant.account_id.is_none()
+                    && let Some(id) = ids.get(&tenant.key())
+                {
+                    tenant.account_id = Some(id.clone());
+                }
+            }
+        }
+        let mut desired = desired(&snapshot, &settings, &Scope::All);
+        let mut changed = self
+            .known()
+            .as_ref()
+            .map(|k| k.to_reconcile(&desired))
+            .unwrap_or_default();
+        let mut accounts = crate::accounts::run::Report::default();
+        if !self.config.accounts.landing_zones.is_empty() {
+            // A tenant still without an account is worked on every run, as in a full one.
+            let waiting = snapshot
+                .tenants
+                .iter()
+                .filter(|t| t.account_id.is_none())
+                .map(|t| t.key());
+            let projects: BTreeSet<ProjectKey> = changed
+                .iter()
+                .filter_map(|e| GroupIdentity::parse(&desired.platform, e.as_str()))
+                .map(|i| i.project)
+                .chain(waiting)
+                .collect();
+            if !projects.is_empty() {
+                let scope = Scope::projects(projects);
+                let (report, filled) = self.accounts(&scope, &snapshot).await?;
+                accounts = report;
+                desired = crate::desired::desired(&filled, &settings, &Scope::All);
+                changed = self
+                    .known()
+                    .as_ref()
+                    .map(|k| k.to_reconcile(&desired))
+                    .unwrap_or_default();
+            }
+        }
+        let mut narrowed = desired.only(&changed);
+        narrowed.findings = desired.findings.clone();
+        let estate = self
+            .known()
+            .as_ref()
+            .map(Known::managed)
+            .unwrap_or_default();
+        let projects: Vec<ProjectKey> = match &narrowed.scope {
+            Scope::Only { projects, .. } => projects.iter().cloned().collect(),
+            Scope::All => Vec::new(),
+        };
+        let result = self
+            .sync(&narrowed, Some(&projects), Some(estate), scim, admin)
+            .await?;
+        let unfinished = crate::known::groups_of(&result.remaining);
+        if let Some(known) = self.known().as_mut() {
+            known.record_changes(&desired, &narrowed, &unfinished, std::time::Instant::now());
+        }
+        let reconciled = narrowed.only_groups.as_ref().map_or(0, BTreeSet::len);
+        Ok(summary(&accounts, &result, Some(reconciled)))
+    }
+
+    /// Observe, plan, apply for `desired`, with the metrics: drift of `projects` (`None`: all)
+    /// as planned and as left, operations, the guard. `estate`: a run by change, measured
+    /// against what we manage across the platform.
+    async fn sync(
+        &self,
+        desired: &crate::desired::Desired,
+        projects: Option<&[ProjectKey]>,
+        estate: Option<crate::plan::guard::Managed>,
+        scim: &ScimClient,
+        admin: &SsoAdmin,
+    ) -> Result<crate::sync::SyncReport, String> {
         let planned = |plan: &crate::plan::Plan| {
             self.ready.store(true, Ordering::Relaxed);
-            self.metrics.record_drift(plan, projects.as_deref());
+            self.metrics.record_drift(plan, projects);
         };
-        let result = crate::sync::sync(
-            &desired,
-            scim,
-            admin,
-            crate::sso::sync_settings(&self.config),
-            &self.audit,
-            planned,
-            &|_| {},
-        )
-        .await
+        let settings = crate::sso::sync_settings(&self.config);
+        let result = match estate {
+            None => {
+                crate::sync::sync(
+                    desired,
+                    scim,
+                    admin,
+                    settings,
+                    &self.audit,
+                    planned,
+                    &|_| {},
+                )
+                .await
+            }
+            Some(estate) => {
+                crate::sync::sync_changes(
+                    desired,
+                    estate,
+                    scim,
+                    admin,
+                    settings,
+                    &self.audit,
+                    planned,
+                    &|_| {},
+                )
+                .await
+            }
+        }
         .map_err(|e| e.to_string())?;
         self.metrics.record_guard(result.refused.is_some());
         if let Some(tripped) = &result.refused {
@@ -322,32 +466,67 @@ impl Service {
         let touched: Vec<ProjectKey> = drift_by_project(&result.plan).into_keys().collect();
         self.metrics.record_drift(&result.remaining, Some(&touched));
         self.metrics.record_report(&result.plan, &result.report);
-        let report = &result.report;
-        let account_problems = accounts.accounts.iter().filter_map(|o| {
-            o.error
-                .as_ref()
-                .map(|e| format!("account of {}: {e}", o.project))
-        });
-        Ok(RunSummary {
-            account_steps_done: accounts.accounts.iter().map(|o| o.done.len()).sum(),
-            account_steps_left: accounts.pending_steps(),
-            planned: result.plan.ops.len(),
-            applied: report.applied,
-            failed: report.failed + accounts.failed(),
-            skipped: report.skipped,
-            remaining: result.remaining.ops.len(),
-            scim_calls: result.calls.scim,
-            sso_admin_calls: result.calls.sso_admin,
-            problems: account_problems
-                .chain(report.problems(&result.plan))
-                .collect(),
-            findings: result
-                .plan
-                .findings
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        })
+        if let Some(known) = self.known().as_ref() {
+            let oldest = known
+                .oldest_confirmation()
+                .map_or(0.0, |at| at.elapsed().as_secs_f64());
+            self.metrics.record_scan(0, 0, oldest);
+        }
+        Ok(result)
+    }
+
+    /// The drift scan's own clients, at its share of the rates; `None` when it is off or on
+    /// the meshIdB path.
+    fn scan_clients(&self) -> Option<(ScimClient, SsoAdmin)> {
+        let share = self.config.replicator.drift_scan.share;
+        let sso = self.config.sso.as_ref().filter(|_| share > 0.0)?;
+        crate::sso::connect_at(&self.config, sso, Some(self.metrics.clone()), share)
+            .inspect_err(
+                |error| tracing::error!(%error, "drift scan: cannot reach AWS; not scanning"),
+            )
+            .ok()
+    }
+
+    /// What the service knows between runs (`None` until the first full run).
+    fn known(&self) -> std::sync::MutexGuard<'_, Option<Known<std::time::Instant>>> {
+        self.known.lock().expect("known lock")
+    }
+}
+
+/// A run's summary: accounts, then the sync.
+fn summary(
+    accounts: &crate::accounts::run::Report,
+    result: &crate::sync::SyncReport,
+    reconciled_groups: Option<usize>,
+) -> RunSummary {
+    let report = &result.report;
+    let account_problems = accounts.accounts.iter().filter_map(|o| {
+        o.error
+            .as_ref()
+            .map(|e| format!("account of {}: {e}", o.project))
+    });
+    RunSummary {
+        account_steps_done: accounts.accounts.iter().map(|o| o.done.len()).sum(),
+        account_steps_left: accounts.pending_steps(),
+        planned: result.plan.ops.len(),
+        applied: report.applied,
+        failed: report.failed + accounts.failed(),
+        skipped: report.skipped,
+        remaining: result.remaining.ops.len(),
+        scim_calls: result.calls.scim,
+        sso_admin_calls: result.calls.sso_admin,
+        scim_reads: result.calls.scim_reads,
+        sso_admin_reads: result.calls.sso_admin_reads,
+        reconciled_groups,
+        problems: account_problems
+            .chain(report.problems(&result.plan))
+            .collect(),
+        findings: result
+            .plan
+            .findings
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     }
 }
 
@@ -369,6 +548,10 @@ impl Service {
         .await
         .map_err(|e| format!("accounts: {e}"))?;
         accounts.record(&self.metrics);
+        self.account_ids
+            .lock()
+            .expect("account ids lock")
+            .extend(accounts.account_ids());
         Ok((accounts, snapshot))
     }
 
@@ -421,10 +604,9 @@ impl Service {
             failed: iam.failed() + accounts.failed(),
             skipped: 0,
             remaining: iam.pending(),
-            scim_calls: 0,
-            sso_admin_calls: 0,
             problems: errors.collect(),
             findings: iam.findings().map(ToString::to_string).collect(),
+            ..RunSummary::default()
         })
     }
 }

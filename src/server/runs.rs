@@ -32,6 +32,8 @@ pub enum Trigger {
     Startup,
     Schedule,
     Webhook,
+    /// The drift scan found these projects differing from their desired state.
+    DriftScan,
 }
 
 /// What a finished run did, for `GET /v1/runs/{id}`.
@@ -48,6 +50,14 @@ pub struct RunSummary {
     pub remaining: usize,
     pub scim_calls: u64,
     pub sso_admin_calls: u64,
+    /// Reads, before applying and (for a full or scoped run) after it.
+    pub scim_reads: u64,
+    pub sso_admin_reads: u64,
+    /// A scheduled run by change: the groups it reconciled (their desired state changed, or
+    /// the drift scan or an earlier run left them to do). Absent for a run that observed its
+    /// whole scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciled_groups: Option<usize>,
     /// The failed and skipped changes, for people.
     pub problems: Vec<String>,
     pub findings: Vec<String>,
@@ -215,6 +225,12 @@ impl Runs {
 
     pub fn get(&self, id: RunId) -> Option<Run> {
         self.state.lock().expect("runs lock").runs.get(&id).cloned()
+    }
+
+    /// A run is running or queued.
+    pub fn busy(&self) -> bool {
+        let state = self.state.lock().expect("runs lock");
+        state.running.is_some() || state.queued.is_some()
     }
 
     /// When the last successful run finished.

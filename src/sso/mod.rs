@@ -14,17 +14,28 @@ pub fn connect(
     sso: &SsoConfig,
     observer: Option<std::sync::Arc<dyn crate::metrics::RequestObserver>>,
 ) -> Result<(scim::ScimClient, admin::SsoAdmin), crate::aws::AwsError> {
+    connect_at(config, sso, observer, 1.0)
+}
+
+/// [`connect`], with clients that allow themselves `share` (0–1] of each family's configured
+/// rate: the drift scan's.
+pub fn connect_at(
+    config: &Config,
+    sso: &SsoConfig,
+    observer: Option<std::sync::Arc<dyn crate::metrics::RequestObserver>>,
+    share: f64,
+) -> Result<(scim::ScimClient, admin::SsoAdmin), crate::aws::AwsError> {
     let rates = &config.replicator.rate_limits;
     let mut scim = scim::ScimClient::new(
         &sso.scim_endpoint,
         sso.token.clone(),
-        rates.scim,
+        rates.scim * share,
         crate::retry::RetryPolicy::aws(),
     );
     let mut admin = admin::SsoAdmin::new(
         crate::aws::sso_admin(config)?,
         &sso.instance_arn,
-        rates.sso_admin,
+        rates.sso_admin * share,
         admin::Polling::default(),
     )
     .with_batch_status(config.replicator.sso_admin.list_assignment_status);

@@ -1,0 +1,350 @@
+//! What `serve` knows between runs, so that a run costs what changed rather than what exists:
+//! the desired state as last reconciled, when each project was last seen in AWS as it should
+//! be, and which projects must be looked at again whatever meshStack says. Plain data; the
+//! caller passes the time in, as any ordered value (`serve` uses `Instant`).
+//!
+//! A scheduled run reads meshStack in full (meshStack's budget), computes the desired state,
+//! and reconciles only [`Known::to_reconcile`]: the projects whose desired state differs from
+//! the last one, and those a run left unfinished or the drift scan found drifted. Drift made
+//! by hand in AWS is not in meshStack's data; the rolling drift scan ([`crate::scan`]) finds it
+//! by reading each project again in turn, spending a set share of each family's rate.
+
+use crate::desired::{Desired, Scope};
+use crate::model::{ExternalId, GroupIdentity, ProjectKey};
+use crate::plan::Plan;
+use crate::plan::guard::Managed;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub struct Known<T> {
+    /// The whole platform's desired state as last reconciled (scope: all).
+    desired: Desired,
+    /// When each project (not held) was last seen in AWS as it should be: read by the drift
+    /// scan, or reconciled whole by a full or scoped run.
+    confirmed: BTreeMap<ProjectKey, T>,
+    /// Groups to reconcile on the next run whatever meshStack says: a run left something
+    /// undone in them, or the drift scan found them differing.
+    dirty: BTreeSet<ExternalId>,
+}
+
+/// The groups whose desired state differs between `old` and `new` (added, gone, or changed in
+/// name, account, members or permission sets), and those of projects that stopped being held.
+/// Groups of projects held in `new` are left out: nothing of theirs is touched.
+pub fn changed(old: &Desired, new: &Desired) -> BTreeSet<ExternalId> {
+    let mut out = BTreeSet::new();
+    let (mut a, mut b) = (old.groups.iter().peekable(), new.groups.iter().peekable());
+    // Both maps are sorted by external id: one walk finds every difference.
+    loop {
+        let differing = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some((ka, ga)), Some((kb, gb))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    let differs = ga != gb;
+                    let (ga, _) = (a.next(), b.next());
+                    ga.filter(|_| differs)
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+        };
+        if let Some((external_id, group)) = differing
+            && !new.held.contains(&group.identity.project)
+        {
+            out.insert(external_id.clone());
+        }
+    }
+    out
+}
+
+/// The groups of a plan's operations: those a run left unfinished when the plan is what
+/// remains, those drifted when it is a scan's.
+pub fn groups_of(plan: &Plan) -> BTreeSet<ExternalId> {
+    plan.ops
+        .iter()
+        .map(|op| op.group().external_id.clone())
+        .collect()
+}
+
+fn project_of(desired: &Desired, external_id: &ExternalId) -> Option<ProjectKey> {
+    GroupIdentity::parse(&desired.platform, external_id.as_str()).map(|i| i.project)
+}
+
+impl<T: Copy + Ord> Known<T> {
+    /// After a full run reconciled `desired` (scope: all) at `now`; `unfinished` are the
+    /// groups it left work in.
+    pub fn new(desired: Desired, unfinished: &BTreeSet<ExternalId>, now: T) -> Self {
+        let mut known = Known {
+            desired,
+            confirmed: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        };
+        known.settle(&Scope::All, unfinished, now);
+        known
+    }
+
+    pub fn desired(&self) -> &Desired {
+        &self.desired
+    }
+
+    /// The groups a run for `new` (scope: all) must reconcile.
+    pub fn to_reconcile(&self, new: &Desired) -> BTreeSet<ExternalId> {
+        let mut out = changed(&self.desired, new);
+        out.extend(
+            self.dirty
+                .iter()
+                .filter(|e| project_of(new, e).is_none_or(|p| !new.held.contains(&p)))
+                .cloned(),
+        );
+        out
+    }
+
+    /// A full or scoped run reconciled `run` at `now`: its desired state replaces what was
+    /// known within its scope, whose projects count as confirmed; `unfinished` are the groups
+    /// it left work in, which the next run takes up again.
+    pub fn record(&mut self, run: &Desired, unfinished: &BTreeSet<ExternalId>, now: T) {
+        if run.scope == Scope::All {
+            self.desired = run.clone();
+        } else {
+            let scope = &run.scope;
+            self.desired
+                .groups
+                .retain(|_, g| !scope.contains(&g.identity.project));
+            self.desired.held.retain(|p| !scope.contains(p));
+            self.desired.groups.extend(
+                run.groups
+                    .iter()
+                    .filter(|(_, g)| scope.contains(&g.identity.project))
+                    .map(|(k, g)| (k.clone(), g.clone())),
+            );
+            self.desired
+                .held
+                .extend(run.held.iter().filter(|p| scope.contains(p)).cloned());
+        }
+        self.settle(&run.scope, unfinished, now);
+    }
+
+    /// A run by change reconciled the groups of `run` (made by [`Desired::only`] from `new`,
+    /// the whole platform's desired state) at `now`. Only those groups take their new state;
+    /// projects are confirmed by the scan, not by a run that read part of them.
+    pub fn record_changes(
+        &mut self,
+        new: &Desired,
+        run: &Desired,
+        unfinished: &BTreeSet<ExternalId>,
+        now: T,
+    ) {
+        for external_id in run.only_groups.iter().flatten() {
+            match new.groups.get(external_id) {
+                Some(group) => {
+                    self.desired
+                        .groups
+                        .insert(external_id.clone(), group.clone());
+                }
+                None => {
+                    self.desired.groups.remove(external_id);
+                }
+            }
+            if !unfinished.contains(external_id) {
+                self.dirty.remove(external_id);
+            }
+        }
+        self.dirty.extend(unfinished.iter().cloned());
+        // A project held now keeps its groups in AWS as they are; forgetting them here makes
+        // them count as changed once it is no longer held.
+        self.desired.held = new.held.clone();
+        let held = &self.desired.held;
+        self.desired
+            .groups
+            .retain(|_, g| !held.contains(&g.identity.project));
+        let present: BTreeSet<&ProjectKey> = self
+            .desired
+            .groups
+            .values()
+            .map(|g| &g.identity.project)
+            .collect();
+        self.confirmed.retain(|p, _| present.contains(p));
+        for project in present {
+            // New projects are scanned from now on, as if confirmed by the run that made them.
+            if !self.confirmed.contains_key(project) {
+                self.confirmed.insert(project.clone(), now);
+            }
+        }
+    }
+
+    /// The drift scan read `projects` at `now` and found `drifted` groups differing from what
+    /// they should be: those go to the next run; the projects are confirmed.
+    pub fn scanned(&mut self, projects: &[ProjectKey], drifted: &BTreeSet<ExternalId>, now: T) {
+        self.dirty.extend(drifted.iter().cloned());
+        let drifted_projects: BTreeSet<ProjectKey> = drifted
+            .iter()
+            .filter_map(|e| project_of(&self.desired, e))
+            .collect();
+        for project in projects {
+            if !drifted_projects.contains(project)
+                && let Some(at) = self.confirmed.get_mut(project)
+            {
+                *at = now;
+            }
+        }
+    }
+
+    /// The groups that need a run whatever meshStack says.
+    pub fn dirty(&self) -> &BTreeSet<ExternalId> {
+        &self.dirty
+    }
+
+    /// Up to `n` projects the drift scan reads next, in key order after `after`; fewer than
+    /// `n` when the cycle reaches its end. Held projects are not read: nothing of them changes.
+    pub fn scan_slice(&self, after: Option<&ProjectKey>, n: usize) -> Vec<ProjectKey> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.confirmed
+            .range((from, Bound::Unbounded))
+            .take(n)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// When the project seen longest ago was last seen as it should be.
+    pub fn oldest_confirmation(&self) -> Option<T> {
+        self.confirmed.values().min().copied()
+    }
+
+    /// The projects the scan covers (every project with groups, not held).
+    pub fn scanned_projects(&self) -> usize {
+        self.confirmed.len()
+    }
+
+    /// What we manage once the known state holds: the guard's base for a run by change.
+    pub fn managed(&self) -> Managed {
+        Managed::desired(&self.desired)
+    }
+
+    /// The projects of `scope` were just reconciled whole at `now`: confirmed; their dirty
+    /// groups are replaced by `unfinished`; held or gone projects are no longer scanned.
+    fn settle(&mut self, scope: &Scope, unfinished: &BTreeSet<ExternalId>, now: T) {
+        let platform = self.desired.platform.clone();
+        self.dirty.retain(|e| {
+            GroupIdentity::parse(&platform, e.as_str()).is_some_and(|i| !scope.contains(&i.project))
+        });
+        self.dirty.extend(unfinished.iter().cloned());
+        let present: BTreeSet<&ProjectKey> = self
+            .desired
+            .groups
+            .values()
+            .map(|g| &g.identity.project)
+            .collect();
+        self.confirmed
+            .retain(|p, _| !scope.contains(p) || present.contains(p));
+        for project in present.into_iter().filter(|p| scope.contains(p)) {
+            self.confirmed.insert(project.clone(), now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::DesiredGroup;
+    use crate::model::{AccountId, Euid, GroupName, RoleId};
+
+    fn group(project: &str, role: &str, members: &[&str]) -> (ExternalId, DesiredGroup) {
+        let identity = GroupIdentity {
+            project: ProjectKey::new("ws", project),
+            role: RoleId::from(role),
+        };
+        (
+            identity.external_id("p"),
+            DesiredGroup {
+                name: GroupName::from(format!("mst-ws.{project}.{role}").as_str()),
+                account: AccountId::from("111111111111"),
+                members: members.iter().map(|m| Euid::from(*m)).collect(),
+                permission_sets: Default::default(),
+                identity,
+            },
+        )
+    }
+
+    fn desired(groups: &[(ExternalId, DesiredGroup)], held: &[&str]) -> Desired {
+        Desired {
+            platform: "p".into(),
+            scope: Scope::All,
+            groups: groups.iter().cloned().collect(),
+            held: held.iter().map(|p| ProjectKey::new("ws", *p)).collect(),
+            findings: BTreeSet::new(),
+            policy: crate::desired::ApplyPolicy {
+                may_delete_assignments: false,
+                scim_rate: 5.0,
+                sso_admin_rate: 5.0,
+            },
+            roles: vec![RoleId::from("admin"), RoleId::from("user")],
+            only_groups: None,
+        }
+    }
+
+    #[test]
+    fn changed_names_the_groups_that_differ_and_leaves_held_projects_alone() {
+        let a = group("a", "admin", &["x"]);
+        let a2 = group("a", "admin", &["x", "y"]);
+        let b = group("b", "admin", &[]);
+        let c = group("c", "user", &[]);
+        let d = group("d", "user", &[]);
+        let old = desired(&[a.clone(), b.clone(), c.clone()], &[]);
+        // a's members changed, b is gone, d is new, c is held now (its group stays in AWS).
+        let new = desired(&[a2, d.clone()], &["c"]);
+        let found = changed(&old, &new);
+        assert_eq!(found, [a.0.clone(), b.0, d.0.clone()].into_iter().collect());
+        assert!(changed(&new, &new).is_empty());
+
+        // A run by change reconciles exactly those; the next run has nothing to do.
+        let now = 100u64;
+        let mut known = Known::new(old, &BTreeSet::new(), now);
+        assert_eq!(known.scanned_projects(), 3);
+        let run = new.only(&known.to_reconcile(&new));
+        assert_eq!(run.only_groups.as_ref().unwrap().len(), 3);
+        known.record_changes(&new, &run, &BTreeSet::new(), now);
+        assert!(known.to_reconcile(&new).is_empty());
+        // a and d are scanned; b is gone and c held.
+        assert_eq!(
+            known.scan_slice(None, 10),
+            [ProjectKey::new("ws", "a"), ProjectKey::new("ws", "d")]
+        );
+
+        // What a run left undone, or a scan found drifted, is done again until it succeeds.
+        let unfinished: BTreeSet<ExternalId> = [a.0.clone()].into_iter().collect();
+        known.record_changes(&new, &run, &unfinished, now);
+        assert_eq!(known.to_reconcile(&new), unfinished);
+        known.record_changes(&new, &new.only(&unfinished), &BTreeSet::new(), now);
+        assert!(known.to_reconcile(&new).is_empty());
+        let later = now + 60;
+        known.scanned(
+            &[ProjectKey::new("ws", "a"), ProjectKey::new("ws", "d")],
+            &[d.0.clone()].into_iter().collect(),
+            later,
+        );
+        assert_eq!(known.to_reconcile(&new), [d.0].into_iter().collect());
+        // d drifted, so it keeps its older confirmation.
+        assert_eq!(known.oldest_confirmation(), Some(now));
+    }
+
+    #[test]
+    fn the_scan_walks_every_project_in_slices_and_ends_its_cycle() {
+        let groups: Vec<_> = (0..25)
+            .map(|i| group(&format!("p{i:02}"), "admin", &[]))
+            .collect();
+        let known = Known::new(desired(&groups, &[]), &BTreeSet::new(), 0);
+        let mut after = None;
+        let mut seen = Vec::new();
+        loop {
+            let slice = known.scan_slice(after.as_ref(), 10);
+            if slice.is_empty() {
+                break;
+            }
+            after = slice.last().cloned();
+            seen.extend(slice);
+        }
+        assert_eq!(seen.len(), 25);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    }
+}

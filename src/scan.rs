@@ -1,0 +1,139 @@
+//! The rolling drift scan's budget: what reading every project of ours again costs, and how
+//! long one cycle takes when the scan may spend `share` of each family's configured rate.
+//! `serve` runs the scan (`server/scan.rs`); `plan` and `config check` show the estimate.
+//!
+//! The scan reads a project as a scoped run does (`directory::observe`): each configured
+//! role's group by `externalId`, each group's members (one request per 100), and the
+//! assignments of each (account, permission set) pair, or of each group with
+//! `list-assignments-for-principal`. A synced project of three roles on one permission set
+//! each costs 6 SCIM requests and 3 sso-admin requests (1 with one permission set shared).
+
+use crate::desired::Desired;
+use crate::directory::AssignmentReads;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One cycle of the drift scan over an estate.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Cycle {
+    /// Projects read (those not held).
+    pub projects: usize,
+    pub scim_calls: u64,
+    pub sso_admin_calls: u64,
+    /// At `share` of each family's rate; the slower family decides.
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for Cycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} project(s): {} SCIM and {} sso-admin reads, {} per cycle",
+            self.projects,
+            self.scim_calls,
+            self.sso_admin_calls,
+            human(self.seconds)
+        )
+    }
+}
+
+/// Seconds as people read a duration: `45 s`, `12 min`, `3.4 h`.
+pub fn human(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{} s", seconds.ceil())
+    } else if seconds < 7200.0 {
+        format!("{} min", (seconds / 60.0).ceil())
+    } else {
+        format!("{:.1} h", seconds / 3600.0)
+    }
+}
+
+/// The cost of one cycle over `desired` (scope: all), at `share` (0–1) of the rates in its
+/// policy.
+pub fn cycle(desired: &Desired, reads: AssignmentReads, share: f64) -> Cycle {
+    let mut groups: BTreeMap<_, Vec<_>> = BTreeMap::new();
+    for group in desired.groups.values() {
+        if !desired.held.contains(&group.identity.project) {
+            groups
+                .entry(&group.identity.project)
+                .or_default()
+                .push(group);
+        }
+    }
+    let (mut scim, mut sso) = (0u64, 0u64);
+    for of_project in groups.values() {
+        scim += desired.roles.len() as u64;
+        scim += of_project
+            .iter()
+            .map(|g| (g.members.len() as u64).div_ceil(100).max(1))
+            .sum::<u64>();
+        sso += match reads {
+            AssignmentReads::PerGroup => of_project.len() as u64,
+            AssignmentReads::PerPair => of_project
+                .iter()
+                .flat_map(|g| g.permission_sets.iter().map(move |ps| (&g.account, ps)))
+                .collect::<BTreeSet<_>>()
+                .len() as u64,
+        };
+    }
+    Cycle {
+        projects: groups.len(),
+        scim_calls: scim,
+        sso_admin_calls: sso,
+        seconds: seconds(
+            scim,
+            sso,
+            share * desired.policy.scim_rate,
+            share * desired.policy.sso_admin_rate,
+        ),
+    }
+}
+
+/// A cycle of `projects` projects shaped as the configuration makes them: `roles` groups each
+/// (of up to 100 members), `pairs` (account, permission set) pairs to read per project.
+pub fn cycle_of_shape(
+    projects: usize,
+    roles: usize,
+    pairs: usize,
+    scim_rate: f64,
+    sso_admin_rate: f64,
+    share: f64,
+) -> Cycle {
+    let scim = (projects * roles * 2) as u64;
+    let sso = (projects * pairs) as u64;
+    Cycle {
+        projects,
+        scim_calls: scim,
+        sso_admin_calls: sso,
+        seconds: seconds(scim, sso, share * scim_rate, share * sso_admin_rate),
+    }
+}
+
+fn seconds(scim: u64, sso: u64, scim_rate: f64, sso_rate: f64) -> f64 {
+    if scim_rate <= 0.0 || sso_rate <= 0.0 {
+        return f64::INFINITY;
+    }
+    (scim as f64 / scim_rate).max(sso as f64 / sso_rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cycle_costs_two_scim_reads_per_group_and_one_per_pair_at_the_share_of_the_rate() {
+        let cycle = cycle_of_shape(33_000, 3, 1, 20.0, 20.0, 0.25);
+        assert_eq!(cycle.scim_calls, 198_000);
+        assert_eq!(cycle.sso_admin_calls, 33_000);
+        // 198,000 reads at 5 per second.
+        assert_eq!(cycle.seconds, 39_600.0);
+        assert_eq!(human(cycle.seconds), "11.0 h");
+        assert_eq!(human(90.2), "91 s");
+        assert_eq!(human(600.0), "10 min");
+        assert!(
+            cycle_of_shape(10, 3, 1, 5.0, 5.0, 0.0)
+                .seconds
+                .is_infinite()
+        );
+    }
+}

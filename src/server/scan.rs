@@ -1,0 +1,111 @@
+//! The rolling drift scan: runs by change write only where meshStack's data changed, so drift
+//! made by hand in AWS is found here. The scan reads the projects of ours again a slice at a
+//! time, in key order, through clients of its own that allow themselves
+//! `replicator.drift-scan.share` of each family's rate; it pauses while a run is queued or
+//! running. It writes nothing: a project that differs from its desired state is marked and a
+//! run for it is queued, which repairs it as any other run does. One pass over every project
+//! is a cycle; its length is `aws_replicator_drift_scan_cycle_seconds`.
+
+use super::Service;
+use super::runs::Trigger;
+use crate::desired::Scope;
+use crate::directory::observe;
+use crate::model::ProjectKey;
+use crate::sso::admin::SsoAdmin;
+use crate::sso::scim::ScimClient;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Projects read per slice: small enough that a run waits at most a few seconds for a slice
+/// to end, large enough that the reads of a slice run side by side.
+const SLICE: usize = 10;
+
+/// How long the scan waits before it looks again when there is nothing it may do.
+const IDLE: Duration = Duration::from_millis(500);
+
+/// Scans until dropped (the scheduler's leadership ends).
+pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
+    let reads = crate::sso::sync_settings(&service.config).reads;
+    let share = service.config.replicator.drift_scan.share;
+    let mut after: Option<ProjectKey> = None;
+    let mut cycle_started = Instant::now();
+    loop {
+        if service.runs.busy() {
+            tokio::time::sleep(IDLE).await;
+            continue;
+        }
+        let next = service.known().as_ref().map(|known| {
+            let slice = known.scan_slice(after.as_ref(), SLICE);
+            let estimate = crate::scan::cycle(known.desired(), reads, share);
+            let narrowed = known
+                .desired()
+                .within(&slice.iter().cloned().collect::<BTreeSet<_>>());
+            (slice, narrowed, estimate)
+        });
+        let Some((slice, narrowed, estimate)) = next else {
+            tokio::time::sleep(IDLE).await;
+            continue;
+        };
+        service.metrics.record_scan_estimate(estimate.seconds);
+        if slice.is_empty() {
+            if after.take().is_some() {
+                let seconds = cycle_started.elapsed().as_secs_f64();
+                tracing::info!(
+                    seconds,
+                    projects = estimate.projects,
+                    "drift scan: cycle complete"
+                );
+                service.metrics.record_scan_cycle(seconds);
+            } else {
+                // No project to scan yet.
+                tokio::time::sleep(IDLE).await;
+            }
+            cycle_started = Instant::now();
+            continue;
+        }
+        let observed = match observe(&scim, &admin, &narrowed, reads).await {
+            Ok(observed) => observed,
+            Err(error) => {
+                // The slice is read again once AWS answers; nothing is concluded from a
+                // failed read.
+                tracing::warn!(%error, "drift scan: reading AWS failed; trying the slice again");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let plan = crate::plan::plan(&narrowed, &observed);
+        let drifted = crate::known::groups_of(&plan);
+        let now = Instant::now();
+        let oldest = {
+            let mut known = service.known();
+            let Some(known) = known.as_mut() else {
+                continue;
+            };
+            known.scanned(&slice, &drifted, now);
+            known
+                .oldest_confirmation()
+                .map_or(0.0, |at| now.duration_since(at).as_secs_f64())
+        };
+        let drifted_projects = crate::metrics::drift_by_project(&plan).len() as u64;
+        service
+            .metrics
+            .record_scan(slice.len() as u64, drifted_projects, oldest);
+        if !drifted.is_empty() {
+            service.metrics.record_drift(&plan, Some(&slice));
+            let projects: BTreeSet<ProjectKey> = crate::metrics::drift_by_project(&plan)
+                .into_keys()
+                .collect();
+            let names: Vec<String> = projects.iter().map(ToString::to_string).collect();
+            tracing::info!(projects = %names.join(", "), "drift scan: AWS differs; queueing a sync");
+            if service
+                .runs
+                .enqueue(Scope::projects(projects), Trigger::DriftScan)
+                .is_none()
+            {
+                return;
+            }
+        }
+        after = slice.last().cloned();
+    }
+}
