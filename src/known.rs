@@ -10,7 +10,8 @@
 //! by reading each project again in turn, spending a set share of each family's rate.
 
 use crate::desired::{Desired, Scope};
-use crate::model::{ExternalId, GroupIdentity, ProjectKey};
+use crate::model::{ExternalId, GROUP_PREFIX, GroupIdentity, ProjectKey};
+use crate::observed::Observed;
 use crate::plan::Plan;
 use crate::plan::guard::Managed;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +20,10 @@ pub struct Known<T> {
     /// The whole platform's desired state as last reconciled (scope: all).
     desired: Desired,
     /// When each project (not held) was last seen in AWS as it should be: read by the drift
-    /// scan, or reconciled whole by a full or scoped run.
+    /// scan, or reconciled whole by a full or scoped run. These are the projects the scan
+    /// reads: those with groups wanted, and those no longer wanted whose groups AWS still
+    /// holds (a retired group is emptied, not deleted, when its assignments cannot be; a
+    /// member added to it by hand would still reach the account).
     confirmed: BTreeMap<ProjectKey, T>,
     /// Groups to reconcile on the next run whatever meshStack says: a run left something
     /// undone in them, or the drift scan found them differing.
@@ -66,20 +70,36 @@ pub fn groups_of(plan: &Plan) -> BTreeSet<ExternalId> {
         .collect()
 }
 
+/// The projects with groups of ours in an observation, wanted or not.
+pub fn projects_seen(platform: &str, observed: &Observed) -> BTreeSet<ProjectKey> {
+    observed
+        .groups
+        .iter()
+        .filter(|g| g.name.as_str().starts_with(GROUP_PREFIX))
+        .filter_map(|g| GroupIdentity::parse(platform, g.external_id.as_ref()?.as_str()))
+        .map(|identity| identity.project)
+        .collect()
+}
+
 fn project_of(desired: &Desired, external_id: &ExternalId) -> Option<ProjectKey> {
     GroupIdentity::parse(&desired.platform, external_id.as_str()).map(|i| i.project)
 }
 
 impl<T: Copy + Ord> Known<T> {
     /// After a full run reconciled `desired` (scope: all) at `now`; `unfinished` are the
-    /// groups it left work in.
-    pub fn new(desired: Desired, unfinished: &BTreeSet<ExternalId>, now: T) -> Self {
+    /// groups it left work in, `seen` the projects it saw groups of ours of.
+    pub fn new(
+        desired: Desired,
+        unfinished: &BTreeSet<ExternalId>,
+        seen: &BTreeSet<ProjectKey>,
+        now: T,
+    ) -> Self {
         let mut known = Known {
             desired,
             confirmed: BTreeMap::new(),
             dirty: BTreeSet::new(),
         };
-        known.settle(&Scope::All, unfinished, now);
+        known.settle(&Scope::All, unfinished, seen, now);
         known
     }
 
@@ -101,8 +121,15 @@ impl<T: Copy + Ord> Known<T> {
 
     /// A full or scoped run reconciled `run` at `now`: its desired state replaces what was
     /// known within its scope, whose projects count as confirmed; `unfinished` are the groups
-    /// it left work in, which the next run takes up again.
-    pub fn record(&mut self, run: &Desired, unfinished: &BTreeSet<ExternalId>, now: T) {
+    /// it left work in, which the next run takes up again; `seen` the projects it saw groups
+    /// of ours of.
+    pub fn record(
+        &mut self,
+        run: &Desired,
+        unfinished: &BTreeSet<ExternalId>,
+        seen: &BTreeSet<ProjectKey>,
+        now: T,
+    ) {
         if run.scope == Scope::All {
             self.desired = run.clone();
         } else {
@@ -121,7 +148,7 @@ impl<T: Copy + Ord> Known<T> {
                 .held
                 .extend(run.held.iter().filter(|p| scope.contains(p)).cloned());
         }
-        self.settle(&run.scope, unfinished, now);
+        self.settle(&run.scope, unfinished, seen, now);
     }
 
     /// A run by change reconciled the groups of `run` (made by [`Desired::only`] from `new`,
@@ -157,25 +184,38 @@ impl<T: Copy + Ord> Known<T> {
         self.desired
             .groups
             .retain(|_, g| !held.contains(&g.identity.project));
-        let present: BTreeSet<&ProjectKey> = self
+        // A project no longer wanted stays in the scan until it reads no group of ours.
+        self.confirmed.retain(|p, _| !held.contains(p));
+        for group in self.desired.groups.values() {
+            // New projects are scanned from now on, as if confirmed by the run that made them.
+            if !self.confirmed.contains_key(&group.identity.project) {
+                self.confirmed.insert(group.identity.project.clone(), now);
+            }
+        }
+    }
+
+    /// The drift scan read `projects` at `now`, saw groups of ours of `seen`, and found
+    /// `drifted` groups differing from what they should be: those go to the next run; the
+    /// projects are confirmed. A project no longer wanted with no group left leaves the scan.
+    pub fn scanned(
+        &mut self,
+        projects: &[ProjectKey],
+        drifted: &BTreeSet<ExternalId>,
+        seen: &BTreeSet<ProjectKey>,
+        now: T,
+    ) {
+        self.dirty.extend(drifted.iter().cloned());
+        let wanted: BTreeSet<&ProjectKey> = self
             .desired
             .groups
             .values()
             .map(|g| &g.identity.project)
             .collect();
-        self.confirmed.retain(|p, _| present.contains(p));
-        for project in present {
-            // New projects are scanned from now on, as if confirmed by the run that made them.
-            if !self.confirmed.contains_key(project) {
-                self.confirmed.insert(project.clone(), now);
+        for project in projects {
+            if !seen.contains(project) && !wanted.contains(project) {
+                self.confirmed.remove(project);
             }
         }
-    }
-
-    /// The drift scan read `projects` at `now` and found `drifted` groups differing from what
-    /// they should be: those go to the next run; the projects are confirmed.
-    pub fn scanned(&mut self, projects: &[ProjectKey], drifted: &BTreeSet<ExternalId>, now: T) {
-        self.dirty.extend(drifted.iter().cloned());
         let drifted_projects: BTreeSet<ProjectKey> = drifted
             .iter()
             .filter_map(|e| project_of(&self.desired, e))
@@ -222,18 +262,30 @@ impl<T: Copy + Ord> Known<T> {
     }
 
     /// The projects of `scope` were just reconciled whole at `now`: confirmed; their dirty
-    /// groups are replaced by `unfinished`; held or gone projects are no longer scanned.
-    fn settle(&mut self, scope: &Scope, unfinished: &BTreeSet<ExternalId>, now: T) {
+    /// groups are replaced by `unfinished`; held projects, and those neither wanted nor `seen`
+    /// in AWS, are no longer scanned.
+    fn settle(
+        &mut self,
+        scope: &Scope,
+        unfinished: &BTreeSet<ExternalId>,
+        seen: &BTreeSet<ProjectKey>,
+        now: T,
+    ) {
         let platform = self.desired.platform.clone();
         self.dirty.retain(|e| {
             GroupIdentity::parse(&platform, e.as_str()).is_some_and(|i| !scope.contains(&i.project))
         });
         self.dirty.extend(unfinished.iter().cloned());
+        let held = &self.desired.held;
         let present: BTreeSet<&ProjectKey> = self
             .desired
             .groups
             .values()
             .map(|g| &g.identity.project)
+            .chain(
+                seen.iter()
+                    .filter(|p| scope.contains(p) && !held.contains(*p)),
+            )
             .collect();
         self.confirmed
             .retain(|p, _| !scope.contains(p) || present.contains(p));
@@ -299,17 +351,19 @@ mod tests {
 
         // A run by change reconciles exactly those; the next run has nothing to do.
         let now = 100u64;
-        let mut known = Known::new(old, &BTreeSet::new(), now);
+        let mut known = Known::new(old, &BTreeSet::new(), &BTreeSet::new(), now);
         assert_eq!(known.scanned_projects(), 3);
         let run = new.only(&known.to_reconcile(&new));
         assert_eq!(run.only_groups.as_ref().unwrap().len(), 3);
         known.record_changes(&new, &run, &BTreeSet::new(), now);
         assert!(known.to_reconcile(&new).is_empty());
-        // a and d are scanned; b is gone and c held.
-        assert_eq!(
-            known.scan_slice(None, 10),
-            [ProjectKey::new("ws", "a"), ProjectKey::new("ws", "d")]
-        );
+        // a and d are scanned, and b until a scan finds none of its groups left; c is held.
+        let key = |p| ProjectKey::new("ws", p);
+        assert_eq!(known.scan_slice(None, 10), [key("a"), key("b"), key("d")]);
+        known.scanned(&[key("b")], &BTreeSet::new(), &[key("b")].into(), now);
+        assert_eq!(known.scan_slice(None, 10), [key("a"), key("b"), key("d")]);
+        known.scanned(&[key("b")], &BTreeSet::new(), &BTreeSet::new(), now);
+        assert_eq!(known.scan_slice(None, 10), [key("a"), key("d")]);
 
         // What a run left undone, or a scan found drifted, is done again until it succeeds.
         let unfinished: BTreeSet<ExternalId> = [a.0.clone()].into_iter().collect();
@@ -319,8 +373,9 @@ mod tests {
         assert!(known.to_reconcile(&new).is_empty());
         let later = now + 60;
         known.scanned(
-            &[ProjectKey::new("ws", "a"), ProjectKey::new("ws", "d")],
-            &[d.0.clone()].into_iter().collect(),
+            &[key("a"), key("d")],
+            &[d.0.clone()].into(),
+            &[key("a"), key("d")].into(),
             later,
         );
         assert_eq!(known.to_reconcile(&new), [d.0].into_iter().collect());
@@ -333,7 +388,7 @@ mod tests {
         let groups: Vec<_> = (0..25)
             .map(|i| group(&format!("p{i:02}"), "admin", &[]))
             .collect();
-        let known = Known::new(desired(&groups, &[]), &BTreeSet::new(), 0);
+        let known = Known::new(desired(&groups, &[]), &BTreeSet::new(), &BTreeSet::new(), 0);
         let mut after = None;
         let mut seen = Vec::new();
         loop {

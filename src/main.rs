@@ -523,6 +523,15 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
         print!("{}", accounts.render());
         print!("{}", plan.render_text());
     }
+    let share = config.replicator.drift_scan.share;
+    if scope == Scope::All && share > 0.0 {
+        let reads = aws_replicator::sso::sync_settings(&config).reads;
+        let cycle = aws_replicator::scan::cycle(&desired, reads, share);
+        eprintln!(
+            "serve's drift scan (replicator.drift-scan, {} % of the rates): one cycle over {cycle}",
+            share * 100.0
+        );
+    }
     if accounts.pending_steps() > 0 && args.detailed_exitcode {
         return Ok(ExitCode::from(2));
     }

@@ -41,6 +41,10 @@ pub struct SyncReport {
     /// Projects left as they are because their desired state could not be computed (the
     /// findings say why): a person must fix what stands in the way.
     pub held: BTreeSet<ProjectKey>,
+    /// The projects with groups of ours in AWS as observed before applying, wanted or not
+    /// (`serve`'s drift scan keeps reading a project no longer wanted while its groups remain).
+    #[serde(skip)]
+    pub seen: BTreeSet<ProjectKey>,
 }
 
 /// Requests per API family: `scim` and `sso_admin` are the apply step's (beside the plan's
@@ -185,6 +189,7 @@ async fn run<E: From<DirectoryError>>(
 ) -> Result<SyncReport, E> {
     let start = (identity.calls_made(), assignments.calls_made());
     let observed = observe(identity, assignments, desired, settings.reads).await?;
+    let seen = crate::known::projects_seen(&desired.platform, &observed);
     let plan = choose(desired, &observed)?;
     planned(&plan);
     if let Some(tripped) = settings.guard.and_then(|limits| match estate {
@@ -208,6 +213,7 @@ async fn run<E: From<DirectoryError>>(
             },
             refused: Some(tripped),
             held: desired.held.clone(),
+            seen,
         });
     }
     let before = (identity.calls_made(), assignments.calls_made());
@@ -266,5 +272,6 @@ async fn run<E: From<DirectoryError>>(
         calls,
         refused: None,
         held: desired.held.clone(),
+        seen,
     })
 }

@@ -213,3 +213,180 @@ async fn the_check_after_a_full_sync_lists_rather_than_looks_up_every_group() {
     // Before (empty store: one page) and after (1,200 groups: 12 pages).
     assert_eq!(listings, 1 + 12);
 }
+
+/// The estate size of [`runs_by_change_and_the_drift_scan_cost_what_the_model_says`]:
+/// `AWS_REPLICATOR_SCALE_PROJECTS` (e.g. 10000 or 33000; the emulator then holds up to 99,000
+/// groups), 1,000 by default.
+fn scale() -> usize {
+    std::env::var("AWS_REPLICATOR_SCALE_PROJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+/// Issue #17, from the emulator's request log: after a full sync, a run by change costs
+/// nothing when nothing changed and a few calls for one membership; a drift-scan cycle costs
+/// exactly what `scan::cycle` estimates and finds every group changed by hand (1 % of them),
+/// and the run by change that follows repairs them. Each figure is printed with its time at
+/// AWS's 20 requests per second per family.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
+    use aws_replicator::directory::observe;
+    use aws_replicator::known::{Known, groups_of, projects_seen};
+    use aws_replicator::model::{GroupId, UserId};
+    use aws_replicator::sync::sync_changes;
+
+    let projects = scale();
+    let rig = rig().await;
+    let full = estate(projects);
+    let at_20 = |(scim, sso, _): (usize, usize, usize)| scim.max(sso) as f64 / 20.0;
+    let mut figures = Vec::new();
+
+    rig.running.emulator.clear_requests();
+    let first = rig.sync(&full).await;
+    let cost = rig.cost();
+    figures.push(format!(
+        "first sync: {} SCIM + {} sso-admin requests ({:.0} s at 20/s); estimate of the writes {} + {}",
+        cost.0,
+        cost.1,
+        at_20(cost),
+        first.plan.estimate.scim_calls,
+        first.plan.estimate.sso_admin_calls
+    ));
+    let mut known = Known::new(
+        full.clone(),
+        &groups_of(&first.remaining),
+        &first.seen,
+        0u64,
+    );
+    let settings = Settings {
+        reads: AssignmentReads::PerPair,
+        options: Options::default(),
+        guard: Some(aws_replicator::plan::guard::Limits {
+            max_share: 0.2,
+            max_count: 50,
+        }),
+    };
+    let by_change = async |known: &mut Known<u64>, current: &Desired| {
+        let run = current.only(&known.to_reconcile(current));
+        let report = sync_changes(
+            &run,
+            known.managed(),
+            &rig.scim,
+            &rig.admin,
+            settings,
+            &Audit::discard(),
+            |_| {},
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert!(report.is_success(), "{:?}", report.report);
+        known.record_changes(current, &run, &groups_of(&report.remaining), 0);
+        report
+    };
+
+    // Nothing changed in meshStack: no AWS request.
+    rig.running.emulator.clear_requests();
+    by_change(&mut known, &full).await;
+    assert_eq!(rig.cost(), (0, 0, 0));
+    figures.push("run by change, nothing changed: 0 requests".into());
+
+    // One membership more.
+    let mut changed = full.clone();
+    changed
+        .groups
+        .values_mut()
+        .nth(projects)
+        .unwrap()
+        .members
+        .insert(Euid::from("user59@example.com"));
+    rig.running.emulator.clear_requests();
+    let report = by_change(&mut known, &changed).await;
+    assert_eq!(report.report.applied, 1);
+    let cost = rig.cost();
+    // The group's lookup, its members, its (account, permission set) pair, the new member's
+    // lookup and the PATCH.
+    assert_eq!((cost.0, cost.1), (4, 1), "{cost:?}");
+    figures.push(format!(
+        "run by change, one membership: {} requests",
+        cost.0 + cost.1
+    ));
+
+    // Drift by hand: one member removed from 1 % of the groups.
+    let state = rig.running.emulator.dump();
+    let drifted: Vec<(GroupId, UserId)> = state
+        .groups
+        .iter()
+        .step_by(100)
+        .map(|g| {
+            (
+                GroupId::from(g.id.as_str()),
+                UserId::from(g.members.iter().next().unwrap().as_str()),
+            )
+        })
+        .collect();
+    for (group, user) in &drifted {
+        rig.scim
+            .remove_members(group, std::slice::from_ref(user))
+            .await
+            .unwrap();
+    }
+    rig.running.emulator.clear_requests();
+    let mut after = None;
+    let mut found = std::collections::BTreeSet::new();
+    loop {
+        let slice = known.scan_slice(after.as_ref(), 10);
+        if slice.is_empty() {
+            break;
+        }
+        let narrowed = known.desired().within(&slice.iter().cloned().collect());
+        let observed = observe(&rig.scim, &rig.admin, &narrowed, AssignmentReads::PerPair)
+            .await
+            .unwrap();
+        let plan = aws_replicator::plan::plan(&narrowed, &observed);
+        let groups = groups_of(&plan);
+        known.scanned(
+            &slice,
+            &groups,
+            &projects_seen(&narrowed.platform, &observed),
+            1,
+        );
+        found.extend(groups);
+        after = slice.last().cloned();
+    }
+    let cost = rig.cost();
+    let estimate = aws_replicator::scan::cycle(known.desired(), AssignmentReads::PerPair, 1.0);
+    assert_eq!(found.len(), drifted.len());
+    // The model, plus one userName lookup per member found missing (each user once).
+    let missing: std::collections::BTreeSet<&UserId> = drifted.iter().map(|(_, u)| u).collect();
+    assert_eq!(
+        (cost.0 as u64, cost.1 as u64),
+        (
+            estimate.scim_calls + missing.len() as u64,
+            estimate.sso_admin_calls
+        ),
+        "the scan costs what the model says"
+    );
+    figures.push(format!(
+        "drift-scan cycle: {} SCIM + {} sso-admin reads ({:.0} s at 20/s; {} at 25 % of {}/s), found {} drifted groups",
+        cost.0,
+        cost.1,
+        at_20(cost),
+        aws_replicator::scan::human(aws_replicator::scan::cycle(&changed, AssignmentReads::PerPair, 0.25).seconds),
+        changed.policy.scim_rate,
+        found.len()
+    ));
+    rig.running.emulator.clear_requests();
+    let report = by_change(&mut known, &changed).await;
+    assert_eq!(report.report.applied, drifted.len());
+    let cost = rig.cost();
+    figures.push(format!(
+        "run by change repairing them: {} requests",
+        cost.0 + cost.1
+    ));
+    rig.running.emulator.clear_requests();
+    by_change(&mut known, &changed).await;
+    assert_eq!(rig.cost(), (0, 0, 0));
+    eprintln!("{projects} projects:\n  {}", figures.join("\n  "));
+}

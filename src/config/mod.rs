@@ -377,6 +377,40 @@ impl Config {
                 if zone.lambda.is_some() { "a" } else { "no" },
             ));
         }
+        if let Some(sso) = &self.sso {
+            let share = self.replicator.drift_scan.share;
+            if share > 0.0 {
+                let rates = &self.replicator.rate_limits;
+                let pairs = if self.replicator.sso_admin.list_assignments_for_principal {
+                    sso.roles.len()
+                } else {
+                    let sets: std::collections::BTreeSet<_> = sso
+                        .roles
+                        .values()
+                        .flat_map(|r| &r.permission_sets)
+                        .collect();
+                    sets.len()
+                };
+                let cycle = |projects| {
+                    crate::scan::cycle_of_shape(
+                        projects,
+                        sso.roles.len(),
+                        pairs,
+                        rates.scim,
+                        rates.sso_admin,
+                        share,
+                    )
+                };
+                lines.push(format!(
+                    "drift scan (serve): {} % of the rates; one cycle takes about {} per 1,000 projects, {} at 33,000 (the most one identity store holds)",
+                    share * 100.0,
+                    crate::scan::human(cycle(1000).seconds),
+                    crate::scan::human(cycle(33_000).seconds)
+                ));
+            } else {
+                lines.push("drift scan (serve): off; drift made by hand is found by full runs only (at start-up)".into());
+            }
+        }
         lines
     }
 }

@@ -329,8 +329,12 @@ impl Service {
         let now = std::time::Instant::now();
         let mut known = self.known();
         match (scope, known.as_mut()) {
-            (Scope::All, _) => *known = Some(Known::new(desired, &unfinished, now)),
-            (Scope::Only { .. }, Some(known)) => known.record(&desired, &unfinished, now),
+            (Scope::All, _) => {
+                *known = Some(Known::new(desired, &unfinished, &result.seen, now));
+            }
+            (Scope::Only { .. }, Some(known)) => {
+                known.record(&desired, &unfinished, &result.seen, now);
+            }
             // Before the first full run there is nothing to go by change from.
             (Scope::Only { .. }, None) => {}
         }

@@ -75,6 +75,7 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
             }
         };
         let plan = crate::plan::plan(&narrowed, &observed);
+        let seen = crate::known::projects_seen(&narrowed.platform, &observed);
         let drifted = crate::known::groups_of(&plan);
         let now = Instant::now();
         let oldest = {
@@ -82,7 +83,7 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
             let Some(known) = known.as_mut() else {
                 continue;
             };
-            known.scanned(&slice, &drifted, now);
+            known.scanned(&slice, &drifted, &seen, now);
             known
                 .oldest_confirmation()
                 .map_or(0.0, |at| now.duration_since(at).as_secs_f64())
