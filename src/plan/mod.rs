@@ -9,6 +9,7 @@
 //! - applying the plan to the observation and planning again gives an empty plan.
 
 mod assignments;
+mod estimate;
 mod groups;
 pub mod guard;
 mod members;
@@ -185,6 +186,12 @@ pub struct Estimate {
     pub scim_calls: usize,
     /// Creates and deletes, plus one status poll each.
     pub sso_admin_calls: usize,
+    /// Reads: the observation the plan was made from, and the check after applying.
+    #[serde(default)]
+    pub scim_reads: usize,
+    #[serde(default)]
+    pub sso_admin_reads: usize,
+    /// Writes and reads at the configured rates.
     pub seconds: f64,
 }
 
@@ -276,7 +283,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     if let Some(quota) = store_quota(desired, observed, &summary) {
         findings.insert(quota);
     }
-    let estimate = estimate(&ops, desired);
+    let estimate = estimate::estimate(&ops, desired, observed);
     Plan {
         format_version: PLAN_FORMAT_VERSION,
         platform: desired.platform.clone(),
@@ -325,19 +332,4 @@ fn summarize(ops: &[Op]) -> Summary {
         }
     }
     s
-}
-
-fn estimate(ops: &[Op], desired: &Desired) -> Estimate {
-    let scim_calls = ops.iter().filter(|o| o.family() == Family::Scim).count();
-    let sso_admin_calls = 2 * ops
-        .iter()
-        .filter(|o| o.family() == Family::SsoAdmin)
-        .count();
-    let seconds = (scim_calls as f64 / desired.policy.scim_rate)
-        .max(sso_admin_calls as f64 / desired.policy.sso_admin_rate);
-    Estimate {
-        scim_calls,
-        sso_admin_calls,
-        seconds,
-    }
 }

@@ -183,7 +183,8 @@ impl Plan {
         };
         format!(
             "Plan: {} group(s) to create, {} to rename, {} to delete; {} member(s) to add, {} to remove; \
-             {} assignment(s) to create, {} to delete. ≈ {} SCIM + {} sso-admin calls, ≈ {:.0} s at the configured rates.",
+             {} assignment(s) to create, {} to delete. ≈ {} SCIM + {} sso-admin calls to write, \
+             {} + {} to read, ≈ {:.0} s at the configured rates.",
             s.groups_to_create,
             s.groups_to_rename,
             s.groups_to_delete,
@@ -193,6 +194,8 @@ impl Plan {
             s.assignments_to_delete,
             self.estimate.scim_calls,
             self.estimate.sso_admin_calls,
+            self.estimate.scim_reads,
+            self.estimate.sso_admin_reads,
             self.estimate.seconds.ceil()
         ) + &blocked
     }
