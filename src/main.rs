@@ -509,16 +509,17 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
         }
     };
     let plan = plan::plan(&desired, &observed);
-    let mut value = serde_json::to_value(&plan)?;
-    if !config.accounts.landing_zones.is_empty() {
-        value["accounts"] = serde_json::to_value(&accounts)?;
-    }
-    let json = serde_json::to_string_pretty(&value)?;
+    let document = WithAccounts {
+        document: &plan,
+        accounts: (!config.accounts.landing_zones.is_empty()).then_some(&accounts),
+    };
     if let Some(out) = &args.out {
-        std::fs::write(out, &json).with_context(|| format!("cannot write {}", out.display()))?;
+        let file = std::fs::File::create(out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        write_json(&document, file).with_context(|| format!("cannot write {}", out.display()))?;
     }
     if args.json {
-        println!("{json}");
+        write_json(&document, std::io::stdout().lock())?;
     } else {
         print!("{}", accounts.render());
         print!("{}", plan.render_text());
@@ -671,11 +672,11 @@ fn sync_command(args: SyncArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report = &result.report;
     if json {
-        let mut value = serde_json::to_value(&result)?;
-        if !config.accounts.landing_zones.is_empty() {
-            value["accounts"] = serde_json::to_value(&accounts)?;
-        }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        let document = WithAccounts {
+            document: &result,
+            accounts: (!config.accounts.landing_zones.is_empty()).then_some(&accounts),
+        };
+        write_json(&document, std::io::stdout().lock())?;
     } else if let Some(tripped) = &result.refused {
         println!("Refused, nothing applied: {tripped}");
     } else {
@@ -944,13 +945,35 @@ fn saml_roles_command(
 fn snapshot_command(config: &Path, out: Option<&Path>) -> Result<ExitCode> {
     let config = load_config(config)?;
     let snapshot = read_snapshot(&config, None, &Scope::All)?;
-    let json = serde_json::to_string_pretty(&snapshot)?;
     match out {
-        Some(path) => std::fs::write(path, json + "\n")
+        Some(path) => std::fs::File::create(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|file| write_json(&snapshot, file))
             .with_context(|| format!("cannot write {}", path.display()))?,
-        None => println!("{json}"),
+        None => write_json(&snapshot, std::io::stdout().lock())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A JSON document with the account phase's report beside its own fields, when landing zones
+/// are configured.
+#[derive(serde::Serialize)]
+struct WithAccounts<'a, T: serde::Serialize> {
+    #[serde(flatten)]
+    document: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accounts: Option<&'a aws_replicator::accounts::run::Report>,
+}
+
+/// Writes `value` as pretty JSON and a newline, as it is serialized: a plan or snapshot of a
+/// large estate is hundreds of megabytes, and a JSON tree or string of it several times that.
+fn write_json(value: &impl serde::Serialize, to: impl std::io::Write) -> Result<()> {
+    use std::io::Write;
+    let mut to = std::io::BufWriter::new(to);
+    serde_json::to_writer_pretty(&mut to, value)?;
+    writeln!(to)?;
+    to.flush()?;
+    Ok(())
 }
 
 fn emulator_command(port: u16, state: Option<&Path>, token: String) -> Result<ExitCode> {

@@ -20,7 +20,9 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Polling {
-    /// Wait before the first status check, and between checks (doubling up to `max`).
+    /// Wait before the first status check until operations have been timed, and between
+    /// checks (doubling up to `max`). Once operations have settled, the first check comes a
+    /// little before the time they have been taking (down to a tenth of `first`).
     pub first: Duration,
     pub max: Duration,
     /// Give up on an operation after this long (status checks that AWS answers "not found"
@@ -50,6 +52,8 @@ pub struct SsoAdmin {
     batch_status: bool,
     /// The operations last seen IN_PROGRESS: creations, deletions.
     boards: [tokio::sync::Mutex<Board>; 2],
+    /// How long operations have been taking to settle (weighted to the recent ones).
+    settling: std::sync::Mutex<Duration>,
 }
 
 /// One batch listing of the operations IN_PROGRESS, shared by everyone waiting.
@@ -110,6 +114,7 @@ impl SsoAdmin {
             )
             .with_endpoint(endpoint),
             client,
+            settling: std::sync::Mutex::new(polling.first),
             polling,
             batch_status: false,
             boards: Default::default(),
@@ -137,6 +142,22 @@ impl SsoAdmin {
     pub fn with_batch_status(mut self, on: bool) -> Self {
         self.batch_status = on;
         self
+    }
+
+    /// An operation whose first status check came after `waited` settled by then (`factor`
+    /// below 1: the wait may shorten to `waited × factor`) or not (above 1: it lengthens to at
+    /// least that). Taken from the operation's own wait, not the current one, so that
+    /// operations checked together do not compound their changes.
+    fn adjust_settling(&self, waited: Duration, factor: f64) {
+        let proposed = waited
+            .mul_f64(factor)
+            .clamp(self.polling.first / 10, self.polling.max);
+        let mut settling = self.settling.lock().expect("settling lock");
+        *settling = if factor < 1.0 {
+            (*settling).min(proposed)
+        } else {
+            (*settling).max(proposed)
+        };
     }
 
     /// Whether the latest batch listing shows `id` IN_PROGRESS. The listing is shared while it
@@ -274,13 +295,25 @@ impl SsoAdmin {
         mut status: AccountAssignmentOperationStatus,
         create: bool,
     ) -> Result<Receipt, DirectoryError> {
+        // AWS does not document how long an operation takes (aws-sso.md §D.2). The first check
+        // comes after the time operations have been taking: each that has settled by then
+        // shortens it by 2 %, each that has not lengthens it by 25 %, so that most operations
+        // need one check and the wait follows AWS down as well as up. One still IN_PROGRESS is
+        // checked again after an eighth of that, then backs off doubling.
         let started = tokio::time::Instant::now();
-        let mut delay = self.polling.first;
+        let settling = *self.settling.lock().expect("settling lock");
+        let shortest = self.polling.first / 10;
+        let first = settling.clamp(shortest, self.polling.max);
+        let mut delay = first;
+        let mut checks = 0;
         // The last status check that AWS answered with "not found", while it still does.
         let mut unknown: Option<DirectoryError> = None;
         loop {
             match status.status() {
                 Some(StatusValues::Succeeded) => {
+                    if checks == 1 {
+                        self.adjust_settling(first, 0.98);
+                    }
                     return Ok(Receipt {
                         request_id: status.request_id().map(str::to_owned),
                     });
@@ -308,8 +341,16 @@ impl SsoAdmin {
                     None => format!("{operation}: still IN_PROGRESS after {timeout:?}"),
                 }));
             }
+            if checks == 1 {
+                self.adjust_settling(first, 1.25);
+            }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(self.polling.max);
+            checks += 1;
+            delay = if checks == 1 {
+                (delay / 8).max(shortest)
+            } else {
+                (delay * 2).min(self.polling.max)
+            };
             if self.batch_status && self.listed_in_progress(create, &id, started).await? {
                 continue;
             }

@@ -1,0 +1,119 @@
+//! What `serve` holds between runs at the largest estate one identity store allows (issue
+//! #17): 33,000 projects × 3 roles × 10 members of 100,000 users. Steady state is meshStack's
+//! snapshot, the desired state last reconciled (`Known`) and the next run's desired state
+//! while it is compared. Goal: peak RSS ≤ 1 GB, and the comparison (desired + `to_reconcile`)
+//! in a fraction of the run interval.
+//!
+//! `cargo bench --bench serve_state` prints the figures; `AWS_REPLICATOR_SCALE_PROJECTS`
+//! changes the estate. Run as a test (`cargo test --benches`) it uses 2,000 projects.
+
+use aws_replicator::config::Config;
+use aws_replicator::desired::{Scope, Settings, desired};
+use aws_replicator::known::Known;
+use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+const MEMBERS: usize = 10;
+const ROLES: [&str; 3] = ["Project Admin", "Project User", "Project Reader"];
+const PEAK_GOAL_BYTES: u64 = 1_000_000_000;
+
+fn snapshot(projects: usize, users: usize) -> Snapshot {
+    let mut snapshot = Snapshot {
+        format_version: 1,
+        platform: "aws.aws-meshcloud".into(),
+        roles: Vec::new(),
+        projects: Vec::with_capacity(projects),
+        tenants: Vec::with_capacity(projects),
+        users: (0..users)
+            .map(|u| User {
+                username: format!("user{u}").into(),
+                euid: Some(format!("user{u}@example.com")),
+            })
+            .collect(),
+        groups: Vec::new(),
+        bindings: Vec::with_capacity(projects * 3 * MEMBERS),
+    };
+    for p in 0..projects {
+        let (w, id) = (format!("ws{}", p / 10), format!("project-{p}"));
+        snapshot.projects.push(Project {
+            workspace: w.clone().into(),
+            identifier: id.clone().into(),
+            tags: BTreeMap::new(),
+        });
+        snapshot.tenants.push(Tenant {
+            workspace: w.clone().into(),
+            project: id.clone().into(),
+            account_id: Some(format!("{:012}", 100_000_000_000u64 + p as u64)),
+            landing_zone: None,
+        });
+        for (r, role) in ROLES.iter().enumerate() {
+            for m in 0..MEMBERS {
+                snapshot.bindings.push(Binding {
+                    workspace: w.clone().into(),
+                    project: id.clone().into(),
+                    role: (*role).into(),
+                    subject: Subject::User(
+                        format!("user{}", (p * 7 + r * 13 + m * 101) % users).into(),
+                    ),
+                });
+            }
+        }
+    }
+    snapshot
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let projects = std::env::var("AWS_REPLICATOR_SCALE_PROJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if measuring { 33_000 } else { 2_000 });
+    let config = Config::load(Path::new("config/demo.dhall")).unwrap();
+    let sso = config.sso.as_ref().unwrap();
+    let settings = Settings::new(&config, sso);
+    let users = (projects * 3).max(1000);
+
+    let mut snap = snapshot(projects, users);
+    let first = desired(&snap, &settings, &Scope::All);
+    let known = Known::new(first, &BTreeSet::new(), &BTreeSet::new(), Instant::now());
+    let held = peak_rss_kib();
+
+    // The next run: meshStack read again with one binding more, compared with what is known.
+    snap.bindings.push(Binding {
+        workspace: "ws0".into(),
+        project: "project-0".into(),
+        role: ROLES[0].into(),
+        subject: Subject::User("user999".into()),
+    });
+    let start = Instant::now();
+    let next = desired(&snap, &settings, &Scope::All);
+    let changed = known.to_reconcile(&next);
+    let took = start.elapsed();
+    let peak = peak_rss_kib();
+    assert_eq!(changed.len(), 1);
+    println!(
+        "serve state at {projects} projects ({} groups): peak RSS {} MiB holding the snapshot and the known state, \
+         {} MiB while the next run's desired state is compared; desired + comparison {took:.2?}",
+        known.desired().groups.len(),
+        held / 1024,
+        peak / 1024
+    );
+    assert!(
+        peak * 1024 <= PEAK_GOAL_BYTES,
+        "peak RSS {} MiB is above the goal of 1 GB",
+        peak / 1024
+    );
+}
