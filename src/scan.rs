@@ -5,13 +5,55 @@
 //! The scan reads a project as a scoped run does (`directory::observe`): each configured
 //! role's group by `externalId`, each group's members (one request per 100), and the
 //! assignments of each (account, permission set) pair, or of each group with
-//! `list-assignments-for-principal`. A synced project of three roles on one permission set
+//! `list-assignments-for-principal`; and the store's users once per cycle ([`Users`]). A synced project of three roles on one permission set
 //! each costs 6 SCIM requests and 3 sso-admin requests (1 with one permission set shared).
 
 use crate::desired::Desired;
 use crate::directory::AssignmentReads;
+use crate::model::{Euid, UserName};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The store's userNames as the scan listed them at the start of its cycle, by their lower
+/// case: a desired member is spelled as AWS spells it, or left out when AWS has nobody of that
+/// name. Without it, every slice with a member AWS lacks would list every user again to
+/// compare ignoring case (aws-sso.md §F.6), ⌈users/100⌉ requests a slice.
+pub struct Users(HashMap<String, Vec<UserName>>);
+
+impl Users {
+    pub fn new(names: impl IntoIterator<Item = UserName>) -> Self {
+        let mut by_folded: HashMap<String, Vec<UserName>> = HashMap::new();
+        for name in names {
+            by_folded
+                .entry(name.as_str().to_lowercase())
+                .or_default()
+                .push(name);
+        }
+        Users(by_folded)
+    }
+
+    /// `euid` as AWS spells it: the exact name, else the only one that matches ignoring case
+    /// (as `directory::pick_user` decides).
+    fn spelling(&self, euid: &Euid) -> Option<Euid> {
+        let names = self.0.get(&euid.as_str().to_lowercase())?;
+        if names.iter().any(|n| n.as_str() == euid.as_str()) {
+            return Some(euid.clone());
+        }
+        (names.len() == 1).then(|| Euid::from(names[0].as_str()))
+    }
+
+    /// `desired` with each member spelled as AWS spells it, and without those AWS lacks:
+    /// what the scan compares AWS with. Missing users are a finding of the runs, not drift.
+    pub fn resolve(&self, desired: &mut Desired) {
+        for group in desired.groups.values_mut() {
+            group.members = group
+                .members
+                .iter()
+                .filter_map(|euid| self.spelling(euid))
+                .collect();
+        }
+    }
+}
 
 /// One cycle of the drift scan over an estate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -15,6 +15,7 @@ use aws_replicator::known::{Known, groups_of, projects_seen};
 use aws_replicator::model::{GroupIdentity, ProjectKey, UserId, UserName};
 use aws_replicator::observed::Observed;
 use aws_replicator::plan::plan;
+use aws_replicator::scan::Users;
 use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User};
 use aws_replicator::sync::{self, Settings as SyncSettings};
 use proptest::prelude::*;
@@ -167,14 +168,23 @@ async fn by_change(world: &World, known: &mut Known<u64>, current: &Desired) {
 /// One drift-scan cycle, slice by slice, and the scoped runs it queues for what it found.
 async fn scan_cycle(world: &World, known: &mut Known<u64>, current: &Desired) {
     let mut after: Option<ProjectKey> = None;
+    let users = Users::new(
+        world
+            .list_users()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, n)| n),
+    );
     loop {
         let slice = known.scan_slice(after.as_ref(), 2);
         if slice.is_empty() {
             return;
         }
-        let narrowed = known
+        let mut narrowed = known
             .desired()
             .within(&slice.iter().cloned().collect::<BTreeSet<_>>());
+        users.resolve(&mut narrowed);
         let observed = observe(world, world, &narrowed, AssignmentReads::PerPair)
             .await
             .unwrap();

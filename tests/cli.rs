@@ -6,7 +6,7 @@ mod common;
 use aws_replicator::config::Config;
 use aws_replicator::desired::{Scope, Settings, desired};
 use aws_replicator::observed::Observed;
-use aws_replicator::plan::{apply_in_memory, plan};
+use aws_replicator::plan::plan;
 use aws_replicator::snapshot::Snapshot;
 use common::meshstack_fixture::{AuthMode, Fixture, Script};
 use std::path::Path;
@@ -108,7 +108,21 @@ fn plan_exit_codes_json_and_out_file() {
         &Settings::new(&config, config.sso.as_ref().unwrap()),
         &Scope::All,
     );
-    let synced = apply_in_memory(&plan(&d, &observed), &observed);
+    // Through the executor into the in-memory directory, not the planner's own simulator.
+    let world = aws_replicator::directory::World::new(observed.clone());
+    let report = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(aws_replicator::apply::apply(
+            &plan(&d, &observed),
+            &world,
+            &world,
+            aws_replicator::apply::Options::default(),
+            &aws_replicator::audit::Audit::discard(),
+            &|_| {},
+        ));
+    assert!(report.is_success(), "{report:?}");
+    let synced = world.dump();
     let synced_file = dir.path().join("synced.json");
     std::fs::write(&synced_file, serde_json::to_string(&synced).unwrap()).unwrap();
     let out = bin()

@@ -8,7 +8,7 @@ use aws_replicator::desired::{Scope, Settings, desired};
 use aws_replicator::finding::Finding;
 use aws_replicator::model::ProjectKey;
 use aws_replicator::observed::Observed;
-use aws_replicator::plan::{Op, Plan, apply_in_memory, plan};
+use aws_replicator::plan::{Op, Plan, plan};
 use aws_replicator::snapshot::Snapshot;
 use std::path::Path;
 
@@ -40,7 +40,21 @@ fn synced(config: &Config) -> Observed {
         ..Observed::default()
     };
     let (first, _) = plan_of(config, &snapshot(), &empty);
-    let synced = apply_in_memory(&first, &empty);
+    // Through the executor into the in-memory directory, not the planner's own simulator.
+    let world = aws_replicator::directory::World::new(empty.clone());
+    let report = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(aws_replicator::apply::apply(
+            &first,
+            &world,
+            &world,
+            aws_replicator::apply::Options::default(),
+            &aws_replicator::audit::Audit::discard(),
+            &|_| {},
+        ));
+    assert!(report.is_success(), "{report:?}");
+    let synced = world.dump();
     assert!(plan_of(config, &snapshot(), &synced).0.ops.is_empty());
     synced
 }

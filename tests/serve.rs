@@ -1017,3 +1017,99 @@ async fn the_drift_scan_finds_drift_made_by_hand_within_a_cycle() {
     .unwrap();
     assert!(oldest < 60.0, "{oldest}");
 }
+
+/// Issue #17: `serve` killed with SIGKILL in the middle of a run by change converges once it
+/// is started again: what a run by change knows lives in memory only, so the new process
+/// starts with a full run, and `plan` then finds nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_during_a_run_by_change_converges_after_a_restart() {
+    let s = setup().await;
+    let (mut server, snapshot) = start_scanning(&s, "killed", 3600, 0.0).await;
+    assert_eq!(server.finished_by("startup").await["status"], "succeeded");
+
+    // Five new projects with every user in every role: groups, members and assignments that
+    // take the run by change a few seconds (assignments settle in 50 ms each, one per account
+    // at a time).
+    edit_snapshot(&snapshot, |snap| {
+        for p in 0..5 {
+            let project = format!("p{p}");
+            snap["projects"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                    "workspace": "crash", "identifier": project
+                }));
+            snap["tenants"].as_array_mut().unwrap().push(serde_json::json!({
+                "workspace": "crash", "project": project,
+                "account_id": format!("{:012}", 200_000_000_000u64 + p), "landing_zone": "aws-default"
+            }));
+            for role in ["Project Admin", "Project User", "Project Reader"] {
+                for user in ["alice", "bob", "carol", "erin", "frank"] {
+                    snap["bindings"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(serde_json::json!({
+                            "workspace": "crash", "project": project, "role": role,
+                            "subject": {"user": user}
+                        }));
+                }
+            }
+        }
+    });
+    let writes = s.writes();
+    let (status, body) = server.post("", &[bearer()]).await;
+    assert_eq!(status, 202, "{body}");
+    let started = Instant::now();
+    while s.writes() == writes {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the run wrote nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let assigned = s
+        .running
+        .emulator
+        .dump()
+        .assignments
+        .iter()
+        .filter(|a| a.account_id.starts_with("2000"))
+        .count();
+    assert!(assigned < 15, "the kill came after the run had finished");
+
+    let config = s.dir.path().join("killed.dhall");
+    let server = spawn(
+        &s,
+        "killed-again",
+        &config,
+        &[OsStr::new("--snapshot"), snapshot.as_os_str()],
+    )
+    .await;
+    let startup = server.finished_by("startup").await;
+    assert_eq!(startup["status"], "succeeded", "{startup}");
+    assert!(
+        startup["summary"].get("reconciled_groups").is_none(),
+        "a full run: {startup}"
+    );
+    let out = s.run(&[
+        "plan",
+        "--config",
+        config.to_str().unwrap(),
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--detailed-exitcode",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let assigned = s
+        .running
+        .emulator
+        .dump()
+        .assignments
+        .iter()
+        .filter(|a| a.account_id.starts_with("2000"))
+        .count();
+    assert_eq!(assigned, 15);
+}

@@ -176,6 +176,9 @@ pub async fn serve(
     let lead = || {
         let (service, runner, mut stop_rx) = (&service, &runner, stop_rx.clone());
         async move {
+            // What an earlier term knew is stale: another leader may have written since. Each
+            // term starts with a full run.
+            *service.known() = None;
             let _scheduler = Aborting(tokio::spawn(schedule(service.clone())));
             let stopping = async move {
                 let _ = stop_rx.wait_for(|stopped| *stopped).await;

@@ -30,6 +30,7 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
     let share = service.config.replicator.drift_scan.share;
     let mut after: Option<ProjectKey> = None;
     let mut cycle_started = Instant::now();
+    let mut users: Option<crate::scan::Users> = None;
     loop {
         if service.runs.busy() {
             tokio::time::sleep(IDLE).await;
@@ -48,6 +49,19 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
             continue;
         };
         service.metrics.record_scan_estimate(estimate.seconds);
+        if after.is_none() || users.is_none() {
+            // Once a cycle: every slice compares members against this listing.
+            match scim.list_users().await {
+                Ok(listed) => {
+                    users = Some(crate::scan::Users::new(listed.into_iter().map(|(_, n)| n)))
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "drift scan: listing the users failed; trying again");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            }
+        }
         if slice.is_empty() {
             if after.take().is_some() {
                 let seconds = cycle_started.elapsed().as_secs_f64();
@@ -63,6 +77,10 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
             }
             cycle_started = Instant::now();
             continue;
+        }
+        let mut narrowed = narrowed;
+        if let Some(users) = &users {
+            users.resolve(&mut narrowed);
         }
         let observed = match observe(&scim, &admin, &narrowed, reads).await {
             Ok(observed) => observed,
