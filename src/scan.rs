@@ -178,4 +178,20 @@ mod tests {
                 .is_infinite()
         );
     }
+
+    #[test]
+    fn members_are_spelled_as_aws_spells_them_and_those_it_lacks_are_left_out() {
+        let users = Users::new(
+            ["alice@x", "Grace@X", "bob@x", "Bob@x"]
+                .into_iter()
+                .map(UserName::from),
+        );
+        let spell = |e: &str| users.spelling(&Euid::from(e)).map(|e| e.to_string());
+        assert_eq!(spell("alice@x").as_deref(), Some("alice@x"));
+        assert_eq!(spell("grace@x").as_deref(), Some("Grace@X"));
+        assert_eq!(spell("Bob@x").as_deref(), Some("Bob@x"));
+        // Two users differ from it in case only: neither is it.
+        assert_eq!(spell("BOB@x"), None);
+        assert_eq!(spell("heidi@x"), None);
+    }
 }
