@@ -229,6 +229,16 @@ impl<T: Copy + Ord> Known<T> {
         }
     }
 
+    /// The store holds groups of ours of `projects` (the drift scan's listing, at `now`): one
+    /// no longer wanted, and not held, is scanned until none of its groups is left.
+    pub fn listed<'a>(&mut self, projects: impl IntoIterator<Item = &'a ProjectKey>, now: T) {
+        for project in projects {
+            if !self.desired.held.contains(project) && !self.confirmed.contains_key(project) {
+                self.confirmed.insert(project.clone(), now);
+            }
+        }
+    }
+
     /// The groups that need a run whatever meshStack says.
     pub fn dirty(&self) -> &BTreeSet<ExternalId> {
         &self.dirty

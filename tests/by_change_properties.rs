@@ -9,13 +9,13 @@ use aws_replicator::audit::Audit;
 use aws_replicator::config::Config;
 use aws_replicator::desired::{Desired, Scope, Settings, desired};
 use aws_replicator::directory::{
-    AccountAssignments, AssignmentReads, IdentityStore, World, observe,
+    AccountAssignments, AssignmentReads, IdentityStore, World, observe_records,
 };
 use aws_replicator::known::{Known, groups_of, projects_seen};
 use aws_replicator::model::{GroupIdentity, ProjectKey, UserId, UserName};
 use aws_replicator::observed::Observed;
 use aws_replicator::plan::plan;
-use aws_replicator::scan::Users;
+use aws_replicator::scan::{Groups, Users};
 use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User};
 use aws_replicator::sync::{self, Settings as SyncSettings};
 use proptest::prelude::*;
@@ -176,6 +176,8 @@ async fn scan_cycle(world: &World, known: &mut Known<u64>, current: &Desired) {
             .into_iter()
             .map(|(_, n)| n),
     );
+    let groups = Groups::new(PLATFORM, world.list_groups().await.unwrap());
+    known.listed(groups.projects(), 0);
     loop {
         let slice = known.scan_slice(after.as_ref(), 2);
         if slice.is_empty() {
@@ -185,7 +187,8 @@ async fn scan_cycle(world: &World, known: &mut Known<u64>, current: &Desired) {
             .desired()
             .within(&slice.iter().cloned().collect::<BTreeSet<_>>());
         users.resolve(&mut narrowed);
-        let observed = observe(world, world, &narrowed, AssignmentReads::PerPair)
+        let records = groups.records(&narrowed);
+        let observed = observe_records(world, world, &narrowed, AssignmentReads::PerPair, records)
             .await
             .unwrap();
         let found = plan(&narrowed, &observed);

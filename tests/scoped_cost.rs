@@ -231,7 +231,7 @@ fn scale() -> usize {
 /// AWS's 20 requests per second per family.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
-    use aws_replicator::directory::observe;
+    use aws_replicator::directory::observe_records;
     use aws_replicator::known::{Known, groups_of, projects_seen};
     use aws_replicator::model::{GroupId, UserId};
     use aws_replicator::sync::sync_changes;
@@ -345,7 +345,7 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
     rig.running.emulator.clear_requests();
     let mut after = None;
     let mut found = std::collections::BTreeSet::new();
-    // As `serve`'s scan: the users listed once a cycle.
+    // As `serve`'s scan: the groups and users listed once a cycle.
     let users = aws_replicator::scan::Users::new(
         rig.scim
             .list_users()
@@ -354,6 +354,8 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
             .into_iter()
             .map(|(_, n)| n),
     );
+    let listed =
+        aws_replicator::scan::Groups::new(&full.platform, rig.scim.list_groups().await.unwrap());
     loop {
         let slice = known.scan_slice(after.as_ref(), 10);
         if slice.is_empty() {
@@ -361,9 +363,16 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
         }
         let mut narrowed = known.desired().within(&slice.iter().cloned().collect());
         users.resolve(&mut narrowed);
-        let observed = observe(&rig.scim, &rig.admin, &narrowed, AssignmentReads::PerPair)
-            .await
-            .unwrap();
+        let records = listed.records(&narrowed);
+        let observed = observe_records(
+            &rig.scim,
+            &rig.admin,
+            &narrowed,
+            AssignmentReads::PerPair,
+            records,
+        )
+        .await
+        .unwrap();
         let plan = aws_replicator::plan::plan(&narrowed, &observed);
         let groups = groups_of(&plan);
         known.scanned(

@@ -231,6 +231,19 @@ pub async fn observe_knowing(
         }
         _ => identity.list_groups().await?,
     };
+    observe_records(identity, assignments, desired, assignment_reads, records).await
+}
+
+/// [`observe`] with the groups already known (`records`: every group the plan should see, as
+/// a listing or lookups found them): their members, their assignments and the users. The
+/// drift scan reads a slice of projects so, with the groups of a listing made once a cycle.
+pub async fn observe_records(
+    identity: &impl IdentityStore,
+    assignments: &impl AccountAssignments,
+    desired: &Desired,
+    assignment_reads: AssignmentReads,
+    records: Vec<GroupRecord>,
+) -> Result<Observed, DirectoryError> {
     let ours: Vec<&GroupRecord> = records
         .iter()
         .filter(|r| {

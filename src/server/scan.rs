@@ -9,7 +9,7 @@
 use super::Service;
 use super::runs::Trigger;
 use crate::desired::Scope;
-use crate::directory::observe;
+use crate::directory::observe_records;
 use crate::model::ProjectKey;
 use crate::sso::admin::SsoAdmin;
 use crate::sso::scim::ScimClient;
@@ -30,11 +30,29 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
     let share = service.config.replicator.drift_scan.share;
     let mut after: Option<ProjectKey> = None;
     let mut cycle_started = Instant::now();
-    let mut users: Option<crate::scan::Users> = None;
+    // The store's groups and users, listed once a cycle.
+    let mut listing: Option<(crate::scan::Groups, crate::scan::Users)> = None;
     loop {
-        if service.runs.busy() {
+        if service.runs.busy() || service.known().is_none() {
             tokio::time::sleep(IDLE).await;
             continue;
+        }
+        if listing.is_none() {
+            match futures_util::try_join!(scim.list_groups(), scim.list_users()) {
+                Ok((groups, users)) => {
+                    let groups = crate::scan::Groups::new(&service.config.platform, groups);
+                    if let Some(known) = service.known().as_mut() {
+                        known.listed(groups.projects(), Instant::now());
+                    }
+                    let users = crate::scan::Users::new(users.into_iter().map(|(_, n)| n));
+                    listing = Some((groups, users));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "drift scan: listing the groups and users failed; trying again");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            }
         }
         let next = service.known().as_ref().map(|known| {
             let slice = known.scan_slice(after.as_ref(), SLICE);
@@ -44,24 +62,11 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
                 .within(&slice.iter().cloned().collect::<BTreeSet<_>>());
             (slice, narrowed, estimate)
         });
-        let Some((slice, narrowed, estimate)) = next else {
-            tokio::time::sleep(IDLE).await;
+        let (Some((slice, mut narrowed, estimate)), Some((groups, users))) = (next, &listing)
+        else {
             continue;
         };
         service.metrics.record_scan_estimate(estimate.seconds);
-        if after.is_none() || users.is_none() {
-            // Once a cycle: every slice compares members against this listing.
-            match scim.list_users().await {
-                Ok(listed) => {
-                    users = Some(crate::scan::Users::new(listed.into_iter().map(|(_, n)| n)))
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "drift scan: listing the users failed; trying again");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    continue;
-                }
-            }
-        }
         if slice.is_empty() {
             if after.take().is_some() {
                 let seconds = cycle_started.elapsed().as_secs_f64();
@@ -76,13 +81,12 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
                 tokio::time::sleep(IDLE).await;
             }
             cycle_started = Instant::now();
+            listing = None;
             continue;
         }
-        let mut narrowed = narrowed;
-        if let Some(users) = &users {
-            users.resolve(&mut narrowed);
-        }
-        let observed = match observe(&scim, &admin, &narrowed, reads).await {
+        users.resolve(&mut narrowed);
+        let records = groups.records(&narrowed);
+        let observed = match observe_records(&scim, &admin, &narrowed, reads, records).await {
             Ok(observed) => observed,
             Err(error) => {
                 // The slice is read again once AWS answers; nothing is concluded from a
