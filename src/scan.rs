@@ -10,7 +10,7 @@
 
 use crate::desired::Desired;
 use crate::directory::{AssignmentReads, GroupRecord};
-use crate::model::{Euid, GROUP_PREFIX, GroupIdentity, ProjectKey, UserName};
+use crate::model::{Euid, GROUP_PREFIX, GroupIdentity, ProjectKey, UserId, UserName};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -71,28 +71,33 @@ impl Groups {
 /// case: a desired member is spelled as AWS spells it, or left out when AWS has nobody of that
 /// name. Without it, every slice with a member AWS lacks would list every user again to
 /// compare ignoring case (aws-sso.md §F.6), ⌈users/100⌉ requests a slice.
-pub struct Users(HashMap<String, Vec<UserName>>);
+pub struct Users(HashMap<String, Vec<(UserId, UserName)>>);
 
 impl Users {
-    pub fn new(names: impl IntoIterator<Item = UserName>) -> Self {
-        let mut by_folded: HashMap<String, Vec<UserName>> = HashMap::new();
-        for name in names {
+    pub fn new(users: impl IntoIterator<Item = (UserId, UserName)>) -> Self {
+        let mut by_folded: HashMap<String, Vec<(UserId, UserName)>> = HashMap::new();
+        for (id, name) in users {
             by_folded
                 .entry(name.as_str().to_lowercase())
                 .or_default()
-                .push(name);
+                .push((id, name));
         }
         Users(by_folded)
+    }
+
+    /// The users whose name is `name` ignoring case.
+    pub fn folded(&self, name: &str) -> &[(UserId, UserName)] {
+        self.0.get(&name.to_lowercase()).map_or(&[], Vec::as_slice)
     }
 
     /// `euid` as AWS spells it: the exact name, else the only one that matches ignoring case
     /// (as `directory::pick_user` decides).
     fn spelling(&self, euid: &Euid) -> Option<Euid> {
         let names = self.0.get(&euid.as_str().to_lowercase())?;
-        if names.iter().any(|n| n.as_str() == euid.as_str()) {
+        if names.iter().any(|(_, n)| n.as_str() == euid.as_str()) {
             return Some(euid.clone());
         }
-        (names.len() == 1).then(|| Euid::from(names[0].as_str()))
+        (names.len() == 1).then(|| Euid::from(names[0].1.as_str()))
     }
 
     /// `desired` with each member spelled as AWS spells it, and without those AWS lacks:
@@ -239,7 +244,7 @@ mod tests {
         let users = Users::new(
             ["alice@x", "Grace@X", "bob@x", "Bob@x"]
                 .into_iter()
-                .map(UserName::from),
+                .map(|n| (UserId::from(n), UserName::from(n))),
         );
         let spell = |e: &str| users.spelling(&Euid::from(e)).map(|e| e.to_string());
         assert_eq!(spell("alice@x").as_deref(), Some("alice@x"));

@@ -5,7 +5,7 @@ use crate::apply::{self, Options, Outcome, Report};
 use crate::audit::Audit;
 use crate::desired::Desired;
 use crate::directory::{
-    AccountAssignments, AssignmentReads, DirectoryError, IdentityStore, observe, observe_knowing,
+    AccountAssignments, AssignmentReads, DirectoryError, IdentityStore, Users, observe_knowing,
 };
 use crate::model::{GroupIdentity, ProjectKey};
 use crate::observed::Observed;
@@ -97,6 +97,7 @@ pub async fn sync(
         audit,
         choose,
         None,
+        None,
         planned,
         done,
     )
@@ -108,11 +109,13 @@ pub async fn sync(
 /// manage across the platform once the last run's state holds. The guard measures deletions
 /// against the estate, not against the few projects observed. Nothing is observed again after
 /// applying: AWS confirmed each write, what failed is what remains, and the drift scan reads
-/// the projects again in its turn.
+/// the projects again in its turn. `listed_users`: the drift scan's listing of the users, in
+/// place of a new one when a wanted user is not found by name.
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_changes(
     changed: &Desired,
     estate: Managed,
+    listed_users: Option<&Users>,
     identity: &impl IdentityStore,
     assignments: &impl AccountAssignments,
     settings: Settings,
@@ -129,6 +132,7 @@ pub async fn sync_changes(
         audit,
         choose,
         Some(estate),
+        listed_users,
         planned,
         done,
     )
@@ -167,6 +171,7 @@ pub async fn sync_saved(
         audit,
         choose,
         None,
+        None,
         planned,
         done,
     )
@@ -184,11 +189,20 @@ async fn run<E: From<DirectoryError>>(
     audit: &Audit,
     choose: impl FnOnce(&Desired, &Observed) -> Result<Plan, E>,
     estate: Option<Managed>,
+    listed_users: Option<&Users>,
     mut planned: impl FnMut(&Plan),
     done: &(dyn Fn(&Outcome) + Sync),
 ) -> Result<SyncReport, E> {
     let start = (identity.calls_made(), assignments.calls_made());
-    let observed = observe(identity, assignments, desired, settings.reads).await?;
+    let observed = observe_knowing(
+        identity,
+        assignments,
+        desired,
+        settings.reads,
+        None,
+        estate.and(listed_users),
+    )
+    .await?;
     let seen = crate::known::projects_seen(&desired.platform, &observed);
     let plan = choose(desired, &observed)?;
     planned(&plan);
@@ -251,8 +265,15 @@ async fn run<E: From<DirectoryError>>(
         // After an unscoped observation the store's size is known, and checking many
         // projects is cheaper by listing than by looking each up.
         let known = (desired.scope == crate::desired::Scope::All).then_some(observed.groups.len());
-        let after =
-            observe_knowing(identity, assignments, &narrowed, settings.reads, known).await?;
+        let after = observe_knowing(
+            identity,
+            assignments,
+            &narrowed,
+            settings.reads,
+            known,
+            None,
+        )
+        .await?;
         crate::plan::plan(&narrowed, &after)
     };
     let end = (identity.calls_made(), assignments.calls_made());

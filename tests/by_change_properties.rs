@@ -152,6 +152,7 @@ async fn by_change(world: &World, known: &mut Known<u64>, current: &Desired) {
     let report = sync::sync_changes(
         &run,
         known.managed(),
+        None,
         world,
         world,
         settings(),
@@ -168,14 +169,7 @@ async fn by_change(world: &World, known: &mut Known<u64>, current: &Desired) {
 /// One drift-scan cycle, slice by slice, and the scoped runs it queues for what it found.
 async fn scan_cycle(world: &World, known: &mut Known<u64>, current: &Desired) {
     let mut after: Option<ProjectKey> = None;
-    let users = Users::new(
-        world
-            .list_users()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(_, n)| n),
-    );
+    let users = Users::new(world.list_users().await.unwrap());
     let groups = Groups::new(PLATFORM, world.list_groups().await.unwrap());
     known.listed(groups.projects(), 0);
     loop {
@@ -188,9 +182,16 @@ async fn scan_cycle(world: &World, known: &mut Known<u64>, current: &Desired) {
             .within(&slice.iter().cloned().collect::<BTreeSet<_>>());
         users.resolve(&mut narrowed);
         let records = groups.records(&narrowed);
-        let observed = observe_records(world, world, &narrowed, AssignmentReads::PerPair, records)
-            .await
-            .unwrap();
+        let observed = observe_records(
+            world,
+            world,
+            &narrowed,
+            AssignmentReads::PerPair,
+            records,
+            Some(&users),
+        )
+        .await
+        .unwrap();
         let found = plan(&narrowed, &observed);
         let drifted = groups_of(&found);
         known.scanned(&slice, &drifted, &projects_seen(PLATFORM, &observed), 0);

@@ -277,11 +277,14 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
             max_count: 50,
         }),
     };
-    let by_change = async |known: &mut Known<u64>, current: &Desired| {
+    let by_change = async |known: &mut Known<u64>,
+                           current: &Desired,
+                           listed: Option<&aws_replicator::scan::Users>| {
         let run = current.only(&known.to_reconcile(current));
         let report = sync_changes(
             &run,
             known.managed(),
+            listed,
             &rig.scim,
             &rig.admin,
             settings,
@@ -298,7 +301,7 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
 
     // Nothing changed in meshStack: no AWS request.
     rig.running.emulator.clear_requests();
-    by_change(&mut known, &full).await;
+    by_change(&mut known, &full, None).await;
     assert_eq!(rig.cost(), (0, 0, 0));
     figures.push("run by change, nothing changed: 0 requests".into());
 
@@ -312,7 +315,7 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
         .members
         .insert(Euid::from("user59@example.com"));
     rig.running.emulator.clear_requests();
-    let report = by_change(&mut known, &changed).await;
+    let report = by_change(&mut known, &changed, None).await;
     assert_eq!(report.report.applied, 1);
     let cost = rig.cost();
     // The group's lookup, its members, its (account, permission set) pair, the new member's
@@ -346,14 +349,7 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
     let mut after = None;
     let mut found = std::collections::BTreeSet::new();
     // As `serve`'s scan: the groups and users listed once a cycle.
-    let users = aws_replicator::scan::Users::new(
-        rig.scim
-            .list_users()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(_, n)| n),
-    );
+    let users = aws_replicator::scan::Users::new(rig.scim.list_users().await.unwrap());
     let listed =
         aws_replicator::scan::Groups::new(&full.platform, rig.scim.list_groups().await.unwrap());
     loop {
@@ -370,6 +366,7 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
             &narrowed,
             AssignmentReads::PerPair,
             records,
+            Some(&users),
         )
         .await
         .unwrap();
@@ -407,7 +404,7 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
         found.len()
     ));
     rig.running.emulator.clear_requests();
-    let report = by_change(&mut known, &changed).await;
+    let report = by_change(&mut known, &changed, None).await;
     assert_eq!(report.report.applied, drifted.len());
     let cost = rig.cost();
     figures.push(format!(
@@ -415,7 +412,32 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
         cost.0 + cost.1
     ));
     rig.running.emulator.clear_requests();
-    by_change(&mut known, &changed).await;
+    by_change(&mut known, &changed, None).await;
     assert_eq!(rig.cost(), (0, 0, 0));
+
+    // A group that wants a user AWS lacks: with the scan's listing of the users, no new
+    // listing of every user (aws-sso.md §F.6's fallback), only the lookups.
+    let mut wants_ghost = changed.clone();
+    wants_ghost
+        .groups
+        .values_mut()
+        .nth(3)
+        .unwrap()
+        .members
+        .insert(Euid::from("ghost@example.com"));
+    rig.running.emulator.clear_requests();
+    let report = by_change(&mut known, &wants_ghost, Some(&users)).await;
+    assert!(report.plan.ops.is_empty());
+    let log = rig.running.emulator.requests();
+    assert!(
+        !log.iter()
+            .any(|r| r.endpoint == "GET /Users" && !r.target.contains("filter=")),
+        "{log:#?}"
+    );
+    assert_eq!(
+        rig.cost(),
+        (3, 1, 0),
+        "lookup, members, the user's lookup; the pair"
+    );
     eprintln!("{projects} projects:\n  {}", figures.join("\n  "));
 }

@@ -13,6 +13,7 @@ use crate::observed::{Assignment, AssignmentCoverage, Observed, ObservedGroup};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+pub use crate::scan::Users;
 pub use memory::World;
 
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +208,7 @@ pub async fn observe(
     desired: &Desired,
     assignment_reads: AssignmentReads,
 ) -> Result<Observed, DirectoryError> {
-    observe_knowing(identity, assignments, desired, assignment_reads, None).await
+    observe_knowing(identity, assignments, desired, assignment_reads, None, None).await
 }
 
 /// [`observe`], knowing how many groups the store held when it was last listed: a scope of
@@ -219,6 +220,7 @@ pub async fn observe_knowing(
     desired: &Desired,
     assignment_reads: AssignmentReads,
     store_groups: Option<usize>,
+    listed_users: Option<&Users>,
 ) -> Result<Observed, DirectoryError> {
     let records = match &desired.scope {
         Scope::Only {
@@ -231,7 +233,15 @@ pub async fn observe_knowing(
         }
         _ => identity.list_groups().await?,
     };
-    observe_records(identity, assignments, desired, assignment_reads, records).await
+    observe_records(
+        identity,
+        assignments,
+        desired,
+        assignment_reads,
+        records,
+        listed_users,
+    )
+    .await
 }
 
 /// [`observe`] with the groups already known (`records`: every group the plan should see, as
@@ -243,6 +253,7 @@ pub async fn observe_records(
     desired: &Desired,
     assignment_reads: AssignmentReads,
     records: Vec<GroupRecord>,
+    listed_users: Option<&Users>,
 ) -> Result<Observed, DirectoryError> {
     let ours: Vec<&GroupRecord> = records
         .iter()
@@ -259,7 +270,7 @@ pub async fn observe_records(
         })
         .collect();
     let (members, observed_assignments) = futures_util::try_join!(
-        read_members(identity, desired, &ours),
+        read_members(identity, desired, &ours, listed_users),
         read_assignments(assignments, desired, &ours, assignment_reads),
     )?;
     let (mut members, users) = members;
@@ -357,6 +368,7 @@ async fn read_members(
     identity: &impl IdentityStore,
     desired: &Desired,
     ours: &[&GroupRecord],
+    listed_users: Option<&Users>,
 ) -> Result<Members, DirectoryError> {
     let mut members: HashMap<GroupId, BTreeSet<UserId>> = HashMap::new();
     let mut users: BTreeMap<UserId, UserName> = BTreeMap::new();
@@ -408,9 +420,17 @@ async fn read_members(
             users.extend(user);
         }
         // Whether `userName eq` ignores case is undocumented (aws-sso.md §F.6): before a user
-        // is reported missing, the full listing is compared ignoring case.
+        // is reported missing, the full listing is compared ignoring case; a listing made
+        // earlier (`serve`'s drift scan lists the users once a cycle) stands in for it.
         if found < wanted.len() {
-            users.extend(identity.list_users().await?);
+            match listed_users {
+                Some(listed) => {
+                    for euid in &wanted {
+                        users.extend(listed.folded(euid).iter().cloned());
+                    }
+                }
+                None => users.extend(identity.list_users().await?),
+            }
         }
     }
     Ok((members, users))

@@ -98,6 +98,8 @@ struct Service {
     replays: Mutex<Replays>,
     /// What the last runs reconciled, for runs by change and the drift scan.
     known: Mutex<Option<Known<std::time::Instant>>>,
+    /// The users as the drift scan last listed them (once a cycle).
+    listed_users: Mutex<Option<Arc<crate::scan::Users>>>,
     /// Account ids the account phase found, for tenants meshStack has none for yet.
     account_ids: Mutex<std::collections::BTreeMap<ProjectKey, String>>,
 }
@@ -148,6 +150,7 @@ pub async fn serve(
         started: tokio::time::Instant::now(),
         replays: Mutex::default(),
         known: Mutex::default(),
+        listed_users: Mutex::default(),
         account_ids: Mutex::default(),
         config,
     });
@@ -452,9 +455,11 @@ impl Service {
                 .await
             }
             Some(estate) => {
+                let listed = self.listed_users.lock().expect("listed users lock").clone();
                 crate::sync::sync_changes(
                     desired,
                     estate,
+                    listed.as_deref(),
                     scim,
                     admin,
                     settings,

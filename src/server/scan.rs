@@ -31,7 +31,7 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
     let mut after: Option<ProjectKey> = None;
     let mut cycle_started = Instant::now();
     // The store's groups and users, listed once a cycle.
-    let mut listing: Option<(crate::scan::Groups, crate::scan::Users)> = None;
+    let mut listing: Option<(crate::scan::Groups, Arc<crate::scan::Users>)> = None;
     loop {
         if service.runs.busy() || service.known().is_none() {
             tokio::time::sleep(IDLE).await;
@@ -44,7 +44,9 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
                     if let Some(known) = service.known().as_mut() {
                         known.listed(groups.projects(), Instant::now());
                     }
-                    let users = crate::scan::Users::new(users.into_iter().map(|(_, n)| n));
+                    let users = Arc::new(crate::scan::Users::new(users));
+                    // Runs by change use it too, in place of listing every user again.
+                    *service.listed_users.lock().expect("listed users lock") = Some(users.clone());
                     listing = Some((groups, users));
                 }
                 Err(error) => {
@@ -86,7 +88,9 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
         }
         users.resolve(&mut narrowed);
         let records = groups.records(&narrowed);
-        let observed = match observe_records(&scim, &admin, &narrowed, reads, records).await {
+        let observed = match observe_records(&scim, &admin, &narrowed, reads, records, Some(users))
+            .await
+        {
             Ok(observed) => observed,
             Err(error) => {
                 // The slice is read again once AWS answers; nothing is concluded from a
