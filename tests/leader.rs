@@ -56,13 +56,18 @@ fn config(s: &Setup, name: &str) -> (PathBuf, PathBuf) {
 }
 
 async fn start(s: &Setup, kube: &KubeApi, name: &'static str) -> Replica {
+    start_on(s, kube, name, Path::new(SNAPSHOT)).await
+}
+
+/// [`start`], reading meshStack's state from `snapshot`.
+async fn start_on(s: &Setup, kube: &KubeApi, name: &'static str, snapshot: &Path) -> Replica {
     let (config, audit) = config(s, name);
     let port = free_port();
     let log = std::fs::File::create(s.dir.path().join(format!("{name}.log"))).unwrap();
     let child = s
         .command()
         .args(["serve", "--config", config.to_str().unwrap()])
-        .args(["--snapshot", SNAPSHOT])
+        .args(["--snapshot", snapshot.to_str().unwrap()])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("KUBECONFIG", kube.kubeconfig(s.dir.path(), NAMESPACE))
         .env("POD_NAME", name)
@@ -299,4 +304,100 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
         "take-over: {after_kill:?} after SIGKILL (lease {LEASE_SECONDS} s), {after_term:?} after SIGTERM"
     );
     drop((a, b));
+}
+
+/// A rolling restart loses no change. The leader accepts a webhook trigger while its start-up
+/// run is still reading, and is stopped (SIGTERM) before it gets to it: the queued trigger is
+/// cancelled with it. The replica that takes over starts with a full run, which applies the
+/// change; the stopped leader never wrote it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
+    let s = setup().await;
+    let kube = KubeApi::start().await;
+    let holder = || kube.holder(NAMESPACE, LEASE);
+    let snapshot = s.dir.path().join("rolling.json");
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+
+    // A's start-up run is held 6 s in its first SCIM read.
+    s.running.emulator.inject(aws_replicator::emulator::Fault {
+        family: aws_replicator::emulator::Family::Scim,
+        endpoint: "GET /".into(),
+        status: 200,
+        latency_ms: 6_000,
+        times: 1,
+        ..Default::default()
+    });
+    let a = start_on(&s, &kube, "replica-a", &snapshot).await;
+    wait("a leads", Duration::from_secs(15), || async {
+        holder().as_deref() == Some("replica-a")
+    })
+    .await;
+    wait("a's start-up run", Duration::from_secs(15), || async {
+        a.runs().await.iter().any(|r| r["status"] == "running")
+    })
+    .await;
+    let b = start_on(&s, &kube, "replica-b", &snapshot).await;
+
+    // meshStack changes (alice becomes a reader of globex.shop) and says so.
+    let mut snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&snapshot).unwrap()).unwrap();
+    snap["bindings"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "workspace": "globex", "project": "shop", "role": "Project Reader",
+            "subject": {"user": "alice"}
+        }));
+    std::fs::write(&snapshot, serde_json::to_vec(&snap).unwrap()).unwrap();
+    let accepted = reqwest::Client::new()
+        .post(format!("{}/v1/sync", a.base))
+        .bearer_auth(TOKEN)
+        .body(r#"{"workspace": "globex", "project": "shop"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 202);
+    let queued: serde_json::Value = accepted.json().await.unwrap();
+    assert_eq!(queued["coalesced"], false, "{queued}");
+    signal(&a, "-TERM");
+
+    wait("b leads", Duration::from_secs(30), || async {
+        holder().as_deref() == Some("replica-b")
+    })
+    .await;
+    wait("b's start-up run", Duration::from_secs(60), || async {
+        b.runs()
+            .await
+            .iter()
+            .any(|r| r["trigger"] == "startup" && r["status"] == "succeeded")
+    })
+    .await;
+    let alice = s
+        .running
+        .emulator
+        .dump()
+        .users
+        .into_iter()
+        .find(|u| u.user_name == "alice@acme.example")
+        .unwrap()
+        .id;
+    assert!(
+        s.running.emulator.dump().groups.iter().any(|g| {
+            g.display_name == "mst-globex.shop.meshstack-project-reader"
+                && g.members.contains(&alice)
+        }),
+        "the change was lost"
+    );
+    // Written by B, not by A (whose start-up run read meshStack before the change).
+    let adds_alice = |audit: &Path| {
+        std::fs::read_to_string(audit)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"phase\":\"intent\""))
+            .filter(|l| l.contains("mst-globex.shop.meshstack-project-reader"))
+            .any(|l| l.contains("alice@acme.example"))
+    };
+    assert!(!adds_alice(&a.audit), "a ran the trigger before it stopped");
+    assert!(adds_alice(&b.audit));
+    drop(a);
 }
