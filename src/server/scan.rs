@@ -114,15 +114,14 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
                 .oldest_confirmation()
                 .map_or(0.0, |at| now.duration_since(at).as_secs_f64())
         };
-        let drifted_projects = crate::metrics::drift_by_project(&plan).len() as u64;
+        let projects: BTreeSet<ProjectKey> = crate::metrics::drift_by_project(&plan)
+            .into_keys()
+            .collect();
         service
             .metrics
-            .record_scan(slice.len() as u64, drifted_projects, oldest);
+            .record_scan(slice.len() as u64, projects.len() as u64, oldest);
         if !drifted.is_empty() {
             service.metrics.record_drift(&plan, Some(&slice));
-            let projects: BTreeSet<ProjectKey> = crate::metrics::drift_by_project(&plan)
-                .into_keys()
-                .collect();
             let names: Vec<String> = projects.iter().map(ToString::to_string).collect();
             tracing::info!(projects = %names.join(", "), "drift scan: AWS differs; queueing a sync");
             if service
