@@ -17,6 +17,10 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
 
+#[path = "common/rss.rs"]
+mod rss;
+use rss::peak_rss_kib;
+
 const PROJECTS: usize = 10_000;
 const MEMBERS: usize = 10;
 const USERS: usize = 20_000;
@@ -189,18 +193,6 @@ fn bench(c: &mut Criterion) {
         },
     );
     group.finish();
-}
-
-/// The process's peak resident set (Linux), in KiB; 0 where unknown.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
 }
 
 criterion_group!(benches, bench);

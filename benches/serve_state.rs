@@ -15,6 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
+#[path = "common/rss.rs"]
+mod rss;
+use rss::peak_rss_kib;
+
 const MEMBERS: usize = 10;
 const ROLES: [&str; 3] = ["Project Admin", "Project User", "Project Reader"];
 const PEAK_GOAL_BYTES: u64 = 1_000_000_000;
@@ -62,17 +66,6 @@ fn snapshot(projects: usize, users: usize) -> Snapshot {
         }
     }
     snapshot
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
 }
 
 fn main() {
