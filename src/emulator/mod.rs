@@ -428,18 +428,15 @@ impl Emulator {
         let mut store = self.shared.store.lock().expect("store lock");
         let id = store.new_id();
         let (given, family) = user_name.split_once('@').unwrap_or((user_name, "User"));
-        store.users.insert(
-            id.clone(),
-            store::User {
-                id: id.clone(),
-                user_name: user_name.to_owned(),
-                external_id: None,
-                display_name: user_name.to_owned(),
-                given_name: given.to_owned(),
-                family_name: family.to_owned(),
-                email: Some(user_name.to_owned()).filter(|n| n.contains('@')),
-            },
-        );
+        store.insert_user(store::User {
+            id: id.clone(),
+            user_name: user_name.to_owned(),
+            external_id: None,
+            display_name: user_name.to_owned(),
+            given_name: given.to_owned(),
+            family_name: family.to_owned(),
+            email: Some(user_name.to_owned()).filter(|n| n.contains('@')),
+        });
         id
     }
 }

@@ -189,14 +189,6 @@ fn parse_filter(text: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// Two names compared as the emulator's quirks say: exactly, or ignoring (ASCII) case.
-fn same_name(exact: bool, a: &str, b: &str) -> bool {
-    if exact {
-        a == b
-    } else {
-        a.eq_ignore_ascii_case(b)
-    }
-}
-
 fn one<'a>(terms: &'a [(String, String)], attrs: &[&str]) -> Option<Vec<&'a str>> {
     if terms.len() != attrs.len() {
         return None;
@@ -380,27 +372,24 @@ fn select_users<'s>(
     quirks: Quirks,
 ) -> Result<Selection<'s, User>> {
     let Some(terms) = terms else {
-        return Ok(Selection::All(&store.users));
+        return Ok(Selection::All(store.users()));
     };
     let users: Vec<&User> = if let Some([name]) = one(terms, &["username"]).as_deref() {
-        store
-            .users
-            .values()
-            .filter(|u| same_name(quirks.user_name_case_exact, &u.user_name, name))
-            .collect()
+        store.users_named(name, quirks.user_name_case_exact)
     } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
+        // Users carry an externalId only when created with one (tests); no index needed.
         store
-            .users
+            .users()
             .values()
             .filter(|u| u.external_id.as_deref() == Some(*ext))
             .collect()
     } else if let Some([group]) = one(terms, &["groups.value"]).as_deref() {
-        match store.groups.get(*group) {
+        match store.groups().get(*group) {
             None => Vec::new(),
             Some(g) => g
                 .members
                 .iter()
-                .filter_map(|m| store.users.get(m))
+                .filter_map(|m| store.users().get(m))
                 .collect(),
         }
     } else if one(terms, &["id", "manager"]).is_some() {
@@ -420,7 +409,7 @@ async fn get_user(
     respond((|| {
         authorize(&shared, &tenant, &headers)?;
         let store = shared.store.lock().expect("store lock");
-        let user = store.users.get(&id).ok_or_else(|| not_found("User"))?;
+        let user = store.users().get(&id).ok_or_else(|| not_found("User"))?;
         Ok(Json(user_json(user)).into_response())
     })())
 }
@@ -464,7 +453,7 @@ async fn create_user(
             family_name: family,
             email: emails.first().and_then(|e| text(&e["value"])),
         };
-        store.users.insert(user.id.clone(), user.clone());
+        store.insert_user(user.clone());
         Ok((StatusCode::CREATED, Json(user_json(&user))).into_response())
     })())
 }
@@ -484,37 +473,29 @@ fn select_groups<'s>(
     quirks: Quirks,
 ) -> Result<Selection<'s, Group>> {
     let user_exists = |id: &str| {
-        if store.users.contains_key(id) {
+        if store.users().contains_key(id) {
             Ok(())
         } else {
             Err(not_found("User"))
         }
     };
     let Some(terms) = terms else {
-        return Ok(Selection::All(&store.groups));
+        return Ok(Selection::All(store.groups()));
     };
     let groups: Vec<&Group> = if let Some([name]) = one(terms, &["displayname"]).as_deref() {
-        store
-            .groups
-            .values()
-            .filter(|g| same_name(quirks.display_name_case_exact, &g.display_name, name))
-            .collect()
+        store.groups_named(name, quirks.display_name_case_exact)
     } else if let Some([ext]) = one(terms, &["externalid"]).as_deref() {
-        store
-            .groups
-            .values()
-            .filter(|g| g.external_id.as_deref() == Some(*ext))
-            .collect()
+        store.groups_with_external_id(ext)
     } else if let Some([user]) = one(terms, &["members.value"]).as_deref() {
         user_exists(user)?;
         store.groups_of(user).collect()
     } else if let Some([id]) = one(terms, &["id"]).as_deref() {
-        store.groups.get(*id).into_iter().collect()
+        store.groups().get(*id).into_iter().collect()
     } else if let Some([id, user]) = one(terms, &["id", "members"]).as_deref() {
         // 200 with no result for a non-member, 404 for an unknown user.
         user_exists(user)?;
         store
-            .groups
+            .groups()
             .get(*id)
             .filter(|g| g.members.contains(*user))
             .into_iter()
@@ -533,7 +514,7 @@ async fn get_group(
     respond((|| {
         authorize(&shared, &tenant, &headers)?;
         let store = shared.store.lock().expect("store lock");
-        let group = store.groups.get(&id).ok_or_else(|| not_found("Group"))?;
+        let group = store.groups().get(&id).ok_or_else(|| not_found("Group"))?;
         Ok(Json(group_json(group, true)).into_response())
     })())
 }
@@ -579,14 +560,14 @@ async fn create_group(
             return Err(bad_request());
         }
         let mut store = shared.store.lock().expect("store lock");
-        if let Some(m) = members.iter().find(|m| !store.users.contains_key(*m)) {
+        if let Some(m) = members.iter().find(|m| !store.users().contains_key(*m)) {
             return Err(not_found(&format!("User {m}")));
         }
         let exact = shared.config.quirks.display_name_case_exact;
-        let clash = store.groups.values().any(|g| {
-            same_name(exact, &g.display_name, &name)
-                || (external_id.is_some() && g.external_id == external_id)
-        });
+        let clash = !store.groups_named(&name, exact).is_empty()
+            || external_id
+                .as_deref()
+                .is_some_and(|e| !store.groups_with_external_id(e).is_empty());
         if clash {
             return Err(ScimError::new(
                 StatusCode::CONFLICT,
@@ -596,7 +577,7 @@ async fn create_group(
         // AWS's quota (100,000 groups per identity store, not raisable). The SCIM guide lists
         // no error for it; identitystore answers ServiceQuotaExceededException with this text;
         // SCIM's documented refusal of a request it will not take is 400 ValidationException.
-        if store.groups.len() >= shared.config.max_groups {
+        if store.groups().len() >= shared.config.max_groups {
             return Err(ScimError::new(
                 StatusCode::BAD_REQUEST,
                 "The request would cause the number of users or groups in the identity store to exceed the maximum allowed.",
@@ -689,22 +670,19 @@ async fn patch_group(
             return Err(bad_request());
         }
         let mut store = shared.store.lock().expect("store lock");
-        if !store.groups.contains_key(&id) {
+        if !store.groups().contains_key(&id) {
             return Err(not_found("Group"));
         }
         for change in &changes {
             match change {
                 Change::Add(ids) | Change::Remove(ids) => {
-                    if let Some(m) = ids.iter().find(|m| !store.users.contains_key(*m)) {
+                    if let Some(m) = ids.iter().find(|m| !store.users().contains_key(*m)) {
                         return Err(not_found(&format!("User {m}")));
                     }
                 }
                 Change::Rename(name) => {
                     let exact = shared.config.quirks.display_name_case_exact;
-                    let taken = store
-                        .groups
-                        .values()
-                        .any(|g| g.id != id && same_name(exact, &g.display_name, name));
+                    let taken = store.groups_named(name, exact).iter().any(|g| g.id != id);
                     if taken {
                         return Err(ScimError::new(
                             StatusCode::CONFLICT,
@@ -714,9 +692,9 @@ async fn patch_group(
                 }
                 Change::ExternalId(ext) => {
                     let taken = store
-                        .groups
-                        .values()
-                        .any(|g| g.id != id && g.external_id.as_deref() == Some(ext));
+                        .groups_with_external_id(ext)
+                        .iter()
+                        .any(|g| g.id != id);
                     if taken {
                         return Err(ScimError::new(
                             StatusCode::CONFLICT,
@@ -730,20 +708,8 @@ async fn patch_group(
             match change {
                 Change::Add(ids) => store.add_members(&id, ids),
                 Change::Remove(ids) => store.remove_members(&id, &ids),
-                Change::Rename(name) => {
-                    store
-                        .groups
-                        .get_mut(&id)
-                        .expect("checked above")
-                        .display_name = name
-                }
-                Change::ExternalId(ext) => {
-                    store
-                        .groups
-                        .get_mut(&id)
-                        .expect("checked above")
-                        .external_id = Some(ext)
-                }
+                Change::Rename(name) => store.rename_group(&id, name),
+                Change::ExternalId(ext) => store.set_group_external_id(&id, ext),
             }
         }
         Ok(StatusCode::NO_CONTENT.into_response())

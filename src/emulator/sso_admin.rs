@@ -211,8 +211,8 @@ pub fn settle(shared: &Shared) {
         .filter(|o| o.status == Status::InProgress && o.completes_at <= now)
     {
         let principal_exists = match op.assignment.principal_type.as_str() {
-            "GROUP" => store.groups.contains_key(&op.assignment.principal_id),
-            _ => store.users.contains_key(&op.assignment.principal_id),
+            "GROUP" => store.groups().contains_key(&op.assignment.principal_id),
+            _ => store.users().contains_key(&op.assignment.principal_id),
         };
         op.status = if let Some(reason) = op.fail_with.take() {
             Status::Failed(reason)
@@ -326,9 +326,7 @@ fn list_assignments(shared: &Shared, body: &Value) -> Result<Response> {
     check_exists(shared, account, ps)?;
     let store = shared.store.lock().expect("store lock");
     let items = store
-        .assignments
-        .iter()
-        .filter(|a| a.account_id == account && a.permission_set_arn == ps)
+        .assignments_of(account, ps)
         .map(assignment_json)
         .collect();
     paged(body, items, "AccountAssignments")

@@ -108,10 +108,54 @@ impl State {
     }
 }
 
+/// Key → ids: a look-up that would otherwise scan the store. AWS answers a filter on one
+/// attribute of 100,000 groups as fast as on ten; at that size a scan per request made the
+/// emulator, not the client, the cost of a run.
+#[derive(Debug, Default)]
+struct Index(HashMap<String, BTreeSet<String>>);
+
+impl Index {
+    fn add(&mut self, key: &str, id: &str) {
+        self.0
+            .entry(key.to_owned())
+            .or_default()
+            .insert(id.to_owned());
+    }
+
+    fn remove(&mut self, key: &str, id: &str) {
+        if let Some(ids) = self.0.get_mut(key) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.0.remove(key);
+            }
+        }
+    }
+
+    fn get<'a>(&'a self, key: &str) -> impl Iterator<Item = &'a String> + use<'a> {
+        self.0.get(key).into_iter().flatten()
+    }
+}
+
+/// Whether two names are the same, as AWS compares `userName` and `displayName`
+/// (case-insensitively, unless the quirk asks for exact).
+fn same_name(exact: bool, a: &str, b: &str) -> bool {
+    if exact {
+        a == b
+    } else {
+        a.eq_ignore_ascii_case(b)
+    }
+}
+
+/// The index key of a name: the folding [`same_name`] ignores.
+fn folded(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// Users and groups change only through the methods below, which keep the indexes.
 #[derive(Debug, Default)]
 pub struct Store {
-    pub users: BTreeMap<String, User>,
-    pub groups: BTreeMap<String, Group>,
+    users: BTreeMap<String, User>,
+    groups: BTreeMap<String, Group>,
     pub assignments: BTreeSet<Assignment>,
     /// The instance's permission sets; `None`: any well-formed ARN is taken.
     pub permission_sets: Option<BTreeSet<String>>,
@@ -120,7 +164,10 @@ pub struct Store {
     /// Membership the other way round (user → groups), kept by every change through
     /// [`Store::insert_group`], [`Store::add_members`], [`Store::remove_members`] and
     /// [`Store::remove_group`], so that `members.value eq` costs a look-up, not a scan.
-    groups_of_user: HashMap<String, BTreeSet<String>>,
+    groups_of_user: Index,
+    users_by_name: Index,
+    groups_by_name: Index,
+    groups_by_external_id: Index,
     next: u64,
     /// The 10-hex-digit prefix AWS puts in front of ids of one identity store.
     prefix: String,
@@ -151,22 +198,19 @@ impl Store {
     }
 
     pub fn load(&mut self, state: State) {
-        self.users = state.users.into_iter().map(|u| (u.id.clone(), u)).collect();
-        self.groups = state
-            .groups
-            .into_iter()
-            .map(|g| (g.id.clone(), g))
-            .collect();
-        self.assignments = state.assignments.into_iter().collect();
-        self.groups_of_user.clear();
-        for g in self.groups.values() {
-            for m in &g.members {
-                self.groups_of_user
-                    .entry(m.clone())
-                    .or_default()
-                    .insert(g.id.clone());
-            }
+        self.users.clear();
+        self.groups.clear();
+        self.groups_of_user = Index::default();
+        self.users_by_name = Index::default();
+        self.groups_by_name = Index::default();
+        self.groups_by_external_id = Index::default();
+        for user in state.users {
+            self.insert_user(user);
         }
+        for group in state.groups {
+            self.insert_group(group);
+        }
+        self.assignments = state.assignments.into_iter().collect();
         self.permission_sets = state.permission_sets;
         self.accounts = state.accounts;
         // Ids handed out later must not meet a loaded one: the counter moves past them.
@@ -191,28 +235,84 @@ impl Store {
         }
     }
 
+    pub fn users(&self) -> &BTreeMap<String, User> {
+        &self.users
+    }
+
+    pub fn groups(&self) -> &BTreeMap<String, Group> {
+        &self.groups
+    }
+
+    /// The users of that `userName` (AWS takes no two that differ only in case).
+    pub fn users_named(&self, user_name: &str, exact: bool) -> Vec<&User> {
+        self.users_by_name
+            .get(&folded(user_name))
+            .filter_map(|id| self.users.get(id))
+            .filter(|u| same_name(exact, &u.user_name, user_name))
+            .collect()
+    }
+
     pub fn user_by_name(&self, user_name: &str) -> Option<&User> {
-        self.users
-            .values()
-            .find(|u| u.user_name.eq_ignore_ascii_case(user_name))
+        self.users_named(user_name, false).into_iter().next()
+    }
+
+    pub fn groups_named(&self, display_name: &str, exact: bool) -> Vec<&Group> {
+        self.groups_by_name
+            .get(&folded(display_name))
+            .filter_map(|id| self.groups.get(id))
+            .filter(|g| same_name(exact, &g.display_name, display_name))
+            .collect()
+    }
+
+    pub fn groups_with_external_id(&self, external_id: &str) -> Vec<&Group> {
+        self.groups_by_external_id
+            .get(external_id)
+            .filter_map(|id| self.groups.get(id))
+            .collect()
+    }
+
+    /// The assignments of one (account, permission set) pair: a range of the ordered set.
+    pub fn assignments_of<'a>(
+        &'a self,
+        account: &'a str,
+        permission_set: &'a str,
+    ) -> impl Iterator<Item = &'a Assignment> + use<'a> {
+        let from = Assignment {
+            account_id: account.to_owned(),
+            permission_set_arn: permission_set.to_owned(),
+            principal_type: String::new(),
+            principal_id: String::new(),
+        };
+        self.assignments
+            .range(from..)
+            .take_while(move |a| a.account_id == account && a.permission_set_arn == permission_set)
+    }
+
+    pub fn insert_user(&mut self, user: User) {
+        if let Some(old) = self.users.get(&user.id) {
+            self.users_by_name.remove(&folded(&old.user_name), &user.id);
+        }
+        self.users_by_name.add(&folded(&user.user_name), &user.id);
+        self.users.insert(user.id.clone(), user);
     }
 
     /// Groups of a user, in id order, from the index.
     pub fn groups_of<'a>(&'a self, user_id: &str) -> impl Iterator<Item = &'a Group> + use<'a> {
         self.groups_of_user
             .get(user_id)
-            .into_iter()
-            .flatten()
             .filter_map(|id| self.groups.get(id))
     }
 
     /// Adds a group with its members.
     pub fn insert_group(&mut self, group: Group) {
+        self.remove_group(&group.id);
         for m in &group.members {
-            self.groups_of_user
-                .entry(m.clone())
-                .or_default()
-                .insert(group.id.clone());
+            self.groups_of_user.add(m, &group.id);
+        }
+        self.groups_by_name
+            .add(&folded(&group.display_name), &group.id);
+        if let Some(ext) = &group.external_id {
+            self.groups_by_external_id.add(ext, &group.id);
         }
         self.groups.insert(group.id.clone(), group);
     }
@@ -221,9 +321,35 @@ impl Store {
     pub fn remove_group(&mut self, id: &str) -> Option<Group> {
         let group = self.groups.remove(id)?;
         for m in &group.members {
-            self.left(m, id);
+            self.groups_of_user.remove(m, id);
+        }
+        self.groups_by_name.remove(&folded(&group.display_name), id);
+        if let Some(ext) = &group.external_id {
+            self.groups_by_external_id.remove(ext, id);
         }
         Some(group)
+    }
+
+    /// Renames a group that exists.
+    pub fn rename_group(&mut self, id: &str, display_name: String) {
+        let Some(group) = self.groups.get_mut(id) else {
+            return;
+        };
+        self.groups_by_name.remove(&folded(&group.display_name), id);
+        self.groups_by_name.add(&folded(&display_name), id);
+        group.display_name = display_name;
+    }
+
+    /// Sets the `externalId` of a group that exists.
+    pub fn set_group_external_id(&mut self, id: &str, external_id: String) {
+        let Some(group) = self.groups.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = &group.external_id {
+            self.groups_by_external_id.remove(old, id);
+        }
+        self.groups_by_external_id.add(&external_id, id);
+        group.external_id = Some(external_id);
     }
 
     /// Adds members to a group that exists.
@@ -232,10 +358,7 @@ impl Store {
             return;
         };
         for m in members {
-            self.groups_of_user
-                .entry(m.clone())
-                .or_default()
-                .insert(id.to_owned());
+            self.groups_of_user.add(&m, id);
             group.members.insert(m);
         }
     }
@@ -252,16 +375,7 @@ impl Store {
             }
         }
         for m in gone {
-            self.left(m, id);
-        }
-    }
-
-    fn left(&mut self, user: &str, group: &str) {
-        if let Some(groups) = self.groups_of_user.get_mut(user) {
-            groups.remove(group);
-            if groups.is_empty() {
-                self.groups_of_user.remove(user);
-            }
+            self.groups_of_user.remove(m, id);
         }
     }
 }
@@ -323,6 +437,57 @@ mod tests {
                 .collect();
             assert_eq!(groups_of(&store, user), scanned, "{user}");
         }
+    }
+
+    /// The name and externalId indexes follow renames, loads and deletions, fold case as AWS
+    /// does, and an assignment range holds exactly its pair's assignments.
+    #[test]
+    fn look_ups_by_name_external_id_and_pair_follow_every_change() {
+        let mut store = Store::new("9067d0a3c1");
+        let named = |id: &str, name: &str, ext: Option<&str>| Group {
+            display_name: name.into(),
+            external_id: ext.map(str::to_owned),
+            ..group(id, &[])
+        };
+        store.load(State {
+            groups: vec![named("g1", "mst-a", Some("e1")), named("g2", "Other", None)],
+            ..State::default()
+        });
+        let ids = |gs: Vec<&Group>| gs.iter().map(|g| g.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(store.groups_named("MST-A", false)), ["g1"]);
+        assert!(store.groups_named("MST-A", true).is_empty());
+        assert_eq!(ids(store.groups_with_external_id("e1")), ["g1"]);
+        store.rename_group("g1", "mst-b".into());
+        store.set_group_external_id("g2", "e2".into());
+        assert!(store.groups_named("mst-a", false).is_empty());
+        assert_eq!(ids(store.groups_named("mst-b", false)), ["g1"]);
+        assert_eq!(ids(store.groups_with_external_id("e2")), ["g2"]);
+        store.set_group_external_id("g2", "e3".into());
+        assert!(store.groups_with_external_id("e2").is_empty());
+        store.remove_group("g1");
+        assert!(store.groups_named("mst-b", false).is_empty());
+        assert!(store.groups_with_external_id("e1").is_empty());
+
+        let assignment = |account: &str, ps: &str, group: &str| Assignment {
+            account_id: account.into(),
+            permission_set_arn: ps.into(),
+            principal_type: "GROUP".into(),
+            principal_id: group.into(),
+        };
+        for (a, p, g) in [
+            ("1", "p1", "g1"),
+            ("1", "p2", "g1"),
+            ("1", "p1", "g2"),
+            ("2", "p1", "g1"),
+        ] {
+            store.assignments.insert(assignment(a, p, g));
+        }
+        let of: Vec<_> = store.assignments_of("1", "p1").cloned().collect();
+        assert_eq!(
+            of,
+            [assignment("1", "p1", "g1"), assignment("1", "p1", "g2")]
+        );
+        assert_eq!(store.assignments_of("3", "p1").count(), 0);
     }
 
     /// A loaded state moves the id counter past its ids: new ids never meet loaded ones.
