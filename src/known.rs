@@ -305,6 +305,67 @@ impl<T: Copy + Ord> Known<T> {
     }
 }
 
+/// What a follower keeps so that, once it leads, it can go by change at once instead of
+/// starting with a full run: the desired state as it last read meshStack, and when each group's
+/// desired state was seen to change in its reads. Times are wall-clock (any ordered value
+/// here): they are compared with the leader's mark of what it applied.
+pub struct Warm<T> {
+    desired: Desired,
+    first_read: T,
+    changed_at: BTreeMap<ExternalId, T>,
+    /// Stamps before this are forgotten.
+    forgotten_before: T,
+}
+
+impl<T: Copy + Ord> Warm<T> {
+    /// The first read, at `now`: which groups changed before it is not known.
+    pub fn new(desired: Desired, now: T) -> Self {
+        Warm {
+            desired,
+            first_read: now,
+            changed_at: BTreeMap::new(),
+            forgotten_before: now,
+        }
+    }
+
+    /// A later read at `now`: the groups whose desired state differs from the last read are
+    /// stamped `now`; stamps before `forget_before` are dropped.
+    pub fn read(&mut self, desired: Desired, now: T, forget_before: T) {
+        for external_id in changed(&self.desired, &desired) {
+            self.changed_at.insert(external_id, now);
+        }
+        if forget_before > self.forgotten_before {
+            self.changed_at.retain(|_, at| *at >= forget_before);
+            self.forgotten_before = forget_before;
+        }
+        self.desired = desired;
+    }
+
+    pub fn desired(&self) -> &Desired {
+        &self.desired
+    }
+
+    /// This replica takes the lead at `now`; the last leader marked that it had applied
+    /// everything meshStack said up to `synced`. The first run by change must then do the
+    /// groups seen changing since `synced`, with those whose desired state changes between
+    /// the last read and the run's own. That is known only when this replica was reading
+    /// meshStack by `synced` and still holds the stamps since: otherwise `None`, and the
+    /// first run is full. Every project counts as confirmed at `now`; drift made by hand, and
+    /// work the last leader found after `synced` and had not done, are the drift scan's to find.
+    pub fn lead<U: Copy + Ord>(self, synced: T, now: U) -> Option<Known<U>> {
+        if self.first_read > synced || self.forgotten_before > synced {
+            return None;
+        }
+        let since: BTreeSet<ExternalId> = self
+            .changed_at
+            .into_iter()
+            .filter(|(_, at)| *at >= synced)
+            .map(|(external_id, _)| external_id)
+            .collect();
+        Some(Known::new(self.desired, &since, &BTreeSet::new(), now))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +452,43 @@ mod tests {
         assert_eq!(known.to_reconcile(&new), [d.0].into_iter().collect());
         // d drifted, so it keeps its older confirmation.
         assert_eq!(known.oldest_confirmation(), Some(now));
+    }
+
+    #[test]
+    fn a_follower_leads_by_change_from_its_reads_since_the_leaders_mark() {
+        let a = group("a", "admin", &["x"]);
+        let a2 = group("a", "admin", &["x", "y"]);
+        let b = group("b", "admin", &[]);
+        let b2 = group("b", "admin", &["z"]);
+        let c = group("c", "user", &[]);
+        let c2 = group("c", "user", &["w"]);
+        let reads = || {
+            let mut warm = Warm::new(desired(&[a.clone(), b.clone(), c.clone()], &[]), 0);
+            // b changes by the read at 10, a by the one at 50; the read at 60 forgets
+            // stamps before 20.
+            warm.read(desired(&[a.clone(), b2.clone(), c.clone()], &[]), 10, 0);
+            warm.read(desired(&[a2.clone(), b2.clone(), c.clone()], &[]), 50, 0);
+            warm.read(desired(&[a2.clone(), b2.clone(), c.clone()], &[]), 60, 20);
+            warm
+        };
+        assert_eq!(reads().desired().groups[&a.0], a2.1);
+
+        // The last leader had applied everything up to 40: a (changed by 50) is reconciled,
+        // b is not; c, changed in meshStack since the last read, is too.
+        let known = reads().lead(40, 1000u64).unwrap();
+        let now = desired(&[a2.clone(), b2.clone(), c2.clone()], &[]);
+        assert_eq!(
+            known.to_reconcile(&now),
+            [a.0.clone(), c.0.clone()].into_iter().collect()
+        );
+        // Every project is scanned, counted from the take-over.
+        assert_eq!(known.scanned_projects(), 3);
+        assert_eq!(known.oldest_confirmation(), Some(1000));
+
+        // A mark older than what this replica still knows of: the first run is full.
+        assert!(reads().lead(15, 1000u64).is_none());
+        let young = Warm::new(desired(&[a2, b2, c2], &[]), 30);
+        assert!(young.lead(20, 1000u64).is_none());
     }
 
     #[test]

@@ -308,8 +308,8 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
 
 /// A rolling restart loses no change. The leader accepts a webhook trigger while its start-up
 /// run is still reading, and is stopped (SIGTERM) before it gets to it: the queued trigger is
-/// cancelled with it. The replica that takes over starts with a full run, which applies the
-/// change; the stopped leader never wrote it.
+/// cancelled with it. The replica that takes over starts with a full run (the stopped leader
+/// never marked a run as done), which applies the change; the stopped leader never wrote it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     let s = setup().await;
@@ -339,16 +339,7 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     let b = start_on(&s, &kube, "replica-b", &snapshot).await;
 
     // meshStack changes (alice becomes a reader of globex.shop) and says so.
-    let mut snap: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&snapshot).unwrap()).unwrap();
-    snap["bindings"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "workspace": "globex", "project": "shop", "role": "Project Reader",
-            "subject": {"user": "alice"}
-        }));
-    std::fs::write(&snapshot, serde_json::to_vec(&snap).unwrap()).unwrap();
+    alice_reads_shop(&snapshot);
     let accepted = reqwest::Client::new()
         .post(format!("{}/v1/sync", a.base))
         .bearer_auth(TOKEN)
@@ -372,22 +363,7 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
             .any(|r| r["trigger"] == "startup" && r["status"] == "succeeded")
     })
     .await;
-    let alice = s
-        .running
-        .emulator
-        .dump()
-        .users
-        .into_iter()
-        .find(|u| u.user_name == "alice@acme.example")
-        .unwrap()
-        .id;
-    assert!(
-        s.running.emulator.dump().groups.iter().any(|g| {
-            g.display_name == "mst-globex.shop.meshstack-project-reader"
-                && g.members.contains(&alice)
-        }),
-        "the change was lost"
-    );
+    assert!(reader_of_shop_has_alice(&s), "the change was lost");
     // Written by B, not by A (whose start-up run read meshStack before the change).
     let adds_alice = |audit: &Path| {
         std::fs::read_to_string(audit)
@@ -400,4 +376,155 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     assert!(!adds_alice(&a.audit), "a ran the trigger before it stopped");
     assert!(adds_alice(&b.audit));
     drop(a);
+}
+
+/// The change of [`a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader`]: alice
+/// becomes a reader of globex.shop.
+fn alice_reads_shop(snapshot: &Path) {
+    let mut snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(snapshot).unwrap()).unwrap();
+    snap["bindings"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "workspace": "globex", "project": "shop", "role": "Project Reader",
+            "subject": {"user": "alice"}
+        }));
+    std::fs::write(snapshot, serde_json::to_vec(&snap).unwrap()).unwrap();
+}
+
+fn reader_of_shop_has_alice(s: &Setup) -> bool {
+    let state = s.running.emulator.dump();
+    let Some(alice) = state
+        .users
+        .iter()
+        .find(|u| u.user_name == "alice@acme.example")
+    else {
+        return false;
+    };
+    state.groups.iter().any(|g| {
+        g.display_name == "mst-globex.shop.meshstack-project-reader"
+            && g.members.contains(&alice.id)
+    })
+}
+
+/// A follower keeps meshStack's desired state warm and takes over by change. The leader marks
+/// on the lease what its runs applied; after it is SIGKILLed, the follower (reading meshStack
+/// since before that mark) starts with a run that reconciles only the group whose meshStack
+/// data changed, without reading the rest of the estate from AWS first. The drift scan's first
+/// cycle, at the full rate, then finds a member added by hand and queues its repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
+    let s = setup().await;
+    let kube = KubeApi::start().await;
+    let holder = || kube.holder(NAMESPACE, LEASE);
+    let snapshot = s.dir.path().join("warm.json");
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let a = start_on(&s, &kube, "replica-a", &snapshot).await;
+    wait("a leads", Duration::from_secs(15), || async {
+        holder().as_deref() == Some("replica-a")
+    })
+    .await;
+    wait("a's first run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    let b = start_on(&s, &kube, "replica-b", &snapshot).await;
+    wait(
+        "b keeps the desired state warm",
+        Duration::from_secs(15),
+        || async {
+            let ready = reqwest::get(format!("{}/readyz", b.base)).await.unwrap();
+            ready.text().await.unwrap().contains("kept warm")
+        },
+    )
+    .await;
+    // A run of A's after B's first read (and the clocks' allowed skew) marks the lease.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mark = || kube.annotation(NAMESPACE, LEASE, "aws-replicator/synced-through");
+    let marked = mark();
+    assert!(marked.is_some(), "a's start-up run marked the lease");
+    let kicked = reqwest::Client::new()
+        .post(format!("{}/v1/sync", a.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kicked.status(), 202);
+    wait("a marks its run", Duration::from_secs(30), || async {
+        mark() != marked
+    })
+    .await;
+
+    let runs_of_a = a.runs().await;
+    // meshStack changes; someone adds a stranger to another group of ours by hand.
+    alice_reads_shop(&snapshot);
+    let stranger = s.running.emulator.add_user("mallory@other.example");
+    let mut state = s.running.emulator.dump();
+    state
+        .groups
+        .iter_mut()
+        // Not the group meshStack changes: the run by change would repair it with that.
+        .find(|g| g.display_name.starts_with("mst-acme."))
+        .expect("a's start-up run made acme's groups")
+        .members
+        .insert(stranger.clone());
+    s.running.emulator.load(state);
+    signal(&a, "-KILL");
+    let took_over = wait(
+        "b leads after SIGKILL",
+        Duration::from_secs(3 * LEASE_SECONDS),
+        || async { holder().as_deref() == Some("replica-b") },
+    )
+    .await;
+    let started = Instant::now();
+    wait("b applies the change", Duration::from_secs(30), || async {
+        reader_of_shop_has_alice(&s)
+    })
+    .await;
+    let applied = started.elapsed();
+    let startup = || async {
+        b.runs()
+            .await
+            .into_iter()
+            .find(|r| r["trigger"] == "startup" && r["status"] != "running")
+    };
+    wait("b's first run ends", Duration::from_secs(30), || async {
+        startup().await.is_some()
+    })
+    .await;
+    let first = startup().await.unwrap();
+    assert_eq!(first["status"], "succeeded", "{first}");
+    let summary = &first["summary"];
+    assert_eq!(summary["reconciled_groups"], 1, "{first}");
+    // The group's lookup and members and its users' lookups; A's full start-up run read
+    // every group.
+    let full = runs_of_a
+        .iter()
+        .find(|r| r["trigger"] == "startup")
+        .unwrap();
+    assert!(
+        summary["scim_reads"].as_u64().unwrap() * 2
+            < full["summary"]["scim_reads"].as_u64().unwrap(),
+        "read only the changed group: {first}, against {full}"
+    );
+    let scan_run = || async {
+        b.runs()
+            .await
+            .into_iter()
+            .find(|r| r["trigger"] == "drift_scan" && r["status"] != "running")
+    };
+    wait(
+        "the scan finds the stranger and queues a run",
+        Duration::from_secs(60),
+        || async { scan_run().await.is_some() },
+    )
+    .await;
+    let repair = scan_run().await.unwrap();
+    assert_eq!(repair["status"], "succeeded", "{repair}");
+    assert!(!has_stranger(&s, &stranger));
+    println!(
+        "take-over by change: b led {took_over:?} after SIGKILL (lease {LEASE_SECONDS} s) and applied the change {applied:?} later"
+    );
+    drop((a, b));
 }

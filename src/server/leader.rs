@@ -26,6 +26,11 @@ use std::time::{Duration, Instant};
 /// The label the leader puts on its own pod; the webhook Service selects it.
 pub const LEADER_LABEL: &str = "aws-replicator/leader";
 
+/// The lease's annotation where the leader marks what it has applied: every change meshStack
+/// showed before this time (RFC 3339) is in AWS. A follower that was reading meshStack by then
+/// can take over by change (`known::Warm::lead`).
+pub const SYNCED_ANNOTATION: &str = "aws-replicator/synced-through";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ElectionError {
     #[error(
@@ -192,6 +197,53 @@ impl Election {
         loop {
             tokio::time::sleep(self.retry_period).await;
             self.confirm().await;
+        }
+    }
+
+    /// The last leader's mark ([`SYNCED_ANNOTATION`]); `None` when there is none or it cannot
+    /// be read (then the new leader starts with a full run).
+    pub async fn synced_through(&self) -> Option<std::time::SystemTime> {
+        let lease = match self.leases.get_opt(&self.lease_name).await {
+            Ok(lease) => lease?,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the lease's mark of what was applied");
+                return None;
+            }
+        };
+        let text = lease.metadata.annotations?.remove(SYNCED_ANNOTATION)?;
+        match text.parse::<k8s_openapi::jiff::Timestamp>() {
+            Ok(at) => Some(at.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, value = %text, "the lease's {SYNCED_ANNOTATION} is not a time; ignored");
+                None
+            }
+        }
+    }
+
+    /// Marks on the lease that everything meshStack showed before `at` is applied. Only while
+    /// leading; best effort (without the mark, the next leader starts with a full run). A merge
+    /// patch without `resourceVersion`: it never fails on a concurrent renewal (which then
+    /// retries its own write).
+    pub async fn mark_synced(&self, at: std::time::SystemTime) {
+        if !self.is_leading() {
+            return;
+        }
+        let Ok(at) = k8s_openapi::jiff::Timestamp::try_from(at) else {
+            return;
+        };
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { SYNCED_ANNOTATION: at.to_string() } }
+        });
+        if let Err(e) = self
+            .leases
+            .patch(
+                &self.lease_name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not mark on the lease what was applied");
         }
     }
 

@@ -12,6 +12,7 @@
 //!   is recorded as interrupted.
 
 mod auth;
+mod follow;
 mod leader;
 mod runs;
 mod scan;
@@ -98,6 +99,8 @@ struct Service {
     replays: Mutex<Replays>,
     /// What the last runs reconciled, for runs by change and the drift scan.
     known: Mutex<Option<Known<std::time::Instant>>>,
+    /// While following: meshStack's desired state as last read, for a take-over by change.
+    warm: Mutex<Option<crate::known::Warm<std::time::SystemTime>>>,
     /// The users as the drift scan last listed them (once a cycle).
     listed_users: Mutex<Option<Arc<crate::scan::Users>>>,
     /// Account ids the account phase found, for tenants meshStack has none for yet.
@@ -150,6 +153,7 @@ pub async fn serve(
         started: tokio::time::Instant::now(),
         replays: Mutex::default(),
         known: Mutex::default(),
+        warm: Mutex::default(),
         listed_users: Mutex::default(),
         account_ids: Mutex::default(),
         config,
@@ -180,8 +184,11 @@ pub async fn serve(
         let (service, runner, mut stop_rx) = (&service, &runner, stop_rx.clone());
         async move {
             // What an earlier term knew is stale: another leader may have written since. Each
-            // term starts with a full run.
-            *service.known() = None;
+            // term starts from what this replica read while following (its first run goes by
+            // change, and the drift scan confirms AWS at the full rate), or with a full run.
+            let warm = follow::take_over(service).await;
+            let full_rate_scan = warm.is_some();
+            *service.known() = warm;
             let _scheduler = Aborting(tokio::spawn(schedule(service.clone())));
             let stopping = async move {
                 let _ = stop_rx.wait_for(|stopped| *stopped).await;
@@ -194,7 +201,7 @@ pub async fn serve(
             // On this task too (the same `Send` limit); it ends with the worker.
             let scan = async {
                 if let Some((scim, admin)) = service.scan_clients() {
-                    Box::pin(scan::scan(service.clone(), scim, admin)).await;
+                    Box::pin(scan::scan(service.clone(), scim, admin, full_rate_scan)).await;
                 }
                 std::future::pending::<()>().await;
             };
@@ -215,7 +222,11 @@ pub async fn serve(
                         "interrupted: this replica lost its lease; the leader completes it",
                     );
                 };
-                election.run(lead, stop_rx.clone(), lost).await;
+                // Following never ends by itself; it stops with the election.
+                tokio::select! {
+                    () = election.run(lead, stop_rx.clone(), lost) => {}
+                    () = follow::follow(service.clone()) => {}
+                }
                 service.metrics.record_leader(false);
             }
         }
@@ -254,18 +265,21 @@ async fn schedule(service: Arc<Service>) {
             return;
         }
         trigger = Trigger::Schedule;
-        let jitter = if schedule.jitter_seconds == 0 {
-            0
-        } else {
-            // Spreads replicas apart; no need for a random number generator's quality.
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .subsec_nanos();
-            u64::from(nanos) % (schedule.jitter_seconds + 1)
-        };
+        let jitter = jitter(schedule.jitter_seconds);
         tokio::time::sleep(Duration::from_secs(schedule.interval_seconds + jitter)).await;
     }
+}
+
+/// 0 to `seconds`: spreads replicas apart; no need for a random number generator's quality.
+fn jitter(seconds: u64) -> u64 {
+    if seconds == 0 {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    u64::from(nanos) % (seconds + 1)
 }
 
 impl Service {
@@ -305,13 +319,17 @@ impl Service {
     /// One sync of `scope`: the metrics follow the plan, then what is left after applying.
     /// Once a full run has reconciled the platform, a scheduled run goes by change.
     async fn run(&self, scope: &Scope) -> Result<RunSummary, String> {
+        // What meshStack showed from here on is what a run of everything applies.
+        let read_at = std::time::SystemTime::now();
         let snapshot = self.snapshot(scope).await?;
         let Some((scim, admin)) = &self.sso else {
             return self.run_idb(scope, &snapshot).await;
         };
         let sso = self.config.require_sso().map_err(|e| e.to_string())?;
         if *scope == Scope::All && self.known().is_some() {
-            return self.run_changes(snapshot, sso, scim, admin).await;
+            let summary = self.run_changes(snapshot, sso, scim, admin).await?;
+            self.mark_synced(read_at).await;
+            return Ok(summary);
         }
         // Accounts first: a new project's account must exist before its groups are assigned.
         let (accounts, snapshot) = self.accounts(scope, &snapshot).await?;
@@ -333,19 +351,32 @@ impl Service {
             .await?;
         let unfinished = crate::known::groups_of(&result.remaining);
         let now = std::time::Instant::now();
-        let mut known = self.known();
-        match (scope, known.as_mut()) {
-            (Scope::All, _) => {
-                *known = Some(Known::new(desired, &unfinished, &result.seen, now));
+        {
+            let mut known = self.known();
+            match (scope, known.as_mut()) {
+                (Scope::All, _) => {
+                    *known = Some(Known::new(desired, &unfinished, &result.seen, now));
+                }
+                (Scope::Only { .. }, Some(known)) => {
+                    known.record(&desired, &unfinished, &result.seen, now);
+                }
+                // Before the first full run there is nothing to go by change from.
+                (Scope::Only { .. }, None) => {}
             }
-            (Scope::Only { .. }, Some(known)) => {
-                known.record(&desired, &unfinished, &result.seen, now);
-            }
-            // Before the first full run there is nothing to go by change from.
-            (Scope::Only { .. }, None) => {}
         }
-        drop(known);
+        if *scope == Scope::All {
+            self.mark_synced(read_at).await;
+        }
         Ok(summary(&accounts, &result, None))
+    }
+
+    /// A run of everything ended: when it left nothing undone, the lease says that what
+    /// meshStack showed at `read_at` is applied, for the next leader (`follow`).
+    async fn mark_synced(&self, read_at: std::time::SystemTime) {
+        let done = self.known().as_ref().is_some_and(|k| k.dirty().is_empty());
+        if let (true, Some(election)) = (done, &self.election) {
+            election.mark_synced(read_at).await;
+        }
     }
 
     /// A scheduled run by change: meshStack read in full, AWS read and written only for the
@@ -497,6 +528,17 @@ impl Service {
                 |error| tracing::error!(%error, "drift scan: cannot reach AWS; not scanning"),
             )
             .ok()
+    }
+
+    /// Whether this replica writes: it holds the lease, or there is no election.
+    fn leading(&self) -> bool {
+        self.election
+            .as_ref()
+            .is_none_or(leader::Election::is_leading)
+    }
+
+    fn warm(&self) -> std::sync::MutexGuard<'_, Option<crate::known::Warm<std::time::SystemTime>>> {
+        self.warm.lock().expect("warm lock")
     }
 
     /// What the service knows between runs (`None` until the first full run).
@@ -655,10 +697,15 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn readyz(State(service): State<Arc<Service>>) -> Response {
-    // A follower is ready to take over; it reads nothing until it leads. Unready followers
+    // A follower is ready to take over; it reads no AWS until it leads. Unready followers
     // would also stall a rolling update, which waits for new pods to be ready.
-    if service.election.as_ref().is_some_and(|e| !e.is_leading()) {
-        return "ready (standby: not the leader)".into_response();
+    if !service.leading() {
+        return if service.warm().is_some() {
+            "ready (standby: not the leader; meshStack's desired state kept warm)"
+        } else {
+            "ready (standby: not the leader)"
+        }
+        .into_response();
     }
     let max_age = Duration::from_secs(service.config.replicator.serve.ready_max_age_seconds);
     match unready(

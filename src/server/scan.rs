@@ -24,8 +24,19 @@ const SLICE: usize = 10;
 /// How long the scan waits before it looks again when there is nothing it may do.
 const IDLE: Duration = Duration::from_millis(500);
 
-/// Scans until dropped (the scheduler's leadership ends).
-pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
+/// Scans until dropped (the scheduler's leadership ends). With `full_rate_first` (a leader
+/// that took over from a follower's warm state and knows nothing of AWS yet), the first cycle
+/// reads through the runs' clients, at the full rate: runs and the scan take turns anyway.
+pub async fn scan(
+    service: Arc<Service>,
+    own_scim: ScimClient,
+    own_admin: SsoAdmin,
+    full_rate_first: bool,
+) {
+    let mut full_rate = full_rate_first;
+    // The term's first run is queued by the scheduler, beside this; the scan waits its turn
+    // behind it rather than holding it up with the cycle's listing.
+    tokio::time::sleep(IDLE).await;
     let reads = crate::sso::sync_settings(&service.config).reads;
     let share = service.config.replicator.drift_scan.share;
     let mut after: Option<ProjectKey> = None;
@@ -33,6 +44,10 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
     // The store's groups and users, listed once a cycle.
     let mut listing: Option<(crate::scan::Groups, Arc<crate::scan::Users>)> = None;
     loop {
+        let (scim, admin) = match (&service.sso, full_rate) {
+            (Some((scim, admin)), true) => (scim, admin),
+            _ => (&own_scim, &own_admin),
+        };
         if service.runs.busy() || service.known().is_none() {
             tokio::time::sleep(IDLE).await;
             continue;
@@ -78,6 +93,7 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
                     "drift scan: cycle complete"
                 );
                 service.metrics.record_scan_cycle(seconds);
+                full_rate = false;
             } else {
                 // No project to scan yet.
                 tokio::time::sleep(IDLE).await;
@@ -88,7 +104,7 @@ pub async fn scan(service: Arc<Service>, scim: ScimClient, admin: SsoAdmin) {
         }
         users.resolve(&mut narrowed);
         let records = groups.records(&narrowed);
-        let observed = match observe_records(&scim, &admin, &narrowed, reads, records, Some(users))
+        let observed = match observe_records(scim, admin, &narrowed, reads, records, Some(users))
             .await
         {
             Ok(observed) => observed,

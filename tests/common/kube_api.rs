@@ -1,8 +1,8 @@
 //! A Kubernetes API peer for leader election, following the API reference for the calls the
 //! replicator makes (no kube-apiserver can be installed here): Leases in
 //! `coordination.k8s.io/v1` (GET, POST → 201 or 409 AlreadyExists, PUT guarded by
-//! `metadata.resourceVersion` → 409 Conflict when stale) and a JSON merge patch of a pod's
-//! labels. Every object write bumps one resourceVersion counter, as etcd's revision does.
+//! `metadata.resourceVersion` → 409 Conflict when stale, PATCH as a JSON merge patch) and a
+//! JSON merge patch of a pod's labels. Every object write bumps one resourceVersion counter, as etcd's revision does.
 //! Errors are `Status` objects. It records who held the lease when, and every label change.
 
 use axum::Router;
@@ -42,7 +42,7 @@ impl KubeApi {
             )
             .route(
                 "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}",
-                get(read).put(replace),
+                get(read).put(replace).patch(patch_lease),
             )
             .route(
                 "/api/v1/namespaces/{ns}/pods/{name}",
@@ -75,6 +75,14 @@ impl KubeApi {
         lease["spec"]["holderIdentity"]
             .as_str()
             .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+    }
+
+    pub fn annotation(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
+        let world = self.world.lock().unwrap();
+        let lease = world.leases.get(&(namespace.to_owned(), name.to_owned()))?;
+        lease["metadata"]["annotations"][key]
+            .as_str()
             .map(str::to_owned)
     }
 
@@ -218,6 +226,85 @@ async fn replace(
     axum::Json(stored).into_response()
 }
 
+/// The body of a JSON merge patch, or the API's refusal of another media type or of a body
+/// that is not JSON.
+fn merge_patch(headers: &HeaderMap, body: &str) -> Result<Value, Box<Response>> {
+    if !authorized(headers) {
+        return Err(Box::new(unauthorized()));
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/merge-patch+json") {
+        return Err(Box::new(status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format: {content_type}"),
+        )));
+    }
+    serde_json::from_str::<Value>(body).map_err(|_| {
+        Box::new(status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "not JSON".into(),
+        ))
+    })
+}
+
+/// RFC 7386: objects merge member by member, `null` removes a member, anything else replaces.
+fn merge(target: &mut Value, patch: &Value) {
+    let Some(members) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let object = target.as_object_mut().expect("an object");
+    for (key, value) in members {
+        if value.is_null() {
+            object.remove(key);
+        } else {
+            merge(object.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+/// A JSON merge patch of a lease; a `metadata.resourceVersion` in it is a precondition.
+async fn patch_lease(
+    State(world): State<Arc<Mutex<World>>>,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    let patch = match merge_patch(&headers, &body) {
+        Ok(patch) => patch,
+        Err(refused) => return *refused,
+    };
+    let mut world = world.lock().unwrap();
+    let key = (ns, name.clone());
+    let Some(mut lease) = world.leases.get(&key).cloned() else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        );
+    };
+    let sent = patch["metadata"]["resourceVersion"].as_str();
+    if sent.is_some_and(|rv| Some(rv) != lease["metadata"]["resourceVersion"].as_str()) {
+        world.conflicts += 1;
+        return status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!("Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\""),
+        );
+    }
+    merge(&mut lease, &patch);
+    let stored = store(&mut world, key, lease, false);
+    axum::Json(stored).into_response()
+}
+
 /// A JSON merge patch (RFC 7386) of a pod's labels; `null` removes one.
 async fn patch_pod(
     State(world): State<Arc<Mutex<World>>>,
@@ -225,22 +312,9 @@ async fn patch_pod(
     Path((ns, name)): Path<(String, String)>,
     body: String,
 ) -> Response {
-    if !authorized(&headers) {
-        return unauthorized();
-    }
-    let content_type = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/merge-patch+json") {
-        return status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format: {content_type}"),
-        );
-    }
-    let Ok(patch) = serde_json::from_str::<Value>(&body) else {
-        return status(StatusCode::BAD_REQUEST, "BadRequest", "not JSON".into());
+    let patch = match merge_patch(&headers, &body) {
+        Ok(patch) => patch,
+        Err(refused) => return *refused,
     };
     let mut world = world.lock().unwrap();
     world.revision += 1;
