@@ -74,6 +74,7 @@ fn sts(
 ) -> Result<aws_sdk_sts::Client, AwsError> {
     let mut builder = aws_sdk_sts::Config::builder()
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .app_name(app_name())
         .region(aws_sdk_sts::config::Region::new(region.to_owned()))
         .credentials_provider(credentials);
     if let Some(url) = endpoint("STS")? {
@@ -609,6 +610,36 @@ pub fn provider_arn(partition: &str, account: &str, provider: &str) -> String {
     format!("arn:{partition}:iam::{account}:saml-provider/{provider}")
 }
 
+/// This replica's name (`POD_NAME`, from the downward API), for the User-Agent of every
+/// request: AWS's CloudTrail, and our tests, can tell the replicas' requests apart. Only the
+/// characters of a Kubernetes name are kept.
+pub fn replica() -> Option<&'static str> {
+    static REPLICA: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    REPLICA
+        .get_or_init(|| {
+            std::env::var("POD_NAME")
+                .ok()
+                .map(|n| {
+                    n.chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+                        .collect::<String>()
+                })
+                .filter(|n| !n.is_empty())
+        })
+        .as_deref()
+}
+
+/// The SDK's `app/` User-Agent part: `aws-replicator`, with the replica's name when known.
+fn app_name() -> aws_sdk_ssoadmin::config::AppName {
+    let name = match replica() {
+        Some(replica) => format!("aws-replicator.{replica}"),
+        None => "aws-replicator".to_owned(),
+    };
+    aws_sdk_ssoadmin::config::AppName::new(name).unwrap_or_else(|_| {
+        aws_sdk_ssoadmin::config::AppName::new("aws-replicator").expect("valid")
+    })
+}
+
 /// A client of one AWS service, signed by `role`, with the endpoint override of
 /// `AWS_ENDPOINT_URL_<env>` (or `AWS_ENDPOINT_URL`).
 macro_rules! client {
@@ -616,6 +647,7 @@ macro_rules! client {
         let role: AssumedRole = $role;
         let mut builder = $sdk::Config::builder()
             .behavior_version($sdk::config::BehaviorVersion::latest())
+            .app_name(app_name())
             .region($sdk::config::Region::new(role.region.clone()))
             .credentials_provider(role);
         if let Some(url) = endpoint($env)? {

@@ -145,6 +145,22 @@ impl Replica {
     }
 }
 
+/// The replica that sent a write, by its User-Agent (`None` for a read).
+fn writer(request: &aws_replicator::emulator::LoggedRequest) -> Option<&'static str> {
+    let write = match request.family {
+        aws_replicator::emulator::Family::Scim => request.method != "GET",
+        _ => aws_replicator::fence::is_write(&request.endpoint),
+    };
+    let replica = ["replica-a", "replica-b"]
+        .into_iter()
+        .find(|r| request.user_agent.contains(r));
+    if write {
+        Some(replica.unwrap_or("untagged"))
+    } else {
+        None
+    }
+}
+
 /// Adds a stranger to every group of ours and takes one member out of each: work for several
 /// writes per group.
 fn drift(s: &Setup, stranger: &str) {
@@ -272,6 +288,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     })
     .await;
     signal(&a, "-STOP");
+    let paused_at = s.running.emulator.requests().len();
     let frozen = intents(&a.audit);
     wait(
         "b leads while a is paused",
@@ -293,6 +310,21 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
         intents(&a.audit),
         frozen,
         "the paused leader sent no write after it resumed"
+    );
+    // The emulator's log, each request tagged with its replica by User-Agent: from B's first
+    // write after the pause on, no write of A's.
+    let log = s.running.emulator.requests();
+    let writers: Vec<&str> = log.iter().filter_map(writer).collect();
+    assert!(writers.contains(&"replica-a"), "a's writes are tagged");
+    assert!(!writers.contains(&"untagged"), "every write is tagged: {writers:?}");
+    let after_pause: Vec<&str> = log[paused_at..].iter().filter_map(writer).collect();
+    let first_of_b = after_pause
+        .iter()
+        .position(|w| *w == "replica-b")
+        .expect("b wrote");
+    assert!(
+        !after_pause[first_of_b..].contains(&"replica-a"),
+        "a wrote after b's first write: {after_pause:?}"
     );
     assert_eq!(holder().as_deref(), Some("replica-b"));
     assert_eq!(kube.label("replica-a", "aws-replicator/leader"), None);

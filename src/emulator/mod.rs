@@ -112,6 +112,9 @@ pub struct LoggedRequest {
     /// Path and query as sent.
     pub target: String,
     pub status: u16,
+    /// `User-Agent` (and the SDK's `x-amz-user-agent`): which client, and which replica, sent it.
+    #[serde(default)]
+    pub user_agent: String,
 }
 
 /// A fault to answer instead of the real response, `times` times, to requests of `family`.
@@ -488,6 +491,11 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         .path_and_query()
         .map(|p| p.to_string())
         .unwrap_or_default();
+    let user_agent = ["user-agent", "x-amz-user-agent"]
+        .iter()
+        .filter_map(|h| request.headers().get(*h)?.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(" ");
     let amz_target = request
         .headers()
         .get("x-amz-target")
@@ -564,6 +572,7 @@ async fn observe(State(shared): State<Arc<Shared>>, request: Request, next: Next
         endpoint,
         target,
         status: response.status().as_u16(),
+        user_agent,
     });
     response
 }

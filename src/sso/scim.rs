@@ -86,7 +86,13 @@ impl ScimClient {
         Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
-                .user_agent(concat!("aws-replicator/", env!("CARGO_PKG_VERSION")))
+                .user_agent(match crate::aws::replica() {
+                    Some(replica) => format!(
+                        "aws-replicator/{} replica/{replica}",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                    None => concat!("aws-replicator/", env!("CARGO_PKG_VERSION")).to_owned(),
+                })
                 .build()
                 .expect("the TLS backend initializes"),
             base,
