@@ -36,13 +36,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A replica's config: leader election on a short lease, its own audit file, SCIM at 4
-/// requests per second so that an apply takes long enough to be caught in the middle.
-fn config(s: &Setup, name: &str) -> (PathBuf, PathBuf) {
+/// A replica's config: leader election on a short lease, its own audit file, SCIM at
+/// `scim_rate` requests per second (4 in most tests, so that an apply takes long enough to be
+/// caught in the middle).
+fn config(s: &Setup, name: &str, scim_rate: f64) -> (PathBuf, PathBuf) {
     let audit = s.dir.path().join(format!("{name}-audit.jsonl"));
     let replicator = format!(
         "T.Replicator::{{ schedule = {{ interval-seconds = 3600, jitter-seconds = 0 }}, \
-         rate-limits = {{ scim = 4.0, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }}, \
+         rate-limits = {{ scim = {scim_rate:?}, sso-admin = 20.0, identitystore = 5.0, iam = 5.0, meshstack = 10.0 }}, \
          audit-log = Some \"{audit}\", \
          serve = T.Replicator.default.serve // {{ webhook-token = Some \"{TOKEN}\" }}, \
          leader-election = Some {{ lease-name = \"{LEASE}\", namespace = \"{NAMESPACE}\", \
@@ -61,7 +62,18 @@ async fn start(s: &Setup, kube: &KubeApi, name: &'static str) -> Replica {
 
 /// [`start`], reading meshStack's state from `snapshot`.
 async fn start_on(s: &Setup, kube: &KubeApi, name: &'static str, snapshot: &Path) -> Replica {
-    let (config, audit) = config(s, name);
+    start_at(s, kube, name, snapshot, 4.0).await
+}
+
+/// [`start_on`], with SCIM at `scim_rate` requests per second.
+async fn start_at(
+    s: &Setup,
+    kube: &KubeApi,
+    name: &'static str,
+    snapshot: &Path,
+    scim_rate: f64,
+) -> Replica {
+    let (config, audit) = config(s, name, scim_rate);
     let port = free_port();
     let log = std::fs::File::create(s.dir.path().join(format!("{name}.log"))).unwrap();
     let child = s
@@ -316,7 +328,10 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     let log = s.running.emulator.requests();
     let writers: Vec<&str> = log.iter().filter_map(writer).collect();
     assert!(writers.contains(&"replica-a"), "a's writes are tagged");
-    assert!(!writers.contains(&"untagged"), "every write is tagged: {writers:?}");
+    assert!(
+        !writers.contains(&"untagged"),
+        "every write is tagged: {writers:?}"
+    );
     let after_pause: Vec<&str> = log[paused_at..].iter().filter_map(writer).collect();
     let first_of_b = after_pause
         .iter()
@@ -559,4 +574,210 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
         "take-over by change: b led {took_over:?} after SIGKILL (lease {LEASE_SECONDS} s) and applied the change {applied:?} later"
     );
     drop((a, b));
+}
+
+/// `projects` projects of three roles, each group with 3 of 1,000 users (issue #17's shape).
+fn estate(projects: usize) -> aws_replicator::snapshot::Snapshot {
+    use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User};
+    let mut snapshot = Snapshot {
+        format_version: 1,
+        platform: "aws.aws-meshcloud".into(),
+        roles: Vec::new(),
+        projects: Vec::new(),
+        tenants: Vec::new(),
+        users: (0..1000)
+            .map(|u| User {
+                username: format!("user{u}").into(),
+                euid: Some(format!("user{u}@example.com")),
+            })
+            .collect(),
+        groups: Vec::new(),
+        bindings: Vec::new(),
+    };
+    for p in 0..projects {
+        let (w, id) = (format!("ws{}", p / 10), format!("project-{p}"));
+        snapshot.projects.push(Project {
+            workspace: w.clone().into(),
+            identifier: id.clone().into(),
+            tags: Default::default(),
+        });
+        snapshot.tenants.push(Tenant {
+            workspace: w.clone().into(),
+            project: id.clone().into(),
+            account_id: Some(format!("{:012}", 100_000_000_000u64 + p as u64)),
+            landing_zone: None,
+        });
+        for (r, role) in ["Project Admin", "Project User", "Project Reader"]
+            .into_iter()
+            .enumerate()
+        {
+            for m in 0..3 {
+                snapshot.bindings.push(Binding {
+                    workspace: w.clone().into(),
+                    project: id.clone().into(),
+                    role: role.into(),
+                    subject: Subject::User(
+                        format!("user{}", (p * 7 + r * 13 + m * 101) % 1000).into(),
+                    ),
+                });
+            }
+        }
+    }
+    snapshot
+}
+
+/// AWS holding `desired` exactly, as a leader that had synced it would have left it.
+fn synced(s: &Setup, desired: &aws_replicator::desired::Desired) {
+    use aws_replicator::emulator::store::{Assignment, Group};
+    let mut state = s.running.emulator.dump();
+    let ids: std::collections::BTreeMap<String, String> = state
+        .users
+        .iter()
+        .map(|u| (u.user_name.clone(), u.id.clone()))
+        .collect();
+    for (n, (external_id, group)) in desired.groups.iter().enumerate() {
+        let id = format!("9067d0a3c1-{:08x}-0000-4000-8000-{:012x}", n + 1, n + 1);
+        state.groups.push(Group {
+            id: id.clone(),
+            display_name: group.name.to_string(),
+            external_id: Some(external_id.to_string()),
+            members: group
+                .members
+                .iter()
+                .map(|m| ids[m.as_str()].clone())
+                .collect(),
+        });
+        for ps in group.permission_sets.iter() {
+            state.assignments.push(Assignment {
+                account_id: group.account.to_string(),
+                permission_set_arn: ps.to_string(),
+                principal_type: "GROUP".into(),
+                principal_id: id.clone(),
+            });
+        }
+    }
+    s.running.emulator.load(state);
+}
+
+/// The gap a take-over leaves (issue #18): with a warm follower, from taking the lease to a
+/// meshStack change being in AWS, against the emulator at AWS's 20 requests per second, at
+/// `AWS_REPLICATOR_SCALE_PROJECTS` projects (300 by default). The last leader is played by the
+/// test: AWS holds what it synced, it held and renewed the lease, marked its work, and stopped.
+/// A full start-up run would first read the whole estate; its reads are printed beside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
+    let projects: usize = std::env::var("AWS_REPLICATOR_SCALE_PROJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let s = setup().await;
+    for u in 0..1000 {
+        s.running.emulator.add_user(&format!("user{u}@example.com"));
+    }
+    let kube = KubeApi::start().await;
+    let snapshot = s.dir.path().join("estate.json");
+    let mut snap = estate(projects);
+    std::fs::write(&snapshot, serde_json::to_vec(&snap).unwrap()).unwrap();
+    let (config, _) = config(&s, "reference", 20.0);
+    let config = aws_replicator::config::Config::load(&config).unwrap();
+    let settings = aws_replicator::desired::Settings::new(&config, config.sso.as_ref().unwrap());
+    let all = aws_replicator::desired::Scope::All;
+    let desired = aws_replicator::desired::desired(&snap, &settings, &all);
+    assert_eq!(desired.groups.len(), projects * 3, "{:?}", desired.findings);
+    synced(&s, &desired);
+
+    // The last leader holds the lease and renews it while B starts and reads meshStack.
+    kube.hold(NAMESPACE, LEASE, "replica-gone", serde_json::json!({}));
+    let renewing = {
+        let world = kube.world.clone();
+        let url = kube.url.clone();
+        tokio::spawn(async move {
+            let kube = KubeApi { url, world };
+            loop {
+                kube.hold(NAMESPACE, LEASE, "replica-gone", serde_json::json!({}));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let b = start_at(&s, &kube, "replica-b", &snapshot, 20.0).await;
+    wait(
+        "b keeps the desired state warm",
+        Duration::from_secs(120),
+        || async {
+            let ready = reqwest::get(format!("{}/readyz", b.base)).await.unwrap();
+            ready.text().await.unwrap().contains("kept warm")
+        },
+    )
+    .await;
+    // The last leader's last run, after B's first read, marked the lease; then meshStack
+    // changed (user999 joins project-0's admins) and the leader stopped.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mark = k8s_openapi::jiff::Timestamp::now().to_string();
+    kube.hold(
+        NAMESPACE,
+        LEASE,
+        "replica-gone",
+        serde_json::json!({ "aws-replicator/synced-through": mark }),
+    );
+    snap.bindings.push(aws_replicator::snapshot::Binding {
+        workspace: "ws0".into(),
+        project: "project-0".into(),
+        role: "Project Admin".into(),
+        subject: aws_replicator::snapshot::Subject::User("user999".into()),
+    });
+    std::fs::write(&snapshot, serde_json::to_vec(&snap).unwrap()).unwrap();
+    s.running.emulator.clear_requests();
+    renewing.abort();
+
+    wait(
+        "b leads",
+        Duration::from_secs(4 * LEASE_SECONDS),
+        || async { kube.holder(NAMESPACE, LEASE).as_deref() == Some("replica-b") },
+    )
+    .await;
+    let (took_over, _) = kube.last_change_of_holder().unwrap();
+    let patched = || {
+        s.running
+            .emulator
+            .requests()
+            .iter()
+            .any(|r| r.endpoint == "PATCH /Groups/{id}" && r.status == 204)
+    };
+    wait("b applies the change", Duration::from_secs(60), || async {
+        patched()
+    })
+    .await;
+    let gap = took_over.elapsed();
+    let startup = || async {
+        b.runs()
+            .await
+            .into_iter()
+            .find(|r| r["trigger"] == "startup" && r["status"] != "running")
+    };
+    wait("b's first run ends", Duration::from_secs(60), || async {
+        startup().await.is_some()
+    })
+    .await;
+    let first = startup().await.unwrap();
+    assert_eq!(first["status"], "succeeded", "{first}");
+    assert_eq!(first["summary"]["reconciled_groups"], 1, "{first}");
+    let reads = first["summary"]["scim_reads"].as_u64().unwrap()
+        + first["summary"]["sso_admin_reads"].as_u64().unwrap();
+    let cold = aws_replicator::scan::cycle(
+        &desired,
+        aws_replicator::directory::AssignmentReads::PerPair,
+        1.0,
+    );
+    println!(
+        "take-over at {projects} projects: the change was in AWS {gap:.2?} after B took the lease \
+         (its first run read {reads} times); a full start-up run would first read about {} SCIM + {} \
+         sso-admin times ({})",
+        cold.scim_calls,
+        cold.sso_admin_calls,
+        aws_replicator::scan::human(cold.seconds)
+    );
+    // What the gap costs does not grow with the estate: the changed group's lookup, members,
+    // pair and new member (a full start-up run's reads are printed above).
+    assert!(reads <= 6, "{first}");
+    drop(b);
 }

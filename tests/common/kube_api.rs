@@ -78,6 +78,32 @@ impl KubeApi {
             .map(str::to_owned)
     }
 
+    /// Writes `name` as a leader would that holds it and renews it now (a leader the test
+    /// plays), with `annotations` merged in.
+    pub fn hold(&self, namespace: &str, name: &str, holder: &str, annotations: Value) {
+        let mut world = self.world.lock().unwrap();
+        let key = (namespace.to_owned(), name.to_owned());
+        let mut lease = world.leases.get(&key).cloned().unwrap_or_else(|| json!({}));
+        let created = !world.leases.contains_key(&key);
+        let now = k8s_openapi::jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
+            .to_string();
+        merge(
+            &mut lease,
+            &json!({
+                "metadata": { "annotations": annotations },
+                "spec": { "holderIdentity": holder, "leaseDurationSeconds": 4,
+                          "acquireTime": now, "renewTime": now, "leaseTransitions": 0 }
+            }),
+        );
+        store(&mut world, key, lease, created);
+    }
+
+    /// When the lease last changed hands, and to whom.
+    pub fn last_change_of_holder(&self) -> Option<(Instant, Option<String>)> {
+        self.world.lock().unwrap().holders.last().cloned()
+    }
+
     pub fn annotation(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
         let world = self.world.lock().unwrap();
         let lease = world.leases.get(&(namespace.to_owned(), name.to_owned()))?;
