@@ -182,7 +182,7 @@ pub struct Shared {
     faults: Mutex<Vec<Fault>>,
     /// SCIM cursor → where its listing stands.
     cursors: Mutex<HashMap<String, Cursor>>,
-    operations: Mutex<Vec<sso_admin::Operation>>,
+    operations: Mutex<sso_admin::Operations>,
     operation_delay: Duration,
     /// Reasons with which the next account assignment operations will fail.
     assignment_failures: Mutex<Vec<String>>,
@@ -253,7 +253,7 @@ impl Emulator {
                 operation_delay: config.operation_delay,
                 policy: Mutex::new(config.sso_admin_policy.clone()),
                 config,
-                operations: Mutex::new(Vec::new()),
+                operations: Mutex::default(),
                 assignment_failures: Mutex::new(Vec::new()),
                 buckets: Mutex::new(HashMap::new()),
                 store: Mutex::new(Store::new(&suffix)),
@@ -352,9 +352,7 @@ impl Emulator {
     pub fn in_flight(&self) -> usize {
         sso_admin::settle(&self.shared);
         let ops = self.shared.operations.lock().expect("operations lock");
-        ops.iter()
-            .filter(|o| o.status == sso_admin::Status::InProgress)
-            .count()
+        ops.in_progress().count()
     }
 
     /// The most account assignment operations that were ever IN_PROGRESS at once.
