@@ -154,6 +154,18 @@ impl Desired {
         }
     }
 
+    /// Whether a group in AWS is one this desired state reconciles: ours
+    /// ([`GroupIdentity::of_ours`]), of a project in scope, and among `only_groups` if set.
+    pub fn takes_in(&self, name: &GroupName, external_id: Option<&ExternalId>) -> bool {
+        GroupIdentity::of_ours(&self.platform, name, external_id).is_some_and(|identity| {
+            self.scope.contains(&identity.project)
+                && self
+                    .only_groups
+                    .as_ref()
+                    .is_none_or(|only| external_id.is_some_and(|e| only.contains(e)))
+        })
+    }
+
     /// The same desired state, narrowed to the groups `groups` (external ids, wanted or not:
     /// a group no longer wanted is looked up to be retired): what a run by change reconciles.
     /// Groups of held projects are left out.

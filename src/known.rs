@@ -10,7 +10,7 @@
 //! by reading each project again in turn, spending a set share of each family's rate.
 
 use crate::desired::{Desired, Scope};
-use crate::model::{ExternalId, GROUP_PREFIX, GroupIdentity, ProjectKey};
+use crate::model::{ExternalId, GroupIdentity, ProjectKey};
 use crate::observed::Observed;
 use crate::plan::Plan;
 use crate::plan::guard::Managed;
@@ -75,8 +75,7 @@ pub fn projects_seen(platform: &str, observed: &Observed) -> BTreeSet<ProjectKey
     observed
         .groups
         .iter()
-        .filter(|g| g.name.as_str().starts_with(GROUP_PREFIX))
-        .filter_map(|g| GroupIdentity::parse(platform, g.external_id.as_ref()?.as_str()))
+        .filter_map(|g| GroupIdentity::of_ours(platform, &g.name, g.external_id.as_ref()))
         .map(|identity| identity.project)
         .collect()
 }

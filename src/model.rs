@@ -230,6 +230,20 @@ impl GroupIdentity {
     pub fn is_marked(external_id: &str) -> bool {
         external_id.starts_with(MARKER_SCHEME)
     }
+
+    /// The identity of a group we manage on `platform`: its displayName carries
+    /// [`GROUP_PREFIX`] and its externalId our marker. `None` for any other group, which is
+    /// never touched.
+    pub fn of_ours(
+        platform: &str,
+        name: &GroupName,
+        external_id: Option<&ExternalId>,
+    ) -> Option<Self> {
+        if !name.as_str().starts_with(GROUP_PREFIX) {
+            return None;
+        }
+        Self::parse(platform, external_id?.as_str())
+    }
 }
 
 impl AccountId {
@@ -241,6 +255,27 @@ impl AccountId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ours needs both: the `mst-` name and our marker for this platform.
+    #[test]
+    fn a_group_is_ours_by_its_name_and_its_marker_together() {
+        let identity = GroupIdentity {
+            project: ProjectKey::new("ws", "app"),
+            role: RoleId::from("admin"),
+        };
+        let marker = identity.external_id("p");
+        let (ours, other) = (
+            GroupName::from("mst-ws.app.admin"),
+            GroupName::from("ws.app"),
+        );
+        assert_eq!(
+            GroupIdentity::of_ours("p", &ours, Some(&marker)),
+            Some(identity)
+        );
+        assert_eq!(GroupIdentity::of_ours("p", &other, Some(&marker)), None);
+        assert_eq!(GroupIdentity::of_ours("p", &ours, None), None);
+        assert_eq!(GroupIdentity::of_ours("q", &ours, Some(&marker)), None);
+    }
 
     #[test]
     fn external_id_round_trips_and_names_its_platform() {

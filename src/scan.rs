@@ -10,7 +10,7 @@
 
 use crate::desired::Desired;
 use crate::directory::{AssignmentReads, GroupRecord};
-use crate::model::{Euid, GROUP_PREFIX, GroupIdentity, ProjectKey, UserId, UserName};
+use crate::model::{Euid, GroupIdentity, ProjectKey, UserId, UserName};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -27,12 +27,9 @@ impl Groups {
         let mut ours: HashMap<ProjectKey, Vec<GroupRecord>> = HashMap::new();
         let mut by_name = HashMap::new();
         for record in records {
-            let project = record
-                .external_id
-                .as_ref()
-                .filter(|_| record.name.as_str().starts_with(GROUP_PREFIX))
-                .and_then(|e| GroupIdentity::parse(platform, e.as_str()))
-                .map(|i| i.project);
+            let project =
+                GroupIdentity::of_ours(platform, &record.name, record.external_id.as_ref())
+                    .map(|i| i.project);
             if let Some(project) = project {
                 ours.entry(project).or_default().push(record.clone());
             }

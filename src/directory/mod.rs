@@ -6,8 +6,7 @@ mod memory;
 
 use crate::desired::{Desired, Scope};
 use crate::model::{
-    AccountId, ExternalId, GROUP_PREFIX, GroupId, GroupIdentity, GroupName, PermissionSetArn,
-    UserId, UserName,
+    AccountId, ExternalId, GroupId, GroupIdentity, GroupName, PermissionSetArn, UserId, UserName,
 };
 use crate::observed::{Assignment, AssignmentCoverage, Observed, ObservedGroup};
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -257,17 +256,7 @@ pub async fn observe_records(
 ) -> Result<Observed, DirectoryError> {
     let ours: Vec<&GroupRecord> = records
         .iter()
-        .filter(|r| {
-            r.name.as_str().starts_with(GROUP_PREFIX)
-                && r.external_id
-                    .as_ref()
-                    .and_then(|e| GroupIdentity::parse(&desired.platform, e.as_str()))
-                    .is_some_and(|identity| desired.scope.contains(&identity.project))
-                && desired
-                    .only_groups
-                    .as_ref()
-                    .is_none_or(|only| r.external_id.as_ref().is_some_and(|e| only.contains(e)))
-        })
+        .filter(|r| desired.takes_in(&r.name, r.external_id.as_ref()))
         .collect();
     let (members, observed_assignments) = futures_util::try_join!(
         read_members(identity, desired, &ours, listed_users),

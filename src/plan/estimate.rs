@@ -6,7 +6,7 @@
 
 use super::{Estimate, Family, Op};
 use crate::desired::{Desired, Scope};
-use crate::model::{ExternalId, GROUP_PREFIX, GroupIdentity, ProjectKey};
+use crate::model::{ExternalId, GroupIdentity, ProjectKey};
 use crate::observed::{AssignmentCoverage, Observed, ObservedGroup};
 use std::collections::{BTreeSet, HashSet};
 
@@ -40,14 +40,7 @@ fn ours<'a>(desired: &'a Desired, observed: &'a Observed) -> Vec<&'a ObservedGro
     observed
         .groups
         .iter()
-        .filter(|g| {
-            g.name.as_str().starts_with(GROUP_PREFIX)
-                && g.external_id.as_ref().is_some_and(|e| {
-                    GroupIdentity::parse(&desired.platform, e.as_str())
-                        .is_some_and(|i| desired.scope.contains(&i.project))
-                        && desired.only_groups.as_ref().is_none_or(|o| o.contains(e))
-                })
-        })
+        .filter(|g| desired.takes_in(&g.name, g.external_id.as_ref()))
         .collect()
 }
 
