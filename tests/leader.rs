@@ -149,6 +149,16 @@ impl Replica {
         value["runs"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Waits until `/readyz` answers 200.
+    async fn ready(&self) {
+        wait("ready", Duration::from_secs(30), || async {
+            reqwest::get(format!("{}/readyz", self.base))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    }
+
     async fn finished_a_run(&self) -> bool {
         self.runs()
             .await
@@ -221,8 +231,9 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
         Some("true")
     );
     assert_eq!(kube.label("replica-b", "aws-replicator/leader"), None);
+    // Ready once its first read of meshStack ended (and the clocks' skew passed).
+    b.ready().await;
     let ready = reqwest::get(format!("{}/readyz", b.base)).await.unwrap();
-    assert_eq!(ready.status(), 200);
     assert!(ready.text().await.unwrap().contains("standby"));
     let refused = reqwest::Client::new()
         .post(format!("{}/v1/sync", b.base))
@@ -257,8 +268,11 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     );
     drop(a);
 
-    // SIGTERM: B releases the lease on its way out; A (back as a follower) takes over at once.
+    // SIGTERM, as in a rolling update: A comes back and is ready (it has read meshStack); B's
+    // hand-over run marks the lease and B releases it on its way out; A takes over at once,
+    // by change.
     let a = start(&s, &kube, "replica-a").await;
+    a.ready().await;
     signal(&b, "-TERM");
     let after_term = wait(
         "a leads after SIGTERM",
@@ -282,6 +296,19 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
         a.finished_a_run()
     })
     .await;
+    let log_b = std::fs::read_to_string(s.dir.path().join("replica-b.log")).unwrap();
+    assert!(log_b.contains("hand-over run done"), "{log_b}");
+    let first = a
+        .runs()
+        .await
+        .into_iter()
+        .find(|r| r["trigger"] == "startup");
+    assert!(
+        first
+            .as_ref()
+            .is_some_and(|r| r["summary"]["reconciled_groups"] == 0),
+        "a took over by change: {first:?}"
+    );
 
     // SIGSTOP past the lease, in the middle of an apply: B takes over and writes; A, resumed,
     // sends nothing more.
@@ -355,8 +382,10 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
 
 /// A rolling restart loses no change. The leader accepts a webhook trigger while its start-up
 /// run is still reading, and is stopped (SIGTERM) before it gets to it: the queued trigger is
-/// cancelled with it. The replica that takes over starts with a full run (the stopped leader
-/// never marked a run as done), which applies the change; the stopped leader never wrote it.
+/// cancelled with it, and the start-up run, still reading when the grace period ends, is cut
+/// (no time is left for a hand-over run). The replica that takes over starts with a full run
+/// (the stopped leader never marked a run as done), which applies the change; the stopped
+/// leader never wrote it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     let s = setup().await;
@@ -365,12 +394,12 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     let snapshot = s.dir.path().join("rolling.json");
     std::fs::copy(SNAPSHOT, &snapshot).unwrap();
 
-    // A's start-up run is held 6 s in its first SCIM read.
+    // A's start-up run is held in its first SCIM read past the grace period.
     s.running.emulator.inject(aws_replicator::emulator::Fault {
         family: aws_replicator::emulator::Family::Scim,
         endpoint: "GET /".into(),
         status: 200,
-        latency_ms: 6_000,
+        latency_ms: aws_replicator::server::GRACE.as_millis() as u64 + 2_000,
         times: 1,
         ..Default::default()
     });

@@ -22,8 +22,7 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// Reads meshStack every interval (plus jitter) while this replica follows, until dropped.
 pub async fn follow(service: Arc<Service>) {
-    // Without the drift scan, or on the meshIdB path, a new leader starts with a full run.
-    if service.sso.is_none() || service.config.replicator.drift_scan.share <= 0.0 {
+    if !following(&service) {
         return std::future::pending().await;
     }
     let schedule = &service.config.replicator.schedule;
@@ -53,12 +52,69 @@ pub async fn follow(service: Arc<Service>) {
                     tracing::warn!(%error, "following: reading meshStack failed; keeping the last read")
                 }
             }
+            service
+                .follower_ready_at
+                .lock()
+                .expect("ready lock")
+                .get_or_insert_with(|| tokio::time::Instant::now() + SKEW);
             next = Instant::now()
                 + Duration::from_secs(
                     schedule.interval_seconds + super::jitter(schedule.jitter_seconds),
                 );
         }
         tokio::time::sleep(TICK).await;
+    }
+}
+
+/// Whether a follower keeps the desired state warm: with leader election, the SSO path and
+/// the drift scan on (which confirms AWS after a take-over by change). Otherwise a new leader
+/// starts with a full run.
+pub fn following(service: &Service) -> bool {
+    service.election.is_some()
+        && service.sso.is_some()
+        && service.config.replicator.drift_scan.share > 0.0
+}
+
+/// A leader shutting down gives the next one a fresh mark: one last run by change (meshStack
+/// read, what changed applied), then the lease says what is applied. A follower that has been
+/// reading since before it (the readiness of a new replica in a rolling update waits for
+/// that) then takes over by change. Within what is left of the grace period; cut, it marks
+/// nothing and the next leader starts with a full run.
+pub async fn hand_over(service: &Service) {
+    let since = service.stopping_since.get().copied();
+    let budget = since.map_or(Duration::ZERO, |at| {
+        super::GRACE.saturating_sub(at.elapsed())
+    });
+    if !following(service) || !service.leading() || service.known().is_none() {
+        return;
+    }
+    if budget < Duration::from_secs(2) {
+        tracing::info!(
+            "shutting down: no time left for a hand-over run; the next leader starts with a full run"
+        );
+        return;
+    }
+    let (Some((scim, admin)), Ok(sso)) = (&service.sso, service.config.require_sso()) else {
+        return;
+    };
+    let handed = tokio::time::timeout(budget, async {
+        let read_at = SystemTime::now();
+        let snapshot = service.snapshot(&Scope::All).await?;
+        let summary = Box::pin(service.run_changes(snapshot, sso, scim, admin)).await?;
+        service.mark_synced(read_at).await;
+        Ok::<_, String>(summary)
+    })
+    .await;
+    match handed {
+        Ok(Ok(summary)) => tracing::info!(
+            applied = summary.applied,
+            reconciled_groups = summary.reconciled_groups.unwrap_or(0),
+            "shutting down: hand-over run done; the lease marks what is applied"
+        ),
+        Ok(Err(error)) => tracing::warn!(%error, "shutting down: the hand-over run failed"),
+        Err(_) => {
+            tracing::warn!("shutting down: the hand-over run did not finish in the grace period")
+        }
     }
 }
 

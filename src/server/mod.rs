@@ -101,6 +101,11 @@ struct Service {
     known: Mutex<Option<Known<std::time::Instant>>>,
     /// While following: meshStack's desired state as last read, for a take-over by change.
     warm: Mutex<Option<crate::known::Warm<std::time::SystemTime>>>,
+    /// A follower is ready to take over from this moment (its first read of meshStack ended,
+    /// and the clocks' allowed skew passed); `None` before.
+    follower_ready_at: Mutex<Option<tokio::time::Instant>>,
+    /// When the shutdown signal came.
+    stopping_since: std::sync::OnceLock<tokio::time::Instant>,
     /// The users as the drift scan last listed them (once a cycle).
     listed_users: Mutex<Option<Arc<crate::scan::Users>>>,
     /// Account ids the account phase found, for tenants meshStack has none for yet.
@@ -154,6 +159,8 @@ pub async fn serve(
         replays: Mutex::default(),
         known: Mutex::default(),
         warm: Mutex::default(),
+        follower_ready_at: Mutex::default(),
+        stopping_since: std::sync::OnceLock::new(),
         listed_users: Mutex::default(),
         account_ids: Mutex::default(),
         config,
@@ -166,6 +173,7 @@ pub async fn serve(
         async move {
             shutdown.await;
             tracing::info!("shutting down: no new syncs; the running one may finish");
+            let _ = service.stopping_since.set(tokio::time::Instant::now());
             service.runs.close();
             let _ = stop_tx.send(true);
         }
@@ -209,6 +217,8 @@ pub async fn serve(
                 () = work => {}
                 () = scan => {}
             }
+            // The worker ended: shutting down, still holding the lease.
+            follow::hand_over(service).await;
         }
     };
     let work = async {
@@ -697,9 +707,20 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn readyz(State(service): State<Arc<Service>>) -> Response {
-    // A follower is ready to take over; it reads no AWS until it leads. Unready followers
-    // would also stall a rolling update, which waits for new pods to be ready.
+    // A follower is ready to take over; it reads no AWS until it leads. One that keeps the
+    // desired state warm is ready once its first read of meshStack ended (whatever its outcome)
+    // and the clocks' allowed skew passed: a rolling update waits that long before it stops
+    // the leader, whose hand-over run then covers the new replica's reads.
     if !service.leading() {
+        if follow::following(&service) {
+            let ready_at = *service.follower_ready_at.lock().expect("ready lock");
+            if ready_at.is_none_or(|at| tokio::time::Instant::now() < at) {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: standby, reading meshStack for the first time",
+                );
+            }
+        }
         return if service.warm().is_some() {
             "ready (standby: not the leader; meshStack's desired state kept warm)"
         } else {
