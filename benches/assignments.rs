@@ -19,6 +19,11 @@ use aws_replicator::model::{
 use aws_replicator::observed::{Observed, ObservedGroup};
 use aws_replicator::plan::{Plan, plan};
 use aws_replicator::sso::admin::{Polling, SsoAdmin};
+
+/// The tests' SDK client against the emulator (retries off: ours count).
+#[path = "../tests/common/aws.rs"]
+#[allow(dead_code)]
+mod aws;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +32,6 @@ const ASSIGNMENTS: usize = 200;
 const ACCOUNTS: usize = 40;
 const RATE: f64 = 20.0;
 const IN_FLIGHT: usize = 10;
-const INSTANCE: &str = "arn:aws:sso:::instance/ssoins-123456789";
 const PERMISSION_SET: &str = "arn:aws:sso:::permissionSet/ssoins-123456789/ps-123456789";
 
 /// 200 groups that exist, each wanting one assignment.
@@ -80,19 +84,6 @@ fn fixture() -> (Plan, Observed) {
     (plan, observed)
 }
 
-fn sdk(endpoint: &str) -> aws_sdk_ssoadmin::Client {
-    let config = aws_sdk_ssoadmin::Config::builder()
-        .behavior_version(aws_sdk_ssoadmin::config::BehaviorVersion::latest())
-        .region(aws_sdk_ssoadmin::config::Region::new("eu-central-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .retry_config(aws_sdk_ssoadmin::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_ssoadmin::Client::from_conf(config)
-}
-
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let goal = if measuring { 0.8 } else { 0.5 };
@@ -111,7 +102,12 @@ fn main() {
         });
         let running = runtime.block_on(emulator.serve(0)).unwrap();
         emulator.load(State::from_observed(&observed));
-        let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, RATE, Polling::default());
+        let admin = SsoAdmin::new(
+            aws::sdk(&running.endpoint()),
+            aws::INSTANCE,
+            RATE,
+            Polling::default(),
+        );
         let start = Instant::now();
         let report = runtime.block_on(apply(
             &plan,
