@@ -4,8 +4,11 @@
 //!
 //! One writer at a time: the follower answers the webhook 503 naming the leader; after the
 //! leader is SIGKILLed the follower takes over within the lease duration and completes the
-//! work; after SIGTERM the leader releases the lease and the follower takes over at once; a
-//! leader paused (SIGSTOP) past its lease sends no write after it resumes.
+//! work; after SIGTERM the leader hands over (a last run by change marks the lease), releases
+//! the lease and the follower takes over at once, by change; a leader paused (SIGSTOP) past
+//! its lease sends no write after it resumes, by the emulator's request log (each request
+//! names its replica in its User-Agent). A follower that kept meshStack's desired state warm
+//! takes over by change, and the take-over gap is measured at any estate size.
 
 mod common;
 
