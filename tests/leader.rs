@@ -454,6 +454,11 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     };
     assert!(!adds_alice(&a.audit), "a ran the trigger before it stopped");
     assert!(adds_alice(&b.audit));
+    let log_a = std::fs::read_to_string(s.dir.path().join("replica-a.log")).unwrap();
+    assert!(
+        log_a.contains("no hand-over run"),
+        "a's start-up run was cut by the grace period, so a had nothing to hand over: {log_a}"
+    );
     drop(a);
 }
 

@@ -85,7 +85,14 @@ pub async fn hand_over(service: &Service) {
     let budget = since.map_or(Duration::ZERO, |at| {
         super::GRACE.saturating_sub(at.elapsed())
     });
-    if !following(service) || !service.leading() || service.known().is_none() {
+    if !following(service) || !service.leading() {
+        return;
+    }
+    if service.known().is_none() {
+        tracing::info!(
+            "shutting down: no run has reconciled everything in this term, so no hand-over run; \
+             the next leader starts with a full run"
+        );
         return;
     }
     if budget < Duration::from_secs(2) {
