@@ -77,6 +77,21 @@ impl Operations {
     pub fn iter(&self) -> impl Iterator<Item = &Operation> {
         self.all.iter()
     }
+
+    /// The operations in progress whose time has come at `now`, no longer counted in progress:
+    /// the caller settles each.
+    fn take_due(&mut self, now: Instant) -> Vec<usize> {
+        let due: Vec<usize> = self
+            .in_progress
+            .iter()
+            .copied()
+            .filter(|at| self.all[*at].completes_at <= now)
+            .collect();
+        for at in &due {
+            self.in_progress.remove(at);
+        }
+        due
+    }
 }
 
 /// An sso-admin error: `__type` names it, as the SDK reads it.
@@ -240,15 +255,7 @@ pub fn settle(shared: &Shared) {
     let now = Instant::now();
     let mut ops = shared.operations.lock().expect("operations lock");
     let mut store = shared.store.lock().expect("store lock");
-    let ops = &mut *ops;
-    let due: Vec<usize> = ops
-        .in_progress
-        .iter()
-        .copied()
-        .filter(|at| ops.all[*at].completes_at <= now)
-        .collect();
-    for at in due {
-        ops.in_progress.remove(&at);
+    for at in ops.take_due(now) {
         let op = &mut ops.all[at];
         let principal_exists = match op.assignment.principal_type.as_str() {
             "GROUP" => store.groups().contains_key(&op.assignment.principal_id),
@@ -502,4 +509,53 @@ fn list_statuses(shared: &Shared, body: &Value, kind: Kind) -> Result<Response> 
         Kind::Delete => "AccountAssignmentsDeletionStatus",
     };
     paged(body, items, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(id: &str, account: &str, completes_at: Instant) -> Operation {
+        Operation {
+            request_id: id.into(),
+            kind: Kind::Create,
+            assignment: Assignment {
+                account_id: account.into(),
+                permission_set_arn: "ps".into(),
+                principal_type: "GROUP".into(),
+                principal_id: "g".into(),
+            },
+            status: Status::InProgress,
+            created: 0.0,
+            completes_at,
+            fail_with: None,
+        }
+    }
+
+    /// Only the operations in progress are looked at, each found by its request id, and one
+    /// leaves the in-progress set exactly when its time comes.
+    #[test]
+    fn operations_in_progress_and_by_id_follow_what_settles() {
+        let now = Instant::now();
+        let mut ops = Operations::default();
+        ops.push(op("r1", "111111111111", now));
+        ops.push(op(
+            "r2",
+            "222222222222",
+            now + std::time::Duration::from_secs(60),
+        ));
+        assert_eq!(ops.in_progress().count(), 2);
+        assert_eq!(ops.take_due(now), [0]);
+        ops.all[0].status = Status::Succeeded;
+        let left: Vec<&str> = ops.in_progress().map(|o| o.request_id.as_str()).collect();
+        assert_eq!(left, ["r2"]);
+        assert!(ops.take_due(now).is_empty());
+        assert_eq!(ops.get("r1").map(|o| &o.status), Some(&Status::Succeeded));
+        assert_eq!(
+            ops.get("r2").map(|o| o.assignment.account_id.as_str()),
+            Some("222222222222")
+        );
+        assert!(ops.get("r3").is_none());
+        assert_eq!(ops.iter().count(), 2);
+    }
 }
