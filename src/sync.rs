@@ -139,6 +139,47 @@ pub async fn sync_changes(
     .await
 }
 
+/// What one slice of the drift scan found.
+pub struct ScanSlice {
+    /// What would bring the slice's projects to their desired state; the scan applies none of
+    /// it, a run does.
+    pub plan: Plan,
+    /// The groups `plan` touches.
+    pub drifted: BTreeSet<crate::model::ExternalId>,
+    /// The projects with groups of ours in AWS, wanted or not.
+    pub seen: BTreeSet<ProjectKey>,
+}
+
+/// Reads one slice of the drift scan: `narrowed` (the known desired state within the slice's
+/// projects) observed through the cycle's listings of the store's groups and users, and
+/// planned. Nothing is written.
+pub async fn scan_slice(
+    identity: &impl IdentityStore,
+    assignments: &impl AccountAssignments,
+    mut narrowed: Desired,
+    reads: AssignmentReads,
+    groups: &crate::scan::Groups,
+    users: &Users,
+) -> Result<ScanSlice, DirectoryError> {
+    users.resolve(&mut narrowed);
+    let records = groups.records(&narrowed);
+    let observed = crate::directory::observe_records(
+        identity,
+        assignments,
+        &narrowed,
+        reads,
+        records,
+        Some(users),
+    )
+    .await?;
+    let plan = plan(&narrowed, &observed);
+    Ok(ScanSlice {
+        drifted: crate::known::groups_of(&plan),
+        seen: crate::known::projects_seen(&narrowed.platform, &observed),
+        plan,
+    })
+}
+
 /// Applies `saved` (a plan made earlier by `plan --out` and reviewed) exactly as it is, once
 /// AWS, observed again for `desired`, still reads as it did when the plan was made: its
 /// digest must be the plan's `observed_digest`. Otherwise nothing is written.

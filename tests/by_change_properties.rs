@@ -8,13 +8,10 @@ use aws_replicator::apply::Options;
 use aws_replicator::audit::Audit;
 use aws_replicator::config::Config;
 use aws_replicator::desired::{Desired, Scope, Settings, desired};
-use aws_replicator::directory::{
-    AccountAssignments, AssignmentReads, IdentityStore, World, observe_records,
-};
-use aws_replicator::known::{Known, groups_of, projects_seen};
+use aws_replicator::directory::{AccountAssignments, AssignmentReads, IdentityStore, World};
+use aws_replicator::known::{Known, groups_of};
 use aws_replicator::model::{GroupIdentity, ProjectKey, UserId, UserName};
 use aws_replicator::observed::Observed;
-use aws_replicator::plan::plan;
 use aws_replicator::scan::{Groups, Users};
 use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User};
 use aws_replicator::sync::{self, Settings as SyncSettings};
@@ -177,25 +174,22 @@ async fn scan_cycle(world: &World, known: &mut Known<u64>, current: &Desired) {
         if slice.is_empty() {
             return;
         }
-        let mut narrowed = known
+        let narrowed = known
             .desired()
             .within(&slice.iter().cloned().collect::<BTreeSet<_>>());
-        users.resolve(&mut narrowed);
-        let records = groups.records(&narrowed);
-        let observed = observe_records(
+        let found = sync::scan_slice(
             world,
             world,
-            &narrowed,
+            narrowed,
             AssignmentReads::PerPair,
-            records,
-            Some(&users),
+            &groups,
+            &users,
         )
         .await
         .unwrap();
-        let found = plan(&narrowed, &observed);
-        let drifted = groups_of(&found);
-        known.scanned(&slice, &drifted, &projects_seen(PLATFORM, &observed), 0);
-        let projects: BTreeSet<ProjectKey> = drifted
+        known.scanned(&slice, &found.drifted, &found.seen, 0);
+        let projects: BTreeSet<ProjectKey> = found
+            .drifted
             .iter()
             .filter_map(|e| GroupIdentity::parse(PLATFORM, e.as_str()))
             .map(|i| i.project)

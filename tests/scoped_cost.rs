@@ -231,8 +231,7 @@ fn scale() -> usize {
 /// AWS's 20 requests per second per family.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
-    use aws_replicator::directory::observe_records;
-    use aws_replicator::known::{Known, groups_of, projects_seen};
+    use aws_replicator::known::{Known, groups_of};
     use aws_replicator::model::{GroupId, UserId};
     use aws_replicator::sync::sync_changes;
 
@@ -357,28 +356,19 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
         if slice.is_empty() {
             break;
         }
-        let mut narrowed = known.desired().within(&slice.iter().cloned().collect());
-        users.resolve(&mut narrowed);
-        let records = listed.records(&narrowed);
-        let observed = observe_records(
+        let narrowed = known.desired().within(&slice.iter().cloned().collect());
+        let slice_found = aws_replicator::sync::scan_slice(
             &rig.scim,
             &rig.admin,
-            &narrowed,
+            narrowed,
             AssignmentReads::PerPair,
-            records,
-            Some(&users),
+            &listed,
+            &users,
         )
         .await
         .unwrap();
-        let plan = aws_replicator::plan::plan(&narrowed, &observed);
-        let groups = groups_of(&plan);
-        known.scanned(
-            &slice,
-            &groups,
-            &projects_seen(&narrowed.platform, &observed),
-            1,
-        );
-        found.extend(groups);
+        known.scanned(&slice, &slice_found.drifted, &slice_found.seen, 1);
+        found.extend(slice_found.drifted);
         after = slice.last().cloned();
     }
     let cost = rig.cost();

@@ -9,7 +9,6 @@
 use super::Service;
 use super::runs::Trigger;
 use crate::desired::Scope;
-use crate::directory::observe_records;
 use crate::model::ProjectKey;
 use crate::sso::admin::SsoAdmin;
 use crate::sso::scim::ScimClient;
@@ -79,8 +78,7 @@ pub async fn scan(
                 .within(&slice.iter().cloned().collect::<BTreeSet<_>>());
             (slice, narrowed, estimate)
         });
-        let (Some((slice, mut narrowed, estimate)), Some((groups, users))) = (next, &listing)
-        else {
+        let (Some((slice, narrowed, estimate)), Some((groups, users))) = (next, &listing) else {
             continue;
         };
         service.metrics.record_scan_estimate(estimate.seconds);
@@ -102,12 +100,9 @@ pub async fn scan(
             listing = None;
             continue;
         }
-        users.resolve(&mut narrowed);
-        let records = groups.records(&narrowed);
-        let observed = match observe_records(scim, admin, &narrowed, reads, records, Some(users))
-            .await
+        let found = match crate::sync::scan_slice(scim, admin, narrowed, reads, groups, users).await
         {
-            Ok(observed) => observed,
+            Ok(found) => found,
             Err(error) => {
                 // The slice is read again once AWS answers; nothing is concluded from a
                 // failed read.
@@ -116,28 +111,25 @@ pub async fn scan(
                 continue;
             }
         };
-        let plan = crate::plan::plan(&narrowed, &observed);
-        let seen = crate::known::projects_seen(&narrowed.platform, &observed);
-        let drifted = crate::known::groups_of(&plan);
         let now = Instant::now();
         let oldest = {
             let mut known = service.known();
             let Some(known) = known.as_mut() else {
                 continue;
             };
-            known.scanned(&slice, &drifted, &seen, now);
+            known.scanned(&slice, &found.drifted, &found.seen, now);
             known
                 .oldest_confirmation()
                 .map_or(0.0, |at| now.duration_since(at).as_secs_f64())
         };
-        let projects: BTreeSet<ProjectKey> = crate::metrics::drift_by_project(&plan)
+        let projects: BTreeSet<ProjectKey> = crate::metrics::drift_by_project(&found.plan)
             .into_keys()
             .collect();
         service
             .metrics
             .record_scan(slice.len() as u64, projects.len() as u64, oldest);
-        if !drifted.is_empty() {
-            service.metrics.record_drift(&plan, Some(&slice));
+        if !found.drifted.is_empty() {
+            service.metrics.record_drift(&found.plan, Some(&slice));
             let names: Vec<String> = projects.iter().map(ToString::to_string).collect();
             tracing::info!(projects = %names.join(", "), "drift scan: AWS differs; queueing a sync");
             if service
