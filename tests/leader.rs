@@ -162,6 +162,44 @@ impl Replica {
         .await;
     }
 
+    /// `POST /v1/sync` with the webhook token and `body` (none: everything).
+    async fn trigger(&self, body: Option<&'static str>) -> reqwest::Response {
+        let request = reqwest::Client::new()
+            .post(format!("{}/v1/sync", self.base))
+            .bearer_auth(TOKEN);
+        match body {
+            Some(body) => request.body(body),
+            None => request,
+        }
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// Waits until `/readyz` says the follower keeps meshStack's desired state warm.
+    async fn warm(&self, limit: Duration) {
+        wait("the desired state kept warm", limit, || async {
+            let ready = reqwest::get(format!("{}/readyz", self.base)).await.unwrap();
+            ready.text().await.unwrap().contains("kept warm")
+        })
+        .await;
+    }
+
+    /// Waits for the first run of `trigger` to end, and returns its record.
+    async fn ended(&self, trigger: &str, limit: Duration) -> serde_json::Value {
+        let ended = || async {
+            self.runs()
+                .await
+                .into_iter()
+                .find(|r| r["trigger"] == trigger && r["status"] != "running")
+        };
+        wait(&format!("a {trigger} run ends"), limit, || async {
+            ended().await.is_some()
+        })
+        .await;
+        ended().await.unwrap()
+    }
+
     async fn finished_a_run(&self) -> bool {
         self.runs()
             .await
@@ -238,12 +276,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     b.ready().await;
     let ready = reqwest::get(format!("{}/readyz", b.base)).await.unwrap();
     assert!(ready.text().await.unwrap().contains("standby"));
-    let refused = reqwest::Client::new()
-        .post(format!("{}/v1/sync", b.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let refused = b.trigger(None).await;
     assert_eq!(refused.status(), 503);
     assert!(refused.headers().contains_key("retry-after"));
     let body: serde_json::Value = refused.json().await.unwrap();
@@ -318,12 +351,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     let b = start(&s, &kube, "replica-b").await;
     drift(&s, &stranger);
     let before = intents(&a.audit);
-    let kicked = reqwest::Client::new()
-        .post(format!("{}/v1/sync", a.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let kicked = a.trigger(None).await;
     assert_eq!(kicked.status(), 202);
     wait("a starts writing", Duration::from_secs(30), || async {
         intents(&a.audit) > before
@@ -418,14 +446,10 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     let b = start_on(&s, &kube, "replica-b", &snapshot).await;
 
     // meshStack changes (alice becomes a reader of globex.shop) and says so.
-    alice_reads_shop(&snapshot);
-    let accepted = reqwest::Client::new()
-        .post(format!("{}/v1/sync", a.base))
-        .bearer_auth(TOKEN)
-        .body(r#"{"workspace": "globex", "project": "shop"}"#)
-        .send()
-        .await
-        .unwrap();
+    common::sample::alice_reads_shop(&snapshot);
+    let accepted = a
+        .trigger(Some(r#"{"workspace": "globex", "project": "shop"}"#))
+        .await;
     assert_eq!(accepted.status(), 202);
     let queued: serde_json::Value = accepted.json().await.unwrap();
     assert_eq!(queued["coalesced"], false, "{queued}");
@@ -460,21 +484,6 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
         "a's start-up run was cut by the grace period, so a had nothing to hand over: {log_a}"
     );
     drop(a);
-}
-
-/// The change of [`a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader`]: alice
-/// becomes a reader of globex.shop.
-fn alice_reads_shop(snapshot: &Path) {
-    let mut snap: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(snapshot).unwrap()).unwrap();
-    snap["bindings"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "workspace": "globex", "project": "shop", "role": "Project Reader",
-            "subject": {"user": "alice"}
-        }));
-    std::fs::write(snapshot, serde_json::to_vec(&snap).unwrap()).unwrap();
 }
 
 fn reader_of_shop_has_alice(s: &Setup) -> bool {
@@ -514,26 +523,13 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     })
     .await;
     let b = start_on(&s, &kube, "replica-b", &snapshot).await;
-    wait(
-        "b keeps the desired state warm",
-        Duration::from_secs(15),
-        || async {
-            let ready = reqwest::get(format!("{}/readyz", b.base)).await.unwrap();
-            ready.text().await.unwrap().contains("kept warm")
-        },
-    )
-    .await;
+    b.warm(Duration::from_secs(15)).await;
     // A run of A's after B's first read (and the clocks' allowed skew) marks the lease.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let mark = || kube.annotation(NAMESPACE, LEASE, "aws-replicator/synced-through");
     let marked = mark();
     assert!(marked.is_some(), "a's start-up run marked the lease");
-    let kicked = reqwest::Client::new()
-        .post(format!("{}/v1/sync", a.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let kicked = a.trigger(None).await;
     assert_eq!(kicked.status(), 202);
     wait("a marks its run", Duration::from_secs(30), || async {
         mark() != marked
@@ -542,7 +538,7 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
 
     let runs_of_a = a.runs().await;
     // meshStack changes; someone adds a stranger to another group of ours by hand.
-    alice_reads_shop(&snapshot);
+    common::sample::alice_reads_shop(&snapshot);
     let stranger = s.running.emulator.add_user("mallory@other.example");
     let mut state = s.running.emulator.dump();
     state
@@ -567,17 +563,7 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     })
     .await;
     let applied = started.elapsed();
-    let startup = || async {
-        b.runs()
-            .await
-            .into_iter()
-            .find(|r| r["trigger"] == "startup" && r["status"] != "running")
-    };
-    wait("b's first run ends", Duration::from_secs(30), || async {
-        startup().await.is_some()
-    })
-    .await;
-    let first = startup().await.unwrap();
+    let first = b.ended("startup", Duration::from_secs(30)).await;
     assert_eq!(first["status"], "succeeded", "{first}");
     let summary = &first["summary"];
     assert_eq!(summary["reconciled_groups"], 1, "{first}");
@@ -592,19 +578,8 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
             < full["summary"]["scim_reads"].as_u64().unwrap(),
         "read only the changed group: {first}, against {full}"
     );
-    let scan_run = || async {
-        b.runs()
-            .await
-            .into_iter()
-            .find(|r| r["trigger"] == "drift_scan" && r["status"] != "running")
-    };
-    wait(
-        "the scan finds the stranger and queues a run",
-        Duration::from_secs(60),
-        || async { scan_run().await.is_some() },
-    )
-    .await;
-    let repair = scan_run().await.unwrap();
+    // The scan finds the stranger and queues a run.
+    let repair = b.ended("drift_scan", Duration::from_secs(60)).await;
     assert_eq!(repair["status"], "succeeded", "{repair}");
     assert!(!has_stranger(&s, &stranger));
     println!(
@@ -737,15 +712,7 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
         })
     };
     let b = start_at(&s, &kube, "replica-b", &snapshot, 20.0).await;
-    wait(
-        "b keeps the desired state warm",
-        Duration::from_secs(120),
-        || async {
-            let ready = reqwest::get(format!("{}/readyz", b.base)).await.unwrap();
-            ready.text().await.unwrap().contains("kept warm")
-        },
-    )
-    .await;
+    b.warm(Duration::from_secs(120)).await;
     // The last leader's last run, after B's first read, marked the lease; then meshStack
     // changed (user999 joins project-0's admins) and the leader stopped.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -785,17 +752,7 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     })
     .await;
     let gap = took_over.elapsed();
-    let startup = || async {
-        b.runs()
-            .await
-            .into_iter()
-            .find(|r| r["trigger"] == "startup" && r["status"] != "running")
-    };
-    wait("b's first run ends", Duration::from_secs(60), || async {
-        startup().await.is_some()
-    })
-    .await;
-    let first = startup().await.unwrap();
+    let first = b.ended("startup", Duration::from_secs(60)).await;
     assert_eq!(first["status"], "succeeded", "{first}");
     assert_eq!(first["summary"]["reconciled_groups"], 1, "{first}");
     let reads = first["summary"]["scim_reads"].as_u64().unwrap()

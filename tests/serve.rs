@@ -906,15 +906,7 @@ async fn a_scheduled_run_costs_what_changed_in_meshstack() {
     // One membership more: that group's lookup, members and assignments, the new member's
     // lookup and one PATCH (7 here: the group also wants heidi, whom AWS does not have, and
     // a user not found is looked for once more in the listing, ignoring case).
-    edit_snapshot(&snapshot, |snap| {
-        snap["bindings"]
-            .as_array_mut()
-            .unwrap()
-            .push(serde_json::json!({
-                "workspace": "globex", "project": "shop", "role": "Project Reader",
-                "subject": {"user": "alice"}
-            }));
-    });
+    common::sample::alice_reads_shop(&snapshot);
     let before = requests();
     let run = run_now(&server).await;
     let calls = requests() - before;

@@ -214,6 +214,37 @@ async fn create(
     (StatusCode::CREATED, axum::Json(stored)).into_response()
 }
 
+/// The lease a write goes to: 404 when there is none, 409 when the write names a
+/// `metadata.resourceVersion` that is not the lease's (optimistic concurrency).
+fn current(
+    world: &mut World,
+    key: &(String, String),
+    sent: &Value,
+) -> Result<Value, Box<Response>> {
+    let name = &key.1;
+    let Some(current) = world.leases.get(key).cloned() else {
+        return Err(Box::new(status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("leases.coordination.k8s.io \"{name}\" not found"),
+        )));
+    };
+    let version = sent["metadata"]["resourceVersion"].as_str();
+    if version.is_some_and(|rv| Some(rv) != current["metadata"]["resourceVersion"].as_str()) {
+        world.conflicts += 1;
+        return Err(Box::new(status(
+            StatusCode::CONFLICT,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the \
+                 object has been modified; please apply your changes to the latest version and \
+                 try again"
+            ),
+        )));
+    }
+    Ok(current)
+}
+
 async fn replace(
     State(world): State<Arc<Mutex<World>>>,
     headers: HeaderMap,
@@ -224,27 +255,11 @@ async fn replace(
         return unauthorized();
     }
     let mut world = world.lock().unwrap();
-    let key = (ns, name.clone());
-    let Some(current) = world.leases.get(&key) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("leases.coordination.k8s.io \"{name}\" not found"),
-        );
+    let key = (ns, name);
+    let current = match current(&mut world, &key, &lease) {
+        Ok(current) => current,
+        Err(refused) => return *refused,
     };
-    let sent = lease["metadata"]["resourceVersion"].as_str();
-    if sent.is_some_and(|rv| Some(rv) != current["metadata"]["resourceVersion"].as_str()) {
-        world.conflicts += 1;
-        return status(
-            StatusCode::CONFLICT,
-            "Conflict",
-            format!(
-                "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the \
-                 object has been modified; please apply your changes to the latest version and \
-                 try again"
-            ),
-        );
-    }
     let mut lease = lease;
     lease["metadata"]["uid"] = current["metadata"]["uid"].clone();
     lease["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"].clone();
@@ -309,23 +324,11 @@ async fn patch_lease(
         Err(refused) => return *refused,
     };
     let mut world = world.lock().unwrap();
-    let key = (ns, name.clone());
-    let Some(mut lease) = world.leases.get(&key).cloned() else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("leases.coordination.k8s.io \"{name}\" not found"),
-        );
+    let key = (ns, name);
+    let mut lease = match current(&mut world, &key, &patch) {
+        Ok(current) => current,
+        Err(refused) => return *refused,
     };
-    let sent = patch["metadata"]["resourceVersion"].as_str();
-    if sent.is_some_and(|rv| Some(rv) != lease["metadata"]["resourceVersion"].as_str()) {
-        world.conflicts += 1;
-        return status(
-            StatusCode::CONFLICT,
-            "Conflict",
-            format!("Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\""),
-        );
-    }
     merge(&mut lease, &patch);
     let stored = store(&mut world, key, lease, false);
     axum::Json(stored).into_response()

@@ -52,3 +52,18 @@ pub fn provision_organization(emulator: &Emulator) {
         emulator.add_account(account);
     }
 }
+
+/// A meshStack change to a copy of the sample snapshot at `path`: alice becomes a reader of
+/// globex.shop (one membership more in one group).
+pub fn alice_reads_shop(path: &Path) {
+    let mut snapshot: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    snapshot["bindings"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "workspace": "globex", "project": "shop", "role": "Project Reader",
+            "subject": {"user": "alice"}
+        }));
+    std::fs::write(path, serde_json::to_vec_pretty(&snapshot).unwrap()).unwrap();
+}
