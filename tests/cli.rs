@@ -108,21 +108,7 @@ fn plan_exit_codes_json_and_out_file() {
         &Settings::new(&config, config.sso.as_ref().unwrap()),
         &Scope::All,
     );
-    // Through the executor into the in-memory directory, not the planner's own simulator.
-    let world = aws_replicator::directory::World::new(observed.clone());
-    let report = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(aws_replicator::apply::apply(
-            &plan(&d, &observed),
-            &world,
-            &world,
-            aws_replicator::apply::Options::default(),
-            &aws_replicator::audit::Audit::discard(),
-            &|_| {},
-        ));
-    assert!(report.is_success(), "{report:?}");
-    let synced = world.dump();
+    let synced = common::applied(&plan(&d, &observed), &observed);
     let synced_file = dir.path().join("synced.json");
     std::fs::write(&synced_file, serde_json::to_string(&synced).unwrap()).unwrap();
     let out = bin()

@@ -3,6 +3,8 @@
 //! hold, is what a listing cut short looks like. The project's groups are then neither added
 //! to nor emptied, and a finding says why.
 
+mod common;
+
 use aws_replicator::config::Config;
 use aws_replicator::desired::{Scope, Settings, desired};
 use aws_replicator::finding::Finding;
@@ -40,21 +42,7 @@ fn synced(config: &Config) -> Observed {
         ..Observed::default()
     };
     let (first, _) = plan_of(config, &snapshot(), &empty);
-    // Through the executor into the in-memory directory, not the planner's own simulator.
-    let world = aws_replicator::directory::World::new(empty.clone());
-    let report = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(aws_replicator::apply::apply(
-            &first,
-            &world,
-            &world,
-            aws_replicator::apply::Options::default(),
-            &aws_replicator::audit::Audit::discard(),
-            &|_| {},
-        ));
-    assert!(report.is_success(), "{report:?}");
-    let synced = world.dump();
+    let synced = common::applied(&first, &empty);
     assert!(plan_of(config, &snapshot(), &synced).0.ops.is_empty());
     synced
 }
