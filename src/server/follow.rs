@@ -101,17 +101,8 @@ pub async fn hand_over(service: &Service) {
         );
         return;
     }
-    let (Some((scim, admin)), Ok(sso)) = (&service.sso, service.config.require_sso()) else {
-        return;
-    };
-    let handed = tokio::time::timeout(budget, async {
-        let read_at = SystemTime::now();
-        let snapshot = service.snapshot(&Scope::All).await?;
-        let summary = Box::pin(service.run_changes(snapshot, sso, scim, admin)).await?;
-        service.mark_synced(read_at).await;
-        Ok::<_, String>(summary)
-    })
-    .await;
+    // A run of everything with the known state goes by change and marks the lease.
+    let handed = tokio::time::timeout(budget, Box::pin(service.run(&Scope::All))).await;
     match handed {
         Ok(Ok(summary)) => tracing::info!(
             applied = summary.applied,
@@ -154,13 +145,10 @@ fn window(service: &Service) -> Duration {
 }
 
 /// What a new leader knows: a follower's warm state, when the last leader's mark lets it go
-/// by change, or nothing (its first run is full). Only with the drift scan on, which is what
-/// confirms AWS afterwards.
+/// by change, or nothing (its first run is full).
 pub async fn take_over(service: &Service) -> Option<Known<Instant>> {
+    // A warm state exists only while following, with the drift scan on.
     let warm = service.warm().take()?;
-    if service.config.replicator.drift_scan.share <= 0.0 {
-        return None;
-    }
     let synced = service.election.as_ref()?.synced_through().await;
     let Some(known) = synced
         .and_then(|at| at.checked_sub(SKEW))
