@@ -2,11 +2,13 @@
 //! long one cycle takes when the scan may spend `share` of each family's configured rate.
 //! `serve` runs the scan (`server/scan.rs`); `plan` and `config check` show the estimate.
 //!
-//! The scan reads a project as a scoped run does (`directory::observe`): each configured
-//! role's group by `externalId`, each group's members (one request per 100), and the
+//! Once a cycle the scan lists the store's groups ([`Groups`]) and users ([`Users`]), one
+//! request per 100 each. Then it reads each project as a scoped run does
+//! (`directory::observe_records`): each group's members (one request per 100), and the
 //! assignments of each (account, permission set) pair, or of each group with
-//! `list-assignments-for-principal`; and the store's users once per cycle ([`Users`]). A synced project of three roles on one permission set
-//! each costs 6 SCIM requests and 3 sso-admin requests (1 with one permission set shared).
+//! `list-assignments-for-principal`. A synced project of three roles on one permission set
+//! each costs 3 SCIM requests and 3 sso-admin requests (1 with one permission set shared),
+//! besides its share of the listings.
 
 use crate::desired::Desired;
 use crate::directory::{AssignmentReads, GroupRecord};
