@@ -16,6 +16,7 @@ pub mod demo;
 pub mod desired;
 pub mod directory;
 pub mod emulator;
+pub mod engine;
 pub mod fence;
 pub mod finding;
 pub mod format;

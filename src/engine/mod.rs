@@ -1,0 +1,419 @@
+//! The reconcile engine, in kube-rs's `Controller` manner: the unit of work is one project
+//! (its groups, members and assignments); sources only *queue* projects, a worker reconciles
+//! what the queue hands it, and what was applied is known by content.
+//!
+//! ```text
+//! meshStack read (all, or a webhook's scope) ─▶ Engine::read / ::scoped
+//!      desired state ─▶ digest per project ─▶ Record::to_reconcile ─▶ Queue::push (priority)
+//! drift scan ─▶ Engine::scanned ─▶ drifted projects forgotten by the record, queued
+//! worker: Engine::batch ─▶ Engine::slice (desired of those projects, every role that may
+//!         have groups) ─▶ observe, plan, apply (sync::sync_changes) ─▶ Engine::settle
+//!         (confirmed at the digest it reconciled, or failed: backoff, held after N)
+//! record ─▶ Saved (buckets) ─▶ replicator.state / the Lease ─▶ Record::load at the next start
+//! ```
+//!
+//! Everything here is plain data and plain functions: the caller passes the time in (`serve`
+//! passes `Instant`, which never leaves the process: no wall clock is compared with another
+//! replica's). The I/O around it is `server/`.
+
+pub mod digest;
+pub mod queue;
+pub mod record;
+
+use crate::desired::{Desired, Scope};
+use crate::model::{ExternalId, GroupIdentity, ProjectKey, RoleId};
+use crate::plan::guard::Managed;
+use core::time::Duration;
+pub use digest::{Digest, PLANNING_VERSION};
+pub use queue::{Priority, Queue};
+pub use record::{Record, Saved, Unusable};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Add;
+
+/// One project handed to a worker, with the digest of the desired state it is reconciled to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Work {
+    pub project: ProjectKey,
+    pub priority: Priority,
+    pub digest: Digest,
+}
+
+/// How many projects are in each state (`aws_replicator_projects{state}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// AWS was confirmed to hold their current desired state.
+    pub confirmed: usize,
+    /// Queued or being reconciled, never failed.
+    pub pending: usize,
+    /// Their last reconcile failed; retried with backoff.
+    pub failed: usize,
+    /// Failed [`queue::HOLD_AFTER`] times in a row, or held by their desired state (a finding).
+    pub held: usize,
+}
+
+pub struct Engine<T> {
+    platform: String,
+    configured: Vec<RoleId>,
+    /// meshStack's desired state as last read in full, with later scoped reads merged in.
+    desired: Option<Desired>,
+    digests: BTreeMap<ProjectKey, Digest>,
+    absent: Option<Digest>,
+    record: Record<T>,
+    /// A saved record waiting for the first read, against which it is loaded.
+    saved: Option<Saved>,
+    queue: Queue<T>,
+    /// The projects the drift scan reads: wanted and not held, or with groups of ours listed
+    /// in the store.
+    scan_set: BTreeSet<ProjectKey>,
+}
+
+impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
+    /// Nothing read and nothing confirmed; `saved`, the record of an earlier run, is taken
+    /// against the first read of meshStack.
+    pub fn new(platform: &str, configured: Vec<RoleId>, saved: Option<Saved>) -> Self {
+        Engine {
+            platform: platform.to_owned(),
+            record: Record::new(platform, configured.iter().cloned()),
+            configured,
+            desired: None,
+            digests: BTreeMap::new(),
+            absent: None,
+            saved,
+            queue: Queue::default(),
+            scan_set: BTreeSet::new(),
+        }
+    }
+
+    /// meshStack was read in full (`desired`'s scope is all): every project whose desired
+    /// state AWS is not confirmed to hold is queued; a project whose digest changed since the
+    /// last read as a change, the rest (at the first read: the start-up backlog) behind.
+    /// Returns the projects queued, and the reason a saved record was not taken, if it was not.
+    pub fn read(&mut self, desired: Desired, now: T) -> (usize, Option<Unusable>) {
+        debug_assert_eq!(desired.scope, Scope::All);
+        let digests = digest::project_digests(&desired);
+        let absent = digest::absent(&desired);
+        let mut unusable = None;
+        if let Some(saved) = self.saved.take() {
+            match Record::load(
+                &saved,
+                &self.platform,
+                self.configured.iter().cloned(),
+                &digests,
+                now,
+            ) {
+                Ok(record) => self.record = record,
+                Err(why) => unusable = Some(why),
+            }
+        }
+        let first = self.desired.is_none();
+        let todo = self.record.to_reconcile(&digests, absent);
+        for project in &todo {
+            let changed = !first && self.digests.get(project) != digests.get(project);
+            let priority = if changed {
+                Priority::Change
+            } else {
+                Priority::Backlog
+            };
+            self.queue.push(project.clone(), priority, now);
+        }
+        self.scan_set = digests
+            .keys()
+            .filter(|p| !desired.held.contains(*p))
+            .cloned()
+            .chain(
+                self.scan_set
+                    .iter()
+                    .filter(|p| !digests.contains_key(*p))
+                    .cloned(),
+            )
+            .collect();
+        self.digests = digests;
+        self.absent = Some(absent);
+        self.desired = Some(desired);
+        (todo.len(), unusable)
+    }
+
+    /// A scoped read of meshStack (a webhook): its projects take the new desired state and
+    /// are queued first, whether they changed or not (a person asked). Before the first full
+    /// read only these projects are known.
+    pub fn scoped(&mut self, scoped: &Desired, projects: &BTreeSet<ProjectKey>, now: T) {
+        let whole = self.desired.get_or_insert_with(|| Desired {
+            scope: Scope::All,
+            groups: BTreeMap::new(),
+            held: BTreeSet::new(),
+            findings: BTreeSet::new(),
+            only_groups: None,
+            ..scoped.clone()
+        });
+        whole
+            .groups
+            .retain(|_, g| !projects.contains(&g.identity.project));
+        whole.held.retain(|p| !projects.contains(p));
+        whole.groups.extend(
+            scoped
+                .groups
+                .iter()
+                .filter(|(_, g)| projects.contains(&g.identity.project))
+                .map(|(k, g)| (k.clone(), g.clone())),
+        );
+        whole.held.extend(
+            scoped
+                .held
+                .iter()
+                .filter(|p| projects.contains(*p))
+                .cloned(),
+        );
+        let within = slice_of(whole, projects);
+        let digests = digest::project_digests(&within);
+        let absent = digest::absent(whole);
+        for project in projects {
+            match digests.get(project) {
+                Some(d) => {
+                    self.digests.insert(project.clone(), *d);
+                    if !whole.held.contains(project) {
+                        self.scan_set.insert(project.clone());
+                    }
+                }
+                None => {
+                    self.digests.remove(project);
+                }
+            }
+            self.queue.push(project.clone(), Priority::Webhook, now);
+        }
+        self.absent = Some(absent);
+    }
+
+    /// The digest `project` should be at now.
+    fn current(&self, project: &ProjectKey) -> Option<Digest> {
+        self.digests.get(project).copied().or(self.absent)
+    }
+
+    /// Up to `n` projects to reconcile now, most urgent first. A project AWS is already
+    /// confirmed to hold at its current digest (the drift scan saw it so) is settled without
+    /// work, unless a person asked for it; so is a held one (nothing of it is touched).
+    pub fn batch(&mut self, n: usize, now: T) -> Vec<Work> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let taken = self.queue.take(n - out.len(), now);
+            if taken.is_empty() {
+                break;
+            }
+            for (project, priority) in taken {
+                let Some(digest) = self.current(&project) else {
+                    // Nothing read yet: back to the queue.
+                    self.queue.put_back(&project, priority, now);
+                    return out;
+                };
+                let held = self
+                    .desired
+                    .as_ref()
+                    .is_some_and(|d| d.held.contains(&project));
+                let confirmed = self
+                    .record
+                    .entry(&project)
+                    .is_some_and(|e| e.applied == digest);
+                if held || (confirmed && priority != Priority::Webhook) {
+                    self.settle(&project, digest, Ok(()), now);
+                    continue;
+                }
+                out.push(Work {
+                    project,
+                    priority,
+                    digest,
+                });
+            }
+        }
+        out
+    }
+
+    /// The desired state of `projects` for a reconcile: their groups and holds, scoped to
+    /// them, with every role whose groups may be in AWS to look up.
+    pub fn slice(&self, projects: &BTreeSet<ProjectKey>) -> Option<Desired> {
+        let mut out = slice_of(self.desired.as_ref()?, projects);
+        out.roles = self.record.roles().iter().cloned().collect();
+        Some(out)
+    }
+
+    /// A worker is done with `project`, reconciled to `digest`: confirmed, or failed with an
+    /// error (the project is retried after its backoff; the record no longer claims it). A
+    /// project whose desired state changed meanwhile is queued again.
+    pub fn settle(
+        &mut self,
+        project: &ProjectKey,
+        digest: Digest,
+        outcome: Result<(), String>,
+        now: T,
+    ) {
+        match outcome {
+            Ok(()) => {
+                let absent = self.absent.unwrap_or(digest);
+                self.record.confirm(project, digest, absent, now);
+                self.queue.done(project, now);
+                if digest == absent && !self.digests.contains_key(project) {
+                    self.scan_set.remove(project);
+                }
+                if self.current(project) != Some(digest) {
+                    self.queue.push(project.clone(), Priority::Change, now);
+                }
+            }
+            Err(error) => {
+                self.record.forget(project);
+                self.queue.failed(project, error, now);
+            }
+        }
+    }
+
+    /// A worker took `project` but did not work on it (shutting down, or lost the lease).
+    pub fn put_back(&mut self, work: &Work, now: T) {
+        self.queue.put_back(&work.project, work.priority, now);
+    }
+
+    /// Up to `n` projects the drift scan reads next, in key order after `after`.
+    pub fn scan_slice(&self, after: Option<&ProjectKey>, n: usize) -> Vec<ProjectKey> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.scan_set
+            .range((from, Bound::Unbounded))
+            .take(n)
+            .cloned()
+            .collect()
+    }
+
+    /// The store holds groups of ours of `projects` and `roles` (the drift scan's listing):
+    /// a project no longer wanted is scanned until none of its groups is left; a role no
+    /// longer configured is looked up until none of its groups is left.
+    pub fn listed(
+        &mut self,
+        projects: impl IntoIterator<Item = ProjectKey>,
+        roles: &BTreeSet<RoleId>,
+    ) {
+        let held = self.desired.as_ref().map(|d| &d.held);
+        for project in projects {
+            if held.is_none_or(|h| !h.contains(&project)) {
+                self.scan_set.insert(project);
+            }
+        }
+        self.record
+            .roles_listed(self.configured.iter().cloned(), roles);
+    }
+
+    /// The drift scan read `projects` against `digests` (their desired state when it read
+    /// them) at `now`: the `drifted` ones are forgotten by the record and queued; the others
+    /// are confirmed at what was read. `seen`: those with groups of ours in AWS.
+    pub fn scanned(
+        &mut self,
+        projects: &[ProjectKey],
+        digests: &BTreeMap<ProjectKey, Digest>,
+        drifted: &BTreeSet<ProjectKey>,
+        seen: &BTreeSet<ProjectKey>,
+        now: T,
+    ) {
+        let Some(absent) = self.absent else {
+            return;
+        };
+        for project in projects {
+            if drifted.contains(project) {
+                self.record.forget(project);
+                self.queue.push(project.clone(), Priority::Drift, now);
+                continue;
+            }
+            let digest = digests.get(project).copied().unwrap_or(absent);
+            if !self.queue.contains(project) || self.current(project) == Some(digest) {
+                self.record.confirm(project, digest, absent, now);
+            }
+            if !seen.contains(project) && !self.digests.contains_key(project) {
+                self.scan_set.remove(project);
+            }
+        }
+    }
+
+    /// The desired state of `projects` as the scan reads it, with their digests.
+    pub fn scan_view(
+        &self,
+        projects: &[ProjectKey],
+    ) -> Option<(Desired, BTreeMap<ProjectKey, Digest>)> {
+        let set: BTreeSet<ProjectKey> = projects.iter().cloned().collect();
+        let desired = self.slice(&set)?;
+        let digests = projects
+            .iter()
+            .filter_map(|p| Some((p.clone(), *self.digests.get(p)?)))
+            .collect();
+        Some((desired, digests))
+    }
+
+    /// What we manage, as the desired state says: the deletion guard's base for one batch.
+    pub fn managed(&self) -> Managed {
+        self.desired
+            .as_ref()
+            .map(Managed::desired)
+            .unwrap_or_default()
+    }
+
+    pub fn desired(&self) -> Option<&Desired> {
+        self.desired.as_ref()
+    }
+
+    pub fn record(&self) -> &Record<T> {
+        &self.record
+    }
+
+    pub fn queue(&self) -> &Queue<T> {
+        &self.queue
+    }
+
+    /// Projects per state.
+    pub fn counts(&self) -> Counts {
+        let failures = self.queue.failures();
+        let held_by_failures = self.queue.held().count();
+        let held_by_data = self.desired.as_ref().map_or(0, |d| d.held.len());
+        let known = self.digests.len().max(self.record.confirmed());
+        let confirmed = self
+            .digests
+            .iter()
+            .filter(|(p, d)| self.record.entry(p).is_some_and(|e| e.applied == **d))
+            .count();
+        let failed = failures.len() - held_by_failures;
+        Counts {
+            confirmed,
+            failed,
+            held: held_by_failures + held_by_data,
+            pending: known.saturating_sub(confirmed + failures.len() + held_by_data),
+        }
+    }
+}
+
+/// Every group of `projects` and their holds, in one range per project (groups are keyed by
+/// external id, which starts with the project), scoped to them.
+fn slice_of(desired: &Desired, projects: &BTreeSet<ProjectKey>) -> Desired {
+    let mut groups = BTreeMap::new();
+    for project in projects {
+        let prefix = GroupIdentity {
+            project: project.clone(),
+            role: RoleId::from(""),
+        }
+        .external_id(&desired.platform);
+        let range = desired.groups.range::<ExternalId, _>((
+            std::ops::Bound::Included(&prefix),
+            std::ops::Bound::Unbounded,
+        ));
+        for (k, g) in range {
+            if !k.as_str().starts_with(prefix.as_str()) {
+                break;
+            }
+            groups.insert(k.clone(), g.clone());
+        }
+    }
+    Desired {
+        platform: desired.platform.clone(),
+        scope: Scope::projects(projects.iter().cloned()),
+        groups,
+        held: desired.held.intersection(projects).cloned().collect(),
+        findings: BTreeSet::new(),
+        policy: desired.policy,
+        roles: desired.roles.clone(),
+        only_groups: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

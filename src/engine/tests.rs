@@ -1,0 +1,238 @@
+//! The engine's behaviour as a whole: restarts with the record, config changes, a poison
+//! project, holds, webhooks and the drift scan, over plain data.
+
+use super::*;
+use crate::desired::{ApplyPolicy, DesiredGroup};
+use crate::model::{AccountId, Euid, GroupName};
+
+const S: Duration = Duration::from_secs(1);
+
+fn key(p: &str) -> ProjectKey {
+    ProjectKey::new("ws", p)
+}
+
+/// Projects `names`, each with one group per role in `roles`, alice in each; `held` held.
+fn desired(names: &[&str], roles: &[&str], held: &[&str]) -> Desired {
+    let mut groups = BTreeMap::new();
+    for name in names {
+        for role in roles {
+            let identity = GroupIdentity {
+                project: key(name),
+                role: RoleId::from(*role),
+            };
+            groups.insert(
+                identity.external_id("p"),
+                DesiredGroup {
+                    name: GroupName::from(format!("mst-ws.{name}.{role}").as_str()),
+                    account: AccountId::from("111111111111"),
+                    members: [Euid::from("alice")].into(),
+                    permission_sets: Default::default(),
+                    identity,
+                },
+            );
+        }
+    }
+    Desired {
+        platform: "p".into(),
+        scope: Scope::All,
+        groups,
+        held: held.iter().map(|p| key(p)).collect(),
+        findings: BTreeSet::new(),
+        policy: ApplyPolicy {
+            may_delete_assignments: false,
+            scim_rate: 5.0,
+            sso_admin_rate: 5.0,
+        },
+        roles: roles.iter().map(|r| RoleId::from(*r)).collect(),
+        only_groups: None,
+    }
+}
+
+fn roles(r: &[&str]) -> Vec<RoleId> {
+    r.iter().map(|r| RoleId::from(*r)).collect()
+}
+
+/// Reconciles everything the queue hands out; `failing` fail.
+fn drain(engine: &mut Engine<Duration>, now: Duration, failing: &[&str]) -> Vec<ProjectKey> {
+    let mut done = Vec::new();
+    loop {
+        let work = engine.batch(10, now);
+        if work.is_empty() {
+            return done;
+        }
+        for w in work {
+            let outcome = if failing.contains(&w.project.project.as_str()) {
+                Err("ValidationException: not a member of the organization".to_owned())
+            } else {
+                Ok(())
+            };
+            done.push(w.project.clone());
+            engine.settle(&w.project, w.digest, outcome, now);
+        }
+    }
+}
+
+#[test]
+fn a_restart_with_the_record_reconciles_only_what_changed_and_a_config_change_everything() {
+    let t0 = Duration::ZERO;
+    let names: Vec<String> = (0..200).map(|i| format!("p{i:03}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let three = ["admin", "user", "reader"];
+    let mut engine = Engine::new("p", roles(&three), None);
+    assert_eq!(engine.read(desired(&names, &three, &[]), t0).0, 200);
+    assert_eq!(drain(&mut engine, t0, &[]).len(), 200);
+    assert_eq!(engine.counts().confirmed, 200);
+    // Nothing changed: nothing to do.
+    assert_eq!(engine.read(desired(&names, &three, &[]), t0).0, 0);
+    let saved = engine.record().save("a", "now");
+
+    // Restarted with the record: nothing changed, nothing queued.
+    let mut restarted = Engine::new("p", roles(&three), Some(saved.clone()));
+    let (queued, unusable) = restarted.read(desired(&names, &three, &[]), t0);
+    assert_eq!((queued, unusable), (0, None));
+    assert_eq!(restarted.counts().confirmed, 200);
+
+    // A new replica without the reader mapping: every project differs, and the reconcile still
+    // looks the reader groups up (to take their members away).
+    let two = ["admin", "user"];
+    let mut rolled = Engine::new("p", roles(&two), Some(saved.clone()));
+    assert_eq!(rolled.read(desired(&names, &two, &[]), t0).0, 200);
+    let work = rolled.batch(1, t0);
+    let slice = rolled.slice(&[work[0].project.clone()].into()).unwrap();
+    assert!(
+        slice.roles.contains(&RoleId::from("reader")),
+        "{:?}",
+        slice.roles
+    );
+    assert_eq!(slice.groups.len(), 2);
+
+    // Garbage or another platform's record: nothing confirmed, everything read again.
+    let other = Saved {
+        platform: "q".into(),
+        ..saved
+    };
+    let mut foreign = Engine::new("p", roles(&three), Some(other));
+    let (queued, unusable) = foreign.read(desired(&names, &three, &[]), t0);
+    assert_eq!(queued, 200);
+    assert!(matches!(unusable, Some(Unusable::Platform(_))));
+}
+
+#[test]
+fn one_failing_project_is_retried_held_and_named_while_the_others_are_confirmed() {
+    let mut now = Duration::ZERO;
+    let names = ["a", "b", "poison", "c"];
+    let mut engine = Engine::new("p", roles(&["admin"]), None);
+    engine.read(desired(&names, &["admin"], &[]), now);
+    let done = drain(&mut engine, now, &["poison"]);
+    assert_eq!(done.len(), 4);
+    let counts = engine.counts();
+    assert_eq!((counts.confirmed, counts.failed), (3, 1));
+    for _ in 1..queue::HOLD_AFTER {
+        now = engine.queue().next_ready().unwrap();
+        assert_eq!(drain(&mut engine, now, &["poison"]), [key("poison")]);
+    }
+    let counts = engine.counts();
+    assert_eq!((counts.confirmed, counts.held, counts.failed), (3, 1, 0));
+    let held: Vec<_> = engine
+        .queue()
+        .held()
+        .map(|(p, f)| (p.clone(), f.error.clone()))
+        .collect();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].1.contains("not a member"), "{held:?}");
+
+    // Its desired state changes (say, the account is fixed in meshStack): retried at once.
+    let mut fixed = desired(&names, &["admin"], &[]);
+    let poison = GroupIdentity {
+        project: key("poison"),
+        role: RoleId::from("admin"),
+    }
+    .external_id("p");
+    fixed.groups.get_mut(&poison).unwrap().account = AccountId::from("222222222222");
+    engine.read(fixed, now);
+    assert_eq!(drain(&mut engine, now, &[]), [key("poison")]);
+    assert_eq!(engine.counts().confirmed, 4);
+}
+
+#[test]
+fn a_held_project_is_settled_without_work_and_reconciled_once_it_is_not() {
+    let t0 = Duration::ZERO;
+    let mut engine = Engine::new("p", roles(&["admin"]), None);
+    engine.read(desired(&["a", "b"], &["admin"], &["b"]), t0);
+    assert_eq!(drain(&mut engine, t0, &[]), [key("a")]);
+    let saved = engine.record().save("a", "now");
+    // The last leader saw b held; this one sees it free: b differs.
+    let mut next = Engine::new("p", roles(&["admin"]), Some(saved));
+    assert_eq!(next.read(desired(&["a", "b"], &["admin"], &[]), t0).0, 1);
+    assert_eq!(drain(&mut next, t0, &[]), [key("b")]);
+}
+
+#[test]
+fn a_webhook_jumps_the_backlog_and_a_change_during_the_reconcile_is_queued_again() {
+    let t0 = Duration::ZERO;
+    let names: Vec<String> = (0..50).map(|i| format!("p{i:02}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut engine = Engine::new("p", roles(&["admin"]), None);
+    engine.read(desired(&names, &["admin"], &[]), t0);
+    let mut scoped = desired(&["p42"], &["admin"], &[]);
+    scoped.scope = Scope::projects([key("p42")]);
+    engine.scoped(&scoped, &[key("p42")].into(), t0);
+    let work = engine.batch(1, t0);
+    assert_eq!(work[0].project, key("p42"));
+    assert_eq!(work[0].priority, Priority::Webhook);
+    // While p42 is worked on, meshStack changes it.
+    let mut changed = desired(&["p42"], &["admin"], &[]);
+    changed.scope = Scope::projects([key("p42")]);
+    let id = changed.groups.keys().next().unwrap().clone();
+    changed
+        .groups
+        .get_mut(&id)
+        .unwrap()
+        .members
+        .insert(Euid::from("bob"));
+    engine.scoped(&changed, &[key("p42")].into(), t0);
+    engine.settle(&work[0].project, work[0].digest, Ok(()), t0);
+    let again = engine.batch(1, t0);
+    assert_eq!(again[0].project, key("p42"));
+    assert_ne!(again[0].digest, work[0].digest);
+}
+
+#[test]
+fn the_scan_confirms_what_it_reads_alike_and_queues_what_drifted() {
+    let t0 = Duration::ZERO;
+    let mut engine = Engine::new("p", roles(&["admin"]), None);
+    engine.read(desired(&["a", "b", "c"], &["admin"], &[]), t0);
+    // Nothing reconciled yet; the scan reads a and b: a is as it should be, b drifted.
+    let slice = engine.scan_slice(None, 2);
+    assert_eq!(slice, [key("a"), key("b")]);
+    let (_, digests) = engine.scan_view(&slice).unwrap();
+    let seen: BTreeSet<_> = slice.iter().cloned().collect();
+    engine.scanned(&slice, &digests, &[key("b")].into(), &seen, t0 + S);
+    assert_eq!(engine.counts().confirmed, 1);
+    // a needs no work now; b and c do.
+    assert_eq!(drain(&mut engine, t0 + S, &[]), [key("b"), key("c")]);
+
+    // A project gone from meshStack whose groups the listing shows is scanned and retired.
+    engine.read(desired(&["a", "b"], &["admin"], &[]), t0 + 2 * S);
+    assert_eq!(drain(&mut engine, t0 + 2 * S, &[]), [key("c")]);
+    assert!(engine.record().entry(&key("c")).is_none());
+    engine.listed([key("gone")], &[RoleId::from("admin")].into());
+    assert!(engine.scan_slice(None, 10).contains(&key("gone")));
+    let gone = [key("gone")];
+    engine.scanned(
+        &gone,
+        &BTreeMap::new(),
+        &[key("gone")].into(),
+        &[key("gone")].into(),
+        t0,
+    );
+    assert_eq!(drain(&mut engine, t0 + 2 * S, &[]), [key("gone")]);
+    engine.scanned(
+        &gone,
+        &BTreeMap::new(),
+        &BTreeSet::new(),
+        &BTreeSet::new(),
+        t0,
+    );
+    assert!(!engine.scan_slice(None, 10).contains(&key("gone")));
+}
