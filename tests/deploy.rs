@@ -1,10 +1,14 @@
 //! What `deploy/` ships, checked as a cluster and a Prometheus would take it: the Kubernetes
-//! manifests (the kustomize base and its ServiceMonitor component) validate against Kubernetes
-//! 1.30's schemas (`kubernetes-validate`, offline), list every file, lock the pods down, give
-//! the config every secret it imports and send the webhook to the leader only; the alert rules
-//! pass `promtool check` and `promtool test`, also fed a real `/metrics` scrape; and `serve`'s
-//! output is what a log collector wants: JSON lines, no colour codes, each run's start and end
-//! at the default filter, the audit trail on its own stream.
+//! manifests (the kustomize base and its monitoring component) validate against Kubernetes
+//! 1.30's schemas (`kubernetes-validate`, offline) and render with `kubectl kustomize` (where
+//! kubectl is installed), list every file, carry the recommended labels, lock the pods down,
+//! give the config every secret it imports (the whole Secret, `envFrom`), a webhook token and
+//! the pod's namespace, send the webhook to the leader only and admit it only from the
+//! namespaces an overlay names; the alert rules pass `promtool check` and `promtool test`, also
+//! fed a real `/metrics` scrape, the PrometheusRule carries exactly them, and each links its
+//! section of `docs/runbook.md`; and `serve`'s output is what a log collector wants: JSON
+//! lines, no colour codes, each run's start and end at the default filter, the audit trail on
+//! its own stream.
 
 mod common;
 
@@ -19,6 +23,47 @@ const COMPONENT: &str = "deploy/kubernetes/servicemonitor";
 /// The Kubernetes version the manifests are validated against.
 const KUBERNETES: &str = "1.30.0";
 const RULES: &str = "deploy/prometheus-rules.yaml";
+const RUNBOOK: &str = "docs/runbook.md";
+/// Where an alert's `runbook_url` points, up to the section's anchor.
+const RUNBOOK_URL: &str = "https://github.com/meshcloud/aws-replicator/blob/main/docs/runbook.md#";
+/// The variables the Deployment sets itself (the downward API, the log format); every other
+/// variable comes from the Secret.
+const POD_ENV: [&str; 3] = ["POD_NAME", "POD_NAMESPACE", "AWS_REPLICATOR_LOG_FORMAT"];
+
+/// Where the shipped config differs from `config/example.dhall`: a webhook token from the
+/// Secret, and the Lease in the pod's own namespace. Everything else is the example's.
+const SHIPPED_CONFIG_EDITS: [(&str, &str); 2] = [
+    (
+        "\n      , replicator = T.Replicator::{\n",
+        "\n      , replicator = T.Replicator::{
+        {- The webhook's bearer token, from the Secret (WEBHOOK_TOKEN in
+           deploy/kubernetes/secret.example.yaml); without one, every POST /v1/sync and
+           GET /v1/runs is answered 403. The Deployment's --listen overrides `listen`. -}
+        , serve =
+            T.Replicator.default.serve
+            // { webhook-token = Some env:WEBHOOK_TOKEN as Text }\n",
+    ),
+    (
+        "          , namespace = \"aws-replicator\"\n",
+        "          , {- The namespace the pod runs in: the Deployment sets POD_NAMESPACE from the
+               downward API. Elsewhere (`config check` on a laptop) \"aws-replicator\". -}
+            namespace = env:POD_NAMESPACE as Text ? \"aws-replicator\"\n",
+    ),
+];
+
+/// `config/example.dhall` with [`SHIPPED_CONFIG_EDITS`]: what the base's `config.dhall` holds.
+fn shipped_config() -> String {
+    let mut text = std::fs::read_to_string("config/example.dhall").unwrap();
+    for (from, to) in SHIPPED_CONFIG_EDITS {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "config/example.dhall changed where the shipped config differs from it: {from:?}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    text
+}
 
 fn kubernetes_validate() -> String {
     std::env::var("AWS_REPLICATOR_KUBERNETES_VALIDATE")
@@ -103,6 +148,18 @@ fn generated_config() -> (String, BTreeMap<String, PathBuf>) {
     (generators[0]["name"].as_str().unwrap().to_owned(), files)
 }
 
+/// A resource of the Prometheus Operator's CRDs (ServiceMonitor, PrometheusRule).
+fn operator_kind(document: &Value) -> bool {
+    document["apiVersion"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("monitoring.coreos.com/"))
+}
+
+/// The labels the base's config generator puts on the ConfigMap.
+fn generator_labels() -> Value {
+    one(&format!("{BASE}/kustomization.yaml"))["configMapGenerator"][0]["options"]["labels"].clone()
+}
+
 fn deployment() -> Value {
     one(&format!("{BASE}/deployment.yaml"))
 }
@@ -115,7 +172,7 @@ fn container(deployment: &Value) -> &Value {
     &containers[0]
 }
 
-/// The names `config/example.dhall` imports with `env:NAME`.
+/// The names a Dhall file imports with `env:NAME`.
 fn env_imports(path: &str) -> BTreeSet<String> {
     let text = std::fs::read_to_string(path).unwrap();
     text.match_indices("env:")
@@ -164,16 +221,20 @@ fn every_manifest_is_listed_and_every_listed_file_exists() {
     );
 }
 
-/// The ConfigMap holds the config and the types it imports; the copies here are the
-/// repository's, and the Deployment mounts each key where `./types/package.dhall` resolves.
+/// The ConfigMap holds the config and the types it imports; the types are the repository's,
+/// the config is `config/example.dhall` with only [`SHIPPED_CONFIG_EDITS`], and the Deployment
+/// mounts each key where `./types/package.dhall` resolves.
 #[test]
 fn the_config_map_carries_the_config_and_its_types_where_the_import_finds_them() {
     let (name, files) = generated_config();
-    let mut expected: BTreeMap<String, PathBuf> = BTreeMap::new();
-    expected.insert("config.dhall".into(), "config/example.dhall".into());
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    expected.insert("config.dhall".into(), shipped_config());
     for entry in std::fs::read_dir("config/types").unwrap() {
         let path = entry.unwrap().path();
-        expected.insert(path.file_name().unwrap().to_str().unwrap().to_owned(), path);
+        expected.insert(
+            path.file_name().unwrap().to_str().unwrap().to_owned(),
+            std::fs::read_to_string(&path).unwrap(),
+        );
     }
     assert_eq!(
         files.keys().collect::<Vec<_>>(),
@@ -181,12 +242,11 @@ fn the_config_map_carries_the_config_and_its_types_where_the_import_finds_them()
         "the configMapGenerator lists config.dhall and every file of config/types"
     );
     for (key, file) in &files {
-        assert_eq!(
-            std::fs::read_to_string(file).unwrap(),
-            std::fs::read_to_string(&expected[key]).unwrap(),
-            "{} differs from {}: cp config/example.dhall {BASE}/config/config.dhall; cp config/types/*.dhall {BASE}/config/types/",
+        assert!(
+            std::fs::read_to_string(file).unwrap() == expected[key],
+            "{} differs from the repository's: cp config/types/*.dhall {BASE}/config/types/; \
+             the config is config/example.dhall with SHIPPED_CONFIG_EDITS (tests/deploy.rs)",
             file.display(),
-            expected[key].display()
         );
     }
 
@@ -238,9 +298,11 @@ fn the_config_map_carries_the_config_and_its_types_where_the_import_finds_them()
 }
 
 /// Every manifest, the Secret template and the ConfigMap the generator makes validate against
-/// Kubernetes 1.30's schemas, strictly (no unknown field). The ServiceMonitor's schema is the
-/// Prometheus Operator's, which kubernetes-validate does not ship; its fields are checked in
-/// `the_webhook_reaches_the_leader_and_rbac_is_one_lease_and_the_own_pod`.
+/// Kubernetes 1.30's schemas, strictly (no unknown field). The ServiceMonitor's and the
+/// PrometheusRule's schemas are the Prometheus Operator's, which kubernetes-validate does not
+/// ship; their fields are checked in
+/// `the_webhook_reaches_the_leader_and_rbac_is_one_lease_and_the_own_pod` and
+/// `the_prometheus_rule_carries_exactly_the_rules_file` (whose rules promtool checks).
 #[test]
 fn manifests_validate_against_the_kubernetes_schemas() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,9 +312,10 @@ fn manifests_validate_against_the_kubernetes_schemas() {
         .map(|(k, f)| (k.clone(), std::fs::read_to_string(f).unwrap()))
         .collect();
     let config_map = dir.path().join("configmap.json");
+    let labels = generator_labels();
     std::fs::write(
         &config_map,
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels}, "data": data})
             .to_string(),
     )
     .unwrap();
@@ -261,9 +324,9 @@ fn manifests_validate_against_the_kubernetes_schemas() {
     paths.push(config_map);
     let crds: Vec<PathBuf> = resources(COMPONENT)
         .into_iter()
-        .filter(|p| yaml(p).iter().any(|d| d["kind"] == "ServiceMonitor"))
+        .filter(|p| yaml(p).iter().any(operator_kind))
         .collect();
-    assert_eq!(crds.len(), 1);
+    assert_eq!(crds.len(), 2, "the ServiceMonitor and the PrometheusRule");
     paths.extend(
         resources(COMPONENT)
             .into_iter()
@@ -301,7 +364,8 @@ fn manifests_validate_against_the_kubernetes_schemas() {
 
 /// Non-root, read-only root filesystem, no capabilities, RuntimeDefault seccomp, no privilege
 /// escalation; probes on /healthz and /readyz; the downward API for leader election; two
-/// replicas with a budget that keeps one.
+/// replicas with a budget that keeps one, and lets a pod that is not ready go (a replica stuck
+/// unready must not block a node drain).
 #[test]
 fn the_pods_run_locked_down_and_know_their_name() {
     let d = deployment();
@@ -338,44 +402,58 @@ fn the_pods_run_locked_down_and_know_their_name() {
     }
     let pdb = one(&format!("{BASE}/poddisruptionbudget.yaml"));
     assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
     assert_eq!(
         pdb["spec"]["selector"]["matchLabels"],
         d["spec"]["selector"]["matchLabels"]
     );
 }
 
-/// The secrets in the Deployment's environment are exactly what `config/example.dhall` imports
-/// with `env:`, each from the Secret's key of that name, and the Secret template has each.
+/// The Deployment takes the whole Secret as its environment (`envFrom`: a config that imports
+/// one more secret needs one more key, not a patch), and sets no secret one by one. The
+/// Secret template has a key for each `env:` import of the shipped config but the variables
+/// the Deployment sets itself (`POD_NAMESPACE`), a webhook token among them, and nothing else.
 #[test]
 fn the_deployment_gives_the_config_every_secret_it_imports() {
-    let imports = env_imports("config/example.dhall");
-    assert!(imports.len() >= 5, "{imports:?}");
+    let imports = env_imports(&format!("{BASE}/config/config.dhall"));
+    assert!(imports.len() >= 7, "{imports:?}");
+    assert!(imports.contains("WEBHOOK_TOKEN") && imports.contains("POD_NAMESPACE"));
     let d = deployment();
-    let from_secret: BTreeSet<String> = container(&d)["env"]
+    let c = container(&d);
+    assert_eq!(
+        c["envFrom"],
+        json!([{"secretRef": {"name": "aws-replicator"}}])
+    );
+    let env: Vec<&str> = c["env"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["valueFrom"].get("secretKeyRef").is_some())
         .map(|e| {
-            let r = &e["valueFrom"]["secretKeyRef"];
-            assert_eq!(r["name"], "aws-replicator");
-            assert_eq!(r["key"], e["name"]);
-            e["name"].as_str().unwrap().to_owned()
+            assert!(e["valueFrom"].get("secretKeyRef").is_none(), "{e}");
+            e["name"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(from_secret, imports);
+    assert_eq!(env, POD_ENV);
     let secret = one(&format!("{BASE}/secret.example.yaml"));
+    assert_eq!(secret["metadata"]["name"], "aws-replicator");
     let keys: BTreeSet<String> = secret["stringData"]
         .as_object()
         .unwrap()
         .keys()
         .cloned()
         .collect();
-    assert_eq!(keys, imports);
+    let from_secret: BTreeSet<String> = imports
+        .iter()
+        .filter(|name| !POD_ENV.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(keys, from_secret);
 }
 
-/// The webhook Service reaches only the pod labelled leader; RBAC is the one Lease (by name,
-/// plus create) and the pods (the leader label); the ServiceMonitor scrapes every replica.
+/// The webhook Service reaches only the pod labelled leader (the label the code sets); RBAC is
+/// the config's one Lease (by name, plus create) and `patch` on pods (the leader label; pod
+/// names are generated, so RBAC cannot name them, and the code never reads a pod); the
+/// ServiceMonitor scrapes every replica.
 #[test]
 fn the_webhook_reaches_the_leader_and_rbac_is_one_lease_and_the_own_pod() {
     let service = one(&format!("{BASE}/service.yaml"));
@@ -384,17 +462,36 @@ fn the_webhook_reaches_the_leader_and_rbac_is_one_lease_and_the_own_pod() {
         json!({"app.kubernetes.io/name": "aws-replicator", "aws-replicator/leader": "true"})
     );
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "http");
+    assert!(
+        source_contains("src", "\"aws-replicator/leader\""),
+        "the Service selects a label the code no longer sets"
+    );
 
+    let config = std::fs::read_to_string(format!("{BASE}/config/config.dhall")).unwrap();
+    let lease = config
+        .split("lease-name = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the shipped config names its Lease");
     let role = one(&format!("{BASE}/role.yaml"));
     assert_eq!(
         role["rules"],
         json!([
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-             "resourceNames": ["aws-replicator"], "verbs": ["get", "update", "patch"]},
+             "resourceNames": [lease], "verbs": ["get", "update", "patch"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
         ])
     );
+    // Said once more, plainly: no rule lets a replica read pods.
+    for rule in role["rules"].as_array().unwrap() {
+        if strings(&rule["resources"]).iter().any(|r| r == "pods") {
+            assert!(
+                !strings(&rule["verbs"]).iter().any(|v| v == "get"),
+                "{rule}"
+            );
+        }
+    }
     let binding = one(&format!("{BASE}/rolebinding.yaml"));
     assert_eq!(binding["roleRef"]["name"], "aws-replicator");
     assert_eq!(
@@ -615,6 +712,19 @@ async fn serve_logs_json_runs_and_audit_apart_and_its_metrics_feed_the_alerts() 
         );
     }
 
+    // Every series the runbook tells people to look at exists.
+    let runbook = std::fs::read_to_string(RUNBOOK).unwrap();
+    for (i, _) in runbook.match_indices("aws_replicator_") {
+        let name: String = runbook[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        assert!(
+            metrics.contains(&name),
+            "{RUNBOOK} names {name}, which /metrics lacks"
+        );
+    }
+
     // The scrape as promtool input: taken at 10 min, then nothing changes.
     let silent = |at: &str| -> Vec<Value> {
         [
@@ -652,6 +762,19 @@ async fn serve_logs_json_runs_and_audit_apart_and_its_metrics_feed_the_alerts() 
     std::fs::write(&file, serde_json::to_string_pretty(&test).unwrap()).unwrap();
     let (ok, out) = tool(&promtool(), &["test", "rules", file.to_str().unwrap()]);
     assert!(ok, "{out}\n{}", std::fs::read_to_string(&file).unwrap());
+}
+
+/// Whether a Rust source file under `dir` contains `needle`.
+fn source_contains(dir: &str, needle: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            source_contains(path.to_str().unwrap(), needle)
+        } else {
+            path.extension().is_some_and(|e| e == "rs")
+                && std::fs::read_to_string(&path).is_ok_and(|t| t.contains(needle))
+        }
+    })
 }
 
 /// An alert's annotations as deploy/tests/prometheus-rules.test.yaml expects them for the job
@@ -772,8 +895,10 @@ fn the_dashboard_filters_by_job_and_instance_and_says_never() {
 }
 
 /// The ConfigMap laid out as the Deployment mounts it (each key at its item's path) loads with
-/// exactly the environment the Deployment gives: the types resolve, and no `env:` import is
-/// left without its variable.
+/// exactly the environment the Deployment gives (its own variables and every key of the
+/// Secret): the types resolve, and no `env:` import is left without its variable. The Lease's
+/// namespace is the pod's (`POD_NAMESPACE`), and without it (`config check` away from a
+/// cluster) the config still loads.
 #[test]
 fn the_mounted_config_loads_with_the_deployments_environment() {
     let (_, files) = generated_config();
@@ -788,33 +913,375 @@ fn the_mounted_config_loads_with_the_deployments_environment() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::copy(&files[item["key"].as_str().unwrap()], path).unwrap();
     }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_aws-replicator"));
-    command
-        .args(["config", "check", "--config"])
-        .arg(mount.path().join("config.dhall"))
-        .env_clear();
+    let mut environment: Vec<(String, String)> = Vec::new();
     for var in container(&d)["env"].as_array().unwrap() {
         let name = var["name"].as_str().unwrap();
-        let value = var["value"]
-            .as_str()
-            .unwrap_or("placeholder-from-the-secret");
-        command.env(name, value);
+        // The downward API's values: a pod name and a namespace are Kubernetes names.
+        let value = var["value"].as_str().unwrap_or("from-the-downward-api");
+        environment.push((name.into(), value.into()));
     }
-    let out = command.output().unwrap();
+    let secret = one(&format!("{BASE}/secret.example.yaml"));
+    for key in secret["stringData"].as_object().unwrap().keys() {
+        environment.push((key.clone(), "placeholder-from-the-secret".into()));
+    }
+    let config = mount.path().join("config.dhall");
+    let check = |environment: &[(String, String)], args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
+            .args(["config", "check", "--config"])
+            .arg(&config)
+            .args(args)
+            .env_clear()
+            .envs(environment.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = check(&environment, &[]);
+    assert!(ok && out.contains(": OK\n"), "{out}");
+
+    // The namespace is the pod's: one that is not a Kubernetes name is refused, by its path.
+    let mut other = environment.clone();
+    other.push(("POD_NAMESPACE".into(), "Not_A_Namespace".into()));
+    let (ok, out) = check(&other, &[]);
     assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        !ok && out.contains("replicator.leader-election.namespace")
+            && out.contains("Not_A_Namespace"),
+        "{out}"
+    );
+
+    // Away from a cluster, with no variable at all, the config checks (placeholders for the
+    // secrets, the namespace falling back to "aws-replicator"), naming the webhook token among
+    // what the service needs.
+    let (ok, out) = check(&[], &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("WEBHOOK_TOKEN (for replicator.serve.webhook-token)")
+            && !out.contains("POD_NAMESPACE"),
+        "{out}"
     );
 
     // Without one of the Secret's variables the service would not start (`config check`
     // passes it without --require-secrets, naming it): the check above is not vacuous.
-    let out = command
-        .env_remove("AWS_SSO_SCIM_TOKEN")
-        .arg("--require-secrets")
+    let without: Vec<(String, String)> = environment
+        .into_iter()
+        .filter(|(name, _)| name != "AWS_SSO_SCIM_TOKEN")
+        .collect();
+    let (ok, out) = check(&without, &["--require-secrets"]);
+    assert!(!ok && out.contains("AWS_SSO_SCIM_TOKEN"), "{out}");
+}
+
+/// The monitoring component's PrometheusRule carries exactly the groups of the rules file
+/// (which promtool checks and tests), so the two cannot drift apart.
+#[test]
+fn the_prometheus_rule_carries_exactly_the_rules_file() {
+    let rules: Vec<Value> = resources(COMPONENT)
+        .iter()
+        .flat_map(|p| yaml(p))
+        .filter(|d| d["kind"] == "PrometheusRule")
+        .collect();
+    assert_eq!(rules.len(), 1);
+    let rule = &rules[0];
+    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(
+        rule["spec"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["groups"]
+    );
+    assert!(
+        rule["spec"]["groups"] == one(RULES)["groups"],
+        "{COMPONENT}/prometheusrule.yaml's spec.groups differ from {RULES}'s groups: copy them"
+    );
+}
+
+/// The anchors GitHub gives the headings of a Markdown file: the text in lower case, spaces as
+/// `-`, other punctuation dropped. Headings inside code blocks do not count.
+fn anchors(markdown: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut anchors = Vec::new();
+    for line in markdown.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        }
+        if fenced || !line.starts_with('#') {
+            continue;
+        }
+        let text = line.trim_start_matches('#').trim();
+        anchors.push(
+            text.to_lowercase()
+                .chars()
+                .filter_map(|c| match c {
+                    ' ' => Some('-'),
+                    c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                    _ => None,
+                })
+                .collect(),
+        );
+    }
+    anchors
+}
+
+/// Every alert links its section of `docs/runbook.md` (the anchor exists, once), and the
+/// runbook also has the sections the alerts' and the README's texts send people to.
+#[test]
+fn every_alert_links_its_section_of_the_runbook() {
+    let runbook = std::fs::read_to_string(RUNBOOK).unwrap();
+    let anchors = anchors(&runbook);
+    let unique: BTreeSet<&String> = anchors.iter().collect();
+    assert_eq!(unique.len(), anchors.len(), "two headings share an anchor");
+    let mut alerts = 0;
+    for group in one(RULES)["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let Some(alert) = rule["alert"].as_str() else {
+                continue;
+            };
+            alerts += 1;
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{alert} has no runbook_url"));
+            let anchor = url
+                .strip_prefix(RUNBOOK_URL)
+                .unwrap_or_else(|| panic!("{alert}'s runbook_url {url} is not {RUNBOOK_URL}…"));
+            assert!(
+                anchors.iter().any(|a| a == anchor),
+                "{alert}'s runbook_url names #{anchor}, which is no heading of {RUNBOOK}"
+            );
+        }
+    }
+    assert!(alerts >= 7, "{alerts} alerts");
+    for topic in [
+        "scim-token-rotation",
+        "allowing-a-mass-deletion-under-leader-election",
+        "a-project-held-or-a-plan-refused-by-the-deletion-guard",
+        "an-account-outside-the-organization",
+        "a-stuck-account-vending-machine-wait",
+        "a-failed-start-up",
+    ] {
+        assert!(
+            anchors.iter().any(|a| a == topic),
+            "{RUNBOOK} has no section #{topic}: {anchors:?}"
+        );
+    }
+}
+
+/// The six recommended `app.kubernetes.io/*` labels, the version this crate's.
+fn recommended(labels: &Value) -> Result<(), String> {
+    for (key, value) in [
+        ("name", Some("aws-replicator")),
+        ("instance", Some("aws-replicator")),
+        ("version", Some(env!("CARGO_PKG_VERSION"))),
+        ("component", None),
+        ("part-of", Some("meshstack")),
+        ("managed-by", Some("kustomize")),
+    ] {
+        let key = format!("app.kubernetes.io/{key}");
+        match (labels[&key].as_str(), value) {
+            (None, _) => return Err(format!("no {key}")),
+            (Some(found), Some(value)) if found != value => {
+                return Err(format!("{key} is {found}, not {value}"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Every resource (the base, the component, the Secret template, the generated ConfigMap and
+/// the pods) carries the recommended labels. The Deployment's selector, which cannot change
+/// once applied, is the one stable label; every other selector of the pods is that label
+/// too, except the webhook Service's, which adds the leader label the code sets.
+#[test]
+fn every_resource_carries_the_recommended_labels_and_selectors_stay_minimal() {
+    let mut documents: Vec<Value> = resources(BASE)
+        .iter()
+        .chain(resources(COMPONENT).iter())
+        .flat_map(|p| yaml(p))
+        .collect();
+    documents.push(one(&format!("{BASE}/secret.example.yaml")));
+    documents.push(json!({"kind": "ConfigMap", "metadata": {"labels": generator_labels()}}));
+    for d in &documents {
+        recommended(&d["metadata"]["labels"])
+            .unwrap_or_else(|e| panic!("{} {}: {e}", d["kind"], d["metadata"]["name"]));
+    }
+    let d = deployment();
+    let pod = &d["spec"]["template"];
+    recommended(&pod["metadata"]["labels"]).unwrap_or_else(|e| panic!("the pods: {e}"));
+
+    let minimal = json!({"app.kubernetes.io/name": "aws-replicator"});
+    assert_eq!(d["spec"]["selector"], json!({"matchLabels": minimal}));
+    let find = |kind: &str, name: &str| {
+        documents
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+            .clone()
+    };
+    let affinity = &pod["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        [0]["podAffinityTerm"];
+    for selector in [
+        &find("PodDisruptionBudget", "aws-replicator")["spec"]["selector"]["matchLabels"],
+        &find("NetworkPolicy", "aws-replicator")["spec"]["podSelector"]["matchLabels"],
+        &find("Service", "aws-replicator-metrics")["spec"]["selector"],
+        &affinity["labelSelector"]["matchLabels"],
+    ] {
+        assert_eq!(selector, &minimal);
+    }
+    let mut webhook = minimal.clone();
+    webhook["aws-replicator/leader"] = json!("true");
+    assert_eq!(
+        find("Service", "aws-replicator")["spec"]["selector"],
+        webhook
+    );
+}
+
+/// The NetworkPolicy selects the pods and admits, on the one container port, the webhook from
+/// the namespaces it lists (the base's own; an overlay names the callers') and the metrics
+/// scrape from the monitoring namespace; it leaves egress alone. kubernetes-validate checks its
+/// schema (`manifests_validate_against_the_kubernetes_schemas`), `kubectl kustomize` an
+/// overlay's patch of the list (`the_kustomization_renders_with_kubectl`).
+#[test]
+fn the_network_policy_admits_the_webhook_from_named_namespaces_only() {
+    let path = PathBuf::from(format!("{BASE}/networkpolicy.yaml"));
+    assert!(resources(BASE).contains(&path));
+    let policy = one(path.to_str().unwrap());
+    assert_eq!(policy["apiVersion"], "networking.k8s.io/v1");
+    let d = deployment();
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        d["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    let port = &container(&d)["ports"][0]["name"];
+    let from = |namespaces: &[&str]| {
+        json!([{"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
+        ]}}])
+    };
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([
+            {"from": from(&["aws-replicator"]), "ports": [{"protocol": "TCP", "port": port}]},
+            {"from": from(&["monitoring"]), "ports": [{"protocol": "TCP", "port": port}]},
+        ])
+    );
+}
+
+/// `kubectl kustomize` renders an overlay as the README writes it (the base, the monitoring
+/// component, the NetworkPolicy's namespaces patched), and what it renders validates: every
+/// resource in the namespace with the recommended labels, the ConfigMap's hashed name mounted,
+/// the overlay's namespaces in the policy. Skipped, saying so, where kubectl is not installed
+/// (Debian's `kubectl` package; `AWS_REPLICATOR_KUBECTL` names another).
+#[test]
+fn the_kustomization_renders_with_kubectl() {
+    let kubectl = std::env::var("AWS_REPLICATOR_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    if Command::new(&kubectl)
+        .args(["version", "--client"])
         .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("AWS_SSO_SCIM_TOKEN"));
+        .is_err()
+    {
+        eprintln!("skipped: {kubectl} is not installed, so the kustomization is not rendered");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // kustomize takes only relative paths to a base.
+    let repository = std::env::current_dir().unwrap().canonicalize().unwrap();
+    let overlay = dir.path().canonicalize().unwrap();
+    let up = "../".repeat(overlay.components().count() - 1);
+    let relative = |path: &str| {
+        format!(
+            "{up}{}/{path}",
+            repository.to_str().unwrap().trim_start_matches('/')
+        )
+    };
+    let kustomization = json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [relative(BASE)],
+        "components": [relative(COMPONENT)],
+        "patches": [{
+            "target": {"kind": "NetworkPolicy", "name": "aws-replicator"},
+            "patch": json!([{
+                "op": "replace",
+                "path": "/spec/ingress/0/from/0/namespaceSelector/matchExpressions/0/values",
+                "value": ["aws-replicator", "ingress-nginx"],
+            }]).to_string(),
+        }],
+    });
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        kustomization.to_string(),
+    )
+    .unwrap();
+    let (ok, out) = tool(&kubectl, &["kustomize", overlay.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let rendered = overlay.join("rendered.yaml");
+    std::fs::write(&rendered, &out).unwrap();
+    let documents = yaml(&rendered);
+    let kinds: BTreeSet<&str> = documents
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "ConfigMap",
+            "Deployment",
+            "Namespace",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "PrometheusRule",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+        ])
+    );
+    for d in &documents {
+        let what = format!("{} {}", d["kind"], d["metadata"]["name"]);
+        recommended(&d["metadata"]["labels"]).unwrap_or_else(|e| panic!("{what}: {e}"));
+        if d["kind"] != "Namespace" {
+            assert_eq!(d["metadata"]["namespace"], "aws-replicator", "{what}");
+        }
+    }
+    let find = |kind: &str| documents.iter().find(|d| d["kind"] == kind).unwrap();
+    let config_map = find("ConfigMap")["metadata"]["name"].as_str().unwrap();
+    assert!(
+        config_map.starts_with("aws-replicator-config-"),
+        "{config_map}"
+    );
+    let volumes = find("Deployment")["spec"]["template"]["spec"]["volumes"].clone();
+    assert!(
+        volumes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["configMap"]["name"] == config_map),
+        "{volumes}"
+    );
+    assert_eq!(
+        find("NetworkPolicy")["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchExpressions"]
+            [0]["values"],
+        json!(["aws-replicator", "ingress-nginx"])
+    );
+
+    // What a cluster would take, checked against its schemas (the Operator's kinds aside).
+    let mut paths = Vec::new();
+    for (i, d) in documents.iter().filter(|d| !operator_kind(d)).enumerate() {
+        let path = overlay.join(format!("{i}.json"));
+        std::fs::write(&path, d.to_string()).unwrap();
+        paths.push(path);
+    }
+    let mut args = vec!["--strict", "--kubernetes-version", KUBERNETES];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let (ok, out) = tool(&kubernetes_validate(), &args);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.matches(" passed for resource ").count(),
+        paths.len(),
+        "{out}"
+    );
 }

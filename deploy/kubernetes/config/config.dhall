@@ -76,11 +76,19 @@ in    { aws =
               }
         }
       , replicator = T.Replicator::{
+        {- The webhook's bearer token, from the Secret (WEBHOOK_TOKEN in
+           deploy/kubernetes/secret.example.yaml); without one, every POST /v1/sync and
+           GET /v1/runs is answered 403. The Deployment's --listen overrides `listen`. -}
+        , serve =
+            T.Replicator.default.serve
+            // { webhook-token = Some env:WEBHOOK_TOKEN as Text }
         {- Two replicas on Kubernetes (deploy/kubernetes), one writer: the holder of this Lease
            in the namespace the pods run in. For one process outside Kubernetes: None. -}
         , leader-election = Some
           { lease-name = "aws-replicator"
-          , namespace = "aws-replicator"
+          , {- The namespace the pod runs in: the Deployment sets POD_NAMESPACE from the
+               downward API. Elsewhere (`config check` on a laptop) "aws-replicator". -}
+            namespace = env:POD_NAMESPACE as Text ? "aws-replicator"
           , lease-duration-seconds = 15
           , renew-deadline-seconds = 10
           , retry-period-seconds = 2
