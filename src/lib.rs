@@ -21,7 +21,6 @@ pub mod fence;
 pub mod finding;
 pub mod format;
 pub mod idb;
-pub mod known;
 pub mod meshstack;
 pub mod metrics;
 pub mod model;

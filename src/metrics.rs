@@ -23,6 +23,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
+/// `projects{state}`, in the order `record_projects` takes them.
+const PROJECT_STATES: [&str; 4] = ["confirmed", "pending", "failed", "held"];
+/// `queue_projects{priority}`: the engine's priorities, most urgent first.
+const QUEUE_PRIORITIES: [&str; 5] = ["webhook", "change", "retry", "drift", "backlog"];
+
 /// The API families the replicator calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -69,6 +74,16 @@ pub trait RequestObserver: Send + Sync {
     /// `status`: the HTTP status, AWS's error code, or `transport` when no answer came.
     fn request(&self, service: Service, operation: &str, status: &str);
     fn retry(&self, service: Service, operation: &str);
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PriorityLabels {
+    priority: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -185,6 +200,9 @@ pub struct Metrics {
     scan_drifted: Counter,
     /// The drift last seen, per project: a full sync replaces it, a scoped one its projects.
     by_project: Mutex<BTreeMap<ProjectKey, Drift>>,
+    projects: Family<StateLabels, Gauge>,
+    queued: Family<PriorityLabels, Gauge>,
+    project_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -218,6 +236,9 @@ impl Metrics {
             scan_projects: Counter::default(),
             scan_drifted: Counter::default(),
             by_project: Mutex::new(BTreeMap::new()),
+            projects: Family::default(),
+            queued: Family::default(),
+            project_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -317,6 +338,21 @@ impl Metrics {
             m.scan_drifted.clone(),
         );
         registry.register(
+            "projects",
+            "Projects by state: confirmed (AWS holds their desired state), pending (queued, never failed), failed (retried with backoff), held (failed too often, or their desired state cannot be computed)",
+            m.projects.clone(),
+        );
+        registry.register(
+            "queue_projects",
+            "Projects waiting in the work queue, by why they are queued",
+            m.queued.clone(),
+        );
+        registry.register(
+            "project_failures",
+            "Reconciles of a project that failed (each is retried with backoff)",
+            m.project_failures.clone(),
+        );
+        registry.register(
             "build",
             "The running version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
@@ -345,6 +381,12 @@ impl Metrics {
                     outcome: outcome.label(),
                 });
             }
+        }
+        for state in PROJECT_STATES {
+            let _ = m.projects.get_or_create(&StateLabels { state });
+        }
+        for priority in QUEUE_PRIORITIES {
+            let _ = m.queued.get_or_create(&PriorityLabels { priority });
         }
         // No leader election yet: every replica syncs, so each is its own leader.
         m.leader.set(1);
@@ -439,6 +481,29 @@ impl Metrics {
 
     pub fn record_scan_estimate(&self, seconds: f64) {
         self.scan_estimate.set(seconds);
+    }
+
+    /// Projects per state (`confirmed`, `pending`, `failed`, `held`) and queued per priority.
+    pub fn record_projects(&self, states: [usize; 4], queued: &[(&'static str, usize)]) {
+        for (state, n) in PROJECT_STATES.into_iter().zip(states) {
+            self.projects
+                .get_or_create(&StateLabels { state })
+                .set(n as i64);
+        }
+        for priority in QUEUE_PRIORITIES {
+            let n = queued
+                .iter()
+                .find(|(p, _)| *p == priority)
+                .map_or(0, |(_, n)| *n);
+            self.queued
+                .get_or_create(&PriorityLabels { priority })
+                .set(n as i64);
+        }
+    }
+
+    /// A project's reconcile failed.
+    pub fn record_project_failure(&self) {
+        self.project_failures.inc();
     }
 
     pub fn record_guard(&self, tripped: bool) {

@@ -22,22 +22,35 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub struct Groups {
     ours: HashMap<ProjectKey, Vec<GroupRecord>>,
     by_name: HashMap<String, GroupRecord>,
+    roles: BTreeSet<crate::model::RoleId>,
 }
 
 impl Groups {
     pub fn new(platform: &str, records: Vec<GroupRecord>) -> Self {
         let mut ours: HashMap<ProjectKey, Vec<GroupRecord>> = HashMap::new();
         let mut by_name = HashMap::new();
+        let mut roles = BTreeSet::new();
         for record in records {
-            let project =
+            if let Some(identity) =
                 GroupIdentity::of_ours(platform, &record.name, record.external_id.as_ref())
-                    .map(|i| i.project);
-            if let Some(project) = project {
-                ours.entry(project).or_default().push(record.clone());
+            {
+                roles.insert(identity.role);
+                ours.entry(identity.project)
+                    .or_default()
+                    .push(record.clone());
             }
             by_name.insert(record.name.as_str().to_lowercase(), record);
         }
-        Groups { ours, by_name }
+        Groups {
+            ours,
+            by_name,
+            roles,
+        }
+    }
+
+    /// The roles of the groups of ours in the store.
+    pub fn roles(&self) -> &BTreeSet<crate::model::RoleId> {
+        &self.roles
     }
 
     /// The projects with groups of ours in the store.

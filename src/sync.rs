@@ -174,8 +174,8 @@ pub async fn scan_slice(
     .await?;
     let plan = plan(&narrowed, &observed);
     Ok(ScanSlice {
-        drifted: crate::known::groups_of(&plan),
-        seen: crate::known::projects_seen(&narrowed.platform, &observed),
+        drifted: groups_of(&plan),
+        seen: projects_seen(&narrowed.platform, &observed),
         plan,
     })
 }
@@ -244,15 +244,17 @@ async fn run<E: From<DirectoryError>>(
         estate.and(listed_users),
     )
     .await?;
-    let seen = crate::known::projects_seen(&desired.platform, &observed);
+    let seen = projects_seen(&desired.platform, &observed);
     let plan = choose(desired, &observed)?;
     planned(&plan);
     if let Some(tripped) = settings.guard.and_then(|limits| match estate {
         Some(estate) => guard::check(&plan, estate, limits, true),
+        // One rule for every scope: removing every managed group, membership or assignment
+        // that the run sees (the estate, or the scope's) is refused. A scoped run whose
+        // projects meshStack answered empty looks exactly like an unscoped one.
         None => {
-            let whole = desired.scope == crate::desired::Scope::All;
             let managed = Managed::observed(&desired.platform, &observed);
-            guard::check(&plan, managed, limits, whole)
+            guard::check(&plan, managed, limits, true)
         }
     }) {
         tracing::error!(%tripped, "plan refused; nothing applied");
@@ -336,4 +338,23 @@ async fn run<E: From<DirectoryError>>(
         held: desired.held.clone(),
         seen,
     })
+}
+
+/// The groups of a plan's operations: those a run left unfinished when the plan is what
+/// remains, those drifted when it is a scan's.
+pub fn groups_of(plan: &Plan) -> BTreeSet<crate::model::ExternalId> {
+    plan.ops
+        .iter()
+        .map(|op| op.group().external_id.clone())
+        .collect()
+}
+
+/// The projects with groups of ours in an observation, wanted or not.
+pub fn projects_seen(platform: &str, observed: &Observed) -> BTreeSet<ProjectKey> {
+    observed
+        .groups
+        .iter()
+        .filter_map(|g| GroupIdentity::of_ours(platform, &g.name, g.external_id.as_ref()))
+        .map(|identity| identity.project)
+        .collect()
 }

@@ -1,15 +1,18 @@
-//! Issue #17: reconciling by change reaches the same AWS state as a full sync. Over random
-//! sequences of meshStack changes and drift made by hand in AWS, one directory follows
-//! `serve`'s path (a full run at start, then per step a run by change, a drift-scan cycle
-//! and the runs it queues) and another a full `sync` per step; at the end both hold the same
-//! groups, members and assignments, and no group twice.
+//! Issues #17 and #25: `serve`'s engine reaches the same AWS state as a full sync. Over random
+//! sequences of meshStack changes, drift made by hand in AWS and restarts (with the record,
+//! and with the reader role's mapping removed or restored), one directory follows `serve`'s
+//! path (the engine's read, its queue worked batch by batch, a drift-scan cycle after drift)
+//! and another a full `sync` per step; after every step both hold the same groups, members
+//! and assignments, and no group twice.
+
+mod common;
 
 use aws_replicator::apply::Options;
 use aws_replicator::audit::Audit;
 use aws_replicator::config::Config;
 use aws_replicator::desired::{Desired, Scope, Settings, desired};
 use aws_replicator::directory::{AccountAssignments, AssignmentReads, IdentityStore, World};
-use aws_replicator::known::{Known, groups_of};
+use aws_replicator::engine::reconcile::reconcile;
 use aws_replicator::model::{GroupIdentity, ProjectKey, UserId, UserName};
 use aws_replicator::observed::Observed;
 use aws_replicator::scan::{Groups, Users};
@@ -19,9 +22,24 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 static CONFIG: LazyLock<Config> =
     LazyLock::new(|| Config::load(Path::new("config/demo.dhall")).unwrap());
+/// The same configuration without the reader role's mapping: a config change in a rolling
+/// update.
+static WITHOUT_READER: LazyLock<Config> = LazyLock::new(|| {
+    let types = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/types/package.dhall");
+    let text = std::fs::read_to_string("config/demo.dhall")
+        .unwrap()
+        .replace("./types/package.dhall", types.to_str().unwrap());
+    let without = text.replace(common::sample::READER_MAPPING, "");
+    assert_ne!(text, without, "config/demo.dhall maps the reader role");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("without-reader.dhall");
+    std::fs::write(&path, without).unwrap();
+    Config::load(&path).unwrap()
+});
 const PLATFORM: &str = "aws.aws-meshcloud";
 const ROLES: [&str; 3] = ["Project Admin", "Project User", "Project Reader"];
 const PROJECTS: [(&str, &str); 4] = [("a", "p1"), ("a", "p2"), ("b", "p1"), ("b", "p3")];
@@ -39,6 +57,8 @@ enum Step {
     /// Drift by hand on the n-th group of ours: 0 adds a user, 1 empties it, 2 deletes it,
     /// 3 deletes its assignments.
     Drift(u8, usize, usize),
+    /// `serve` restarts with its record, with the reader role mapped (true) or not.
+    Restart(bool),
 }
 
 fn meshstack() -> impl Strategy<Value = MeshStack> {
@@ -50,8 +70,9 @@ fn meshstack() -> impl Strategy<Value = MeshStack> {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        meshstack().prop_map(Step::MeshStack),
-        (0u8..4, 0usize..12, 0usize..USERS).prop_map(|(k, g, u)| Step::Drift(k, g, u)),
+        3 => meshstack().prop_map(Step::MeshStack),
+        3 => (0u8..4, 0usize..12, 0usize..USERS).prop_map(|(k, g, u)| Step::Drift(k, g, u)),
+        1 => any::<bool>().prop_map(Step::Restart),
     ]
 }
 
@@ -96,13 +117,21 @@ fn snapshot((bindings, tenants): &MeshStack) -> Snapshot {
     }
 }
 
-fn desired_of(meshstack: &MeshStack) -> Desired {
-    let sso = CONFIG.sso.as_ref().unwrap();
+fn desired_of(meshstack: &MeshStack, reader: bool) -> Desired {
+    let config: &Config = if reader { &CONFIG } else { &WITHOUT_READER };
+    let sso = config.sso.as_ref().unwrap();
     desired(
         &snapshot(meshstack),
-        &Settings::new(&CONFIG, sso),
+        &Settings::new(config, sso),
         &Scope::All,
     )
+}
+
+/// A new engine, as a `serve` process starts, with the record an earlier one saved.
+fn engine(reader: bool, saved: Option<aws_replicator::engine::Saved>) -> Engine {
+    let config: &Config = if reader { &CONFIG } else { &WITHOUT_READER };
+    let roles = config.sso.as_ref().unwrap().roles.keys().cloned().collect();
+    Engine::new(PLATFORM, roles, saved)
 }
 
 fn world() -> World {
@@ -143,40 +172,49 @@ async fn full(world: &World, desired: &Desired) -> sync::SyncReport {
     report
 }
 
-/// A scheduled run in `serve`: the groups whose desired state changed, and the dirty ones.
-async fn by_change(world: &World, known: &mut Known<u64>, current: &Desired) {
-    let run = current.only(&known.to_reconcile(current));
-    let report = sync::sync_changes(
-        &run,
-        known.managed(),
-        None,
-        world,
-        world,
-        settings(),
-        &Audit::discard(),
-        |_| {},
-        &|_| {},
-    )
-    .await
-    .unwrap();
-    assert!(report.report.is_success(), "{:?}", report.report);
-    known.record_changes(current, &run, &groups_of(&report.remaining), 0);
+/// `serve`'s engine over `world`: its record and queue, and the configuration's roles.
+type Engine = aws_replicator::engine::Engine<Duration>;
+
+/// The reconciler in `serve`: every batch the queue hands out, reconciled and settled.
+async fn drain(world: &World, engine: &mut Engine) {
+    loop {
+        let batch = engine.batch(3, Duration::ZERO);
+        if batch.is_empty() {
+            return;
+        }
+        let projects: BTreeSet<ProjectKey> = batch.iter().map(|w| w.project.clone()).collect();
+        let slice = engine.slice(&projects).unwrap();
+        let report = reconcile(
+            &slice,
+            engine.managed(),
+            None,
+            world,
+            world,
+            settings(),
+            &Audit::discard(),
+            |_| {},
+        )
+        .await;
+        for work in batch {
+            let outcome = &report.projects[&work.project];
+            assert!(outcome.error.is_none(), "{outcome:?}");
+            engine.settle(&work.project, work.digest, Ok(()), Duration::ZERO);
+        }
+    }
 }
 
-/// One drift-scan cycle, slice by slice, and the scoped runs it queues for what it found.
-async fn scan_cycle(world: &World, known: &mut Known<u64>, current: &Desired) {
+/// One drift-scan cycle, slice by slice: what it finds differing is queued in the engine.
+async fn scan_cycle(world: &World, engine: &mut Engine) {
     let mut after: Option<ProjectKey> = None;
     let users = Users::new(world.list_users().await.unwrap());
     let groups = Groups::new(PLATFORM, world.list_groups().await.unwrap());
-    known.listed(groups.projects(), 0);
+    engine.listed(groups.projects().cloned(), groups.roles());
     loop {
-        let slice = known.scan_slice(after.as_ref(), 2);
+        let slice = engine.scan_slice(after.as_ref(), 2);
         if slice.is_empty() {
             return;
         }
-        let narrowed = known
-            .desired()
-            .within(&slice.iter().cloned().collect::<BTreeSet<_>>());
+        let (narrowed, digests) = engine.scan_view(&slice).unwrap();
         let found = sync::scan_slice(
             world,
             world,
@@ -187,18 +225,20 @@ async fn scan_cycle(world: &World, known: &mut Known<u64>, current: &Desired) {
         )
         .await
         .unwrap();
-        known.scanned(&slice, &found.drifted, &found.seen, 0);
-        let projects: BTreeSet<ProjectKey> = found
+        let drifted: BTreeSet<ProjectKey> = found
             .drifted
             .iter()
             .filter_map(|e| GroupIdentity::parse(PLATFORM, e.as_str()))
             .map(|i| i.project)
             .collect();
-        if !projects.is_empty() {
-            let scoped = current.within(&projects);
-            let report = full(world, &scoped).await;
-            known.record(&scoped, &groups_of(&report.remaining), &report.seen, 0);
-        }
+        engine.scanned(
+            &slice,
+            &digests,
+            &drifted,
+            &found.seen,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         after = slice.last().cloned();
     }
 }
@@ -272,30 +312,46 @@ fn shape(world: &World) -> Shape {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
+    /// After every event (a meshStack change; drift by hand and one scan cycle; a restart,
+    /// with or without a config change), `serve`'s engine has brought AWS to exactly what a
+    /// full sync of the same desired state brings it to: no extra cycle, no second chance.
     #[test]
-    fn by_change_reaches_what_a_full_sync_reaches(
+    fn the_engine_reaches_what_a_full_sync_reaches_after_every_event(
         start in meshstack(),
         steps in proptest::collection::vec(step(), 1..12),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(async {
             let (incremental, whole) = (world(), world());
-            let mut current = desired_of(&start);
-            let report = full(&incremental, &current).await;
-            let mut known =
-                Known::new(current.clone(), &groups_of(&report.remaining), &report.seen, 0u64);
+            let mut meshstack = start.clone();
+            let mut reader = true;
+            let mut current = desired_of(&meshstack, reader);
+            let mut served = engine(reader, None);
+            served.read(current.clone(), Duration::ZERO);
+            drain(&incremental, &mut served).await;
             full(&whole, &current).await;
+            prop_assert_eq!(shape(&incremental), shape(&whole), "at start");
             for step in &steps {
                 match step {
-                    Step::MeshStack(m) => current = desired_of(m),
+                    Step::MeshStack(m) => {
+                        meshstack = m.clone();
+                        current = desired_of(&meshstack, reader);
+                        served.read(current.clone(), Duration::ZERO);
+                    }
                     Step::Drift(kind, n, user) => {
                         drift(&incremental, *kind, *n, *user).await;
                         drift(&whole, *kind, *n, *user).await;
+                        scan_cycle(&incremental, &mut served).await;
+                    }
+                    Step::Restart(with_reader) => {
+                        let saved = served.record().save("before", "then");
+                        reader = *with_reader;
+                        current = desired_of(&meshstack, reader);
+                        served = engine(reader, Some(saved));
+                        served.read(current.clone(), Duration::ZERO);
                     }
                 }
-                by_change(&incremental, &mut known, &current).await;
-                scan_cycle(&incremental, &mut known, &current).await;
-                by_change(&incremental, &mut known, &current).await;
+                drain(&incremental, &mut served).await;
                 full(&whole, &current).await;
                 prop_assert_eq!(shape(&incremental), shape(&whole), "after {:?}", step);
             }

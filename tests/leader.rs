@@ -4,11 +4,12 @@
 //!
 //! One writer at a time: the follower answers the webhook 503 naming the leader; after the
 //! leader is SIGKILLed the follower takes over within the lease duration and completes the
-//! work; after SIGTERM the leader hands over (a last run by change marks the lease), releases
-//! the lease and the follower takes over at once, by change; a leader paused (SIGSTOP) past
-//! its lease sends no write after it resumes, by the emulator's request log (each request
-//! names its replica in its User-Agent). A follower that kept meshStack's desired state warm
-//! takes over by change, and the take-over gap is measured at any estate size.
+//! work; after SIGTERM the leader keeps its record of what AWS holds on the lease, releases it
+//! and the follower takes over at once, reconciling nothing that the record confirms; a leader
+//! paused (SIGSTOP) past its lease sends no write after it resumes, by the emulator's request
+//! log (each request names its replica in its User-Agent). A follower that kept meshStack's
+//! desired state warm takes over from the record, and the take-over gap is measured at any
+//! estate size.
 
 mod common;
 
@@ -304,9 +305,9 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     );
     drop(a);
 
-    // SIGTERM, as in a rolling update: A comes back and is ready (it has read meshStack); B's
-    // hand-over run marks the lease and B releases it on its way out; A takes over at once,
-    // by change.
+    // SIGTERM, as in a rolling update: A comes back and is ready (it has read meshStack); B
+    // keeps its record on the lease and releases it on its way out; A takes over at once and
+    // has nothing to reconcile.
     let a = start(&s, &kube, "replica-a").await;
     a.ready().await;
     signal(&b, "-TERM");
@@ -333,7 +334,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     })
     .await;
     let log_b = std::fs::read_to_string(s.dir.path().join("replica-b.log")).unwrap();
-    assert!(log_b.contains("hand-over run done"), "{log_b}");
+    assert!(log_b.contains("record kept for the next leader"), "{log_b}");
     let first = a
         .runs()
         .await
@@ -342,8 +343,8 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     assert!(
         first
             .as_ref()
-            .is_some_and(|r| r["summary"]["reconciled_groups"] == 0),
-        "a took over by change: {first:?}"
+            .is_some_and(|r| r["summary"]["reconciled_projects"] == 0),
+        "a took over from b's record: {first:?}"
     );
 
     // SIGSTOP past the lease, in the middle of an apply: B takes over and writes; A, resumed,
@@ -401,6 +402,11 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     );
     assert_eq!(holder().as_deref(), Some("replica-b"));
     assert_eq!(kube.label("replica-a", "aws-replicator/leader"), None);
+    // The record on the lease is the leader's: the deposed one's writes of it were refused.
+    let record = kube
+        .annotation(NAMESPACE, LEASE, "aws-replicator/record")
+        .expect("b keeps its record on the lease");
+    assert!(record.contains("\"written-by\":\"replica-b\""), "{record}");
     // A stopped in the middle of its work: B found writes left to do, and A knows it lost.
     assert!(intents(&b.audit) > 0);
     let log = std::fs::read_to_string(s.dir.path().join("replica-a.log")).unwrap();
@@ -411,12 +417,11 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     drop((a, b));
 }
 
-/// A rolling restart loses no change. The leader accepts a webhook trigger while its start-up
-/// run is still reading, and is stopped (SIGTERM) before it gets to it: the queued trigger is
-/// cancelled with it, and the start-up run, still reading when the grace period ends, is cut
-/// (no time is left for a hand-over run). The replica that takes over starts with a full run
-/// (the stopped leader never marked a run as done), which applies the change; the stopped
-/// leader never wrote it.
+/// A rolling restart loses no change. The leader accepts a webhook trigger while its first
+/// batch is still reading AWS, and is stopped (SIGTERM) before it gets to it: the batch, still
+/// reading when the grace period ends, is cut, and the record confirms none of its projects.
+/// The replica that takes over reconciles them, which applies the change; the stopped leader
+/// never wrote it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     let s = setup().await;
@@ -480,8 +485,8 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     assert!(adds_alice(&b.audit));
     let log_a = std::fs::read_to_string(s.dir.path().join("replica-a.log")).unwrap();
     assert!(
-        log_a.contains("no hand-over run"),
-        "a's start-up run was cut by the grace period, so a had nothing to hand over: {log_a}"
+        log_a.contains("the batch in hand did not finish in the grace period"),
+        "a's batch was cut by the grace period: {log_a}"
     );
     drop(a);
 }
@@ -501,11 +506,11 @@ fn reader_of_shop_has_alice(s: &Setup) -> bool {
     })
 }
 
-/// A follower keeps meshStack's desired state warm and takes over by change. The leader marks
-/// on the lease what its runs applied; after it is SIGKILLed, the follower (reading meshStack
-/// since before that mark) starts with a run that reconciles only the group whose meshStack
-/// data changed, without reading the rest of the estate from AWS first. The drift scan's first
-/// cycle, at the full rate, then finds a member added by hand and queues its repair.
+/// A follower keeps meshStack's desired state warm and takes over from the record the leader
+/// keeps on the lease; after the leader is SIGKILLed, the follower's first run reconciles only
+/// the project whose meshStack data changed, without reading the rest of the estate from AWS
+/// first. The drift scan's first cycle, at the full rate, then finds a member added by hand
+/// and queues its repair.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     let s = setup().await;
@@ -524,17 +529,10 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     .await;
     let b = start_on(&s, &kube, "replica-b", &snapshot).await;
     b.warm(Duration::from_secs(15)).await;
-    // A run of A's after B's first read (and the clocks' allowed skew) marks the lease.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let mark = || kube.annotation(NAMESPACE, LEASE, "aws-replicator/synced-through");
-    let marked = mark();
-    assert!(marked.is_some(), "a's start-up run marked the lease");
-    let kicked = a.trigger(None).await;
-    assert_eq!(kicked.status(), 202);
-    wait("a marks its run", Duration::from_secs(30), || async {
-        mark() != marked
-    })
-    .await;
+    let record = kube
+        .annotation(NAMESPACE, LEASE, "aws-replicator/record")
+        .expect("a keeps its record on the lease");
+    assert!(record.contains("\"written-by\":\"replica-a\""), "{record}");
 
     let runs_of_a = a.runs().await;
     // meshStack changes; someone adds a stranger to another group of ours by hand.
@@ -566,9 +564,9 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     let first = b.ended("startup", Duration::from_secs(30)).await;
     assert_eq!(first["status"], "succeeded", "{first}");
     let summary = &first["summary"];
-    assert_eq!(summary["reconciled_groups"], 1, "{first}");
-    // The group's lookup and members and its users' lookups; A's full start-up run read
-    // every group.
+    assert_eq!(summary["reconciled_projects"], 1, "{first}");
+    // The project's groups looked up and read, and its users; A's start-up run read every
+    // project.
     let full = runs_of_a
         .iter()
         .find(|r| r["trigger"] == "startup")
@@ -576,7 +574,7 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     assert!(
         summary["scim_reads"].as_u64().unwrap() * 2
             < full["summary"]["scim_reads"].as_u64().unwrap(),
-        "read only the changed group: {first}, against {full}"
+        "read only the changed project: {first}, against {full}"
     );
     // The scan finds the stranger and queues a run.
     let repair = b.ended("drift_scan", Duration::from_secs(60)).await;
@@ -674,8 +672,9 @@ fn synced(s: &Setup, desired: &aws_replicator::desired::Desired) {
 /// The gap a take-over leaves (issue #18): with a warm follower, from taking the lease to a
 /// meshStack change being in AWS, against the emulator at AWS's 20 requests per second, at
 /// `AWS_REPLICATOR_SCALE_PROJECTS` projects (300 by default). The last leader is played by the
-/// test: AWS holds what it synced, it held and renewed the lease, marked its work, and stopped.
-/// A full start-up run would first read the whole estate; its reads are printed beside.
+/// test: AWS holds what it synced, it held and renewed the lease, kept its record of what AWS
+/// holds on it, and stopped. A full start-up run would first read the whole estate; its reads
+/// are printed beside.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     let projects: usize = std::env::var("AWS_REPLICATOR_SCALE_PROJECTS")
@@ -713,15 +712,20 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     };
     let b = start_at(&s, &kube, "replica-b", &snapshot, 20.0).await;
     b.warm(Duration::from_secs(120)).await;
-    // The last leader's last run, after B's first read, marked the lease; then meshStack
-    // changed (user999 joins project-0's admins) and the leader stopped.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let mark = k8s_openapi::jiff::Timestamp::now().to_string();
+    // The last leader's record says AWS holds `desired`; then meshStack changed (user999
+    // joins project-0's admins) and the leader stopped.
+    let mut record =
+        aws_replicator::engine::Record::new(&desired.platform, desired.roles.iter().cloned());
+    let absent = aws_replicator::engine::digest::absent(&desired);
+    for (project, digest) in aws_replicator::engine::digest::project_digests(&desired) {
+        record.confirm(&project, digest, absent, 0u64);
+    }
+    let saved = serde_json::to_string(&record.save("replica-gone", "then")).unwrap();
     kube.hold(
         NAMESPACE,
         LEASE,
         "replica-gone",
-        serde_json::json!({ "aws-replicator/synced-through": mark }),
+        serde_json::json!({ "aws-replicator/record": saved }),
     );
     snap.bindings.push(aws_replicator::snapshot::Binding {
         workspace: "ws0".into(),
@@ -754,7 +758,7 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     let gap = took_over.elapsed();
     let first = b.ended("startup", Duration::from_secs(60)).await;
     assert_eq!(first["status"], "succeeded", "{first}");
-    assert_eq!(first["summary"]["reconciled_groups"], 1, "{first}");
+    assert_eq!(first["summary"]["reconciled_projects"], 1, "{first}");
     let reads = first["summary"]["scim_reads"].as_u64().unwrap()
         + first["summary"]["sso_admin_reads"].as_u64().unwrap();
     let cold = aws_replicator::scan::cycle(
@@ -770,8 +774,8 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
         cold.sso_admin_calls,
         aws_replicator::scan::human(cold.seconds)
     );
-    // What the gap costs does not grow with the estate: the changed group's lookup, members,
-    // pair and new member (a full start-up run's reads are printed above).
-    assert!(reads <= 6, "{first}");
+    // What the gap costs does not grow with the estate: the changed project's groups looked up
+    // and read, its pairs and its new member (a full start-up run's reads are printed above).
+    assert!(reads <= 12, "{first}");
     drop(b);
 }

@@ -587,6 +587,40 @@ async fn a_scoped_read_of_a_project_meshstack_lacks_fails() {
     assert!(err.to_string().contains("no project acme.nope"), "{err}");
 }
 
+/// Issue #25: a single-object read answered with another object (the project, a user, a user
+/// group) is an error naming both, never taken as the one asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_point_read_answered_with_another_object_fails() {
+    use aws_replicator::desired::Scope;
+    use aws_replicator::model::ProjectKey;
+    for (asked, instead, scope) in [
+        (
+            "acme.web",
+            "globex.shop",
+            Scope::projects([ProjectKey::new("acme", "web")]),
+        ),
+        (
+            "alice",
+            "bob",
+            Scope::projects([ProjectKey::new("acme", "web")]),
+        ),
+    ] {
+        let script = Script {
+            answer_instead: vec![(asked.to_owned(), instead.to_owned())],
+            ..Script::default()
+        };
+        let fx = Fixture::start(&sample(), &[], basic(), script).await;
+        let config = config(&fx.base_url, &basic(), "v3", 1000, true);
+        let api = Api::new(&config, fast_retries());
+        let err = aws_replicator::meshstack::read_scoped(&api.client, &config, &scope)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MeshStackError::WrongObject { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(asked) && text.contains(instead), "{text}");
+    }
+}
+
 /// A workspace scope reads that workspace's projects and nothing of the others; a scoped read
 /// of the sample gives the sample's part for those projects.
 #[tokio::test(flavor = "multi_thread")]

@@ -224,16 +224,18 @@ fn scale() -> usize {
         .unwrap_or(1000)
 }
 
-/// Issue #17, from the emulator's request log: after a full sync, a run by change costs
-/// nothing when nothing changed and a few calls for one membership; a drift-scan cycle costs
-/// exactly what `scan::cycle` estimates and finds every group changed by hand (1 % of them),
-/// and the run by change that follows repairs them. Each figure is printed with its time at
-/// AWS's 20 requests per second per family.
+/// Issues #17 and #25, from the emulator's request log: after a first sync, the engine
+/// (`serve`'s reconciler) costs nothing when nothing changed and a few calls for one
+/// membership; a drift-scan cycle costs exactly what `scan::cycle` estimates and finds every
+/// group changed by hand (1 % of them), and the reconcile that follows repairs them. Each
+/// figure is printed with its time at AWS's 20 requests per second per family.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
-    use aws_replicator::known::{Known, groups_of};
-    use aws_replicator::model::{GroupId, UserId};
-    use aws_replicator::sync::sync_changes;
+async fn the_engine_and_the_drift_scan_cost_what_the_model_says() {
+    use aws_replicator::engine::reconcile::reconcile;
+    use aws_replicator::model::{GroupId, ProjectKey, UserId};
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    type Engine = aws_replicator::engine::Engine<Duration>;
 
     let projects = scale();
     let rig = rig().await;
@@ -262,12 +264,18 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
             "estimated {estimated}, made {made}: {figures:?}"
         );
     }
-    let mut known = Known::new(
-        full.clone(),
-        &groups_of(&first.remaining),
-        &first.seen,
-        0u64,
-    );
+    // What `serve` would have recorded after that sync: every project confirmed.
+    let mut engine = Engine::new(&full.platform, full.roles.clone(), None);
+    engine.read(full.clone(), Duration::ZERO);
+    loop {
+        let batch = engine.batch(100, Duration::ZERO);
+        if batch.is_empty() {
+            break;
+        }
+        for work in batch {
+            engine.settle(&work.project, work.digest, Ok(()), Duration::ZERO);
+        }
+    }
     let settings = Settings {
         reads: AssignmentReads::PerPair,
         options: Options::default(),
@@ -276,33 +284,44 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
             max_count: 50,
         }),
     };
-    let by_change = async |known: &mut Known<u64>,
-                           current: &Desired,
-                           listed: Option<&aws_replicator::scan::Users>| {
-        let run = current.only(&known.to_reconcile(current));
-        let report = sync_changes(
-            &run,
-            known.managed(),
-            listed,
-            &rig.scim,
-            &rig.admin,
-            settings,
-            &Audit::discard(),
-            |_| {},
-            &|_| {},
-        )
-        .await
-        .unwrap();
-        assert!(report.is_success(), "{:?}", report.report);
-        known.record_changes(current, &run, &groups_of(&report.remaining), 0);
-        report
+    // The reconciler: every batch the queue hands out.
+    let drain = async |engine: &mut Engine, listed: Option<&aws_replicator::scan::Users>| {
+        let (mut applied, mut planned) = (0, 0);
+        loop {
+            let batch = engine.batch(10, Duration::ZERO);
+            if batch.is_empty() {
+                return (applied, planned);
+            }
+            let projects: BTreeSet<ProjectKey> = batch.iter().map(|w| w.project.clone()).collect();
+            let slice = engine.slice(&projects).unwrap();
+            let report = reconcile(
+                &slice,
+                engine.managed(),
+                listed,
+                &rig.scim,
+                &rig.admin,
+                settings,
+                &Audit::discard(),
+                |_| {},
+            )
+            .await;
+            for work in batch {
+                let outcome = &report.projects[&work.project];
+                assert!(outcome.error.is_none(), "{outcome:?}");
+                applied += outcome.applied;
+                engine.settle(&work.project, work.digest, Ok(()), Duration::ZERO);
+            }
+            planned += report.plans.iter().map(|(p, _)| p.ops.len()).sum::<usize>();
+        }
     };
 
     // Nothing changed in meshStack: no AWS request.
     rig.running.emulator.clear_requests();
-    by_change(&mut known, &full, None).await;
+    let (queued, _) = engine.read(full.clone(), Duration::ZERO);
+    assert!(queued.is_empty());
+    drain(&mut engine, None).await;
     assert_eq!(rig.cost(), (0, 0, 0));
-    figures.push("run by change, nothing changed: 0 requests".into());
+    figures.push("nothing changed: 0 requests".into());
 
     // One membership more.
     let mut changed = full.clone();
@@ -314,16 +333,15 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
         .members
         .insert(Euid::from("user59@example.com"));
     rig.running.emulator.clear_requests();
-    let report = by_change(&mut known, &changed, None).await;
-    assert_eq!(report.report.applied, 1);
+    engine.read(changed.clone(), Duration::ZERO);
+    let (applied, _) = drain(&mut engine, None).await;
+    assert_eq!(applied, 1);
     let cost = rig.cost();
-    // The group's lookup, its members, its (account, permission set) pair, the new member's
-    // lookup and the PATCH.
+    // AWS held the project as the last read wanted it: only the changed group is read. Its
+    // lookup, its members, its (account, permission set) pair, the new member's lookup and
+    // the PATCH.
     assert_eq!((cost.0, cost.1), (4, 1), "{cost:?}");
-    figures.push(format!(
-        "run by change, one membership: {} requests",
-        cost.0 + cost.1
-    ));
+    figures.push(format!("one membership: {} requests", cost.0 + cost.1));
 
     // Drift by hand: one member removed from 1 % of the groups.
     let state = rig.running.emulator.dump();
@@ -351,12 +369,13 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
     let users = aws_replicator::scan::Users::new(rig.scim.list_users().await.unwrap());
     let listed =
         aws_replicator::scan::Groups::new(&full.platform, rig.scim.list_groups().await.unwrap());
+    engine.listed(listed.projects().cloned(), listed.roles());
     loop {
-        let slice = known.scan_slice(after.as_ref(), 10);
+        let slice = engine.scan_slice(after.as_ref(), 10);
         if slice.is_empty() {
             break;
         }
-        let narrowed = known.desired().within(&slice.iter().cloned().collect());
+        let (narrowed, digests) = engine.scan_view(&slice).unwrap();
         let slice_found = aws_replicator::sync::scan_slice(
             &rig.scim,
             &rig.admin,
@@ -367,12 +386,25 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
         )
         .await
         .unwrap();
-        known.scanned(&slice, &slice_found.drifted, &slice_found.seen, 1);
+        let projects: BTreeSet<ProjectKey> = slice_found
+            .drifted
+            .iter()
+            .filter_map(|e| aws_replicator::model::GroupIdentity::parse(&full.platform, e.as_str()))
+            .map(|i| i.project)
+            .collect();
+        engine.scanned(
+            &slice,
+            &digests,
+            &projects,
+            &slice_found.seen,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         found.extend(slice_found.drifted);
         after = slice.last().cloned();
     }
     let cost = rig.cost();
-    let estimate = aws_replicator::scan::cycle(known.desired(), AssignmentReads::PerPair, 1.0);
+    let estimate = aws_replicator::scan::cycle(&changed, AssignmentReads::PerPair, 1.0);
     assert_eq!(found.len(), drifted.len());
     // The model, plus the users' listing (one page of 60 here) and at most one userName
     // lookup per group found short of a member (none when the user is a member of another
@@ -394,15 +426,16 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
         found.len()
     ));
     rig.running.emulator.clear_requests();
-    let report = by_change(&mut known, &changed, None).await;
-    assert_eq!(report.report.applied, drifted.len());
+    let (applied, _) = drain(&mut engine, None).await;
+    assert_eq!(applied, drifted.len());
     let cost = rig.cost();
     figures.push(format!(
-        "run by change repairing them: {} requests",
+        "the reconcile repairing their projects: {} requests",
         cost.0 + cost.1
     ));
     rig.running.emulator.clear_requests();
-    by_change(&mut known, &changed, None).await;
+    engine.read(changed.clone(), Duration::ZERO);
+    drain(&mut engine, None).await;
     assert_eq!(rig.cost(), (0, 0, 0));
 
     // A group that wants a user AWS lacks: with the scan's listing of the users, no new
@@ -416,8 +449,9 @@ async fn runs_by_change_and_the_drift_scan_cost_what_the_model_says() {
         .members
         .insert(Euid::from("ghost@example.com"));
     rig.running.emulator.clear_requests();
-    let report = by_change(&mut known, &wants_ghost, Some(&users)).await;
-    assert!(report.plan.ops.is_empty());
+    engine.read(wants_ghost, Duration::ZERO);
+    let (_, planned) = drain(&mut engine, Some(&users)).await;
+    assert_eq!(planned, 0);
     let log = rig.running.emulator.requests();
     assert!(
         !log.iter()

@@ -282,6 +282,32 @@ async fn removing_every_membership_is_refused_even_below_max_count() {
     assert_eq!(s.writes(), 0);
     assert_eq!(s.running.emulator.dump(), before);
 
+    // The same answer in a run scoped to the workspace that holds the memberships: the same
+    // rule, measured against the scope.
+    let globex_only = |snap: &mut serde_json::Value| {
+        snap["bindings"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|b| b["workspace"] == "globex");
+    };
+    let mut only_globex: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SNAPSHOT).unwrap()).unwrap();
+    globex_only(&mut only_globex);
+    let bound = s.dir.path().join("only-globex.json");
+    std::fs::write(&bound, only_globex.to_string()).unwrap();
+    let (out, stdout, stderr) =
+        s.sync_with(&config, bound.to_str().unwrap(), &["--allow-mass-delete"]);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let before = s.running.emulator.dump();
+    let (out, stdout, stderr) = s.sync_with(
+        &config,
+        unbound.to_str().unwrap(),
+        &["--workspace", "globex"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("every one of them"), "{stdout}");
+    assert_eq!(s.running.emulator.dump(), before);
+
     let (out, stdout, stderr) =
         s.sync_with(&config, unbound.to_str().unwrap(), &["--allow-mass-delete"]);
     // globex.legacy's tenant still has no account id: held, exit 3.

@@ -180,6 +180,8 @@ pub struct Replicator {
     pub sso_admin: SsoAdminSettings,
     /// Where the JSON audit lines go: a file appended to, or stderr.
     pub audit_log: Option<String>,
+    /// `serve`'s record of what AWS was confirmed to hold (without leader election).
+    pub state: Option<String>,
     pub accounts: Accounts,
     pub mesh_idb: MeshIdbSettings,
     pub serve: Serve,

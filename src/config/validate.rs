@@ -830,6 +830,13 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
             "name a file, or use None Text to write audit lines to stderr",
         );
     }
+    if r.state.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        p.add(
+            "replicator.state",
+            "the file name is empty",
+            "name a file on a volume that outlives the process, or use None Text to keep the record in memory",
+        );
+    }
     let serve = &r.serve;
     if serve.listen.parse::<std::net::SocketAddr>().is_err() {
         p.add(

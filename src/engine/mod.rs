@@ -18,6 +18,7 @@
 
 pub mod digest;
 pub mod queue;
+pub mod reconcile;
 pub mod record;
 
 use crate::desired::{Desired, Scope};
@@ -65,6 +66,13 @@ pub struct Engine<T> {
     /// The projects the drift scan reads: wanted and not held, or with groups of ours listed
     /// in the store.
     scan_set: BTreeSet<ProjectKey>,
+    /// What the read before the last one wanted: with the last one, the deletion guard's base
+    /// while the removals of the last read are applied.
+    managed_before: Managed,
+    /// Projects AWS was confirmed to hold as an earlier read wanted them, and the groups that
+    /// changed since: their reconcile reads and writes only those groups (a membership costs
+    /// its group's few requests, not the project's). The drift scan reads the rest.
+    narrow: BTreeMap<ProjectKey, BTreeSet<ExternalId>>,
 }
 
 impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
@@ -81,6 +89,8 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
             saved,
             queue: Queue::default(),
             scan_set: BTreeSet::new(),
+            managed_before: Managed::default(),
+            narrow: BTreeMap::new(),
         }
     }
 
@@ -88,7 +98,7 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
     /// state AWS is not confirmed to hold is queued; a project whose digest changed since the
     /// last read as a change, the rest (at the first read: the start-up backlog) behind.
     /// Returns the projects queued, and the reason a saved record was not taken, if it was not.
-    pub fn read(&mut self, desired: Desired, now: T) -> (usize, Option<Unusable>) {
+    pub fn read(&mut self, desired: Desired, now: T) -> (BTreeSet<ProjectKey>, Option<Unusable>) {
         debug_assert_eq!(desired.scope, Scope::All);
         let digests = digest::project_digests(&desired);
         let absent = digest::absent(&desired);
@@ -106,6 +116,22 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
             }
         }
         let first = self.desired.is_none();
+        if let Some(old) = &self.desired {
+            for id in changed_groups(old, &desired) {
+                let Some(project) =
+                    GroupIdentity::parse(&self.platform, id.as_str()).map(|i| i.project)
+                else {
+                    continue;
+                };
+                let confirmed_old = self
+                    .record
+                    .entry(&project)
+                    .is_some_and(|e| Some(&e.applied) == self.digests.get(&project));
+                if confirmed_old || self.narrow.contains_key(&project) {
+                    self.narrow.entry(project).or_default().insert(id);
+                }
+            }
+        }
         let todo = self.record.to_reconcile(&digests, absent);
         for project in &todo {
             let changed = !first && self.digests.get(project) != digests.get(project);
@@ -129,8 +155,30 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
             .collect();
         self.digests = digests;
         self.absent = Some(absent);
+        if let Some(last) = &self.desired {
+            self.managed_before = Managed::desired(last);
+        }
         self.desired = Some(desired);
-        (todo.len(), unusable)
+        (todo, unusable)
+    }
+
+    /// The projects of `desired` (scope: all) whose desired state AWS is not confirmed to
+    /// hold: what a read of it would queue.
+    pub fn differing(&self, desired: &Desired) -> BTreeSet<ProjectKey> {
+        let digests = digest::project_digests(desired);
+        self.record.to_reconcile(&digests, digest::absent(desired))
+    }
+
+    /// A worker is about to write to `projects`: the record stops claiming them until each is
+    /// confirmed again. Returns whether it claimed any (then it should be saved before the
+    /// writes, so that a kill in between leaves no claim AWS may not hold).
+    pub fn forget_all(&mut self, projects: &BTreeSet<ProjectKey>) -> bool {
+        let mut claimed = false;
+        for project in projects {
+            claimed |= self.record.entry(project).is_some();
+            self.record.forget(project);
+        }
+        claimed
     }
 
     /// A scoped read of meshStack (a webhook): its projects take the new desired state and
@@ -167,6 +215,8 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
         let digests = digest::project_digests(&within);
         let absent = digest::absent(whole);
         for project in projects {
+            // A person asked: the whole project is read.
+            self.narrow.remove(project);
             match digests.get(project) {
                 Some(d) => {
                     self.digests.insert(project.clone(), *d);
@@ -227,10 +277,29 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
     }
 
     /// The desired state of `projects` for a reconcile: their groups and holds, scoped to
-    /// them, with every role whose groups may be in AWS to look up.
+    /// them, with every role whose groups may be in AWS to look up; only the changed groups of
+    /// a project AWS held as an earlier read wanted it.
     pub fn slice(&self, projects: &BTreeSet<ProjectKey>) -> Option<Desired> {
         let mut out = slice_of(self.desired.as_ref()?, projects);
         out.roles = self.record.roles().iter().cloned().collect();
+        if projects.iter().any(|p| self.narrow.contains_key(p)) {
+            let mut only = BTreeSet::new();
+            for project in projects {
+                match self.narrow.get(project) {
+                    Some(groups) => only.extend(groups.iter().cloned()),
+                    None => only.extend(out.roles.iter().map(|role| {
+                        GroupIdentity {
+                            project: project.clone(),
+                            role: role.clone(),
+                        }
+                        .external_id(&self.platform)
+                    })),
+                }
+            }
+            // The rest of a narrowed project is left as it is: neither read nor planned.
+            out.groups.retain(|id, _| only.contains(id));
+            out.only_groups = Some(only);
+        }
         Some(out)
     }
 
@@ -244,6 +313,7 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
         outcome: Result<(), String>,
         now: T,
     ) {
+        self.narrow.remove(project);
         match outcome {
             Ok(()) => {
                 let absent = self.absent.unwrap_or(digest);
@@ -298,33 +368,52 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
     }
 
     /// The drift scan read `projects` against `digests` (their desired state when it read
-    /// them) at `now`: the `drifted` ones are forgotten by the record and queued; the others
-    /// are confirmed at what was read. `seen`: those with groups of ours in AWS.
+    /// them) at `now`, through a listing of the store made at `listed_at`; `drifted` differed,
+    /// `seen` had groups of ours. Returns the projects newly queued as drifted.
+    ///
+    /// A project queued or being reconciled is left to that reconcile, and one confirmed since
+    /// the listing was read through a listing older than what was written: neither is judged.
+    /// A drifted project is forgotten by the record and queued; the others are confirmed at
+    /// what was read (a project of the start-up backlog read alike then needs no reconcile).
     pub fn scanned(
         &mut self,
         projects: &[ProjectKey],
         digests: &BTreeMap<ProjectKey, Digest>,
         drifted: &BTreeSet<ProjectKey>,
         seen: &BTreeSet<ProjectKey>,
+        listed_at: T,
         now: T,
-    ) {
+    ) -> BTreeSet<ProjectKey> {
+        let mut queued = BTreeSet::new();
         let Some(absent) = self.absent else {
-            return;
+            return queued;
         };
         for project in projects {
+            let newer = self
+                .record
+                .entry(project)
+                .is_some_and(|e| e.confirmed_at > listed_at);
+            if self.queue.is_working(project) || newer {
+                continue;
+            }
             if drifted.contains(project) {
-                self.record.forget(project);
-                self.queue.push(project.clone(), Priority::Drift, now);
+                if !self.queue.contains(project) {
+                    self.narrow.remove(project);
+                    self.record.forget(project);
+                    self.queue.push(project.clone(), Priority::Drift, now);
+                    queued.insert(project.clone());
+                }
                 continue;
             }
             let digest = digests.get(project).copied().unwrap_or(absent);
-            if !self.queue.contains(project) || self.current(project) == Some(digest) {
+            if self.current(project) == Some(digest) {
                 self.record.confirm(project, digest, absent, now);
             }
             if !seen.contains(project) && !self.digests.contains_key(project) {
                 self.scan_set.remove(project);
             }
         }
+        queued
     }
 
     /// The desired state of `projects` as the scan reads it, with their digests.
@@ -341,12 +430,21 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
         Some((desired, digests))
     }
 
-    /// What we manage, as the desired state says: the deletion guard's base for one batch.
+    /// What we manage, as the last two reads of meshStack want it (the larger of each kind):
+    /// the deletion guard's base for one batch, so that a project meshStack dropped is measured
+    /// against the estate that still held it.
     pub fn managed(&self) -> Managed {
-        self.desired
+        let now = self
+            .desired
             .as_ref()
             .map(Managed::desired)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let before = self.managed_before;
+        Managed {
+            groups: now.groups.max(before.groups),
+            memberships: now.memberships.max(before.memberships),
+            assignments: now.assignments.max(before.assignments),
+        }
     }
 
     pub fn desired(&self) -> Option<&Desired> {
@@ -380,6 +478,71 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
             pending: known.saturating_sub(confirmed + failures.len() + held_by_data),
         }
     }
+}
+
+/// The groups whose desired state differs between `old` and `new` (added, gone, or changed in
+/// name, account, members or permission sets). Groups of projects held in `new` are left out:
+/// nothing of theirs is touched.
+pub fn changed_groups(old: &Desired, new: &Desired) -> BTreeSet<ExternalId> {
+    let mut out = BTreeSet::new();
+    let (mut a, mut b) = (old.groups.iter().peekable(), new.groups.iter().peekable());
+    // Both maps are sorted by external id: one walk finds every difference.
+    loop {
+        let differing = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some((ka, ga)), Some((kb, gb))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    let differs = ga != gb;
+                    let (ga, _) = (a.next(), b.next());
+                    ga.filter(|_| differs)
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+        };
+        if let Some((external_id, group)) = differing
+            && !new.held.contains(&group.identity.project)
+        {
+            out.insert(external_id.clone());
+        }
+    }
+    out
+}
+
+/// Whether a new read of everything would take away too much of what the last one wanted:
+/// groups, memberships or assignments removed beyond the deletion guard's limits, or every one
+/// of them. Then the read is refused as a whole (nothing of it is queued) until a person looks:
+/// the removals of one meshStack answer spread over many batches would each pass the guard
+/// alone. `None` without a last read to compare with.
+pub fn removals_guard(
+    last: Option<&Desired>,
+    new: &Desired,
+    limits: crate::plan::guard::Limits,
+) -> Option<crate::plan::guard::Tripped> {
+    let last = last?;
+    let mut removed = Managed::default();
+    for (id, group) in &last.groups {
+        if new.held.contains(&group.identity.project) {
+            continue;
+        }
+        match new.groups.get(id) {
+            None => {
+                removed.groups += 1;
+                removed.memberships += group.members.len() as u64;
+                removed.assignments += group.permission_sets.len() as u64;
+            }
+            Some(now) => {
+                removed.memberships += group.members.difference(&now.members).count() as u64;
+                removed.assignments += group
+                    .permission_sets
+                    .difference(&now.permission_sets)
+                    .count() as u64;
+            }
+        }
+    }
+    crate::plan::guard::check_counts(removed, Managed::desired(last), limits, true)
 }
 
 /// Every group of `projects` and their holds, in one range per project (groups are keyed by

@@ -210,6 +210,16 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Queue<T> {
         self.items.values().map(|i| i.ready_at).min()
     }
 
+    /// When `project`, queued, is ready to be taken.
+    pub fn ready_at(&self, project: &ProjectKey) -> Option<T> {
+        self.items.get(project).map(|i| i.ready_at)
+    }
+
+    /// A worker has `project` in hand.
+    pub fn is_working(&self, project: &ProjectKey) -> bool {
+        self.working.contains(project)
+    }
+
     pub fn contains(&self, project: &ProjectKey) -> bool {
         self.items.contains_key(project)
             || self.working.contains(project)

@@ -62,6 +62,16 @@ pub enum MeshStackError {
         "meshStack has no project {0} (or it is being deleted); check the workspace and project the sync was asked for"
     )]
     UnknownProjects(String),
+    /// A single-object read answered with another object: taken as the one asked for, it would
+    /// move one project's (or user's) access onto another.
+    #[error(
+        "meshStack answered the read of {kind} {asked} with {kind} {got}; nothing is planned from it (the next run reads it again)"
+    )]
+    WrongObject {
+        kind: &'static str,
+        asked: String,
+        got: String,
+    },
     /// A 2xx answer that is not what was asked for (a proxy's page, another kind or version).
     #[error("meshStack answered GET {url} with {detail}; expected a {media_type} document")]
     NotAPage {

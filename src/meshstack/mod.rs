@@ -90,6 +90,39 @@ pub async fn read_scope(config: &Config, scope: &Scope) -> Result<Snapshot, Mesh
     }
 }
 
+/// Of `projects`, those meshStack still has (a point read each: not 404 and not being
+/// deleted). A listing is read page by page while meshStack changes; a project that moved
+/// between pages is absent from a listing that still counts whole, and only a point read tells
+/// that apart from a deleted one.
+pub async fn still_there(
+    config: &Config,
+    projects: &[ProjectKey],
+) -> Result<Vec<ProjectKey>, MeshStackError> {
+    let api = Api::new(config, RetryPolicy::meshstack());
+    let mut live = Vec::new();
+    for key in projects {
+        let Some(p) = api
+            .client
+            .get_one::<payload::Project>(Kind::Projects, &key.to_string())
+            .await?
+        else {
+            continue;
+        };
+        let got = format!("{}.{}", p.metadata.owned_by_workspace, p.metadata.name);
+        if got != key.to_string() {
+            return Err(MeshStackError::WrongObject {
+                kind: "project",
+                asked: key.to_string(),
+                got,
+            });
+        }
+        if project_of(p).is_some() {
+            live.push(key.clone());
+        }
+    }
+    Ok(live)
+}
+
 /// The projects a scope names one by one that `snapshot` does not hold: a scoped run for a
 /// project meshStack does not have fails instead of succeeding at nothing.
 pub fn missing_projects(snapshot: &Snapshot, scope: &Scope) -> Vec<ProjectKey> {
@@ -345,6 +378,14 @@ pub async fn read_scoped(
             .await?
         {
             Some(p) => {
+                let got = format!("{}.{}", p.metadata.owned_by_workspace, p.metadata.name);
+                if got != key.to_string() {
+                    return Err(MeshStackError::WrongObject {
+                        kind: "project",
+                        asked: key.to_string(),
+                        got,
+                    });
+                }
                 // Pending deletion: not wanted, as in a full read.
                 if let Some(p) = project_of(p) {
                     projects.insert(p.key(), p);
@@ -384,6 +425,17 @@ pub async fn read_scoped(
                     .get_one::<payload::WorkspaceUserGroup>(Kind::WorkspaceUserGroups, &id)
                     .await?
                 {
+                    let got = format!(
+                        "{}.{}",
+                        found.metadata.owned_by_workspace, found.metadata.name
+                    );
+                    if got != id {
+                        return Err(MeshStackError::WrongObject {
+                            kind: "workspace user group",
+                            asked: id,
+                            got,
+                        });
+                    }
                     let group = user_group_of(found);
                     usernames.extend(group.members.iter().cloned());
                     groups.insert(at, group);
@@ -398,6 +450,13 @@ pub async fn read_scoped(
             .get_one::<payload::User>(Kind::Users, name.as_str())
             .await?
         {
+            if u.metadata.name != name.as_str() {
+                return Err(MeshStackError::WrongObject {
+                    kind: "user",
+                    asked: name.to_string(),
+                    got: u.metadata.name,
+                });
+            }
             users.push(user_of(u));
         }
     }

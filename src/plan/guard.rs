@@ -2,10 +2,10 @@
 //! of what we manage (groups, memberships or assignments) is refused. A meshStack answer that is
 //! wrong but well-formed (an empty page, a missing workspace) looks exactly like that.
 //!
-//! Whatever the limits say, a run over the whole platform that would remove *every* managed
-//! group, membership or assignment (any number from one up) is refused too: on a small estate
-//! that is exactly what an empty answer from meshStack looks like, and `max-count` would let
-//! it through.
+//! Whatever the limits say, a run that would remove *every* managed group, membership or
+//! assignment it sees (any number from one up; the whole platform, or a scope's projects) is
+//! refused too: on a small estate or a scope that is exactly what an empty answer from
+//! meshStack looks like, and `max-count` would let it through.
 
 use super::{Op, Plan};
 use crate::desired::Desired;
@@ -93,19 +93,29 @@ pub fn check(
     limits: Limits,
     whole_platform: bool,
 ) -> Option<Tripped> {
-    let (mut groups, mut members, mut assignments) = (0u64, 0u64, 0u64);
+    let mut deleted = Managed::default();
     for op in &plan.ops {
         match op {
-            Op::DeleteGroup { .. } => groups += 1,
-            Op::RemoveMembers { members: m, .. } => members += m.len() as u64,
-            Op::DeleteAssignment { .. } => assignments += 1,
+            Op::DeleteGroup { .. } => deleted.groups += 1,
+            Op::RemoveMembers { members: m, .. } => deleted.memberships += m.len() as u64,
+            Op::DeleteAssignment { .. } => deleted.assignments += 1,
             _ => {}
         }
     }
+    check_counts(deleted, managed, limits, whole_platform)
+}
+
+/// [`check`] on counts: the first kind `deleted` takes too much of out of `managed`.
+pub fn check_counts(
+    deleted: Managed,
+    managed: Managed,
+    limits: Limits,
+    whole_platform: bool,
+) -> Option<Tripped> {
     [
-        ("groups", groups, managed.groups),
-        ("memberships", members, managed.memberships),
-        ("assignments", assignments, managed.assignments),
+        ("groups", deleted.groups, managed.groups),
+        ("memberships", deleted.memberships, managed.memberships),
+        ("assignments", deleted.assignments, managed.assignments),
     ]
     .into_iter()
     .find(|(_, deleted, managed)| {

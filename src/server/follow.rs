@@ -1,20 +1,16 @@
-//! A follower keeps the desired state warm. With leader election on, a replica that does not
-//! lead reads meshStack on the leader's schedule (never AWS). The leader marks on the lease
-//! what it has applied (`leader::SYNCED_ANNOTATION`, after each run that left nothing undone).
-//! A follower that was reading by then takes over by change ([`Warm::lead`]): its first run
-//! reconciles what changed since the mark instead of reading the whole estate from AWS first,
-//! and the drift scan's first cycle, at the full rate, rebuilds what it knows of AWS. Otherwise
-//! (no mark, a mark older than its reads) the new leader starts with a full run.
+//! Following and taking over. With leader election on, a replica that does not lead reads
+//! meshStack on the leader's schedule (never AWS) and keeps the desired state warm. When it
+//! takes the lease, its engine starts from the record the last leader kept on the lease and
+//! from that last read: every project whose desired state the record does not confirm is
+//! queued at once, before meshStack is read again. Nothing here compares clocks: what was
+//! applied is known by content (`engine::record`). Without leader election the record is a
+//! file (`replicator.state`), or nothing.
 
 use super::Service;
 use crate::desired::{Desired, Scope, Settings, desired};
-use crate::known::{Known, Warm};
+use crate::engine::{Engine, Record, Saved};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
-
-/// How far the replicas' clocks may differ: a follower's reads and the leader's mark are
-/// compared by wall clock. NTP keeps a cluster's nodes within milliseconds.
-const SKEW: Duration = Duration::from_secs(2);
+use std::time::{Duration, Instant};
 
 /// How often a follower looks whether it leads: a replica that lost the lease starts reading
 /// again within this.
@@ -29,23 +25,14 @@ pub async fn follow(service: Arc<Service>) {
     let mut next = Instant::now();
     loop {
         if service.leading() {
-            // The leader's own knowledge counts; a replica that loses the lease reads afresh.
             *service.warm() = None;
             next = Instant::now();
         } else if Instant::now() >= next {
-            // Stamped when the read ends: a change it saw is no younger than that, and a first
-            // read that ended by the leader's mark saw nothing after it.
             match read(&service).await {
                 // Leadership may have begun during the read: the leader started without it.
                 Ok(_) if service.leading() => {}
                 Ok(desired) => {
-                    let now = SystemTime::now();
-                    let forget_before = now.checked_sub(window(&service)).unwrap_or(now);
-                    let mut warm = service.warm();
-                    match warm.as_mut() {
-                        Some(warm) => warm.read(desired, now, forget_before),
-                        None => *warm = Some(Warm::new(desired, now)),
-                    }
+                    *service.warm() = Some(desired);
                     tracing::debug!("following: read meshStack");
                 }
                 Err(error) => {
@@ -53,10 +40,8 @@ pub async fn follow(service: Arc<Service>) {
                 }
             }
             service
-                .follower_ready_at
-                .lock()
-                .expect("ready lock")
-                .get_or_insert_with(|| tokio::time::Instant::now() + SKEW);
+                .follower_read
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             next = Instant::now()
                 + Duration::from_secs(
                     schedule.interval_seconds + super::jitter(schedule.jitter_seconds),
@@ -66,57 +51,12 @@ pub async fn follow(service: Arc<Service>) {
     }
 }
 
-/// Whether a follower keeps the desired state warm: with leader election, the SSO path and
-/// the drift scan on (which confirms AWS after a take-over by change). Otherwise a new leader
-/// starts with a full run.
+/// Whether a follower keeps the desired state warm: with leader election on the SSO path.
 pub fn following(service: &Service) -> bool {
-    service.election.is_some()
-        && service.sso.is_some()
-        && service.config.replicator.drift_scan.share > 0.0
+    service.election.is_some() && service.sso.is_some()
 }
 
-/// A leader shutting down gives the next one a fresh mark: one last run by change (meshStack
-/// read, what changed applied), then the lease says what is applied. A follower that has been
-/// reading since before it (the readiness of a new replica in a rolling update waits for
-/// that) then takes over by change. Within what is left of the grace period; cut, it marks
-/// nothing and the next leader starts with a full run.
-pub async fn hand_over(service: &Service) {
-    let since = service.stopping_since.get().copied();
-    let budget = since.map_or(Duration::ZERO, |at| {
-        super::GRACE.saturating_sub(at.elapsed())
-    });
-    if !following(service) || !service.leading() {
-        return;
-    }
-    if service.known().is_none() {
-        tracing::info!(
-            "shutting down: no run has reconciled everything in this term, so no hand-over run; \
-             the next leader starts with a full run"
-        );
-        return;
-    }
-    if budget < Duration::from_secs(2) {
-        tracing::info!(
-            "shutting down: no time left for a hand-over run; the next leader starts with a full run"
-        );
-        return;
-    }
-    // A run of everything with the known state goes by change and marks the lease.
-    let handed = tokio::time::timeout(budget, Box::pin(service.run(&Scope::All))).await;
-    match handed {
-        Ok(Ok(summary)) => tracing::info!(
-            applied = summary.applied,
-            reconciled_groups = summary.reconciled_groups.unwrap_or(0),
-            "shutting down: hand-over run done; the lease marks what is applied"
-        ),
-        Ok(Err(error)) => tracing::warn!(%error, "shutting down: the hand-over run failed"),
-        Err(_) => {
-            tracing::warn!("shutting down: the hand-over run did not finish in the grace period")
-        }
-    }
-}
-
-/// The platform's desired state, as a full run computes it before its account phase.
+/// The platform's desired state, as a read of everything computes it before its account phase.
 async fn read(service: &Service) -> Result<Desired, String> {
     let sso = service.config.require_sso().map_err(|e| e.to_string())?;
     let snapshot = service.snapshot(&Scope::All).await?;
@@ -127,44 +67,92 @@ async fn read(service: &Service) -> Result<Desired, String> {
     ))
 }
 
-/// How long a follower keeps its stamps: one interval with its jitter until the leader's
-/// next run, the run's deadline, and the lease it may hold after it stopped. A leader that has
-/// not marked a run within this is not followed by change.
-fn window(service: &Service) -> Duration {
-    let r = &service.config.replicator;
-    let lease = r
-        .leader_election
-        .as_ref()
-        .map_or(0, |l| l.lease_duration_seconds);
-    Duration::from_secs(
-        r.schedule.interval_seconds
-            + r.schedule.jitter_seconds
-            + r.serve.run_deadline_seconds
-            + lease,
-    )
+/// The record kept by the last writer: on the lease with leader election, else in the file
+/// `replicator.state`. Anything that cannot be read counts as nothing confirmed.
+async fn load(service: &Service) -> Option<Saved> {
+    let text = match (&service.election, &service.config.replicator.state) {
+        (Some(election), _) => election.load_record().await?.into_bytes(),
+        (None, Some(path)) => match tokio::fs::read(path).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path, error = %e, "cannot read the record (replicator.state); nothing counts as confirmed");
+                return None;
+            }
+        },
+        (None, None) => return None,
+    };
+    match Record::<Instant>::parse(&text) {
+        Ok(saved) => Some(saved),
+        Err(why) => {
+            tracing::warn!(%why, "the saved record is unusable; nothing counts as confirmed");
+            None
+        }
+    }
 }
 
-/// What a new leader knows: a follower's warm state, when the last leader's mark lets it go
-/// by change, or nothing (its first run is full).
-pub async fn take_over(service: &Service) -> Option<Known<Instant>> {
-    // A warm state exists only while following, with the drift scan on.
-    let warm = service.warm().take()?;
-    let synced = service.election.as_ref()?.synced_through().await;
-    let Some(known) = synced
-        .and_then(|at| at.checked_sub(SKEW))
-        .and_then(|at| warm.lead(at, Instant::now()))
-    else {
-        tracing::info!(
-            synced = ?synced,
-            "leading: no mark of the last leader's work that this replica's reads cover; \
-             the first run is full"
-        );
-        return None;
+/// Keeps the engine's record where the next writer finds it. Best effort: a record not
+/// written costs the next start reads, never a change.
+pub async fn save(service: &Service) {
+    let text = {
+        let engine = service.engine();
+        let Some(engine) = engine.as_ref() else {
+            return;
+        };
+        let saved = engine
+            .record()
+            .save(&service.identity(), &crate::audit::now());
+        serde_json::to_string(&saved).expect("a record serializes")
     };
-    tracing::info!(
-        groups = known.dirty().len(),
-        "leading from the desired state read while following: the first run goes by change; \
-         the drift scan's first cycle, at the full rate, confirms AWS"
-    );
-    Some(known)
+    let outcome = match (&service.election, &service.config.replicator.state) {
+        (Some(election), _) => election.save_record(&text).await,
+        (None, Some(path)) => write_file(path, &text).await,
+        (None, None) => Ok(()),
+    };
+    if let Err(error) = outcome {
+        tracing::warn!(%error, "could not save the record of what AWS holds");
+    }
+}
+
+/// Written beside and renamed over, so that a kill leaves the old record or the new one.
+async fn write_file(path: &str, text: &str) -> Result<(), String> {
+    let temporary = format!("{path}.tmp");
+    tokio::fs::write(&temporary, text)
+        .await
+        .map_err(|e| format!("writing {temporary} (replicator.state): {e}"))?;
+    tokio::fs::rename(&temporary, path)
+        .await
+        .map_err(|e| format!("renaming {temporary} to {path} (replicator.state): {e}"))
+}
+
+/// The engine a new term starts with: the saved record, and (a follower's) last read of
+/// meshStack, whose differing projects are queued at once.
+pub async fn take_over(service: &Service) -> Engine<tokio::time::Instant> {
+    let saved = load(service).await;
+    let had_record = saved.is_some();
+    let roles = service
+        .config
+        .meshstack
+        .project_roles
+        .keys()
+        .cloned()
+        .collect();
+    let mut engine = Engine::new(&service.config.platform, roles, saved);
+    if let Some(desired) = service.warm().take() {
+        let (queued, unusable) = engine.read(desired, tokio::time::Instant::now());
+        if let Some(why) = unusable {
+            tracing::warn!(%why, "the last leader's record is unusable: every project is reconciled once");
+        }
+        tracing::info!(
+            queued = queued.len(),
+            confirmed = engine.record().confirmed(),
+            "leading from the desired state read while following and the last leader's record"
+        );
+    } else {
+        tracing::info!(
+            record = had_record,
+            "leading: the record is taken against the first read of meshStack"
+        );
+    }
+    engine
 }

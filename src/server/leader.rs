@@ -11,6 +11,7 @@
 //!   write before its renewal loop has even run;
 //! - the leader labels its own pod `aws-replicator/leader=true` (the shipped Service selects
 //!   it, so webhooks reach the leader) and removes the label when it stops leading;
+//! - the leader keeps its record of what AWS holds on the lease ([`RECORD_ANNOTATION`]);
 //! - on shutdown the lease is released, so another replica takes over at once.
 
 use crate::config::raw;
@@ -26,10 +27,11 @@ use std::time::{Duration, Instant};
 /// The label the leader puts on its own pod; the webhook Service selects it.
 pub const LEADER_LABEL: &str = "aws-replicator/leader";
 
-/// The lease's annotation where the leader marks what it has applied: every change meshStack
-/// showed before this time (RFC 3339) is in AWS. A follower that was reading meshStack by then
-/// can take over by change (`known::Warm::lead`).
-pub const SYNCED_ANNOTATION: &str = "aws-replicator/synced-through";
+/// The lease's annotation where the leader keeps its record of what AWS was confirmed to hold
+/// (`engine::Saved`, JSON, about 16 KiB): the next leader reconciles only the projects whose
+/// desired state it does not match. Written with the `resourceVersion` of a read that showed
+/// this replica as the holder, so a deposed leader's write is refused.
+pub const RECORD_ANNOTATION: &str = "aws-replicator/record";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ElectionError {
@@ -200,51 +202,55 @@ impl Election {
         }
     }
 
-    /// The last leader's mark ([`SYNCED_ANNOTATION`]); `None` when there is none or it cannot
-    /// be read (then the new leader starts with a full run).
-    pub async fn synced_through(&self) -> Option<std::time::SystemTime> {
-        let lease = match self.leases.get_opt(&self.lease_name).await {
-            Ok(lease) => lease?,
+    /// The record the last leader kept on the lease ([`RECORD_ANNOTATION`]); `None` when
+    /// there is none or the lease cannot be read (then nothing counts as confirmed).
+    pub async fn load_record(&self) -> Option<String> {
+        match self.leases.get_opt(&self.lease_name).await {
+            Ok(lease) => lease?.metadata.annotations?.remove(RECORD_ANNOTATION),
             Err(e) => {
-                tracing::warn!(error = %e, "could not read the lease's mark of what was applied");
-                return None;
-            }
-        };
-        let text = lease.metadata.annotations?.remove(SYNCED_ANNOTATION)?;
-        match text.parse::<k8s_openapi::jiff::Timestamp>() {
-            Ok(at) => Some(at.into()),
-            Err(e) => {
-                tracing::warn!(error = %e, value = %text, "the lease's {SYNCED_ANNOTATION} is not a time; ignored");
+                tracing::warn!(error = %e, "could not read the record on the lease; nothing counts as confirmed");
                 None
             }
         }
     }
 
-    /// Marks on the lease that everything meshStack showed before `at` is applied. Only while
-    /// leading; best effort (without the mark, the next leader starts with a full run). A merge
-    /// patch without `resourceVersion`: it never fails on a concurrent renewal (which then
-    /// retries its own write).
-    pub async fn mark_synced(&self, at: std::time::SystemTime) {
-        if !self.is_leading() {
-            return;
+    /// Keeps `record` on the lease, only while this replica holds it: read, check the holder,
+    /// replace with the `resourceVersion` read (a renewal in between makes it read again).
+    pub async fn save_record(&self, record: &str) -> Result<(), String> {
+        for _ in 0..3 {
+            if !self.is_leading() || !crate::fence::is_open() {
+                return Err(
+                    "not writing the record: this replica is not the confirmed leader".into(),
+                );
+            }
+            let mut lease = self
+                .leases
+                .get(&self.lease_name)
+                .await
+                .map_err(|e| format!("reading the lease: {e}"))?;
+            let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
+            if holder.as_deref() != Some(self.identity.as_str()) {
+                return Err(format!(
+                    "not writing the record: the lease is held by {}",
+                    holder.as_deref().unwrap_or("nobody")
+                ));
+            }
+            lease
+                .metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(RECORD_ANNOTATION.to_owned(), record.to_owned());
+            match self
+                .leases
+                .replace(&self.lease_name, &kube::api::PostParams::default(), &lease)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => return Err(format!("writing the record on the lease: {e}")),
+            }
         }
-        let Ok(at) = k8s_openapi::jiff::Timestamp::try_from(at) else {
-            return;
-        };
-        let patch = serde_json::json!({
-            "metadata": { "annotations": { SYNCED_ANNOTATION: at.to_string() } }
-        });
-        if let Err(e) = self
-            .leases
-            .patch(
-                &self.lease_name,
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "could not mark on the lease what was applied");
-        }
+        Err("writing the record on the lease: it changed three times while writing".into())
     }
 
     /// Puts or removes the leader label on this replica's pod. Best effort: without it the

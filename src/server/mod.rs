@@ -1,19 +1,24 @@
 //! `aws-replicator serve`: the sync as a long-running service.
 //!
-//! - A scheduler queues a full sync at start-up and then every interval (plus jitter).
-//! - `POST /v1/sync` queues one on demand, for everything or one project, after checking the
-//!   caller (`auth.rs`: bearer token, or an HMAC-SHA256 signature over timestamp, method, path
-//!   and body that cannot be replayed).
-//! - One worker runs the queued syncs one at a time, each within the run deadline
-//!   (`worker.rs`; `runs.rs` coalesces the triggers).
-//! - `GET /v1/runs[/{id}]` (authenticated like the webhook), `/healthz`, `/readyz` (after the
-//!   first observation, and while the last successful sync is recent), `/metrics` (OpenMetrics).
-//! - SIGTERM/Ctrl-C: no new runs; the running one gets a grace period to finish, then stops and
-//!   is recorded as interrupted.
+//! HTTP and wiring around the engine (`crate::engine`):
+//! - a scheduler queues a read of everything at start-up and then every interval (plus
+//!   jitter); `POST /v1/sync` queues one on demand, for everything or a scope, after checking
+//!   the caller (`auth.rs`: bearer token, or an HMAC-SHA256 signature over timestamp, method,
+//!   path and body that cannot be replayed);
+//! - the reader (`worker.rs`) reads meshStack for each run within the run deadline and queues
+//!   the projects whose desired state AWS is not confirmed to hold; the reconciler
+//!   (`reconciler.rs`) works the queue a batch of projects at a time and finishes the runs;
+//!   the drift scan (`scan.rs`) confirms projects or queues those that drifted; the record of
+//!   what AWS holds is kept where the next writer finds it (`follow.rs`);
+//! - `GET /v1/runs[/{id}]` (authenticated like the webhook), `/healthz`, `/readyz` (meshStack
+//!   read once, and recently), `/metrics` (OpenMetrics);
+//! - SIGTERM/Ctrl-C: no new runs; the running read and batch get a grace period, the record is
+//!   saved, and unfinished runs are recorded as interrupted.
 
 mod auth;
 mod follow;
 mod leader;
+mod reconciler;
 mod runs;
 mod scan;
 mod worker;
@@ -21,9 +26,9 @@ mod worker;
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::desired::{Scope, Settings, desired};
-use crate::known::Known;
-use crate::metrics::{Metrics, drift_by_project};
-use crate::model::{GroupIdentity, ProjectKey};
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+use crate::model::ProjectKey;
 use crate::snapshot::Snapshot;
 use crate::sso::admin::SsoAdmin;
 use crate::sso::scim::ScimClient;
@@ -92,24 +97,35 @@ struct Service {
     saml_roles: std::sync::RwLock<Option<SamlRoles>>,
     runs: Runs,
     metrics: Arc<Metrics>,
-    /// AWS IAM Identity Center (or, on the meshIdB path, the accounts) has been read once.
+    /// meshStack has been read in full once in this term (and the record taken against it),
+    /// or, on the meshIdB path, the accounts were read.
     ready: AtomicBool,
     started: tokio::time::Instant,
     /// The signatures of signed requests seen within their window.
     replays: Mutex<Replays>,
-    /// What the last runs reconciled, for runs by change and the drift scan.
-    known: Mutex<Option<Known<std::time::Instant>>>,
-    /// While following: meshStack's desired state as last read, for a take-over by change.
-    warm: Mutex<Option<crate::known::Warm<std::time::SystemTime>>>,
-    /// A follower is ready to take over from this moment (its first read of meshStack ended,
-    /// and the clocks' allowed skew passed); `None` before.
-    follower_ready_at: Mutex<Option<tokio::time::Instant>>,
+    /// The engine (desired state, record of what AWS holds, work queue) while leading.
+    engine: Mutex<Option<Engine<tokio::time::Instant>>>,
+    /// Wakes the reconciler: projects were queued.
+    wake: tokio::sync::Notify,
+    /// Runs waiting for their projects.
+    trackers: Mutex<Vec<reconciler::Tracker>>,
+    /// Projects settled by the reconciler in this process, for the progress line.
+    settled_count: std::sync::atomic::AtomicUsize,
+    /// When meshStack was last read in full without error (readiness).
+    last_read: Mutex<Option<tokio::time::Instant>>,
+    /// While following: meshStack's desired state as last read, for the take-over.
+    warm: Mutex<Option<crate::desired::Desired>>,
+    /// A follower's first read of meshStack ended (it is ready to take over).
+    follower_read: AtomicBool,
     /// When the shutdown signal came.
     stopping_since: std::sync::OnceLock<tokio::time::Instant>,
     /// The users as the drift scan last listed them (once a cycle).
     listed_users: Mutex<Option<Arc<crate::scan::Users>>>,
     /// Account ids the account phase found, for tenants meshStack has none for yet.
     account_ids: Mutex<std::collections::BTreeMap<ProjectKey, String>>,
+    /// Projects whose account still has steps to take or failed one: worked on at every read
+    /// until done.
+    accounts_pending: Mutex<BTreeSet<ProjectKey>>,
 }
 
 /// Serves until `shutdown` resolves; returns once the running sync has finished or stopped.
@@ -157,12 +173,17 @@ pub async fn serve(
         ready: AtomicBool::new(false),
         started: tokio::time::Instant::now(),
         replays: Mutex::default(),
-        known: Mutex::default(),
+        engine: Mutex::default(),
+        wake: tokio::sync::Notify::new(),
+        trackers: Mutex::default(),
+        settled_count: Default::default(),
+        last_read: Mutex::default(),
         warm: Mutex::default(),
-        follower_ready_at: Mutex::default(),
+        follower_read: AtomicBool::new(false),
         stopping_since: std::sync::OnceLock::new(),
         listed_users: Mutex::default(),
         account_ids: Mutex::default(),
+        accounts_pending: Mutex::default(),
         config,
     });
     tracing::info!(address = %options.listen, "serving");
@@ -176,6 +197,7 @@ pub async fn serve(
             let _ = service.stopping_since.set(tokio::time::Instant::now());
             service.runs.close();
             let _ = stop_tx.send(true);
+            service.wake.notify_waiters();
         }
     };
     let server = axum::serve(listener, router(service.clone())).with_graceful_shutdown(signalled);
@@ -186,39 +208,67 @@ pub async fn serve(
         metrics: &service.metrics,
         deadline: Duration::from_secs(service.config.replicator.serve.run_deadline_seconds),
     };
-    // The scheduler, the worker and the drift scan: what the one writer does. Without leader
-    // election that is this process, for as long as it serves.
+    // The scheduler, the reader, the reconciler and the drift scan: what the one writer does.
+    // Without leader election that is this process, for as long as it serves.
     let lead = || {
-        let (service, runner, mut stop_rx) = (&service, &runner, stop_rx.clone());
+        let (service, runner, stop_rx) = (&service, &runner, stop_rx.clone());
         async move {
-            // What an earlier term knew is stale: another leader may have written since. Each
-            // term starts from what this replica read while following (its first run goes by
-            // change, and the drift scan confirms AWS at the full rate), or with a full run.
-            let warm = follow::take_over(service).await;
-            let full_rate_scan = warm.is_some();
-            *service.known() = warm;
+            // Each term starts from the record the last writer kept, never from what an
+            // earlier term of this replica remembers: another leader may have written since.
+            service.trackers.lock().expect("trackers lock").clear();
+            *service.last_read.lock().expect("last read lock") = None;
+            let engine = follow::take_over(service).await;
+            let warm = engine.desired().is_some();
+            *service.engine() = Some(engine);
+            if warm {
+                service.ready.store(true, Ordering::Relaxed);
+                service.wake.notify_one();
+            }
             let _scheduler = Aborting(tokio::spawn(schedule(service.clone())));
-            let stopping = async move {
-                let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            let stopping = {
+                let mut stop_rx = stop_rx.clone();
+                async move {
+                    let _ = stop_rx.wait_for(|stopped| *stopped).await;
+                }
             };
-            // Each run is boxed: a sync is a deep future, and nested in the server's it grew
+            // Each read is boxed: a sync is a deep future, and nested in the server's it grew
             // too deep for the compiler to lay out.
-            let work = runner.work(stopping, |scope| async move {
-                Box::pin(service.run(&scope)).await
+            let reading = runner.work(stopping, |id, scope| async move {
+                Box::pin(service.run(id, &scope)).await
             });
+            // The batch in hand is finished after the shutdown signal, within the grace period.
+            let reconciling = async {
+                let mut stop_rx = stop_rx.clone();
+                tokio::select! {
+                    () = reconciler::work(service, stop_rx.clone()) => {}
+                    () = async {
+                        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+                        tokio::time::sleep(GRACE).await;
+                    } => {
+                        tracing::warn!(
+                            "the batch in hand did not finish in the grace period; stopped \
+                             (the record confirms none of its projects)"
+                        );
+                    }
+                }
+            };
             // On this task too (the same `Send` limit); it ends with the worker.
             let scan = async {
                 if let Some((scim, admin)) = service.scan_clients() {
-                    Box::pin(scan::scan(service.clone(), scim, admin, full_rate_scan)).await;
+                    Box::pin(scan::scan(service.clone(), scim, admin)).await;
                 }
                 std::future::pending::<()>().await;
             };
             tokio::select! {
-                () = work => {}
+                _ = async { tokio::join!(reading, reconciling) } => {}
                 () = scan => {}
             }
-            // The worker ended: shutting down, still holding the lease.
-            follow::hand_over(service).await;
+            // Shutting down, still holding the lease: the record for the next writer.
+            follow::save(service).await;
+            tracing::info!("shutting down: the record kept for the next leader");
+            service.runs.interrupt_running(
+                "interrupted: shut down before its projects were reconciled; the next leader reconciles them",
+            );
         }
     };
     let work = async {
@@ -228,6 +278,8 @@ pub async fn serve(
                 service.metrics.record_leader(false);
                 let lost = || {
                     service.metrics.record_leader(false);
+                    *service.engine() = None;
+                    service.trackers.lock().expect("trackers lock").clear();
                     service.runs.interrupt_running(
                         "interrupted: this replica lost its lease; the leader completes it",
                     );
@@ -266,17 +318,46 @@ fn router(service: Arc<Service>) -> Router {
         .with_state(service)
 }
 
-/// Queues a full sync now, then one every interval plus up to the jitter.
+/// Queues a read of everything now, then one every interval plus up to the jitter. Until a
+/// read of everything has succeeded in this term, a failed one is tried again after a backoff
+/// (5 s doubling, at most the interval), not after a whole interval: nothing is reconciled
+/// before meshStack was read once.
 async fn schedule(service: Arc<Service>) {
     let schedule = &service.config.replicator.schedule;
+    let interval = Duration::from_secs(schedule.interval_seconds);
     let mut trigger = Trigger::Startup;
+    let mut failures = 0u32;
     loop {
-        if service.runs.enqueue(Scope::All, trigger).is_none() {
+        let Some(enqueued) = service.runs.enqueue(Scope::All, trigger) else {
             return;
-        }
+        };
         trigger = Trigger::Schedule;
+        if service.last_read.lock().expect("last read lock").is_none() {
+            // Wait for that read to end, however the run goes on after it.
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let read = service.last_read.lock().expect("last read lock").is_some();
+                let over = service.runs.get(enqueued.run_id).is_none_or(|run| {
+                    !matches!(run.status, RunStatus::Queued | RunStatus::Running)
+                });
+                if read || over {
+                    break;
+                }
+            }
+            if service.last_read.lock().expect("last read lock").is_none() {
+                failures += 1;
+                let wait = crate::engine::queue::backoff(failures).min(interval);
+                tracing::warn!(
+                    failures,
+                    retry_in_seconds = wait.as_secs(),
+                    "the first read of everything failed; trying again"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        }
         let jitter = jitter(schedule.jitter_seconds);
-        tokio::time::sleep(Duration::from_secs(schedule.interval_seconds + jitter)).await;
+        tokio::time::sleep(interval + Duration::from_secs(jitter)).await;
     }
 }
 
@@ -326,83 +407,22 @@ impl Service {
         Ok(snapshot)
     }
 
-    /// One sync of `scope`: the metrics follow the plan, then what is left after applying.
-    /// Once a full run has reconciled the platform, a scheduled run goes by change.
-    async fn run(&self, scope: &Scope) -> Result<RunSummary, String> {
-        // What meshStack showed from here on is what a run of everything applies.
-        let read_at = std::time::SystemTime::now();
+    /// One run: meshStack read for `scope`, the accounts of what it concerns, and its projects
+    /// queued in the engine. `Ok(None)`: the reconciler finishes the run once they are done.
+    async fn run(&self, id: RunId, scope: &Scope) -> Result<Option<RunSummary>, String> {
+        let started = tokio::time::Instant::now();
         let snapshot = self.snapshot(scope).await?;
-        let Some((scim, admin)) = &self.sso else {
-            return self.run_idb(scope, &snapshot).await;
-        };
+        if *scope == Scope::All && self.snapshot.is_none() {
+            self.confirm_absent(&snapshot).await?;
+        }
+        if self.sso.is_none() {
+            return self.run_idb(scope, &snapshot).await.map(Some);
+        }
         let sso = self.config.require_sso().map_err(|e| e.to_string())?;
-        if *scope == Scope::All && self.known().is_some() {
-            let summary = self.run_changes(snapshot, sso, scim, admin).await?;
-            self.mark_synced(read_at).await;
-            return Ok(summary);
-        }
-        // Accounts first: a new project's account must exist before its groups are assigned.
-        let (accounts, snapshot) = self.accounts(scope, &snapshot).await?;
-        let desired = desired(&snapshot, &Settings::new(&self.config, sso), scope);
-        // Drift is reported for the projects the run looked at.
-        let projects: Option<Vec<ProjectKey>> = match scope {
-            Scope::All => None,
-            Scope::Only { .. } => Some(
-                snapshot
-                    .projects
-                    .iter()
-                    .map(|p| p.key())
-                    .filter(|k| scope.contains(k))
-                    .collect(),
-            ),
-        };
-        let result = self
-            .sync(&desired, projects.as_deref(), None, scim, admin)
-            .await?;
-        let unfinished = crate::known::groups_of(&result.remaining);
-        let now = std::time::Instant::now();
-        {
-            let mut known = self.known();
-            match (scope, known.as_mut()) {
-                (Scope::All, _) => {
-                    *known = Some(Known::new(desired, &unfinished, &result.seen, now));
-                }
-                (Scope::Only { .. }, Some(known)) => {
-                    known.record(&desired, &unfinished, &result.seen, now);
-                }
-                // Before the first full run there is nothing to go by change from.
-                (Scope::Only { .. }, None) => {}
-            }
-        }
-        if *scope == Scope::All {
-            self.mark_synced(read_at).await;
-        }
-        Ok(summary(&accounts, &result, None))
-    }
-
-    /// A run of everything ended: when it left nothing undone, the lease says that what
-    /// meshStack showed at `read_at` is applied, for the next leader (`follow`).
-    async fn mark_synced(&self, read_at: std::time::SystemTime) {
-        let done = self.known().as_ref().is_some_and(|k| k.dirty().is_empty());
-        if let (true, Some(election)) = (done, &self.election) {
-            election.mark_synced(read_at).await;
-        }
-    }
-
-    /// A scheduled run by change: meshStack read in full, AWS read and written only for the
-    /// projects whose desired state changed since the last run (or that the drift scan or an
-    /// unfinished run left to do).
-    async fn run_changes(
-        &self,
-        snapshot: Snapshot,
-        sso: &crate::config::SsoConfig,
-        scim: &ScimClient,
-        admin: &SsoAdmin,
-    ) -> Result<RunSummary, String> {
         let settings = Settings::new(&self.config, sso);
-        // Account ids found by earlier runs, for tenants meshStack has none for yet.
         let mut snapshot = snapshot;
         {
+            // Account ids found by earlier runs, for tenants meshStack has none for yet.
             let ids = self.account_ids.lock().expect("account ids lock");
             for tenant in &mut snapshot.tenants {
                 if tenant.account_id.is_none()
@@ -412,123 +432,174 @@ impl Service {
                 }
             }
         }
-        let mut desired = desired(&snapshot, &settings, &Scope::All);
-        let mut changed = self
-            .known()
-            .as_ref()
-            .map(|k| k.to_reconcile(&desired))
-            .unwrap_or_default();
-        let mut accounts = crate::accounts::run::Report::default();
-        if !self.config.accounts.landing_zones.is_empty() {
-            // A tenant still without an account is worked on every run, as in a full one.
-            let waiting = snapshot
-                .tenants
-                .iter()
-                .filter(|t| t.account_id.is_none())
-                .map(|t| t.key());
-            let projects: BTreeSet<ProjectKey> = changed
-                .iter()
-                .filter_map(|e| GroupIdentity::parse(&desired.platform, e.as_str()))
-                .map(|i| i.project)
-                .chain(waiting)
-                .collect();
-            if !projects.is_empty() {
-                let scope = Scope::projects(projects);
-                let (report, filled) = self.accounts(&scope, &snapshot).await?;
-                accounts = report;
-                desired = crate::desired::desired(&filled, &settings, &Scope::All);
-                changed = self
-                    .known()
-                    .as_ref()
-                    .map(|k| k.to_reconcile(&desired))
-                    .unwrap_or_default();
+        let (accounts, snapshot) = self.accounts_of(scope, snapshot, &settings).await?;
+        let desired = desired(&snapshot, &settings, scope);
+        let findings: Vec<String> = desired.findings.iter().map(ToString::to_string).collect();
+        let now = tokio::time::Instant::now();
+        let queued = {
+            let mut engine = self.engine();
+            let engine = engine
+                .as_mut()
+                .ok_or("this replica stopped leading during the read")?;
+            match scope {
+                Scope::All => {
+                    let guard = crate::sso::sync_settings(&self.config).guard;
+                    if let Some(tripped) = guard.and_then(|limits| {
+                        crate::engine::removals_guard(engine.desired(), &desired, limits)
+                    }) {
+                        self.metrics.record_guard(true);
+                        tracing::error!(%tripped, "meshStack's answer refused; nothing queued, the last read stands");
+                        return Err(format!("refused, nothing applied: {tripped}"));
+                    }
+                    let (queued, unusable) = engine.read(desired, now);
+                    if let Some(why) = unusable {
+                        tracing::warn!(%why, "the saved record is unusable: every project is reconciled once");
+                    }
+                    queued
+                }
+                Scope::Only { .. } => {
+                    let projects: BTreeSet<ProjectKey> = snapshot
+                        .projects
+                        .iter()
+                        .map(|p| p.key())
+                        .filter(|k| scope.contains(k))
+                        .collect();
+                    engine.scoped(&desired, &projects, now);
+                    projects
+                }
             }
-        }
-        let mut narrowed = desired.only(&changed);
-        narrowed.findings = desired.findings.clone();
-        let estate = self
-            .known()
-            .as_ref()
-            .map(Known::managed)
-            .unwrap_or_default();
-        let projects: Vec<ProjectKey> = match &narrowed.scope {
-            Scope::Only { projects, .. } => projects.iter().cloned().collect(),
-            Scope::All => Vec::new(),
         };
-        let result = self
-            .sync(&narrowed, Some(&projects), Some(estate), scim, admin)
-            .await?;
-        let unfinished = crate::known::groups_of(&result.remaining);
-        if let Some(known) = self.known().as_mut() {
-            known.record_changes(&desired, &narrowed, &unfinished, std::time::Instant::now());
+        // A project backing off after failures is not waited for: the run names it now.
+        let backing_off: Vec<(ProjectKey, u32, String)> = {
+            let engine = self.engine();
+            let Some(engine) = engine.as_ref() else {
+                return Err("this replica stopped leading during the read".into());
+            };
+            let queue = engine.queue();
+            queued
+                .iter()
+                .filter(|p| queue.ready_at(p).is_some_and(|at| at > now))
+                .filter_map(|p| {
+                    let failure = queue.failures().get(p)?;
+                    Some((p.clone(), failure.count, failure.error.clone()))
+                })
+                .collect()
+        };
+        let mut queued = queued;
+        for (project, _, _) in &backing_off {
+            queued.remove(project);
         }
-        let reconciled = narrowed.only_groups.as_ref().map_or(0, BTreeSet::len);
-        Ok(summary(&accounts, &result, Some(reconciled)))
-    }
-
-    /// Observe, plan, apply for `desired`, with the metrics: drift of `projects` (`None`: all)
-    /// as planned and as left, operations, the guard. `estate`: a run by change, measured
-    /// against what we manage across the platform.
-    async fn sync(
-        &self,
-        desired: &crate::desired::Desired,
-        projects: Option<&[ProjectKey]>,
-        estate: Option<crate::plan::guard::Managed>,
-        scim: &ScimClient,
-        admin: &SsoAdmin,
-    ) -> Result<crate::sync::SyncReport, String> {
-        let planned = |plan: &crate::plan::Plan| {
+        if *scope == Scope::All {
+            *self.last_read.lock().expect("last read lock") = Some(tokio::time::Instant::now());
             self.ready.store(true, Ordering::Relaxed);
-            self.metrics.record_drift(plan, projects);
+        }
+        self.record_engine_metrics();
+        self.wake.notify_one();
+        let account_problems = accounts.accounts.iter().filter_map(|o| {
+            o.error
+                .as_ref()
+                .map(|e| format!("account of {}: {e}", o.project))
+        });
+        let still_failing = backing_off.iter().map(|(project, count, error)| {
+            format!("project {project}: failed {count} times, retried with backoff: {error}")
+        });
+        let summary = RunSummary {
+            account_steps_done: accounts.accounts.iter().map(|o| o.done.len()).sum(),
+            account_steps_left: accounts.pending_steps(),
+            failed: accounts.failed() + backing_off.len(),
+            problems: account_problems.chain(still_failing).collect(),
+            findings,
+            reconciled_projects: Some(0),
+            ..RunSummary::default()
         };
-        let settings = crate::sso::sync_settings(&self.config);
-        let result = match estate {
-            None => {
-                crate::sync::sync(
-                    desired,
-                    scim,
-                    admin,
-                    settings,
-                    &self.audit,
-                    planned,
-                    &|_| {},
-                )
-                .await
-            }
-            Some(estate) => {
-                let listed = self.listed_users.lock().expect("listed users lock").clone();
-                crate::sync::sync_changes(
-                    desired,
-                    estate,
-                    listed.as_deref(),
-                    scim,
-                    admin,
-                    settings,
-                    &self.audit,
-                    planned,
-                    &|_| {},
-                )
-                .await
-            }
-        }
-        .map_err(|e| e.to_string())?;
-        self.metrics.record_guard(result.refused.is_some());
-        if let Some(tripped) = &result.refused {
-            return Err(format!("refused, nothing applied: {tripped}"));
-        }
-        let touched: Vec<ProjectKey> = drift_by_project(&result.plan).into_keys().collect();
-        self.metrics.record_drift(&result.remaining, Some(&touched));
-        self.metrics.record_report(&result.plan, &result.report);
-        if let Some(known) = self.known().as_ref() {
-            let oldest = known
-                .oldest_confirmation()
-                .map_or(0.0, |at| at.elapsed().as_secs_f64());
-            self.metrics.record_scan(0, 0, oldest);
-        }
-        Ok(result)
+        Ok(self.track(id, *scope != Scope::All, started, queued, summary))
     }
 
-    /// The drift scan's own clients, at its share of the rates; `None` when it is off or on
+    /// A read of everything lacks projects the last one wanted: each is confirmed gone by a
+    /// point read before anything of it is removed. One that meshStack still has means the
+    /// listing shifted under its paging: the read is refused whole (nothing queued; the next
+    /// read tries again).
+    async fn confirm_absent(&self, snapshot: &Snapshot) -> Result<(), String> {
+        let gone: Vec<ProjectKey> = {
+            let engine = self.engine();
+            let Some(last) = engine.as_ref().and_then(|e| e.desired()) else {
+                return Ok(());
+            };
+            let now: BTreeSet<ProjectKey> = snapshot.projects.iter().map(|p| p.key()).collect();
+            let wanted: BTreeSet<&ProjectKey> =
+                last.groups.values().map(|g| &g.identity.project).collect();
+            wanted
+                .into_iter()
+                .filter(|p| !now.contains(*p))
+                .cloned()
+                .collect()
+        };
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let live = crate::meshstack::still_there(&self.config, &gone)
+            .await
+            .map_err(|e| e.to_string())?;
+        if live.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = live.iter().map(ToString::to_string).collect();
+        Err(format!(
+            "meshStack's listing lacks {}, which a point read finds; nothing is queued from this read (the next read tries again)",
+            names.join(", ")
+        ))
+    }
+
+    /// The account phase for a run: for a scoped one its projects; for a read of everything
+    /// the projects whose desired state is not confirmed, those without an account yet, and
+    /// those whose account has steps left (an AVM wait, a failed step), until done.
+    async fn accounts_of(
+        &self,
+        scope: &Scope,
+        snapshot: Snapshot,
+        settings: &Settings<'_>,
+    ) -> Result<(crate::accounts::run::Report, Snapshot), String> {
+        if self.config.accounts.landing_zones.is_empty() {
+            return Ok((crate::accounts::run::Report::default(), snapshot));
+        }
+        let scope = match scope {
+            Scope::Only { .. } => scope.clone(),
+            Scope::All => {
+                let before = desired(&snapshot, settings, &Scope::All);
+                let differing = self
+                    .engine()
+                    .as_ref()
+                    .map(|e| e.differing(&before))
+                    .unwrap_or_default();
+                let waiting = snapshot
+                    .tenants
+                    .iter()
+                    .filter(|t| t.account_id.is_none())
+                    .map(|t| t.key());
+                let pending = self.accounts_pending.lock().expect("accounts lock").clone();
+                let projects: BTreeSet<ProjectKey> = differing
+                    .into_iter()
+                    .chain(waiting)
+                    .chain(pending)
+                    .collect();
+                if projects.is_empty() {
+                    return Ok((crate::accounts::run::Report::default(), snapshot));
+                }
+                Scope::projects(projects)
+            }
+        };
+        let (report, filled) = self.accounts(&scope, &snapshot).await?;
+        let mut pending = self.accounts_pending.lock().expect("accounts lock");
+        for outcome in &report.accounts {
+            if outcome.error.is_some() || !outcome.pending.is_empty() {
+                pending.insert(outcome.project.clone());
+            } else {
+                pending.remove(&outcome.project);
+            }
+        }
+        Ok((report, filled))
+    }
+
     /// the meshIdB path.
     fn scan_clients(&self) -> Option<(ScimClient, SsoAdmin)> {
         let share = self.config.replicator.drift_scan.share;
@@ -547,50 +618,21 @@ impl Service {
             .is_none_or(leader::Election::is_leading)
     }
 
-    fn warm(&self) -> std::sync::MutexGuard<'_, Option<crate::known::Warm<std::time::SystemTime>>> {
+    fn warm(&self) -> std::sync::MutexGuard<'_, Option<crate::desired::Desired>> {
         self.warm.lock().expect("warm lock")
     }
 
-    /// What the service knows between runs (`None` until the first full run).
-    fn known(&self) -> std::sync::MutexGuard<'_, Option<Known<std::time::Instant>>> {
-        self.known.lock().expect("known lock")
+    /// The engine while leading (`None` while following).
+    fn engine(&self) -> std::sync::MutexGuard<'_, Option<Engine<tokio::time::Instant>>> {
+        self.engine.lock().expect("engine lock")
     }
-}
 
-/// A run's summary: accounts, then the sync.
-fn summary(
-    accounts: &crate::accounts::run::Report,
-    result: &crate::sync::SyncReport,
-    reconciled_groups: Option<usize>,
-) -> RunSummary {
-    let report = &result.report;
-    let account_problems = accounts.accounts.iter().filter_map(|o| {
-        o.error
-            .as_ref()
-            .map(|e| format!("account of {}: {e}", o.project))
-    });
-    RunSummary {
-        account_steps_done: accounts.accounts.iter().map(|o| o.done.len()).sum(),
-        account_steps_left: accounts.pending_steps(),
-        planned: result.plan.ops.len(),
-        applied: report.applied,
-        failed: report.failed + accounts.failed(),
-        skipped: report.skipped,
-        remaining: result.remaining.ops.len(),
-        scim_calls: result.calls.scim,
-        sso_admin_calls: result.calls.sso_admin,
-        scim_reads: result.calls.scim_reads,
-        sso_admin_reads: result.calls.sso_admin_reads,
-        reconciled_groups,
-        problems: account_problems
-            .chain(report.problems(&result.plan))
-            .collect(),
-        findings: result
-            .plan
-            .findings
+    /// Who writes the record: this replica's name.
+    fn identity(&self) -> String {
+        ["POD_NAME", "HOSTNAME"]
             .iter()
-            .map(ToString::to_string)
-            .collect(),
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+            .unwrap_or_else(|| "aws-replicator".to_owned())
     }
 }
 
@@ -707,19 +749,14 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn readyz(State(service): State<Arc<Service>>) -> Response {
-    // A follower is ready to take over; it reads no AWS until it leads. One that keeps the
-    // desired state warm is ready once its first read of meshStack ended (whatever its outcome)
-    // and the clocks' allowed skew passed: a rolling update waits that long before it stops
-    // the leader, whose hand-over run then covers the new replica's reads.
+    // A follower is ready to take over once its first read of meshStack ended (whatever its
+    // outcome): a rolling update waits for that before it stops the leader.
     if !service.leading() {
-        if follow::following(&service) {
-            let ready_at = *service.follower_ready_at.lock().expect("ready lock");
-            if ready_at.is_none_or(|at| tokio::time::Instant::now() < at) {
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not ready: standby, reading meshStack for the first time",
-                );
-            }
+        if follow::following(&service) && !service.follower_read.load(Ordering::Relaxed) {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: standby, reading meshStack for the first time",
+            );
         }
         return if service.warm().is_some() {
             "ready (standby: not the leader; meshStack's desired state kept warm)"
@@ -729,9 +766,18 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
         .into_response();
     }
     let max_age = Duration::from_secs(service.config.replicator.serve.ready_max_age_seconds);
+    let since_read = if service.sso.is_some() {
+        service
+            .last_read
+            .lock()
+            .expect("last read lock")
+            .map(|at| at.elapsed())
+    } else {
+        service.runs.succeeded_at().map(|at| at.elapsed())
+    };
     match unready(
         service.ready.load(Ordering::Relaxed),
-        service.runs.succeeded_at().map(|at| at.elapsed()),
+        since_read,
         service.started.elapsed(),
         max_age,
     ) {
@@ -740,9 +786,11 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
     }
 }
 
-/// Why `/readyz` says no, if it does: nothing read yet, or no successful sync for longer than
-/// `max_age` (counted from start-up until the first one). A replicator whose syncs keep failing
-/// is alive but not doing its job, and an orchestrator or alert should see that.
+/// Why `/readyz` says no, if it does: meshStack not read yet (and the record not taken against
+/// it), or no successful read of everything for longer than `max_age` (counted from start-up
+/// until the first one). One project failing does not make the replicator unready: it is
+/// named in the metrics and retried; a replicator that cannot read meshStack is not doing its
+/// job, and an orchestrator or alert should see that.
 fn unready(
     observed: bool,
     since_success: Option<Duration>,
@@ -750,17 +798,20 @@ fn unready(
     max_age: Duration,
 ) -> Option<String> {
     if !observed {
-        return Some("not ready: AWS IAM Identity Center has not been read yet".into());
+        return Some(
+            "not ready: meshStack has not been read yet (the record of what AWS holds is taken against the first read)"
+                .into(),
+        );
     }
     let limit = max_age.as_secs();
     match since_success {
         Some(age) if age > max_age => Some(format!(
-            "not ready: the last successful sync was {} s ago, more than \
+            "not ready: the last successful read of everything was {} s ago, more than \
              replicator.serve.ready-max-age-seconds ({limit} s)",
             age.as_secs()
         )),
         None if since_start > max_age => Some(format!(
-            "not ready: no sync has succeeded in the {} s since start-up, more than \
+            "not ready: no read of everything has succeeded in the {} s since start-up, more than \
              replicator.serve.ready-max-age-seconds ({limit} s)",
             since_start.as_secs()
         )),
@@ -860,7 +911,16 @@ async fn trigger(
     }
     match service.runs.enqueue(scope, Trigger::Webhook) {
         Some(enqueued) => (StatusCode::ACCEPTED, axum::Json(enqueued)).into_response(),
-        None => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        None if service.stopping_since.get().is_some() => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+        }
+        None => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "{} runs are waiting for their read of meshStack; try again later",
+                runs::MAX_QUEUED
+            ),
+        ),
     }
 }
 
@@ -909,6 +969,9 @@ mod tests {
             "{old}"
         );
         let never = unready(true, None, s(101), max).unwrap();
-        assert!(never.contains("no sync has succeeded"), "{never}");
+        assert!(
+            never.contains("no read of everything has succeeded"),
+            "{never}"
+        );
     }
 }

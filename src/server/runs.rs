@@ -1,5 +1,9 @@
-//! The run queue: at most one sync running and one queued. A trigger that arrives while a run
-//! is queued joins it (its scope grows to cover both), so a burst of webhooks costs one sync.
+//! The runs people see (`GET /v1/runs`): each is a read of meshStack (everything, or a webhook's
+//! scope) and the reconcile of the projects it queued in the engine. Reads go one at a time,
+//! scoped ones first; a run stays `running` until each of its projects was reconciled once.
+//! A trigger joins a queued run only of the same scope, so that one caller's bad scope (a
+//! project meshStack lacks) fails that caller's run alone, and a burst of one webhook costs
+//! one read.
 
 use crate::desired::Scope;
 use serde::Serialize;
@@ -46,18 +50,18 @@ pub struct RunSummary {
     pub applied: usize,
     pub failed: usize,
     pub skipped: usize,
-    /// Changes still to do in the projects the run touched, checked after applying.
+    /// Changes left undone in the projects the run reconciled.
     pub remaining: usize,
     pub scim_calls: u64,
     pub sso_admin_calls: u64,
-    /// Reads, before applying and (for a full or scoped run) after it.
+    /// Reads of AWS by the batches that reconciled this run's projects.
     pub scim_reads: u64,
     pub sso_admin_reads: u64,
-    /// A scheduled run by change: the groups it reconciled (their desired state changed, or
-    /// the drift scan or an earlier run left them to do). Absent for a run that observed its
-    /// whole scope.
+    /// The projects this run queued and that were reconciled: those whose desired state AWS
+    /// was not confirmed to hold (a read of everything), or those named (a webhook). Absent on
+    /// the meshIdB path.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reconciled_groups: Option<usize>,
+    pub reconciled_projects: Option<usize>,
     /// The failed and skipped changes, for people.
     pub problems: Vec<String>,
     pub findings: Vec<String>,
@@ -87,11 +91,17 @@ pub struct Run {
 /// Finished runs kept for `GET /v1/runs/{id}`.
 const KEPT: usize = 100;
 
+/// Runs waiting for their read; a trigger beyond them is refused (503), as a flood would
+/// otherwise grow the queue without bound.
+pub const MAX_QUEUED: usize = 64;
+
 #[derive(Default)]
 struct State {
     next: RunId,
     runs: BTreeMap<RunId, Run>,
-    queued: Option<RunId>,
+    /// Waiting for their read, oldest first.
+    queued: std::collections::VecDeque<RunId>,
+    /// Reading meshStack.
     running: Option<RunId>,
     closed: bool,
     /// When the last run that succeeded finished, for `/readyz`.
@@ -112,16 +122,19 @@ pub struct Enqueued {
 }
 
 impl Runs {
-    /// Queues a sync of `scope`, or widens the queued one. `None` once shut down.
+    /// Queues a sync of `scope`, or joins the queued one of the same scope. `None` once shut
+    /// down, or when [`MAX_QUEUED`] runs are waiting.
     pub fn enqueue(&self, scope: Scope, trigger: Trigger) -> Option<Enqueued> {
         let mut state = self.state.lock().expect("runs lock");
-        if state.closed {
+        if state.closed || state.queued.len() >= MAX_QUEUED {
             return None;
         }
-        if let Some(id) = state.queued {
-            let run = state.runs.get_mut(&id).expect("queued run exists");
-            run.scope = run.scope.union(&scope);
-            run.projects = run.scope.names();
+        let same = state
+            .queued
+            .iter()
+            .copied()
+            .find(|id| state.runs.get(id).is_some_and(|run| run.scope == scope));
+        if let Some(id) = same {
             return Some(Enqueued {
                 run_id: id,
                 coalesced: true,
@@ -144,10 +157,11 @@ impl Runs {
                 scope,
             },
         );
-        state.queued = Some(id);
+        state.queued.push_back(id);
         while state.runs.len() > KEPT {
             let oldest = *state.runs.keys().next().expect("not empty");
-            if Some(oldest) == state.queued || Some(oldest) == state.running {
+            let status = state.runs[&oldest].status;
+            if matches!(status, RunStatus::Queued | RunStatus::Running) {
                 break;
             }
             state.runs.remove(&oldest);
@@ -158,6 +172,34 @@ impl Runs {
             run_id: id,
             coalesced: false,
         })
+    }
+
+    /// A run that needs no read of meshStack (the drift scan's: its projects are queued
+    /// already), running from now. `None` once shut down.
+    pub fn begin(&self, scope: Scope, trigger: Trigger) -> Option<RunId> {
+        let mut state = self.state.lock().expect("runs lock");
+        if state.closed {
+            return None;
+        }
+        state.next += 1;
+        let id = state.next;
+        let now = crate::audit::now();
+        state.runs.insert(
+            id,
+            Run {
+                id,
+                trigger,
+                projects: scope.names(),
+                status: RunStatus::Running,
+                queued_at: now.clone(),
+                started_at: Some(now),
+                finished_at: None,
+                summary: None,
+                error: None,
+                scope,
+            },
+        );
+        Some(id)
     }
 
     /// Waits for the queued run and marks it running. `None` once shut down.
@@ -179,7 +221,17 @@ impl Runs {
                 if state.closed {
                     return None;
                 }
-                if let Some(id) = state.queued.take() {
+                // Scoped runs first: a webhook does not wait for a read of everything.
+                let scoped = state.queued.iter().position(|id| {
+                    state
+                        .runs
+                        .get(id)
+                        .is_some_and(|run| run.scope != Scope::All)
+                });
+                if let Some(id) = scoped
+                    .or((!state.queued.is_empty()).then_some(0))
+                    .and_then(|at| state.queued.remove(at))
+                {
                     state.running = Some(id);
                     let run = state.runs.get_mut(&id).expect("queued run exists");
                     run.status = RunStatus::Running;
@@ -214,23 +266,34 @@ impl Runs {
         }
     }
 
-    /// Records the running run, if any, as interrupted with `why` (the worker that ran it was
-    /// dropped: this replica lost its lease).
+    /// The run's read is done; it goes on until its projects are reconciled, and the next
+    /// run may read.
+    pub fn read_done(&self, id: RunId) {
+        let mut state = self.state.lock().expect("runs lock");
+        if state.running == Some(id) {
+            state.running = None;
+        }
+    }
+
+    /// Records every running run as interrupted with `why` (this replica lost its lease, or
+    /// shut down before their projects were reconciled).
     pub fn interrupt_running(&self, why: &str) {
-        let running = self.state.lock().expect("runs lock").running;
-        if let Some(id) = running {
+        let running: Vec<RunId> = {
+            let state = self.state.lock().expect("runs lock");
+            state
+                .runs
+                .values()
+                .filter(|run| run.status == RunStatus::Running)
+                .map(|run| run.id)
+                .collect()
+        };
+        for id in running {
             self.finish(id, RunStatus::Interrupted, None, Some(why.to_owned()));
         }
     }
 
     pub fn get(&self, id: RunId) -> Option<Run> {
         self.state.lock().expect("runs lock").runs.get(&id).cloned()
-    }
-
-    /// A run is running or queued.
-    pub fn busy(&self) -> bool {
-        let state = self.state.lock().expect("runs lock");
-        state.running.is_some() || state.queued.is_some()
     }
 
     /// When the last successful run finished.
@@ -248,11 +311,11 @@ impl Runs {
     pub fn close(&self) {
         let mut state = self.state.lock().expect("runs lock");
         state.closed = true;
-        if let Some(id) = state.queued.take()
-            && let Some(run) = state.runs.get_mut(&id)
-        {
-            run.status = RunStatus::Cancelled;
-            run.finished_at = Some(crate::audit::now());
+        while let Some(id) = state.queued.pop_front() {
+            if let Some(run) = state.runs.get_mut(&id) {
+                run.status = RunStatus::Cancelled;
+                run.finished_at = Some(crate::audit::now());
+            }
         }
         drop(state);
         self.wake.notify_waiters();
@@ -269,26 +332,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn triggers_join_the_queued_run_and_widen_its_scope() {
+    async fn a_trigger_joins_only_a_queued_run_of_its_scope_and_scoped_runs_read_first() {
         let runs = Runs::default();
+        let all = runs.enqueue(Scope::All, Trigger::Startup).unwrap();
         let first = runs.enqueue(project("a"), Trigger::Webhook).unwrap();
-        let second = runs.enqueue(project("b"), Trigger::Webhook).unwrap();
-        assert_eq!(second.run_id, first.run_id);
-        assert!(second.coalesced);
-        let (id, scope) = runs.next().await.unwrap();
-        assert_eq!(id, first.run_id);
-        assert_eq!(scope, project("a").union(&project("b")));
+        let again = runs.enqueue(project("a"), Trigger::Webhook).unwrap();
+        assert_eq!((again.run_id, again.coalesced), (first.run_id, true));
+        // Another caller's scope is its own run: its outcome is its own.
+        let other = runs.enqueue(project("b"), Trigger::Webhook).unwrap();
+        assert_ne!(other.run_id, first.run_id);
+        assert!(!other.coalesced);
+        let schedule = runs.enqueue(Scope::All, Trigger::Schedule).unwrap();
+        assert_eq!(schedule.run_id, all.run_id);
 
-        // While it runs, one more run queues, and everything after joins that one.
-        let third = runs.enqueue(project("c"), Trigger::Webhook).unwrap();
-        assert_ne!(third.run_id, id);
-        let fourth = runs.enqueue(Scope::All, Trigger::Schedule).unwrap();
-        assert_eq!(fourth.run_id, third.run_id);
-        assert_eq!(runs.get(third.run_id).unwrap().scope, Scope::All);
+        // The scoped runs read before the queued run of everything.
+        let (id, scope) = runs.next().await.unwrap();
+        assert_eq!((id, scope), (first.run_id, project("a")));
+        runs.read_done(id);
+        let (id, _) = runs.next().await.unwrap();
+        assert_eq!(id, other.run_id);
+        runs.read_done(id);
+        let (id, scope) = runs.next().await.unwrap();
+        assert_eq!((id, scope), (all.run_id, Scope::All));
 
         runs.finish(id, RunStatus::Succeeded, None, None);
+        let later = runs.enqueue(project("c"), Trigger::Webhook).unwrap();
+        // Runs still waiting for their projects are interrupted by a lost lease.
+        runs.interrupt_running("lost");
+        assert_eq!(
+            runs.get(first.run_id).unwrap().status,
+            RunStatus::Interrupted
+        );
         runs.close();
-        assert_eq!(runs.get(third.run_id).unwrap().status, RunStatus::Cancelled);
+        assert_eq!(runs.get(later.run_id).unwrap().status, RunStatus::Cancelled);
         assert!(runs.enqueue(Scope::All, Trigger::Schedule).is_none());
         assert!(runs.next().await.is_none());
     }

@@ -1,14 +1,15 @@
-//! The rolling drift scan: runs by change write only where meshStack's data changed, so drift
-//! made by hand in AWS is found here. The scan reads the projects of ours again a slice at a
-//! time, in key order, through clients of its own that allow themselves
-//! `replicator.drift-scan.share` of each family's rate; it pauses while a run is queued or
-//! running. It writes nothing: a project that differs from its desired state is marked and a
-//! run for it is queued, which repairs it as any other run does. One pass over every project
-//! is a cycle; its length is `aws_replicator_drift_scan_cycle_seconds`.
+//! The rolling drift scan: reconciles write only where meshStack's data changed, so drift made
+//! by hand in AWS is found here. The scan reads the projects of ours again a slice at a time,
+//! in key order, through clients of its own that allow themselves `replicator.drift-scan.share`
+//! of each family's rate, beside the reconciler. It writes nothing: a project that reads as its
+//! desired state is confirmed in the record (a project never reconciled in this term needs no
+//! reconcile then), one that differs is forgotten by the record and queued. One pass over every
+//! project is a cycle; its length is `aws_replicator_drift_scan_cycle_seconds`. The first cycle
+//! of a term reads through the reconciler's clients, at the full rate, whenever the queue has
+//! no work ready: the record a term starts from says what was applied, not what was changed by
+//! hand since.
 
 use super::Service;
-use super::runs::Trigger;
-use crate::desired::Scope;
 use crate::model::ProjectKey;
 use crate::sso::admin::SsoAdmin;
 use crate::sso::scim::ScimClient;
@@ -23,40 +24,41 @@ const SLICE: usize = 10;
 /// How long the scan waits before it looks again when there is nothing it may do.
 const IDLE: Duration = Duration::from_millis(500);
 
-/// Scans until dropped (the scheduler's leadership ends). With `full_rate_first` (a leader
-/// that took over from a follower's warm state and knows nothing of AWS yet), the first cycle
-/// reads through the runs' clients, at the full rate: runs and the scan take turns anyway.
-pub async fn scan(
-    service: Arc<Service>,
-    own_scim: ScimClient,
-    own_admin: SsoAdmin,
-    full_rate_first: bool,
-) {
-    let mut full_rate = full_rate_first;
-    // The term's first run is queued by the scheduler, beside this; the scan waits its turn
-    // behind it rather than holding it up with the cycle's listing.
-    tokio::time::sleep(IDLE).await;
+/// Scans until dropped (the leadership ends).
+pub async fn scan(service: Arc<Service>, own_scim: ScimClient, own_admin: SsoAdmin) {
+    let mut full_rate = true;
     let reads = crate::sso::sync_settings(&service.config).reads;
     let share = service.config.replicator.drift_scan.share;
     let mut after: Option<ProjectKey> = None;
     let mut cycle_started = Instant::now();
     // The store's groups and users, listed once a cycle.
     let mut listing: Option<(crate::scan::Groups, Arc<crate::scan::Users>)> = None;
+    let mut listed_at = tokio::time::Instant::now();
     loop {
         let (scim, admin) = match (&service.sso, full_rate) {
             (Some((scim, admin)), true) => (scim, admin),
             _ => (&own_scim, &own_admin),
         };
-        if service.runs.busy() || service.known().is_none() {
+        // At the full rate the scan shares the reconciler's clients: it waits while work is
+        // ready in the queue (the start-up backlog, a webhook), so that it never slows it.
+        let wait = service.engine().as_ref().is_none_or(|e| {
+            e.desired().is_none()
+                || (full_rate
+                    && e.queue()
+                        .next_ready()
+                        .is_some_and(|at| at <= tokio::time::Instant::now()))
+        });
+        if wait {
             tokio::time::sleep(IDLE).await;
             continue;
         }
         if listing.is_none() {
+            listed_at = tokio::time::Instant::now();
             match futures_util::try_join!(scim.list_groups(), scim.list_users()) {
                 Ok((groups, users)) => {
                     let groups = crate::scan::Groups::new(&service.config.platform, groups);
-                    if let Some(known) = service.known().as_mut() {
-                        known.listed(groups.projects(), Instant::now());
+                    if let Some(engine) = service.engine().as_mut() {
+                        engine.listed(groups.projects().cloned(), groups.roles());
                     }
                     let users = Arc::new(crate::scan::Users::new(users));
                     // Runs by change use it too, in place of listing every user again.
@@ -70,15 +72,15 @@ pub async fn scan(
                 }
             }
         }
-        let next = service.known().as_ref().map(|known| {
-            let slice = known.scan_slice(after.as_ref(), SLICE);
-            let estimate = crate::scan::cycle(known.desired(), reads, share);
-            let narrowed = known
-                .desired()
-                .within(&slice.iter().cloned().collect::<BTreeSet<_>>());
-            (slice, narrowed, estimate)
+        let next = service.engine().as_ref().and_then(|engine| {
+            let slice = engine.scan_slice(after.as_ref(), SLICE);
+            let estimate = crate::scan::cycle(engine.desired()?, reads, share);
+            let (narrowed, digests) = engine.scan_view(&slice)?;
+            Some((slice, narrowed, digests, estimate))
         });
-        let (Some((slice, narrowed, estimate)), Some((groups, users))) = (next, &listing) else {
+        let (Some((slice, narrowed, digests, estimate)), Some((groups, users))) = (next, &listing)
+        else {
+            tokio::time::sleep(IDLE).await;
             continue;
         };
         service.metrics.record_scan_estimate(estimate.seconds);
@@ -111,35 +113,53 @@ pub async fn scan(
                 continue;
             }
         };
-        let now = Instant::now();
-        let oldest = {
-            let mut known = service.known();
-            let Some(known) = known.as_mut() else {
-                continue;
-            };
-            known.scanned(&slice, &found.drifted, &found.seen, now);
-            known
-                .oldest_confirmation()
-                .map_or(0.0, |at| now.duration_since(at).as_secs_f64())
-        };
-        let projects: BTreeSet<ProjectKey> = crate::metrics::drift_by_project(&found.plan)
+        let now = tokio::time::Instant::now();
+        let drifted: BTreeSet<ProjectKey> = crate::metrics::drift_by_project(&found.plan)
             .into_keys()
             .collect();
+        let oldest = {
+            let mut engine = service.engine();
+            let Some(engine) = engine.as_mut() else {
+                continue;
+            };
+            let queued = engine.scanned(&slice, &digests, &drifted, &found.seen, listed_at, now);
+            (
+                queued,
+                engine
+                    .record()
+                    .oldest_confirmation()
+                    .map_or(0.0, |at| now.duration_since(at).as_secs_f64()),
+            )
+        };
+        let (drifted, oldest) = oldest;
         service
             .metrics
-            .record_scan(slice.len() as u64, projects.len() as u64, oldest);
-        if !found.drifted.is_empty() {
+            .record_scan(slice.len() as u64, drifted.len() as u64, oldest);
+        if !drifted.is_empty() {
             service.metrics.record_drift(&found.plan, Some(&slice));
-            let names: Vec<String> = projects.iter().map(ToString::to_string).collect();
-            tracing::info!(projects = %names.join(", "), "drift scan: AWS differs; queueing a sync");
-            if service
-                .runs
-                .enqueue(Scope::projects(projects), Trigger::DriftScan)
-                .is_none()
-            {
-                return;
+            let names: Vec<String> = drifted.iter().map(ToString::to_string).collect();
+            tracing::info!(projects = %names.join(", "), "drift scan: AWS differs; queued");
+            // A run of its own shows the repair (`GET /v1/runs`), apart from any caller's.
+            let scope = crate::desired::Scope::projects(drifted.iter().cloned());
+            if let Some(id) = service.runs.begin(scope, super::runs::Trigger::DriftScan) {
+                let summary = super::runs::RunSummary {
+                    reconciled_projects: Some(0),
+                    ..Default::default()
+                };
+                if let Some(summary) = service.track(id, true, now, drifted.clone(), summary) {
+                    super::worker::finish(
+                        &service.runs,
+                        &service.metrics,
+                        id,
+                        true,
+                        now,
+                        Ok(summary),
+                    );
+                }
             }
+            service.wake.notify_one();
         }
+        service.record_engine_metrics();
         after = slice.last().cloned();
     }
 }

@@ -1,7 +1,8 @@
-//! The worker: runs the queued syncs one at a time, each within the run deadline. At shutdown
-//! the running sync gets a grace period; one still running after it is stopped and recorded as
-//! interrupted. Each run's start and end are logged at `info`, which `serve`'s default filter
-//! shows.
+//! The reader: takes the queued runs one at a time and reads meshStack for each within the run
+//! deadline, which queues its projects in the engine; the run then goes on until they are
+//! reconciled (`server/reconciler.rs` finishes it). At shutdown the running read gets a grace
+//! period; one still running after it is stopped and recorded as interrupted. Each run's start
+//! and end are logged at `info`, which `serve`'s default filter shows.
 
 use super::runs::{RunId, RunStatus, RunSummary, Runs};
 use crate::desired::Scope;
@@ -22,16 +23,18 @@ pub struct Worker<'a> {
 }
 
 impl Worker<'_> {
-    /// Runs each queued sync with `run` until the queue closes. Once `stopping` resolves, the
-    /// running sync has [`GRACE`] left.
+    /// Runs each queued run's read with `run` until the queue closes: `Ok(Some)` when the run
+    /// is over with its read (nothing to reconcile, or the meshIdB path), `Ok(None)` when its
+    /// projects are queued and it is finished once they are reconciled. Once `stopping`
+    /// resolves, the running read has [`GRACE`] left.
     ///
-    /// A sync stopped by the deadline or the grace period is dropped where it stands, as a
+    /// A read stopped by the deadline or the grace period is dropped where it stands, as a
     /// killed process would be: every step is idempotent or recorded in AWS, so the next run
     /// completes it.
     pub async fn work<F, R>(&self, stopping: impl Future<Output = ()>, run: F)
     where
-        F: Fn(Scope) -> R,
-        R: Future<Output = Result<RunSummary, String>>,
+        F: Fn(RunId, Scope) -> R,
+        R: Future<Output = Result<Option<RunSummary>, String>>,
     {
         let running: Cell<Option<(RunId, bool, Instant)>> = Cell::new(None);
         let work = async {
@@ -40,7 +43,7 @@ impl Worker<'_> {
                 tracing::info!(run = id, scope = %describe(&scope), "sync started");
                 let started = Instant::now();
                 running.set(Some((id, scoped, started)));
-                let outcome = tokio::time::timeout(self.deadline, run(scope))
+                let outcome = tokio::time::timeout(self.deadline, run(id, scope))
                     .await
                     .unwrap_or_else(|_| {
                         Err(format!(
@@ -49,7 +52,12 @@ impl Worker<'_> {
                         ))
                     });
                 running.set(None);
-                self.finish(id, scoped, started, outcome);
+                self.runs.read_done(id);
+                match outcome {
+                    Ok(None) => {}
+                    Ok(Some(summary)) => self.finish(id, scoped, started, Ok(summary)),
+                    Err(error) => self.finish(id, scoped, started, Err(error)),
+                }
             }
         };
         tokio::select! {
@@ -82,41 +90,52 @@ impl Worker<'_> {
         }
     }
 
-    fn finish(
+    pub fn finish(
         &self,
         id: RunId,
         scoped: bool,
         started: Instant,
         outcome: Result<RunSummary, String>,
     ) {
-        let seconds = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok(summary) => {
-                let ok = summary.failed == 0 && summary.skipped == 0 && summary.remaining == 0;
-                let (status, outcome) = if ok {
-                    (RunStatus::Succeeded, SyncOutcome::Ok)
-                } else {
-                    (RunStatus::Failed, SyncOutcome::Failed)
-                };
-                self.metrics.record_sync(scoped, outcome, seconds);
-                tracing::info!(
-                    run = id,
-                    succeeded = ok,
-                    seconds,
-                    applied = summary.applied,
-                    failed = summary.failed,
-                    skipped = summary.skipped,
-                    remaining = summary.remaining,
-                    "sync finished"
-                );
-                self.runs.finish(id, status, Some(summary), None);
-            }
-            Err(error) => {
-                self.metrics
-                    .record_sync(scoped, SyncOutcome::Failed, seconds);
-                tracing::error!(run = id, seconds, %error, "sync failed");
-                self.runs.finish(id, RunStatus::Failed, None, Some(error));
-            }
+        finish(self.runs, self.metrics, id, scoped, started, outcome);
+    }
+}
+
+/// Records a finished run: its status, the metrics and the log line.
+pub fn finish(
+    runs: &Runs,
+    metrics: &Metrics,
+    id: RunId,
+    scoped: bool,
+    started: Instant,
+    outcome: Result<RunSummary, String>,
+) {
+    let seconds = started.elapsed().as_secs_f64();
+    match outcome {
+        Ok(summary) => {
+            let ok = summary.failed == 0 && summary.skipped == 0 && summary.remaining == 0;
+            let (status, outcome) = if ok {
+                (RunStatus::Succeeded, SyncOutcome::Ok)
+            } else {
+                (RunStatus::Failed, SyncOutcome::Failed)
+            };
+            metrics.record_sync(scoped, outcome, seconds);
+            tracing::info!(
+                run = id,
+                succeeded = ok,
+                seconds,
+                applied = summary.applied,
+                failed = summary.failed,
+                skipped = summary.skipped,
+                remaining = summary.remaining,
+                "sync finished"
+            );
+            runs.finish(id, status, Some(summary), None);
+        }
+        Err(error) => {
+            metrics.record_sync(scoped, SyncOutcome::Failed, seconds);
+            tracing::error!(run = id, seconds, %error, "sync failed");
+            runs.finish(id, RunStatus::Failed, None, Some(error));
         }
     }
 }
@@ -181,7 +200,7 @@ mod tests {
             assert_eq!(runs.get(next).unwrap().status, RunStatus::Failed);
             runs.close();
         };
-        let run = |_| std::future::pending::<Result<RunSummary, String>>();
+        let run = |_, _| std::future::pending::<Result<Option<RunSummary>, String>>();
         tokio::join!(worker.work(std::future::pending(), run), check);
     }
 
@@ -200,7 +219,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             runs.close();
         };
-        let run = |_| std::future::pending::<Result<RunSummary, String>>();
+        let run = |_, _| std::future::pending::<Result<Option<RunSummary>, String>>();
         worker.work(stopping, run).await;
         assert_eq!(started.elapsed(), Duration::from_secs(1) + GRACE);
         let run = runs.get(id).unwrap();
@@ -232,9 +251,9 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             runs.close();
         };
-        let run = |_| async {
+        let run = |_, _| async {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            Ok(RunSummary::default())
+            Ok(Some(RunSummary::default()))
         };
         worker.work(stopping, run).await;
         assert_eq!(started.elapsed(), Duration::from_secs(5));
@@ -253,7 +272,7 @@ mod tests {
             runs.close();
         };
         worker
-            .work(stopping, |_| async { Ok(RunSummary::default()) })
+            .work(stopping, |_, _| async { Ok(Some(RunSummary::default())) })
             .await;
         assert_eq!(started.elapsed(), Duration::from_secs(1));
     }

@@ -67,3 +67,13 @@ pub fn alice_reads_shop(path: &Path) {
         }));
     std::fs::write(path, serde_json::to_vec_pretty(&snapshot).unwrap()).unwrap();
 }
+
+/// The reader role's mapping, as `config/demo.dhall` writes it: a test removes it to change
+/// the configuration.
+pub const READER_MAPPING: &str = r#"              , { mapKey = "reader"
+                , mapValue =
+                  { aws-role-name = "meshstack-project-reader"
+                  , permission-set-arns = [ permissionSet "ps-789123456" ]
+                  }
+                }
+"#;

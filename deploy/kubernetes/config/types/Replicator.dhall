@@ -25,6 +25,11 @@
                                        poll all in-flight changes with one call, not one each.
       audit-log:               a file that gets one JSON line per write; None writes them to
                                standard output under `serve`, standard error for `sync`
+      state:                   `serve` without leader election: a file where it records which
+                               projects AWS was confirmed to hold (digests of their desired
+                               state, 16 KiB), so that a restart reconciles only what changed.
+                               None keeps it in memory: a restart reconciles every project once.
+                               With leader election the record is kept on the Lease instead.
       accounts:                account provisioning and the landing-zone bootstrap, for tenants
                                whose landing zone is listed here (all others are left alone):
         landing-zones                  landing-zone identifier → what its accounts get
@@ -82,6 +87,7 @@ let Settings =
           , max-in-flight : Natural
           }
       , audit-log : Optional Text
+      , state : Optional Text
       , accounts :
           { landing-zones :
               List { mapKey : Text, mapValue : LandingZone.Type }
@@ -125,6 +131,7 @@ let default =
         , max-in-flight = 10
         }
       , audit-log = None Text
+      , state = None Text
       , accounts =
         { landing-zones =
             [] : List { mapKey : Text, mapValue : LandingZone.Type }
