@@ -62,6 +62,9 @@ pub struct Engine<T> {
     record: Record<T>,
     /// A saved record waiting for the first read, against which it is loaded.
     saved: Option<Saved>,
+    /// A saved record was taken (or refused): the saved copy may claim more than this one,
+    /// and must be replaced before the first write.
+    loaded: bool,
     queue: Queue<T>,
     /// The projects the drift scan reads: wanted and not held, or with groups of ours listed
     /// in the store.
@@ -87,6 +90,7 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
             digests: BTreeMap::new(),
             absent: None,
             saved,
+            loaded: false,
             queue: Queue::default(),
             scan_set: BTreeSet::new(),
             managed_before: Managed::default(),
@@ -104,6 +108,7 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
         let absent = digest::absent(&desired);
         let mut unusable = None;
         if let Some(saved) = self.saved.take() {
+            self.loaded = true;
             match Record::load(
                 &saved,
                 &self.platform,
@@ -170,10 +175,13 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
     }
 
     /// A worker is about to write to `projects`: the record stops claiming them until each is
-    /// confirmed again. Returns whether it claimed any (then it should be saved before the
-    /// writes, so that a kill in between leaves no claim AWS may not hold).
+    /// confirmed again. Returns whether the saved copy may claim any of them (then it must be
+    /// saved before the writes, so that a kill in between leaves no claim AWS may not hold).
+    /// The first time after a saved record was loaded that is always so: the saved copy still
+    /// claims the buckets that did not digest alike, whose projects may be written now and
+    /// read back alike by a later start whose desired state is the older one again.
     pub fn forget_all(&mut self, projects: &BTreeSet<ProjectKey>) -> bool {
-        let mut claimed = false;
+        let mut claimed = std::mem::take(&mut self.loaded);
         for project in projects {
             claimed |= self.record.entry(project).is_some();
             self.record.forget(project);

@@ -329,7 +329,12 @@ async fn schedule(service: Arc<Service>) {
     let mut failures = 0u32;
     loop {
         let Some(enqueued) = service.runs.enqueue(Scope::All, trigger) else {
-            return;
+            if service.runs.is_closed() {
+                return;
+            }
+            // Every slot taken by waiting runs: this tick is skipped, not the schedule.
+            tokio::time::sleep(interval).await;
+            continue;
         };
         trigger = Trigger::Schedule;
         if service.last_read.lock().expect("last read lock").is_none() {
@@ -457,12 +462,16 @@ impl Service {
                     }
                     queued
                 }
-                Scope::Only { .. } => {
+                Scope::Only {
+                    projects: named, ..
+                } => {
+                    // A project named that meshStack is deleting is read (its groups go).
                     let projects: BTreeSet<ProjectKey> = snapshot
                         .projects
                         .iter()
                         .map(|p| p.key())
                         .filter(|k| scope.contains(k))
+                        .chain(named.iter().cloned())
                         .collect();
                     engine.scoped(&desired, &projects, now);
                     projects
@@ -911,9 +920,7 @@ async fn trigger(
     }
     match service.runs.enqueue(scope, Trigger::Webhook) {
         Some(enqueued) => (StatusCode::ACCEPTED, axum::Json(enqueued)).into_response(),
-        None if service.stopping_since.get().is_some() => {
-            error(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-        }
+        None if service.runs.is_closed() => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
         None => error(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(

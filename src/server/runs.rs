@@ -307,6 +307,11 @@ impl Runs {
         state.runs.values().rev().cloned().collect()
     }
 
+    /// Whether shutdown closed the queue.
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().expect("runs lock").closed
+    }
+
     /// Takes no more triggers; the queued run, if any, is cancelled.
     pub fn close(&self) {
         let mut state = self.state.lock().expect("runs lock");
