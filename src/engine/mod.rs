@@ -246,6 +246,11 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
         self.digests.get(project).copied().or(self.absent)
     }
 
+    /// The digest `project` should be at now, as the last read computed it.
+    pub fn digest_of(&self, project: &ProjectKey) -> Option<Digest> {
+        self.current(project)
+    }
+
     /// Up to `n` projects to reconcile now, most urgent first. A project AWS is already
     /// confirmed to hold at its current digest (the drift scan saw it so) is settled without
     /// work, unless a person asked for it; so is a held one (nothing of it is touched).

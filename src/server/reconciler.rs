@@ -8,7 +8,7 @@ use super::Service;
 use super::runs::{RunId, RunSummary};
 use crate::engine::Work;
 use crate::model::ProjectKey;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -25,7 +25,9 @@ pub struct Tracker {
     pub run: RunId,
     pub scoped: bool,
     pub started: Instant,
-    pub waiting: BTreeSet<ProjectKey>,
+    /// Each project with the digest of the desired state the run read: a reconcile to an
+    /// older one (meshStack changed while it ran) does not end the wait.
+    pub waiting: BTreeMap<ProjectKey, Option<crate::engine::Digest>>,
     pub summary: RunSummary,
 }
 
@@ -43,11 +45,21 @@ impl Service {
         if projects.is_empty() {
             return Some(summary);
         }
+        let waiting = {
+            let engine = self.engine();
+            projects
+                .into_iter()
+                .map(|p| {
+                    let digest = engine.as_ref().and_then(|e| e.digest_of(&p));
+                    (p, digest)
+                })
+                .collect()
+        };
         self.trackers.lock().expect("trackers lock").push(Tracker {
             run,
             scoped,
             started,
-            waiting: projects,
+            waiting,
             summary,
         });
         self.wake.notify_one();
@@ -187,7 +199,7 @@ async fn reconcile(
                 tracing::warn!(project = %work.project, %error, "project not reconciled; retried with backoff");
             }
             engine.settle(&work.project, work.digest, result, now);
-            settled.push((work.project.clone(), outcome));
+            settled.push((work.project.clone(), work.digest, outcome));
         }
         for (project, failure) in engine.queue().held() {
             if failure.count == crate::engine::queue::HOLD_AFTER {
@@ -200,7 +212,7 @@ async fn reconcile(
     {
         let mut trackers = service.trackers.lock().expect("trackers lock");
         for tracker in trackers.iter_mut() {
-            if projects.iter().any(|p| tracker.waiting.contains(p)) {
+            if projects.iter().any(|p| tracker.waiting.contains_key(p)) {
                 let s = &mut tracker.summary;
                 s.scim_calls += report.scim_calls;
                 s.sso_admin_calls += report.sso_admin_calls;
@@ -224,14 +236,24 @@ impl Service {
     /// engine without work (confirmed already, or held) counts as done for the runs.
     pub(super) fn settled(
         &self,
-        settled: &[(ProjectKey, crate::engine::reconcile::ProjectOutcome)],
+        settled: &[(
+            ProjectKey,
+            crate::engine::Digest,
+            crate::engine::reconcile::ProjectOutcome,
+        )],
     ) {
         let done: Vec<Tracker> = {
             let engine = self.engine();
             let mut trackers = self.trackers.lock().expect("trackers lock");
             for tracker in trackers.iter_mut() {
-                for (project, outcome) in settled {
-                    if tracker.waiting.remove(project) {
+                for (project, digest, outcome) in settled {
+                    // Reconciled to an older desired state than the run read: still waiting
+                    // (the project is queued again with the newer one). A failure ends it.
+                    let ends = tracker.waiting.get(project).is_some_and(|wanted| {
+                        outcome.error.is_some() || wanted.is_none_or(|w| w == *digest)
+                    });
+                    if ends {
+                        tracker.waiting.remove(project);
                         let s = &mut tracker.summary;
                         s.applied += outcome.applied;
                         s.failed += outcome.failed;
@@ -247,7 +269,7 @@ impl Service {
                 }
                 // Settled without work: no longer queued or worked on.
                 if let Some(engine) = engine.as_ref() {
-                    tracker.waiting.retain(|p| engine.queue().contains(p));
+                    tracker.waiting.retain(|p, _| engine.queue().contains(p));
                 }
             }
             let (done, waiting): (Vec<Tracker>, Vec<Tracker>) =
