@@ -262,6 +262,22 @@ async fn serve_killed_twenty_times_keeps_a_record_that_claims_only_what_aws_hold
             })
     };
 
+    // `serve` on the snapshot file, its log to `log`.
+    let start = |log: Stdio| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        s.command()
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .args(["--snapshot", snapshot.to_str().unwrap()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
     let mut seed: u64 = 0x5eed_f00d;
     let mut claimed_total = 0;
     let mut after_a_write = 0;
@@ -274,20 +290,7 @@ async fn serve_killed_twenty_times_keeps_a_record_that_claims_only_what_aws_hold
             .wrapping_add(1_442_695_040_888_963_407);
         // Anywhere in the first batches (a batch of ten projects takes seconds at 20/s).
         let after = Duration::from_millis((seed >> 33) % 5000);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = s
-            .command()
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .args(["--snapshot", snapshot.to_str().unwrap()])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = start(Stdio::null());
         // A start may find AWS already as this variant wants it (a project forgotten by a
         // batch that was cut before writing): then it writes nothing, and is killed anyway.
         let started = std::time::Instant::now();
@@ -340,20 +343,7 @@ async fn serve_killed_twenty_times_keeps_a_record_that_claims_only_what_aws_hold
 
     // A last start finishes the work: exactly the desired state, each group once.
     let last_log = s.dir.path().join("last.log");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = s
-        .command()
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .args(["--snapshot", snapshot.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&last_log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = start(std::fs::File::create(&last_log).unwrap().into());
     let desired = desired_of(&serde_json::from_slice(&std::fs::read(&snapshot).unwrap()).unwrap());
     let started = std::time::Instant::now();
     while !project_digests(&desired).keys().all(|p| holds(&desired, p)) {

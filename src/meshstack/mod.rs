@@ -108,14 +108,7 @@ pub async fn still_there(
         else {
             continue;
         };
-        let got = format!("{}.{}", p.metadata.owned_by_workspace, p.metadata.name);
-        if got != key.to_string() {
-            return Err(MeshStackError::WrongObject {
-                kind: "project",
-                asked: key.to_string(),
-                got,
-            });
-        }
+        same_project(&p, key)?;
         if project_of(p).is_some() {
             live.push(key.clone());
         }
@@ -330,6 +323,20 @@ fn user_group_of(g: payload::WorkspaceUserGroup) -> UserGroup {
     }
 }
 
+/// A point read of `key` must answer that project: taken as it, another would move one
+/// project's access onto another.
+fn same_project(p: &payload::Project, key: &ProjectKey) -> Result<(), MeshStackError> {
+    let got = format!("{}.{}", p.metadata.owned_by_workspace, p.metadata.name);
+    if got == key.to_string() {
+        return Ok(());
+    }
+    Err(MeshStackError::WrongObject {
+        kind: "project",
+        asked: key.to_string(),
+        got,
+    })
+}
+
 fn project_of(p: payload::Project) -> Option<Project> {
     p.metadata.deleted_on.is_none().then(|| Project {
         workspace: p.metadata.owned_by_workspace.into(),
@@ -378,14 +385,7 @@ pub async fn read_scoped(
             .await?
         {
             Some(p) => {
-                let got = format!("{}.{}", p.metadata.owned_by_workspace, p.metadata.name);
-                if got != key.to_string() {
-                    return Err(MeshStackError::WrongObject {
-                        kind: "project",
-                        asked: key.to_string(),
-                        got,
-                    });
-                }
+                same_project(&p, key)?;
                 // Pending deletion: not wanted, as in a full read.
                 if let Some(p) = project_of(p) {
                     projects.insert(p.key(), p);
