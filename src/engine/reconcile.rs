@@ -164,7 +164,18 @@ pub async fn reconcile(
         Err(error) => {
             tracing::info!(%error, projects = projects.len(), "a batch failed; reconciling its projects one by one");
             for project in projects {
-                let one = slice.within(&[project].into());
+                let mut one = slice.within(&[project.clone()].into());
+                // A narrowed slice stays narrowed: without its groups, the rest of the project
+                // would read as unwanted and be retired.
+                one.only_groups = slice.only_groups.as_ref().map(|only| {
+                    only.iter()
+                        .filter(|id| {
+                            GroupIdentity::parse(&slice.platform, id.as_str())
+                                .is_some_and(|i| i.project == project)
+                        })
+                        .cloned()
+                        .collect()
+                });
                 let result = sync_changes(
                     &one,
                     estate,
