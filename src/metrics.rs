@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 /// `projects{state}`, in the order `record_projects` takes them.
-const PROJECT_STATES: [&str; 4] = ["confirmed", "pending", "failed", "held"];
+const PROJECT_STATES: [&str; 5] = ["confirmed", "pending", "failed", "held", "paused"];
 /// `queue_projects{priority}`: the engine's priorities, most urgent first.
 const QUEUE_PRIORITIES: [&str; 5] = ["webhook", "change", "retry", "drift", "backlog"];
 
@@ -188,6 +188,7 @@ pub struct Metrics {
     duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
     guard: Gauge,
+    removals_paused: Gauge,
     account_steps: Gauge,
     account_failures: Gauge,
     idb_pending: Gauge,
@@ -225,6 +226,7 @@ impl Metrics {
             duration: Histogram::new(exponential_buckets(0.25, 2.0, 14)),
             last_success: Gauge::default(),
             guard: Gauge::default(),
+            removals_paused: Gauge::default(),
             account_steps: Gauge::default(),
             account_failures: Gauge::default(),
             idb_pending: Gauge::default(),
@@ -286,6 +288,11 @@ impl Metrics {
             "deletion_guard_tripped",
             "1 when the deletion guard refused the last sync's plan (nothing was applied)",
             m.guard.clone(),
+        );
+        registry.register(
+            "removals_paused",
+            "1 while removals are paused: meshStack's answers took away more than replicator.deletion-guard allows within an interval (additions go on; POST /v1/removals/allow resumes them)",
+            m.removals_paused.clone(),
         );
         registry.register(
             "account_steps_pending",
@@ -484,7 +491,7 @@ impl Metrics {
     }
 
     /// Projects per state (`confirmed`, `pending`, `failed`, `held`) and queued per priority.
-    pub fn record_projects(&self, states: [usize; 4], queued: &[(&'static str, usize)]) {
+    pub fn record_projects(&self, states: [usize; 5], queued: &[(&'static str, usize)]) {
         for (state, n) in PROJECT_STATES.into_iter().zip(states) {
             self.projects
                 .get_or_create(&StateLabels { state })
@@ -508,6 +515,10 @@ impl Metrics {
 
     pub fn record_guard(&self, tripped: bool) {
         self.guard.set(i64::from(tripped));
+    }
+
+    pub fn record_removals_paused(&self, paused: bool) {
+        self.removals_paused.set(i64::from(paused));
     }
 
     pub fn record_sync(&self, scoped: bool, outcome: SyncOutcome, seconds: f64) {
@@ -596,6 +607,7 @@ mod tests {
             "aws_replicator_last_success_timestamp_seconds",
             "aws_replicator_build",
             "aws_replicator_deletion_guard_tripped",
+            "aws_replicator_removals_paused",
             "aws_replicator_account_steps_pending",
             "aws_replicator_account_failures",
             "aws_replicator_mesh_idb_changes_pending",

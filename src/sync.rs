@@ -21,6 +21,8 @@ pub struct Settings {
     pub options: Options,
     /// The mass-deletion guard; `None` lets a plan delete any amount (`--allow-mass-delete`).
     pub guard: Option<Limits>,
+    /// Apply only additions: `serve` while the guard has paused removals across reads.
+    pub withhold_removals: bool,
 }
 
 /// The version of the sync report's JSON (`sync --json`, `docs/schema/sync-report.schema.json`).
@@ -41,6 +43,10 @@ pub struct SyncReport {
     /// Projects left as they are because their desired state could not be computed (the
     /// findings say why): a person must fix what stands in the way.
     pub held: BTreeSet<ProjectKey>,
+    /// What the plan would also have taken away, left out because removals are paused
+    /// ([`Settings::withhold_removals`]).
+    #[serde(skip)]
+    pub withheld: Vec<crate::plan::Op>,
     /// The projects with groups of ours in AWS as observed before applying, wanted or not
     /// (`serve`'s drift scan keeps reading a project no longer wanted while its groups remain).
     #[serde(skip)]
@@ -246,6 +252,11 @@ async fn run<E: From<DirectoryError>>(
     .await?;
     let seen = projects_seen(&desired.platform, &observed);
     let plan = choose(desired, &observed)?;
+    let (plan, withheld) = if settings.withhold_removals {
+        plan.without_removals(desired, &observed)
+    } else {
+        (plan, Vec::new())
+    };
     planned(&plan);
     if let Some(tripped) = settings.guard.and_then(|limits| match estate {
         Some(estate) => guard::check(&plan, estate, limits, true),
@@ -269,6 +280,7 @@ async fn run<E: From<DirectoryError>>(
                 ..Calls::default()
             },
             refused: Some(tripped),
+            withheld,
             held: desired.held.clone(),
             seen,
         });
@@ -335,6 +347,7 @@ async fn run<E: From<DirectoryError>>(
         remaining,
         calls,
         refused: None,
+        withheld,
         held: desired.held.clone(),
         seen,
     })

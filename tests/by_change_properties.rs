@@ -153,6 +153,7 @@ fn settings() -> SyncSettings {
         reads: AssignmentReads::PerPair,
         options: Options::default(),
         guard: None,
+        withhold_removals: false,
     }
 }
 

@@ -45,6 +45,7 @@ async fn two_platform_instances_share_one_directory_without_a_fight() {
         reads: AssignmentReads::PerGroup,
         options: Options::default(),
         guard: None,
+        withhold_removals: false,
     };
     let run = |d: Desired| {
         let (scim, admin) = (&scim, &admin);

@@ -85,6 +85,7 @@ impl Rig {
             reads: AssignmentReads::PerPair,
             options: Options::default(),
             guard: None,
+            withhold_removals: false,
         };
         let report = sync(
             d,
@@ -283,6 +284,7 @@ async fn the_engine_and_the_drift_scan_cost_what_the_model_says() {
             max_share: 0.2,
             max_count: 50,
         }),
+        withhold_removals: false,
     };
     // The reconciler: every batch the queue hands out.
     let drain = async |engine: &mut Engine, listed: Option<&aws_replicator::scan::Users>| {

@@ -217,6 +217,7 @@ async fn the_sample_syncs_end_to_end_through_scim_and_sso_admin() {
         reads: AssignmentReads::PerPair,
         options: Options::default(),
         guard: None,
+        withhold_removals: false,
     };
     let result = sync(&d, &scim, &admin, settings, &audit, |_| {}, &|_| {})
         .await

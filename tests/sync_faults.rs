@@ -104,6 +104,7 @@ impl Rig {
             reads,
             options: Options::default(),
             guard: None,
+            withhold_removals: false,
         };
         sync(
             d,
@@ -381,6 +382,7 @@ async fn a_write_cut_off_mid_request_is_audited_as_intended() {
             ..Options::default()
         },
         guard: None,
+        withhold_removals: false,
     };
     let cut = tokio::time::timeout(
         Duration::from_secs(2),

@@ -20,6 +20,7 @@ pub mod digest;
 pub mod queue;
 pub mod reconcile;
 pub mod record;
+pub mod removals;
 
 use crate::desired::{Desired, Scope};
 use crate::model::{ExternalId, GroupIdentity, ProjectKey, RoleId};
@@ -28,6 +29,7 @@ use core::time::Duration;
 pub use digest::{Digest, PLANNING_VERSION};
 pub use queue::{Priority, Queue};
 pub use record::{Record, Saved, Unusable};
+pub use removals::{Gate, Paused};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Add;
 
@@ -50,6 +52,8 @@ pub struct Counts {
     pub failed: usize,
     /// Failed [`queue::HOLD_AFTER`] times in a row, or held by their desired state (a finding).
     pub held: usize,
+    /// Reconciled but for their removals, which the deletion guard paused.
+    pub paused: usize,
 }
 
 pub struct Engine<T> {
@@ -76,6 +80,8 @@ pub struct Engine<T> {
     /// changed since: their reconcile reads and writes only those groups (a membership costs
     /// its group's few requests, not the project's). The drift scan reads the rest.
     narrow: BTreeMap<ProjectKey, BTreeSet<ExternalId>>,
+    /// The deletion guard across reads; `None`: reads are not measured.
+    gate: Option<Gate<T>>,
 }
 
 impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
@@ -95,7 +101,24 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
             scan_set: BTreeSet::new(),
             managed_before: Managed::default(),
             narrow: BTreeMap::new(),
+            gate: None,
         }
+    }
+
+    /// Reads are measured by the deletion guard across `window` ([`removals`]). Removals that a
+    /// saved record says were paused stay paused until a person allows them.
+    pub fn guarded(mut self, limits: crate::plan::guard::Limits, window: Duration) -> Self {
+        let mut gate = Gate::new(limits, window);
+        if let Some(why) = self
+            .saved
+            .as_ref()
+            .filter(|s| s.platform == self.platform)
+            .and_then(|s| s.removals_paused.as_ref())
+        {
+            gate.pause_loaded(why.tripped());
+        }
+        self.gate = Some(gate);
+        self
     }
 
     /// meshStack was read in full (`desired`'s scope is all): every project whose desired
@@ -162,6 +185,13 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
         self.absent = Some(absent);
         if let Some(last) = &self.desired {
             self.managed_before = Managed::desired(last);
+            if let Some(gate) = &mut self.gate
+                && let removals::Verdict::Resumed(parked) = gate.read(last, &desired, None, now)
+            {
+                for project in parked {
+                    self.queue.push(project, Priority::Change, now);
+                }
+            }
         }
         self.desired = Some(desired);
         (todo, unusable)
@@ -193,6 +223,9 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
     /// are queued first, whether they changed or not (a person asked). Before the first full
     /// read only these projects are known.
     pub fn scoped(&mut self, scoped: &Desired, projects: &BTreeSet<ProjectKey>, now: T) {
+        if let (Some(gate), Some(last)) = (&mut self.gate, &self.desired) {
+            gate.read(last, scoped, Some(projects), now);
+        }
         let whole = self.desired.get_or_insert_with(|| Desired {
             scope: Scope::All,
             groups: BTreeMap::new(),
@@ -244,6 +277,15 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
     /// The digest `project` should be at now.
     fn current(&self, project: &ProjectKey) -> Option<Digest> {
         self.digests.get(project).copied().or(self.absent)
+    }
+
+    /// Whether the last read of meshStack has `project` (held or not).
+    pub fn wants(&self, project: &ProjectKey) -> bool {
+        self.digests.contains_key(project)
+            || self
+                .desired
+                .as_ref()
+                .is_some_and(|d| d.held.contains(project))
     }
 
     /// The digest `project` should be at now, as the last read computed it.
@@ -329,6 +371,9 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
         self.narrow.remove(project);
         match outcome {
             Ok(()) => {
+                if let Some(gate) = &mut self.gate {
+                    gate.unpark(project);
+                }
                 let absent = self.absent.unwrap_or(digest);
                 self.record.confirm(project, digest, absent, now);
                 self.queue.done(project, now);
@@ -344,6 +389,43 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
                 self.queue.failed(project, error, now);
             }
         }
+    }
+
+    /// A worker reconciled `project` to `digest` but for its removals, which are paused: it
+    /// waits for them, unconfirmed. Reconciled again at once if removals went on meanwhile or
+    /// its desired state changed.
+    pub fn park(&mut self, project: &ProjectKey, digest: Digest, now: T) {
+        self.narrow.remove(project);
+        self.record.forget(project);
+        self.queue.done(project, now);
+        let waits = self.gate.as_mut().is_some_and(|g| g.park(project));
+        if !waits || self.current(project) != Some(digest) {
+            self.queue.push(project.clone(), Priority::Change, now);
+        }
+    }
+
+    /// Why removals are paused, and which projects wait for them.
+    pub fn removals_paused(&self) -> Option<&Paused> {
+        self.gate.as_ref().and_then(Gate::paused)
+    }
+
+    /// A person allowed the paused removals: the projects that waited are queued again.
+    /// Returns what had paused them, if anything did.
+    pub fn allow_removals(&mut self, now: T) -> Option<Paused> {
+        let paused = self.gate.as_mut()?.allow()?;
+        for project in &paused.parked {
+            self.queue.push(project.clone(), Priority::Change, now);
+        }
+        Some(paused)
+    }
+
+    /// The record to keep outside the process, with the pause if removals are paused.
+    pub fn save(&self, written_by: &str, written_at: &str) -> Saved {
+        let mut saved = self.record.save(written_by, written_at);
+        saved.removals_paused = self
+            .removals_paused()
+            .map(|p| record::SavedPause::of(&p.why));
+        saved
     }
 
     /// A worker took `project` but did not work on it (shutting down, or lost the lease).
@@ -484,11 +566,13 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
             .filter(|(p, d)| self.record.entry(p).is_some_and(|e| e.applied == **d))
             .count();
         let failed = failures.len() - held_by_failures;
+        let paused = self.removals_paused().map_or(0, |p| p.parked.len());
         Counts {
             confirmed,
             failed,
             held: held_by_failures + held_by_data,
-            pending: known.saturating_sub(confirmed + failures.len() + held_by_data),
+            paused,
+            pending: known.saturating_sub(confirmed + failures.len() + held_by_data + paused),
         }
     }
 }
@@ -522,40 +606,6 @@ pub fn changed_groups(old: &Desired, new: &Desired) -> BTreeSet<ExternalId> {
         }
     }
     out
-}
-
-/// Whether a new read of everything would take away too much of what the last one wanted:
-/// groups, memberships or assignments removed beyond the deletion guard's limits, or every one
-/// of them. Then the read is refused as a whole (nothing of it is queued) until a person looks:
-/// the removals of one meshStack answer spread over many batches would each pass the guard
-/// alone. `None` without a last read to compare with.
-pub fn removals_guard(
-    last: Option<&Desired>,
-    new: &Desired,
-    limits: crate::plan::guard::Limits,
-) -> Option<crate::plan::guard::Tripped> {
-    let last = last?;
-    let mut removed = Managed::default();
-    for (id, group) in &last.groups {
-        if new.held.contains(&group.identity.project) {
-            continue;
-        }
-        match new.groups.get(id) {
-            None => {
-                removed.groups += 1;
-                removed.memberships += group.members.len() as u64;
-                removed.assignments += group.permission_sets.len() as u64;
-            }
-            Some(now) => {
-                removed.memberships += group.members.difference(&now.members).count() as u64;
-                removed.assignments += group
-                    .permission_sets
-                    .difference(&now.permission_sets)
-                    .count() as u64;
-            }
-        }
-    }
-    crate::plan::guard::check_counts(removed, Managed::desired(last), limits, true)
 }
 
 /// Every group of `projects` and their holds, in one range per project (groups are keyed by

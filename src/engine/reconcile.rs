@@ -18,6 +18,8 @@ pub struct ProjectOutcome {
     pub applied: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Removals left out because the deletion guard paused them.
+    pub withheld: usize,
     /// Why it is not done, for people: AWS's error, or the operations that failed.
     pub error: Option<String>,
 }
@@ -85,10 +87,11 @@ impl BatchReport {
             }
         }
         let plan = &report.plan;
-        let project_of = |op: usize| {
-            GroupIdentity::parse(&slice.platform, plan.ops[op].group().external_id.as_str())
+        let project_of_op = |op: &crate::plan::Op| {
+            GroupIdentity::parse(&slice.platform, op.group().external_id.as_str())
                 .map(|i| i.project)
         };
+        let project_of = |op: usize| project_of_op(&plan.ops[op]);
         let problems: Vec<String> = report.report.problems(plan).collect();
         let mut failing = report
             .report
@@ -105,6 +108,11 @@ impl BatchReport {
                 crate::apply::Status::Skipped => entry.skipped += 1,
             }
         }
+        for op in &report.withheld {
+            if let Some(entry) = project_of_op(op).and_then(|p| outcomes.get_mut(&p)) {
+                entry.withheld += 1;
+            }
+        }
         for problem in problems {
             let Some(outcome) = failing.next() else { break };
             if let Some(entry) = project_of(outcome.op).and_then(|p| outcomes.get_mut(&p))
@@ -115,9 +123,7 @@ impl BatchReport {
         }
         // An op left over without an outcome (the guard refused, or it was never reached).
         for op in &report.remaining.ops {
-            let project = GroupIdentity::parse(&slice.platform, op.group().external_id.as_str())
-                .map(|i| i.project);
-            if let Some(entry) = project.and_then(|p| outcomes.get_mut(&p))
+            if let Some(entry) = project_of_op(op).and_then(|p| outcomes.get_mut(&p))
                 && entry.error.is_none()
             {
                 entry.error = Some(format!("{} is left to do", op.group().name));

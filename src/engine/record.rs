@@ -56,6 +56,41 @@ pub struct Saved {
     pub projects: usize,
     pub written_by: String,
     pub written_at: String,
+    /// Removals were paused by the deletion guard ([`super::removals`]) and not yet allowed:
+    /// the next process keeps them paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removals_paused: Option<SavedPause>,
+}
+
+/// What paused removals, as kept in a saved record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SavedPause {
+    pub what: String,
+    pub deleted: u64,
+    pub managed: u64,
+}
+
+impl SavedPause {
+    pub fn of(tripped: &crate::plan::guard::Tripped) -> Self {
+        SavedPause {
+            what: tripped.what.to_owned(),
+            deleted: tripped.deleted,
+            managed: tripped.managed,
+        }
+    }
+
+    pub fn tripped(&self) -> crate::plan::guard::Tripped {
+        let what = ["groups", "memberships", "assignments"]
+            .into_iter()
+            .find(|w| *w == self.what)
+            .unwrap_or("items");
+        crate::plan::guard::Tripped {
+            what,
+            deleted: self.deleted,
+            managed: self.managed,
+        }
+    }
 }
 
 /// Why a saved record was not taken: nothing of it counts.
@@ -194,6 +229,7 @@ impl<T: Copy + Ord> Record<T> {
             projects: self.entries.len(),
             written_by: written_by.to_owned(),
             written_at: written_at.to_owned(),
+            removals_paused: None,
         }
     }
 

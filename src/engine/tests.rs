@@ -248,3 +248,111 @@ fn the_scan_confirms_what_it_reads_alike_and_queues_what_drifted() {
     );
     assert!(!engine.scan_slice(None, 10).contains(&key("gone")));
 }
+
+fn limits() -> crate::plan::guard::Limits {
+    crate::plan::guard::Limits {
+        max_share: 0.1,
+        max_count: 2,
+    }
+}
+
+#[test]
+fn reads_that_take_away_too_much_within_an_interval_pause_removals_and_additions_go_on() {
+    let t0 = Duration::ZERO;
+    let names: Vec<String> = (0..100).map(|i| format!("p{i:03}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut engine = Engine::new("p", roles(&["admin"]), None).guarded(limits(), 600 * S);
+    engine.read(desired(&names, &["admin"], &[]), t0);
+    drain(&mut engine, t0, &[]);
+
+    // 6 % gone at one read passes; 6 % more at the next, within the interval, adds up to 12 %.
+    engine.read(desired(&names[6..], &["admin"], &[]), t0 + S);
+    assert!(engine.removals_paused().is_none());
+    drain(&mut engine, t0 + S, &[]);
+    let mut fewer = desired(&names[12..], &["admin"], &[]);
+    fewer
+        .groups
+        .extend(desired(&["new"], &["admin"], &[]).groups);
+    engine.read(fewer.clone(), t0 + 2 * S);
+    let paused = engine.removals_paused().expect("paused").why.clone();
+    assert_eq!((paused.what, paused.deleted), ("groups", 12));
+
+    // Every project is still reconciled; those whose removals were left out wait, unconfirmed.
+    let work = engine.batch(100, t0 + 2 * S);
+    let projects: BTreeSet<ProjectKey> = work.iter().map(|w| w.project.clone()).collect();
+    assert!(projects.contains(&key("new")) && projects.contains(&key("p006")));
+    for w in &work {
+        if w.project == key("new") {
+            engine.settle(&w.project, w.digest, Ok(()), t0 + 2 * S);
+        } else {
+            engine.park(&w.project, w.digest, t0 + 2 * S);
+        }
+    }
+    assert!(engine.batch(100, t0 + 2 * S).is_empty());
+    assert_eq!(engine.counts().paused, 6);
+    assert!(engine.record().entry(&key("p006")).is_none());
+    // The pause is kept in the saved record: a restart does not lift it.
+    let saved = engine.save("a", "now");
+    assert!(saved.removals_paused.is_some());
+    let restarted =
+        Engine::<Duration>::new("p", roles(&["admin"]), Some(saved)).guarded(limits(), 600 * S);
+    assert!(restarted.removals_paused().is_some());
+
+    // A person allows them: the parked projects are reconciled again, with their removals.
+    let allowed = engine.allow_removals(t0 + 3 * S).expect("was paused");
+    assert_eq!(allowed.parked.len(), 6);
+    assert_eq!(drain(&mut engine, t0 + 3 * S, &[]).len(), 6);
+    assert!(engine.removals_paused().is_none());
+    assert_eq!(engine.counts().paused, 0);
+
+    // Past the interval, the count starts over: another 6 % passes.
+    engine.read(desired(&names[18..], &["admin"], &[]), t0 + 700 * S);
+    assert!(engine.removals_paused().is_none());
+}
+
+#[test]
+fn a_paused_read_answered_right_again_resumes_removals_by_itself() {
+    let t0 = Duration::ZERO;
+    let names: Vec<String> = (0..50).map(|i| format!("p{i:02}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut engine = Engine::new("p", roles(&["admin"]), None).guarded(limits(), 600 * S);
+    engine.read(desired(&names, &["admin"], &[]), t0);
+    drain(&mut engine, t0, &[]);
+    // meshStack answers with half the estate missing: paused, nothing of it removed.
+    engine.read(desired(&names[25..], &["admin"], &[]), t0 + S);
+    assert!(engine.removals_paused().is_some());
+    for w in engine.batch(100, t0 + S) {
+        engine.park(&w.project, w.digest, t0 + S);
+    }
+    // A scoped read does not resume: it sees only its projects.
+    let one = desired(&["p40"], &["admin"], &[]);
+    engine.scoped(
+        &Desired {
+            scope: Scope::projects([key("p40")]),
+            ..one
+        },
+        &[key("p40")].into(),
+        t0 + 2 * S,
+    );
+    assert!(engine.removals_paused().is_some());
+    // The next read of everything is whole again, less one project: removals resume.
+    engine.read(desired(&names[1..], &["admin"], &[]), t0 + 3 * S);
+    assert!(engine.removals_paused().is_none());
+    let again = drain(&mut engine, t0 + 3 * S, &[]);
+    assert!(again.contains(&key("p00")), "{again:?}");
+}
+
+#[test]
+fn a_webhook_that_empties_a_project_is_measured_too() {
+    let t0 = Duration::ZERO;
+    let mut engine = Engine::new("p", roles(&["admin", "user"]), None).guarded(limits(), 600 * S);
+    engine.read(desired(&["a", "b"], &["admin", "user"], &[]), t0);
+    drain(&mut engine, t0, &[]);
+    // Project a's answer lost both groups: every group of a, half the estate's.
+    let empty = Desired {
+        scope: Scope::projects([key("a")]),
+        ..desired(&[], &["admin", "user"], &[])
+    };
+    engine.scoped(&empty, &[key("a")].into(), t0 + S);
+    assert!(engine.removals_paused().is_some());
+}

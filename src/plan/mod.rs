@@ -135,6 +135,14 @@ impl Op {
             _ => Family::Scim,
         }
     }
+
+    /// Whether it takes something away: a group, members or an assignment.
+    pub fn removes(&self) -> bool {
+        matches!(
+            self,
+            Op::DeleteAssignment { .. } | Op::RemoveMembers { .. } | Op::DeleteGroup { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +210,16 @@ fn is_all(scope: &Scope) -> bool {
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The plan without what it takes away, and the operations left out: what is applied while
+    /// the deletion guard has paused removals (additions go on).
+    pub fn without_removals(mut self, desired: &Desired, observed: &Observed) -> (Plan, Vec<Op>) {
+        let (removals, rest) = self.ops.into_iter().partition(Op::removes);
+        self.ops = rest;
+        self.summary = summarize(&self.ops);
+        self.estimate = estimate::estimate(&self.ops, desired, observed);
+        (self, removals)
     }
 }
 

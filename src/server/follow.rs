@@ -99,9 +99,7 @@ pub async fn save(service: &Service) {
         let Some(engine) = engine.as_ref() else {
             return;
         };
-        let saved = engine
-            .record()
-            .save(&service.identity(), &crate::audit::now());
+        let saved = engine.save(&service.identity(), &crate::audit::now());
         serde_json::to_string(&saved).expect("a record serializes")
     };
     let outcome = match (&service.election, &service.config.replicator.state) {
@@ -138,6 +136,16 @@ pub async fn take_over(service: &Service) -> Engine<tokio::time::Instant> {
         .cloned()
         .collect();
     let mut engine = Engine::new(&service.config.platform, roles, saved);
+    if let Some(limits) = crate::sso::sync_settings(&service.config).guard {
+        // Removals add up over one interval of the schedule: a meshStack answer losing a
+        // little at every read is measured as one.
+        let window =
+            std::time::Duration::from_secs(service.config.replicator.schedule.interval_seconds);
+        engine = engine.guarded(limits, window);
+        if let Some(paused) = engine.removals_paused() {
+            tracing::error!(why = %paused.why, "removals stay paused, as the last writer left them: additions go on; POST /v1/removals/allow once what meshStack returned is checked");
+        }
+    }
     if let Some(desired) = service.warm().take() {
         let (queued, unusable) = engine.read(desired, tokio::time::Instant::now());
         if let Some(why) = unusable {

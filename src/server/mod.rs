@@ -312,6 +312,8 @@ fn router(service: Arc<Service>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/sync", post(trigger))
+        .route("/v1/removals", get(removals))
+        .route("/v1/removals/allow", post(allow_removals))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
         .route("/v1/saml-roles", get(saml_roles))
@@ -446,16 +448,9 @@ impl Service {
             let engine = engine
                 .as_mut()
                 .ok_or("this replica stopped leading during the read")?;
-            match scope {
+            let was_paused = engine.removals_paused().is_some();
+            let queued = match scope {
                 Scope::All => {
-                    let guard = crate::sso::sync_settings(&self.config).guard;
-                    if let Some(tripped) = guard.and_then(|limits| {
-                        crate::engine::removals_guard(engine.desired(), &desired, limits)
-                    }) {
-                        self.metrics.record_guard(true);
-                        tracing::error!(%tripped, "meshStack's answer refused; nothing queued, the last read stands");
-                        return Err(format!("refused, nothing applied: {tripped}"));
-                    }
                     let (queued, unusable) = engine.read(desired, now);
                     if let Some(why) = unusable {
                         tracing::warn!(%why, "the saved record is unusable: every project is reconciled once");
@@ -476,7 +471,18 @@ impl Service {
                     engine.scoped(&desired, &projects, now);
                     projects
                 }
+            };
+            match (was_paused, engine.removals_paused()) {
+                (false, Some(paused)) => {
+                    self.metrics.record_guard(true);
+                    tracing::error!(why = %paused.why, "removals paused: meshStack's answers take away more than replicator.deletion-guard allows within an interval; additions go on; POST /v1/removals/allow once what meshStack returned is checked");
+                }
+                (true, None) => tracing::warn!(
+                    "removals resumed: meshStack's answer takes away little from what it wanted before the pause"
+                ),
+                _ => {}
             }
+            queued
         };
         // A project backing off after failures is not waited for: the run names it now.
         let backing_off: Vec<(ProjectKey, u32, String)> = {
@@ -900,23 +906,8 @@ async fn trigger(
         Ok(scope) => scope,
         Err((status, message)) => return error(status, &message),
     };
-    // Only the leader runs syncs: a follower reached directly (the shipped Service selects the
-    // leader's pod) sends the caller on, so no trigger is lost.
-    if let Some(election) = service.election.as_ref().filter(|e| !e.is_leading()) {
-        let leader = election.holder().await;
-        let message = match &leader {
-            Some(holder) => format!("this replica is not the leader; the leader is {holder}"),
-            None => "this replica is not the leader, and no leader holds the lease yet".to_owned(),
-        };
-        let mut response = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({ "error": message, "leader": leader })),
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
-        return response;
+    if let Some(elsewhere) = not_leading(&service).await {
+        return elsewhere;
     }
     match service.runs.enqueue(scope, Trigger::Webhook) {
         Some(enqueued) => (StatusCode::ACCEPTED, axum::Json(enqueued)).into_response(),
@@ -929,6 +920,122 @@ async fn trigger(
             ),
         ),
     }
+}
+
+/// Only the leader runs syncs and holds the engine: a follower reached directly (the shipped
+/// Service selects the leader's pod) sends the caller on, so no request is lost.
+async fn not_leading(service: &Service) -> Option<Response> {
+    let election = service.election.as_ref().filter(|e| !e.is_leading())?;
+    let leader = election.holder().await;
+    let message = match &leader {
+        Some(holder) => format!("this replica is not the leader; the leader is {holder}"),
+        None => "this replica is not the leader, and no leader holds the lease yet".to_owned(),
+    };
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({ "error": message, "leader": leader })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("2"));
+    Some(response)
+}
+
+/// What a pause of removals is, for `GET /v1/removals` and the answer of its allow.
+fn describe_pause(paused: &crate::engine::Paused) -> serde_json::Value {
+    const NAMED: usize = 100;
+    json!({
+        "why": paused.why.to_string(),
+        "what": paused.why.what,
+        "deleted": paused.why.deleted,
+        "managed": paused.why.managed,
+        "waiting_projects": paused.parked.len(),
+        "projects": paused.parked.iter().take(NAMED).map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+/// `GET /v1/removals`: whether the deletion guard paused removals, why, and which projects
+/// wait for them (the first 100).
+async fn removals(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, message)) = service.authenticate(&method, &uri, &headers) {
+        return error(status, &message);
+    }
+    if let Some(elsewhere) = not_leading(&service).await {
+        return elsewhere;
+    }
+    let engine = service.engine();
+    let paused = engine.as_ref().and_then(|e| e.removals_paused());
+    axum::Json(json!({
+        "paused": paused.is_some(),
+        "pause": paused.map(describe_pause),
+    }))
+    .into_response()
+}
+
+/// `POST /v1/removals/allow` (empty body): a person checked what meshStack returned and
+/// allows the removals the deletion guard paused. The projects that waited are reconciled
+/// again, with them; the guard measures the reads from here on afresh.
+async fn allow_removals(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let limit = service.config.replicator.serve.max_body_bytes as usize;
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {limit} bytes"),
+        );
+    };
+    let caller = Caller {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+    };
+    let serve = &service.config.replicator.serve;
+    if let Err((status, message)) = authenticate(serve, &caller, unix_now(), &mut service.replays())
+    {
+        return error(status, &message);
+    }
+    if let Some(elsewhere) = not_leading(&service).await {
+        return elsewhere;
+    }
+    let allowed = {
+        let mut engine = service.engine();
+        let Some(engine) = engine.as_mut() else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this replica is not leading yet; try again shortly",
+            );
+        };
+        engine.allow_removals(tokio::time::Instant::now())
+    };
+    let Some(allowed) = allowed else {
+        return axum::Json(json!({ "allowed": null, "paused": false })).into_response();
+    };
+    tracing::warn!(why = %allowed.why, projects = allowed.parked.len(), "removals allowed by a person: the waiting projects are reconciled with them");
+    service.audit.write(&json!({
+        "time": crate::audit::now(),
+        "platform": service.config.platform,
+        "operation": "allow_removals",
+        "deleted": allowed.why.deleted,
+        "managed": allowed.why.managed,
+        "what": allowed.why.what,
+        "projects": allowed.parked.len(),
+    }));
+    service.record_engine_metrics();
+    service.wake.notify_one();
+    follow::save(&service).await;
+    axum::Json(json!({ "allowed": describe_pause(&allowed), "paused": false })).into_response()
 }
 
 impl Service {

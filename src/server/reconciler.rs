@@ -80,9 +80,17 @@ impl Service {
             .map(|(p, n)| (p.label(), n))
             .collect();
         self.metrics.record_projects(
-            [counts.confirmed, counts.pending, counts.failed, counts.held],
+            [
+                counts.confirmed,
+                counts.pending,
+                counts.failed,
+                counts.held,
+                counts.paused,
+            ],
             &queued,
         );
+        self.metrics
+            .record_removals_paused(engine.removals_paused().is_some());
     }
 }
 
@@ -134,13 +142,14 @@ async fn reconcile(
     batch: Vec<Work>,
 ) {
     let projects: BTreeSet<ProjectKey> = batch.iter().map(|w| w.project.clone()).collect();
-    let (slice, estate, claimed) = {
+    let (slice, estate, claimed, paused) = {
         let mut engine = service.engine();
         let Some(engine) = engine.as_mut() else {
             return;
         };
         let claimed = engine.forget_all(&projects);
-        (engine.slice(&projects), engine.managed(), claimed)
+        let paused = engine.removals_paused().is_some();
+        (engine.slice(&projects), engine.managed(), claimed, paused)
     };
     tracing::debug!(?estate, projects = projects.len(), "reconciling a batch");
     if claimed {
@@ -154,7 +163,10 @@ async fn reconcile(
         .lock()
         .expect("listed users lock")
         .clone();
-    let settings = crate::sso::sync_settings(&service.config);
+    let settings = crate::sync::Settings {
+        withhold_removals: paused,
+        ..crate::sso::sync_settings(&service.config)
+    };
     let report = crate::engine::reconcile::reconcile(
         &slice,
         estate,
@@ -198,7 +210,11 @@ async fn reconcile(
                 service.metrics.record_project_failure();
                 tracing::warn!(project = %work.project, %error, "project not reconciled; retried with backoff");
             }
-            engine.settle(&work.project, work.digest, result, now);
+            if result.is_ok() && outcome.withheld > 0 {
+                engine.park(&work.project, work.digest, now);
+            } else {
+                engine.settle(&work.project, work.digest, result, now);
+            }
             settled.push((work.project.clone(), work.digest, outcome));
         }
         for (project, failure) in engine.queue().held() {
@@ -259,6 +275,13 @@ impl Service {
                         s.failed += outcome.failed;
                         s.skipped += outcome.skipped;
                         s.reconciled_projects = Some(s.reconciled_projects.unwrap_or(0) + 1);
+                        if outcome.withheld > 0 && outcome.error.is_none() {
+                            s.withheld += outcome.withheld;
+                            s.problems.push(format!(
+                                "project {project}: {} removals withheld: removals are paused (POST /v1/removals/allow)",
+                                outcome.withheld
+                            ));
+                        }
                         if let Some(error) = &outcome.error {
                             if outcome.failed == 0 {
                                 s.failed += 1;

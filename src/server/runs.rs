@@ -52,6 +52,9 @@ pub struct RunSummary {
     pub skipped: usize,
     /// Changes left undone in the projects the run reconciled.
     pub remaining: usize,
+    /// Removals left out of the run's projects because the deletion guard paused them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub withheld: usize,
     pub scim_calls: u64,
     pub sso_admin_calls: u64,
     /// Reads of AWS by the batches that reconciled this run's projects.
@@ -65,6 +68,10 @@ pub struct RunSummary {
     /// The failed and skipped changes, for people.
     pub problems: Vec<String>,
     pub findings: Vec<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -113,10 +113,33 @@ pub async fn scan(service: Arc<Service>, own_scim: ScimClient, own_admin: SsoAdm
                 continue;
             }
         };
-        let now = tokio::time::Instant::now();
         let drifted: BTreeSet<ProjectKey> = crate::metrics::drift_by_project(&found.plan)
             .into_keys()
             .collect();
+        let last = slice.last().cloned();
+        let live = match service.live_unwanted(&drifted).await {
+            Ok(live) => live,
+            Err(error) => {
+                tracing::warn!(%error, "drift scan: meshStack's point reads failed; trying the slice again");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let (slice, drifted) = if live.is_empty() {
+            (slice, drifted)
+        } else {
+            let names: Vec<String> = live.iter().map(ToString::to_string).collect();
+            tracing::warn!(projects = %names.join(", "), "drift scan: groups of projects that the last read of meshStack lacks and a point read finds; not retired, read again");
+            service.runs.enqueue(
+                crate::desired::Scope::projects(live.iter().cloned()),
+                super::runs::Trigger::DriftScan,
+            );
+            (
+                slice.into_iter().filter(|p| !live.contains(p)).collect(),
+                drifted.difference(&live).cloned().collect(),
+            )
+        };
+        let now = tokio::time::Instant::now();
         let oldest = {
             let mut engine = service.engine();
             let Some(engine) = engine.as_mut() else {
@@ -160,6 +183,39 @@ pub async fn scan(service: Arc<Service>, own_scim: ScimClient, own_admin: SsoAdm
             service.wake.notify_one();
         }
         service.record_engine_metrics();
-        after = slice.last().cloned();
+        after = last;
+    }
+}
+
+impl Service {
+    /// Of the `drifted` projects, those the last read of meshStack does not want and that
+    /// meshStack still has, by a point read each: a listing can skip a live project (offset
+    /// paging while projects come and go), and after a restart no earlier read says it was
+    /// there. Their groups are not retired. None with a snapshot file: it is the whole truth.
+    async fn live_unwanted(
+        &self,
+        drifted: &BTreeSet<ProjectKey>,
+    ) -> Result<BTreeSet<ProjectKey>, String> {
+        if self.snapshot.is_some() {
+            return Ok(BTreeSet::new());
+        }
+        let unwanted: Vec<ProjectKey> = {
+            let engine = self.engine();
+            let Some(engine) = engine.as_ref() else {
+                return Ok(BTreeSet::new());
+            };
+            drifted
+                .iter()
+                .filter(|p| !engine.wants(p))
+                .cloned()
+                .collect()
+        };
+        if unwanted.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        crate::meshstack::still_there(&self.config, &unwanted)
+            .await
+            .map(|live| live.into_iter().collect())
+            .map_err(|e| e.to_string())
     }
 }

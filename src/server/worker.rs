@@ -113,7 +113,10 @@ pub fn finish(
     let seconds = started.elapsed().as_secs_f64();
     match outcome {
         Ok(summary) => {
-            let ok = summary.failed == 0 && summary.skipped == 0 && summary.remaining == 0;
+            let ok = summary.failed == 0
+                && summary.skipped == 0
+                && summary.remaining == 0
+                && summary.withheld == 0;
             let (status, outcome) = if ok {
                 (RunStatus::Succeeded, SyncOutcome::Ok)
             } else {
@@ -128,6 +131,7 @@ pub fn finish(
                 failed = summary.failed,
                 skipped = summary.skipped,
                 remaining = summary.remaining,
+                withheld = summary.withheld,
                 "sync finished"
             );
             runs.finish(id, status, Some(summary), None);

@@ -63,5 +63,6 @@ pub fn sync_settings(config: &Config) -> crate::sync::Settings {
             max_share: config.replicator.deletion_guard.max_share,
             max_count: config.replicator.deletion_guard.max_count,
         }),
+        withhold_removals: false,
     }
 }
