@@ -641,7 +641,7 @@ fn app_name() -> aws_sdk_ssoadmin::config::AppName {
 }
 
 /// A client of one AWS service, signed by `role`, with the endpoint override of
-/// `AWS_ENDPOINT_URL_<env>` (or `AWS_ENDPOINT_URL`).
+/// `AWS_ENDPOINT_URL_<env>` (or `AWS_ENDPOINT_URL`), its writes behind the write fence.
 macro_rules! client {
     ($sdk:ident, $role:expr, $env:literal) => {{
         let role: AssumedRole = $role;
@@ -649,7 +649,8 @@ macro_rules! client {
             .behavior_version($sdk::config::BehaviorVersion::latest())
             .app_name(app_name())
             .region($sdk::config::Region::new(role.region.clone()))
-            .credentials_provider(role);
+            .credentials_provider(role)
+            .interceptor(crate::fence::Interceptor);
         if let Some(url) = endpoint($env)? {
             builder = builder.endpoint_url(url);
         }

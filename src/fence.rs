@@ -69,6 +69,35 @@ pub fn is_write(operation: &str) -> bool {
         .any(|read| operation.starts_with(read))
 }
 
+/// The fence on every AWS SDK client the replicator builds (`aws::client!`: Organizations,
+/// IAM, CloudFormation and its StackSets, Lambda, sso-admin), checked before each attempt is
+/// transmitted: after signing and after a retry's backoff, either of which may outlive the
+/// lease. One check for every service, so that no writer is left out (account provisioning,
+/// bootstrap steps and meshIdB roles wrote unfenced before). STS is not behind it: assuming a
+/// role writes nothing.
+#[derive(Debug)]
+pub struct Interceptor;
+
+impl aws_sdk_ssoadmin::config::Intercept for Interceptor {
+    fn name(&self) -> &'static str {
+        "aws-replicator write fence"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_ssoadmin::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_ssoadmin::config::RuntimeComponents,
+        cfg: &mut aws_sdk_ssoadmin::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        use aws_smithy_runtime_api::client::orchestrator::Metadata;
+        // Every operation of the SDKs stores its name; a request without one is a write.
+        let operation = cfg
+            .load::<Metadata>()
+            .map_or("an AWS request", Metadata::name);
+        check(operation).map_err(Into::into)
+    }
+}
+
 /// Called right before a request is sent (after its rate-limit wait, which may be long): an
 /// error for a write while the fence is closed.
 pub fn check(operation: &str) -> Result<(), Closed> {

@@ -267,14 +267,21 @@ impl Org {
     }
 
     /// A successful `sync`, with the AWS calls moto recorded during it.
-    fn recorded_sync(&self, config: &Path) -> (String, Vec<Value>) {
+    /// A sync with moto recording: its standard output, the account steps' audit lines (the
+    /// CLI writes the trail to standard error) and the requests moto received.
+    fn recorded_sync(&self, config: &Path) -> (String, Vec<Value>, Vec<Value>) {
         self.py("recording", &["reset"]);
         self.py("recording", &["start"]);
         let (ok, stdout, stderr) = self.sync(config);
         assert!(ok, "{stdout}\n{stderr}");
         self.py("recording", &["stop"]);
         let recorded = self.py("recording", &["download"]);
-        (stdout, recorded.as_array().unwrap().clone())
+        let steps = stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l.get("step").is_some())
+            .collect();
+        (stdout, steps, recorded.as_array().unwrap().clone())
     }
 }
 
@@ -359,7 +366,21 @@ fn writes(recorded: &[Value]) -> Vec<String> {
 async fn a_new_project_gets_an_account_bootstrapped_and_a_rerun_changes_nothing() {
     let org = Org::start().await;
     let config = org.config("accounts.dhall", false);
-    let (stdout, recorded) = org.recorded_sync(&config);
+    let (stdout, steps, recorded) = org.recorded_sync(&config);
+    // Each step's writes are announced before they are sent, and their outcome follows.
+    let phases: Vec<(String, String)> = steps
+        .iter()
+        .map(|l| (l["operation"].to_string(), l["phase"].to_string()))
+        .collect();
+    assert!(phases.len() >= 6, "{steps:#?}");
+    for pair in phases.chunks(2) {
+        assert_eq!(pair[0].0, pair[1].0, "{steps:#?}");
+        assert_eq!(
+            (pair[0].1.as_str(), pair[1].1.as_str()),
+            ("\"intent\"", "\"outcome\""),
+            "{steps:#?}"
+        );
+    }
     eprintln!(
         "first run, one new account: {} calls {:?}",
         recorded.len(),
@@ -478,7 +499,7 @@ async fn a_new_project_gets_an_account_bootstrapped_and_a_rerun_changes_nothing(
         }
     }
 
-    let (stdout, rerun) = org.recorded_sync(&config);
+    let (stdout, _, rerun) = org.recorded_sync(&config);
     eprintln!(
         "rerun, nothing to do: {} calls {:?}",
         rerun.len(),
@@ -498,7 +519,7 @@ async fn a_run_killed_after_create_account_resumes_without_a_second_account() {
     });
     let made = org.py("precreate", &[EMAIL, "acme.web", &tags.to_string()]);
     let config = org.config("accounts.dhall", false);
-    let (_, recorded) = org.recorded_sync(&config);
+    let (_, _, recorded) = org.recorded_sync(&config);
     let writes = writes(&recorded);
     assert!(!writes.contains(&"CreateAccount".to_owned()), "{writes:?}");
     let accounts = org.state();

@@ -190,6 +190,26 @@ fn sync_creates_provider_and_roles_repairs_drift_reports_the_rest_and_then_rests
         common::policy::operations(&config, "management", "sso").is_empty(),
         "no sso actions on the meshIdB path"
     );
+    // Each IAM write is announced in the audit trail before it is sent, its outcome after.
+    let iam_lines: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l.get("op").is_some())
+        .collect();
+    assert!(!iam_lines.is_empty(), "{stderr}");
+    // Accounts are worked on side by side: their lines interleave, each account's in order.
+    let mut by_account: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for line in iam_lines {
+        by_account
+            .entry(line["account"].to_string())
+            .or_default()
+            .push(line);
+    }
+    for pair in by_account.values().flat_map(|lines| lines.chunks(2)) {
+        assert_eq!(pair[0]["phase"], "intent", "{pair:#?}");
+        assert_eq!(pair[1]["phase"], "outcome", "{pair:#?}");
+        assert_eq!(pair[0]["op"], pair[1]["op"], "{pair:#?}");
+    }
     let act = stderr
         .lines()
         .find(|l| l.contains("a person must act"))

@@ -133,7 +133,10 @@ struct AuditStep<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     account: Option<&'a str>,
     step: &'a Step,
-    outcome: &'static str,
+    phase: crate::audit::Phase,
+    /// Absent on an intent line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -300,6 +303,7 @@ impl<O: Organization, L: Landing> Run<'_, O, L> {
                     email: d.email.clone(),
                     name: d.name.clone(),
                 };
+                self.intend(d, None, &step);
                 let created = self.create(d).await;
                 self.record(
                     d,
@@ -339,6 +343,7 @@ impl<O: Organization, L: Landing> Run<'_, O, L> {
                 outcome.pending.push(step);
                 break;
             }
+            self.intend(d, Some(&account.id), &step);
             let result = self.take(&step, zone, &view).await;
             self.record(d, Some(&account.id), &step, &result);
             if let Err(e) = result {
@@ -482,6 +487,18 @@ impl<O: Organization, L: Landing> Run<'_, O, L> {
         }
     }
 
+    /// The intent line before a step's writes: a run cut off mid-step still shows it as tried.
+    fn intend(&self, d: &DesiredAccount, account: Option<&str>, step: &Step) {
+        record(
+            self.audit,
+            self.options,
+            d,
+            account,
+            step,
+            None::<&Result<(), AccountError>>,
+        );
+    }
+
     fn record<T>(
         &self,
         d: &DesiredAccount,
@@ -489,7 +506,7 @@ impl<O: Organization, L: Landing> Run<'_, O, L> {
         step: &Step,
         result: &Result<T, AccountError>,
     ) {
-        record(self.audit, self.options, d, account, step, result);
+        record(self.audit, self.options, d, account, step, Some(result));
     }
 }
 
@@ -502,7 +519,7 @@ fn record<T>(
     d: &DesiredAccount,
     account: Option<&str>,
     step: &Step,
-    result: &Result<T, AccountError>,
+    result: Option<&Result<T, AccountError>>,
 ) {
     let operation = match step {
         Step::Create { .. } => "organizations:CreateAccount",
@@ -521,8 +538,14 @@ fn record<T>(
         project: d.project.to_string(),
         account,
         step,
-        outcome: if result.is_ok() { "done" } else { "failed" },
-        error: result.as_ref().err().map(ToString::to_string),
+        phase: match result {
+            None => crate::audit::Phase::Intent,
+            Some(_) => crate::audit::Phase::Outcome,
+        },
+        outcome: result.map(|r| if r.is_ok() { "done" } else { "failed" }),
+        error: result
+            .and_then(|r| r.as_ref().err())
+            .map(ToString::to_string),
     });
 }
 

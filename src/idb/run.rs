@@ -108,7 +108,10 @@ struct AuditIam<'a> {
     project: String,
     account: &'a str,
     op: &'a IamOp,
-    outcome: &'static str,
+    phase: crate::audit::Phase,
+    /// Absent on an intent line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -172,17 +175,26 @@ async fn account(
     let exists = observed.provider.is_some();
     let mut ops = ops.into_iter();
     while let Some(op) = ops.next() {
-        let result = apply(d, iam, &op, metadata, exists).await;
-        audit.write(&AuditIam {
+        // The intent line before the write: a run cut off mid-request still shows it as tried.
+        let line = |result: Option<&Result<(), AccountError>>| AuditIam {
             time: crate::audit::now(),
             platform,
             operation: operation(&op),
             project: d.project.to_string(),
             account: &d.account,
             op: &op,
-            outcome: if result.is_ok() { "done" } else { "failed" },
-            error: result.as_ref().err().map(ToString::to_string),
-        });
+            phase: match result {
+                None => crate::audit::Phase::Intent,
+                Some(_) => crate::audit::Phase::Outcome,
+            },
+            outcome: result.map(|r| if r.is_ok() { "done" } else { "failed" }),
+            error: result
+                .and_then(|r| r.as_ref().err())
+                .map(ToString::to_string),
+        };
+        audit.write(&line(None));
+        let result = apply(d, iam, &op, metadata, exists).await;
+        audit.write(&line(Some(&result)));
         match result {
             Ok(()) => outcome.done.push(op),
             Err(e) => {
