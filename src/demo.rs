@@ -64,21 +64,27 @@ const OBSERVED: &str = include_str!("../config/sample-observed.json");
 
 /// The embedded demo configuration, written to a temporary folder so its imports resolve.
 pub fn config() -> anyhow::Result<Config> {
-    let dir = tempfile_dir()?;
+    let dir = std::env::temp_dir().join(format!("aws-replicator-demo-{}", std::process::id()));
     for (name, text) in FILES {
         let path = dir.join(name);
-        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-        std::fs::write(&path, text)?;
+        std::fs::create_dir_all(path.parent().expect("has a parent"))
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|source| unwritable(&path, source))?;
     }
     let config = Config::load(&dir.join("demo.dhall"));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(config?)
 }
 
-fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("aws-replicator-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// A container with a read-only root and no volume at `/tmp` answers "Read-only file system"
+/// or "Permission denied", which names neither the path nor what to do.
+fn unwritable(path: &std::path::Path, source: std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the demo writes its configuration to {} and cannot ({source}): it needs a writable \
+         temporary folder, TMPDIR or else /tmp; mount one at /tmp (an emptyDir in Kubernetes, \
+         `--tmpfs /tmp` with docker or podman) or point TMPDIR at one",
+        path.display()
+    )
 }
 
 pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {

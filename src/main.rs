@@ -749,6 +749,7 @@ fn serve_command(
             .parse()
             .context("replicator.serve.listen is not an address")?,
     };
+    log_start(&config, listen);
     runtime()?.block_on(async {
         let shutdown = async {
             let mut term =
@@ -767,6 +768,37 @@ fn serve_command(
         .await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `serve`'s first line: what is running (version, build target), for which platform instance,
+/// who may call `/v1/*`, and whether it shares the writing with other replicas. Logged under
+/// `aws_replicator::server`, so the default filter shows it.
+fn log_start(config: &aws_replicator::config::Config, listen: std::net::SocketAddr) {
+    let serve = &config.replicator.serve;
+    let webhook_auth = match (&serve.webhook_token, &serve.webhook_hmac_secret) {
+        (Some(_), Some(_)) => "bearer token or HMAC-SHA256 signature",
+        (Some(_), None) => "bearer token",
+        (None, Some(_)) => "HMAC-SHA256 signature",
+        (None, None) => "none configured: POST /v1/sync and GET /v1/runs answer 403",
+    };
+    let lease = config
+        .replicator
+        .leader_election
+        .as_ref()
+        .map(|le| format!("{}/{}", le.namespace, le.lease_name));
+    tracing::info!(
+        target: "aws_replicator::server",
+        version = env!("CARGO_PKG_VERSION"),
+        os = std::env::consts::OS,
+        arch = std::env::consts::ARCH,
+        platform = %config.platform,
+        %listen,
+        webhook_auth,
+        leader_election = lease.is_some(),
+        lease = lease.as_deref().unwrap_or("none"),
+        "starting aws-replicator {}",
+        env!("CARGO_PKG_VERSION"),
+    );
 }
 
 fn bootstrap_command(
