@@ -32,12 +32,32 @@ struct Replica {
     audit: PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The port `pid` listens on, once it does: `serve` binds port 0 and the port is read from the
+/// process's own listening socket (no port is freed and taken again in between).
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?.to_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // local address, state 0A (LISTEN), inode
+        let listening = fields.get(3) == Some(&"0A");
+        let ours = fields.get(9).is_some_and(|i| inodes.iter().any(|o| o == i));
+        (listening && ours)
+            .then(|| u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok())
+            .flatten()
+    })
 }
 
 /// A replica's config: leader election on a short lease, its own audit file, SCIM at
@@ -78,23 +98,32 @@ async fn start_at(
     scim_rate: f64,
 ) -> Replica {
     let (config, audit) = config(s, name, scim_rate);
-    let port = free_port();
+    // The pod exists before its container starts; a restarted container finds it as it was.
+    kube.add_pod(NAMESPACE, name);
     let log = std::fs::File::create(s.dir.path().join(format!("{name}.log"))).unwrap();
     let child = s
         .command()
         .args(["serve", "--config", config.to_str().unwrap()])
         .args(["--snapshot", snapshot.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", kube.kubeconfig(s.dir.path(), NAMESPACE))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("KUBECONFIG", kube.kubeconfig(s.dir.path(), NAMESPACE, name))
         .env("POD_NAME", name)
         .env("AWS_REPLICATOR_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
+    let pid = child.id();
+    let process = Spawned(child);
+    let mut port = None;
+    wait("serve listens", Duration::from_secs(30), || {
+        port = listening_port(pid);
+        std::future::ready(port.is_some())
+    })
+    .await;
     let replica = Replica {
-        process: Spawned(child),
-        base: format!("http://127.0.0.1:{port}"),
+        process,
+        base: format!("http://127.0.0.1:{}", port.unwrap()),
         audit,
     };
     wait("healthz", Duration::from_secs(30), || async {
@@ -127,6 +156,27 @@ fn signal(replica: &Replica, signal: &str) {
             .status()
             .unwrap()
             .success()
+    );
+}
+
+/// What the Kubernetes API peer refused that the replicas should never have sent: a request
+/// the Role does not allow, or one the API server would reject as malformed (a Lease PUT
+/// without its resourceVersion, a body that is not the URL's object, a pod that does not
+/// exist). Conflicts (409) and a first read of a lease not yet made (404) are the protocol.
+fn assert_the_api_server_agreed(kube: &KubeApi) {
+    assert_eq!(kube.refused(), Vec::<String>::new(), "refused by the Role");
+    let wrong: Vec<_> = kube
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            (400..500).contains(&r.status)
+                && r.status != 409
+                && !(r.status == 404 && r.method == "GET")
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "requests the API server refuses: {wrong:?}"
     );
 }
 
@@ -254,7 +304,7 @@ fn has_stranger(s: &Setup, stranger: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_writer_takes_over_after_kill_term_and_pause() {
     let s = setup().await;
-    let kube = KubeApi::start().await;
+    let kube = KubeApi::start(NAMESPACE).await;
     let holder = || kube.holder(NAMESPACE, LEASE);
 
     // A leads, B follows.
@@ -269,10 +319,14 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     .await;
     let b = start(&s, &kube, "replica-b").await;
     assert_eq!(
-        kube.label("replica-a", "aws-replicator/leader").as_deref(),
+        kube.label(NAMESPACE, "replica-a", "aws-replicator/leader")
+            .as_deref(),
         Some("true")
     );
-    assert_eq!(kube.label("replica-b", "aws-replicator/leader"), None);
+    assert_eq!(
+        kube.label(NAMESPACE, "replica-b", "aws-replicator/leader"),
+        None
+    );
     // Ready once its first read of meshStack ended (and the clocks' skew passed).
     b.ready().await;
     let ready = reqwest::get(format!("{}/readyz", b.base)).await.unwrap();
@@ -300,7 +354,8 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     })
     .await;
     assert_eq!(
-        kube.label("replica-b", "aws-replicator/leader").as_deref(),
+        kube.label(NAMESPACE, "replica-b", "aws-replicator/leader")
+            .as_deref(),
         Some("true")
     );
     drop(a);
@@ -324,7 +379,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     })
     .await;
     assert_eq!(
-        kube.label("replica-b", "aws-replicator/leader"),
+        kube.label(NAMESPACE, "replica-b", "aws-replicator/leader"),
         None,
         "b unlabelled itself"
     );
@@ -401,7 +456,10 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
         "a wrote after b's first write: {after_pause:?}"
     );
     assert_eq!(holder().as_deref(), Some("replica-b"));
-    assert_eq!(kube.label("replica-a", "aws-replicator/leader"), None);
+    assert_eq!(
+        kube.label(NAMESPACE, "replica-a", "aws-replicator/leader"),
+        None
+    );
     // The record on the lease is the leader's: the deposed one's writes of it were refused.
     let record = kube
         .annotation(NAMESPACE, LEASE, "aws-replicator/record")
@@ -414,6 +472,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     println!(
         "take-over: {after_kill:?} after SIGKILL (lease {LEASE_SECONDS} s), {after_term:?} after SIGTERM"
     );
+    assert_the_api_server_agreed(&kube);
     drop((a, b));
 }
 
@@ -425,7 +484,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     let s = setup().await;
-    let kube = KubeApi::start().await;
+    let kube = KubeApi::start(NAMESPACE).await;
     let holder = || kube.holder(NAMESPACE, LEASE);
     let snapshot = s.dir.path().join("rolling.json");
     std::fs::copy(SNAPSHOT, &snapshot).unwrap();
@@ -488,6 +547,7 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
         log_a.contains("the batch in hand did not finish in the grace period"),
         "a's batch was cut by the grace period: {log_a}"
     );
+    assert_the_api_server_agreed(&kube);
     drop(a);
 }
 
@@ -514,7 +574,7 @@ fn reader_of_shop_has_alice(s: &Setup) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     let s = setup().await;
-    let kube = KubeApi::start().await;
+    let kube = KubeApi::start(NAMESPACE).await;
     let holder = || kube.holder(NAMESPACE, LEASE);
     let snapshot = s.dir.path().join("warm.json");
     std::fs::copy(SNAPSHOT, &snapshot).unwrap();
@@ -583,6 +643,7 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     println!(
         "take-over by change: b led {took_over:?} after SIGKILL (lease {LEASE_SECONDS} s) and applied the change {applied:?} later"
     );
+    assert_the_api_server_agreed(&kube);
     drop((a, b));
 }
 
@@ -685,7 +746,7 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     for u in 0..1000 {
         s.running.emulator.add_user(&format!("user{u}@example.com"));
     }
-    let kube = KubeApi::start().await;
+    let kube = KubeApi::start(NAMESPACE).await;
     let snapshot = s.dir.path().join("estate.json");
     let mut snap = estate(projects);
     std::fs::write(&snapshot, serde_json::to_vec(&snap).unwrap()).unwrap();
@@ -700,10 +761,8 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     // The last leader holds the lease and renews it while B starts and reads meshStack.
     kube.hold(NAMESPACE, LEASE, "replica-gone", serde_json::json!({}));
     let renewing = {
-        let world = kube.world.clone();
-        let url = kube.url.clone();
+        let kube = kube.clone();
         tokio::spawn(async move {
-            let kube = KubeApi { url, world };
             loop {
                 kube.hold(NAMESPACE, LEASE, "replica-gone", serde_json::json!({}));
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -777,5 +836,305 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     // What the gap costs does not grow with the estate: the changed project's groups looked up
     // and read, its pairs and its new member (a full start-up run's reads are printed above).
     assert!(reads <= 12, "{first}");
+    assert_the_api_server_agreed(&kube);
     drop(b);
+}
+
+const LEADER_LABEL: &str = "aws-replicator/leader";
+
+/// The Kubernetes API peer answers what the API server answers to what the replicas send, and
+/// refuses what the Role does not allow: a Lease PUT without `resourceVersion` (422) or with a
+/// stale one (409), a patch of a pod that does not exist (404, and no pod made), an object of
+/// another namespace (404), an unknown path (404), every error a `Status`; 403 Forbidden to a
+/// read of a pod, a patch, list or delete of the Lease, another Lease, a namespace the Role is
+/// not bound in. Its faults switch on and off; a skewed client's times are stored skewed.
+#[tokio::test]
+async fn the_kubernetes_api_peer_refuses_what_the_api_server_refuses() {
+    use common::kube_api::{Fault, FaultKind, token};
+    use serde_json::{Value, json};
+    let kube = KubeApi::start(NAMESPACE).await;
+    kube.bind("elsewhere");
+    let http = reqwest::Client::new();
+    let leases = |ns: &str| {
+        format!(
+            "{}/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+            kube.url
+        )
+    };
+    let lease = |ns: &str, name: &str| format!("{}/{name}", leases(ns));
+    let pod = |ns: &str, name: &str| format!("{}/api/v1/namespaces/{ns}/pods/{name}", kube.url);
+    let send = |method: reqwest::Method, url: String, body: Option<Value>, merge: bool| {
+        let mut request = http.request(method, url).bearer_auth(token("t"));
+        if let Some(body) = body {
+            let content_type = if merge {
+                "application/merge-patch+json"
+            } else {
+                "application/json"
+            };
+            request = request
+                .header("content-type", content_type)
+                .body(body.to_string());
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    use reqwest::Method as M;
+    let failure = |(status, body): (u16, Value), code: u16, reason: &str| {
+        assert_eq!(status, code, "{body}");
+        assert_eq!(body["kind"], "Status", "{body}");
+        assert_eq!(body["reason"], reason, "{body}");
+        assert_eq!(body["code"], code, "{body}");
+        body["message"].as_str().unwrap().to_owned()
+    };
+
+    let spec = json!({"holderIdentity": "x", "leaseDurationSeconds": 4});
+    let created = send(
+        M::POST,
+        leases(NAMESPACE),
+        Some(json!({"metadata": {"name": LEASE}, "spec": spec})),
+        false,
+    )
+    .await;
+    assert_eq!(created.0, 201, "{}", created.1);
+    let version = created.1["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    failure(
+        send(
+            M::POST,
+            leases(NAMESPACE),
+            Some(json!({"metadata": {"name": LEASE}, "spec": spec})),
+            false,
+        )
+        .await,
+        409,
+        "AlreadyExists",
+    );
+    // A PUT must carry the resourceVersion it read, and the current one.
+    let message = failure(
+        send(
+            M::PUT,
+            lease(NAMESPACE, LEASE),
+            Some(json!({"metadata": {"name": LEASE}, "spec": spec})),
+            false,
+        )
+        .await,
+        422,
+        "Invalid",
+    );
+    assert!(
+        message.contains("must be specified for an update"),
+        "{message}"
+    );
+    let replaced = send(
+        M::PUT,
+        lease(NAMESPACE, LEASE),
+        Some(json!({"metadata": {"name": LEASE, "resourceVersion": version}, "spec": spec})),
+        false,
+    )
+    .await;
+    assert_eq!(replaced.0, 200, "{}", replaced.1);
+    failure(
+        send(
+            M::PUT,
+            lease(NAMESPACE, LEASE),
+            Some(json!({"metadata": {"name": LEASE, "resourceVersion": version}, "spec": spec})),
+            false,
+        )
+        .await,
+        409,
+        "Conflict",
+    );
+    failure(
+        send(
+            M::PUT,
+            lease(NAMESPACE, LEASE),
+            Some(json!({"metadata": {"name": "other"}, "spec": spec})),
+            false,
+        )
+        .await,
+        400,
+        "BadRequest",
+    );
+    // Namespaces are honoured.
+    failure(
+        send(M::GET, lease("elsewhere", LEASE), None, false).await,
+        404,
+        "NotFound",
+    );
+    assert_eq!(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await.0,
+        200
+    );
+    // A pod that does not exist is not made by a patch.
+    let label = json!({"metadata": {"labels": {LEADER_LABEL: "true"}}});
+    failure(
+        send(M::PATCH, pod(NAMESPACE, "ghost"), Some(label.clone()), true).await,
+        404,
+        "NotFound",
+    );
+    failure(
+        send(M::PATCH, pod(NAMESPACE, "ghost"), Some(label.clone()), true).await,
+        404,
+        "NotFound",
+    );
+    kube.add_pod(NAMESPACE, "real");
+    failure(
+        send(
+            M::PATCH,
+            pod("elsewhere", "real"),
+            Some(label.clone()),
+            true,
+        )
+        .await,
+        404,
+        "NotFound",
+    );
+    assert_eq!(
+        send(M::PATCH, pod(NAMESPACE, "real"), Some(label.clone()), true)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        kube.label(NAMESPACE, "real", LEADER_LABEL).as_deref(),
+        Some("true")
+    );
+    failure(
+        send(M::PATCH, pod(NAMESPACE, "real"), Some(label.clone()), false).await,
+        415,
+        "UnsupportedMediaType",
+    );
+    failure(
+        send(
+            M::GET,
+            format!("{}/apis/nothing/v1/here", kube.url),
+            None,
+            false,
+        )
+        .await,
+        404,
+        "NotFound",
+    );
+
+    // The Role (deploy/kubernetes/role.yaml) allows nothing more than the election needs.
+    let forbidden = [
+        send(M::GET, pod(NAMESPACE, "real"), None, false).await,
+        send(
+            M::PATCH,
+            lease(NAMESPACE, LEASE),
+            Some(json!({"metadata": {"annotations": {"a": "b"}}})),
+            true,
+        )
+        .await,
+        send(M::GET, leases(NAMESPACE), None, false).await,
+        send(M::DELETE, lease(NAMESPACE, LEASE), None, false).await,
+        send(M::GET, lease(NAMESPACE, "someone-elses"), None, false).await,
+        send(M::GET, lease("unbound", LEASE), None, false).await,
+        send(
+            M::POST,
+            format!("{}/api/v1/namespaces/{NAMESPACE}/pods", kube.url),
+            Some(json!({"metadata": {"name": "p"}})),
+            false,
+        )
+        .await,
+    ];
+    for answer in forbidden {
+        let message = failure(answer, 403, "Forbidden");
+        assert!(
+            message.contains("is forbidden: User \"system:serviceaccount:"),
+            "{message}"
+        );
+    }
+    assert_eq!(kube.refused().len(), 7, "{:?}", kube.refused());
+    assert!(
+        kube.refused()[0].starts_with("get pods \"real\""),
+        "{:?}",
+        kube.refused()
+    );
+
+    // Faults, on and off at runtime.
+    kube.inject(Fault::on("t", FaultKind::Status(503)));
+    failure(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await,
+        503,
+        "ServiceUnavailable",
+    );
+    kube.clear_faults();
+    kube.inject(Fault::on(
+        "t",
+        FaultKind::TooManyRequests {
+            retry_after_seconds: 2,
+        },
+    ));
+    let throttled = http
+        .get(lease(NAMESPACE, LEASE))
+        .bearer_auth(token("t"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert_eq!(throttled.headers()["retry-after"], "2");
+    kube.clear_faults();
+    kube.inject(Fault::on("someone-else", FaultKind::Status(500)));
+    assert_eq!(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await.0,
+        200,
+        "another client's fault"
+    );
+    kube.clear_faults();
+    kube.inject(Fault::on(
+        "t",
+        FaultKind::Latency(Duration::from_millis(300)),
+    ));
+    let started = Instant::now();
+    assert_eq!(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await.0,
+        200
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    kube.clear_faults();
+    kube.inject(Fault::on("t", FaultKind::Hang));
+    let hung = http
+        .get(lease(NAMESPACE, LEASE))
+        .bearer_auth(token("t"))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(hung.is_err_and(|e| e.is_timeout()));
+    kube.clear_faults();
+    assert_eq!(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await.0,
+        200
+    );
+
+    // A client with a clock a minute behind writes times a minute behind.
+    kube.skew("t", -60);
+    let read = send(M::GET, lease(NAMESPACE, LEASE), None, false).await.1;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string();
+    let mut renewed = read.clone();
+    renewed["spec"]["renewTime"] = json!(stamp);
+    let (status, stored) = send(M::PUT, lease(NAMESPACE, LEASE), Some(renewed), false).await;
+    assert_eq!(status, 200, "{stored}");
+    let written: k8s_openapi::jiff::Timestamp = stored["spec"]["renewTime"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(now.duration_since(written).as_secs(), 60, "{stored}");
+    // Unauthenticated: 401.
+    assert_eq!(
+        http.get(lease(NAMESPACE, LEASE))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 }
