@@ -840,7 +840,463 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     drop(b);
 }
 
+const RENEW_DEADLINE: Duration = Duration::from_secs(3);
 const LEADER_LABEL: &str = "aws-replicator/leader";
+
+fn log_of(s: &Setup, name: &str) -> String {
+    std::fs::read_to_string(s.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+}
+
+/// The times of the audit file's intent lines (each a write about to be sent, past the fence).
+fn intent_times(audit: &Path) -> Vec<std::time::SystemTime> {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"phase\":\"intent\""))
+        .map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).unwrap();
+            let time: k8s_openapi::jiff::Timestamp =
+                line["time"].as_str().unwrap().parse().unwrap();
+            std::time::SystemTime::from(time)
+        })
+        .collect()
+}
+
+/// One writer at a time, by the API server's record against the replicas' own: every write a
+/// replica announced (an audit intent line, written only past its fence) fell while the Lease
+/// named that replica.
+fn assert_each_write_within_its_writers_term(kube: &KubeApi, replicas: &[(&str, &Path)]) {
+    let writes = kube.lease_writes();
+    let mut checked = 0;
+    for (name, audit) in replicas {
+        for time in intent_times(audit) {
+            let holder = writes
+                .iter()
+                .rev()
+                .find(|w| w.wall <= time)
+                .and_then(|w| w.holder.as_deref());
+            assert_eq!(
+                holder,
+                Some(*name),
+                "{name} announced a write at {time:?} while the Lease named {holder:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no write to check");
+}
+
+/// The Lease changed hands only after it had gone unrenewed for a whole lease duration (a
+/// release excepted), as the API server saw it: no candidate took it early, whatever the
+/// holder's clock wrote into it.
+fn assert_take_overs_waited_out_the_lease(kube: &KubeApi) -> usize {
+    let mut last_renewal: Option<(Instant, Option<String>)> = None;
+    let mut take_overs = 0;
+    for write in kube.lease_writes() {
+        if let Some((renewed, Some(before))) = &last_renewal
+            && write.holder.as_ref().is_some_and(|h| h != before)
+        {
+            let unrenewed = write.at.duration_since(*renewed);
+            assert!(
+                unrenewed >= Duration::from_secs(LEASE_SECONDS),
+                "{:?} took the lease from {before} {unrenewed:?} after its last renewal",
+                write.holder
+            );
+            take_overs += 1;
+        }
+        if write.spec_changed {
+            last_renewal = Some((write.at, write.holder.clone()));
+        }
+    }
+    take_overs
+}
+
+/// Requests of `client` the peer's faults answered (0: hung) from position `from` of its log.
+fn faulted(kube: &KubeApi, client: &str, from: usize) -> usize {
+    kube.requests()[from..]
+        .iter()
+        .filter(|r| r.client == client && (r.status == 0 || r.status >= 500 || r.status == 429))
+        .count()
+}
+
+/// meshStack gives a new user (made in AWS too) every role in every project: one write to each
+/// of our groups (15 in the sample), for a run by change to do. Returns the user's id in AWS.
+fn everyone_gains(s: &Setup, snapshot: &Path, user: &str) -> String {
+    let euid = format!("{user}@acme.example");
+    let id = s.running.emulator.add_user(&euid);
+    let mut snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(snapshot).unwrap()).unwrap();
+    snap["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"username": user, "euid": euid}));
+    let projects: Vec<(String, String)> = snap["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["workspace"].as_str().unwrap().to_owned(),
+                p["identifier"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (workspace, project) in projects {
+        for role in ["Project Admin", "Project User", "Project Reader"] {
+            snap["bindings"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                    "workspace": workspace, "project": project, "role": role,
+                    "subject": {"user": user}
+                }));
+        }
+    }
+    std::fs::write(snapshot, serde_json::to_vec_pretty(&snap).unwrap()).unwrap();
+    id
+}
+
+/// Whether every group of ours holds the user `id`.
+fn all_hold(s: &Setup, id: &str) -> bool {
+    s.running
+        .emulator
+        .dump()
+        .groups
+        .iter()
+        .filter(|g| g.display_name.starts_with("mst-"))
+        .all(|g| g.members.contains(id))
+}
+
+/// A leader cut off from the Kubernetes API, its requests first hung (a dead connection), then
+/// answered 500, in the middle of its work: from its renew deadline on (counted from before
+/// the cut, its last chance to confirm the lease) it sends no write, by the emulator's request
+/// log, though work is left; it knows it lost the lease and keeps trying to take it; once the
+/// API answers again it leads again, labels its pod and finishes the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_stops_writing_by_its_renew_deadline() {
+    use common::kube_api::{Fault, FaultKind};
+    let s = setup().await;
+    let kube = KubeApi::start(NAMESPACE).await;
+    let snapshot = s.dir.path().join("cut.json");
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let a = start_at(&s, &kube, "replica-a", &snapshot, 2.0).await;
+    wait("a leads", Duration::from_secs(15), || async {
+        kube.holder(NAMESPACE, LEASE).as_deref() == Some("replica-a")
+    })
+    .await;
+    wait("a's first run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    for (round, fault) in [FaultKind::Hang, FaultKind::Status(500)]
+        .into_iter()
+        .enumerate()
+    {
+        let newcomer = everyone_gains(&s, &snapshot, &format!("newcomer{round}"));
+        let before = intents(&a.audit);
+        assert_eq!(a.trigger(None).await.status(), 202);
+        wait("a writes", Duration::from_secs(30), || async {
+            intents(&a.audit) > before
+        })
+        .await;
+        let lost = log_of(&s, "replica-a").matches("lost the lease").count();
+        let cut = Instant::now();
+        kube.inject(Fault::on("replica-a", fault.clone()));
+        let requests_at_cut = kube.requests().len();
+        let writes_at_cut = s.running.emulator.requests().len();
+        // The deadline is the property itself: the last confirmation was before the cut.
+        tokio::time::sleep_until((cut + RENEW_DEADLINE + Duration::from_millis(250)).into()).await;
+        let at_deadline = s.running.emulator.requests().len();
+        wait("a knows it lost", Duration::from_secs(15), || async {
+            log_of(&s, "replica-a").matches("lost the lease").count() > lost
+        })
+        .await;
+        // It keeps trying to take the lease, and is cut off each time.
+        let tried = kube.requests().len();
+        wait("a tries again", Duration::from_secs(30), || async {
+            faulted(&kube, "replica-a", tried) >= 2
+        })
+        .await;
+        let lifted = s.running.emulator.requests().len();
+        assert!(
+            !all_hold(&s, &newcomer),
+            "the work was done before the deadline: nothing shows the fence"
+        );
+        let log = s.running.emulator.requests();
+        let early = log[writes_at_cut..at_deadline]
+            .iter()
+            .filter(|r| writer(r) == Some("replica-a"))
+            .count();
+        let late: Vec<_> = log[at_deadline..lifted]
+            .iter()
+            .filter(|r| writer(r) == Some("replica-a"))
+            .map(|r| &r.endpoint)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "{fault:?}: a wrote after its renew deadline: {late:?}"
+        );
+        assert!(
+            faulted(&kube, "replica-a", requests_at_cut) > 2,
+            "the API was cut off"
+        );
+        kube.clear_faults();
+        wait(
+            "a leads again and finishes",
+            Duration::from_secs(120),
+            || async { all_hold(&s, &newcomer) },
+        )
+        .await;
+        wait(
+            "a's pod labelled again",
+            Duration::from_secs(15),
+            || async {
+                kube.label(NAMESPACE, "replica-a", LEADER_LABEL).as_deref() == Some("true")
+            },
+        )
+        .await;
+        println!(
+            "{fault:?}: a sent {early} writes after the cut before its deadline, none after; back {:?} after the cut",
+            cut.elapsed()
+        );
+    }
+    assert_each_write_within_its_writers_term(&kube, &[("replica-a", &a.audit)]);
+    drop(a);
+}
+
+/// The API server throttles (429 with Retry-After), fails (503, 500) and answers late, for
+/// both replicas, while the leader works and renews: leadership may change hands, but only
+/// after the lease ran out, every write falls in its writer's term, and once the faults stop
+/// one replica leads with its pod, alone, labelled, and finishes the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_during_renewals_never_make_two_leaders() {
+    use common::kube_api::{Fault, FaultKind};
+    let s = setup().await;
+    let kube = KubeApi::start(NAMESPACE).await;
+    let snapshot = s.dir.path().join("faults.json");
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let a = start_at(&s, &kube, "replica-a", &snapshot, 2.0).await;
+    wait("a leads", Duration::from_secs(15), || async {
+        kube.holder(NAMESPACE, LEASE).as_deref() == Some("replica-a")
+    })
+    .await;
+    wait("a's first run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    let b = start_at(&s, &kube, "replica-b", &snapshot, 2.0).await;
+    b.ready().await;
+    let newcomer = everyone_gains(&s, &snapshot, "newcomer");
+    let before = intents(&a.audit);
+    assert_eq!(a.trigger(None).await.status(), 202);
+    wait("a writes", Duration::from_secs(30), || async {
+        intents(&a.audit) > before
+    })
+    .await;
+
+    let from = kube.requests().len();
+    kube.inject(Fault::everyone(
+        FaultKind::TooManyRequests {
+            retry_after_seconds: 1,
+        },
+        3,
+    ));
+    kube.inject(Fault::everyone(FaultKind::Status(503), 4));
+    kube.inject(Fault::everyone(
+        FaultKind::Latency(Duration::from_millis(700)),
+        5,
+    ));
+    kube.inject(Fault::everyone(FaultKind::Status(500), 6));
+    wait("the faults hit", Duration::from_secs(90), || async {
+        faulted(&kube, "replica-a", from) >= 15 && faulted(&kube, "replica-b", from) >= 15
+    })
+    .await;
+    kube.clear_faults();
+
+    wait("the work is done", Duration::from_secs(120), || async {
+        all_hold(&s, &newcomer)
+    })
+    .await;
+    let holder = kube.holder(NAMESPACE, LEASE).expect("someone leads");
+    let other = if holder == "replica-a" {
+        "replica-b"
+    } else {
+        "replica-a"
+    };
+    wait(
+        "only the leader's pod labelled",
+        Duration::from_secs(15),
+        || async {
+            kube.label(NAMESPACE, &holder, LEADER_LABEL).as_deref() == Some("true")
+                && kube.label(NAMESPACE, other, LEADER_LABEL).is_none()
+        },
+    )
+    .await;
+    let take_overs = assert_take_overs_waited_out_the_lease(&kube);
+    assert_each_write_within_its_writers_term(
+        &kube,
+        &[("replica-a", &a.audit), ("replica-b", &b.audit)],
+    );
+    // The faults were the API server's, not the Role's: nothing was refused.
+    assert_eq!(kube.refused(), Vec::<String>::new());
+    println!(
+        "faults: {} of a's and {} of b's requests; {take_overs} take-overs; {holder} leads",
+        faulted(&kube, "replica-a", from),
+        faulted(&kube, "replica-b", from)
+    );
+    drop((a, b));
+}
+
+/// A replica whose container restarted in place finds its pod labelled leader by its earlier
+/// life, while another replica leads: it clears the label before it campaigns, so that the
+/// webhook Service reaches only the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_replica_clears_the_leader_label_its_pod_kept() {
+    let s = setup().await;
+    let kube = KubeApi::start(NAMESPACE).await;
+    let b = start(&s, &kube, "replica-b").await;
+    wait("b leads", Duration::from_secs(15), || async {
+        kube.holder(NAMESPACE, LEASE).as_deref() == Some("replica-b")
+    })
+    .await;
+    kube.add_pod(NAMESPACE, "replica-a");
+    kube.set_label(NAMESPACE, "replica-a", LEADER_LABEL, "true");
+    let a = start(&s, &kube, "replica-a").await;
+    let of_a = || -> Vec<common::kube_api::Logged> {
+        kube.requests()
+            .into_iter()
+            .filter(|r| r.client == "replica-a")
+            .collect()
+    };
+    wait("a campaigns", Duration::from_secs(15), || async {
+        of_a().iter().any(|r| r.path.contains("/leases"))
+    })
+    .await;
+    assert_eq!(kube.label(NAMESPACE, "replica-a", LEADER_LABEL), None);
+    assert_eq!(
+        kube.label(NAMESPACE, "replica-b", LEADER_LABEL).as_deref(),
+        Some("true")
+    );
+    let requests = of_a();
+    let cleared = requests
+        .iter()
+        .position(|r| r.method == "PATCH" && r.path.ends_with("/pods/replica-a") && r.status == 200)
+        .expect("a patched its pod");
+    let campaigned = requests
+        .iter()
+        .position(|r| r.path.contains("/leases"))
+        .unwrap();
+    assert!(cleared < campaigned, "{requests:?}");
+    assert_eq!(kube.holder(NAMESPACE, LEASE).as_deref(), Some("replica-b"));
+    assert_the_api_server_agreed(&kube);
+    drop((a, b));
+}
+
+/// Two replicas whose clocks are two minutes apart (+60 s and -60 s; each writes its own time
+/// into the Lease, which the API server stores as sent): the election judges expiry by what
+/// each candidate saw change, on its own monotonic clock, so neither takes the lease while its
+/// holder renews it (to a clock-comparing candidate the -60 s holder's renewals look two
+/// minutes old), and each takes over from the other within the lease after the holder dies
+/// (to a clock-comparing candidate the +60 s holder's lease would look valid for a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_clocks_two_minutes_apart_lead_one_at_a_time() {
+    let s = setup().await;
+    let kube = KubeApi::start(NAMESPACE).await;
+    kube.skew("replica-a", -60);
+    kube.skew("replica-b", 60);
+    let holder = || kube.holder(NAMESPACE, LEASE);
+    let renew_time = || -> Duration {
+        let lease = kube.lease(NAMESPACE, LEASE).unwrap();
+        let renewed: k8s_openapi::jiff::Timestamp = lease["spec"]["renewTime"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let off = k8s_openapi::jiff::Timestamp::now().duration_since(renewed);
+        Duration::from_secs_f64(off.as_secs_f64().abs())
+    };
+    let lease_reads_of = |client: &str| {
+        kube.requests()
+            .iter()
+            .filter(|r| r.client == client && r.method == "GET" && r.path.contains("/leases/"))
+            .count()
+    };
+
+    let a = start(&s, &kube, "replica-a").await;
+    wait("a leads", Duration::from_secs(15), || async {
+        holder().as_deref() == Some("replica-a")
+    })
+    .await;
+    wait("a's first run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    let b = start(&s, &kube, "replica-b").await;
+    b.ready().await;
+    // B has watched A's renewals for longer than a lease (it reads every 1 to 1.5 s).
+    let seen = lease_reads_of("replica-b");
+    wait("b watches the lease", Duration::from_secs(30), || async {
+        lease_reads_of("replica-b") >= seen + 2 * LEASE_SECONDS as usize
+    })
+    .await;
+    assert_eq!(holder().as_deref(), Some("replica-a"));
+    let behind = renew_time();
+    assert!(
+        behind >= Duration::from_secs(55),
+        "a's renewals are stamped by its clock, a minute behind: {behind:?}"
+    );
+
+    signal(&a, "-KILL");
+    let after_a = wait(
+        "b takes over",
+        Duration::from_secs(3 * LEASE_SECONDS),
+        || async { holder().as_deref() == Some("replica-b") },
+    )
+    .await;
+    wait("b's pod labelled", Duration::from_secs(15), || async {
+        kube.label(NAMESPACE, "replica-b", LEADER_LABEL).as_deref() == Some("true")
+    })
+    .await;
+    drop(a);
+
+    // A's container restarts (its clock still behind) and follows; B dies.
+    let a = start(&s, &kube, "replica-a").await;
+    a.ready().await;
+    wait("b writes its record", Duration::from_secs(60), || async {
+        b.finished_a_run().await
+    })
+    .await;
+    let ahead = renew_time();
+    assert!(
+        ahead >= Duration::from_secs(55),
+        "b's renewals are stamped by its clock, a minute ahead: {ahead:?}"
+    );
+    signal(&b, "-KILL");
+    let b_audit = b.audit.clone();
+    let after_b = wait(
+        "a takes over",
+        Duration::from_secs(3 * LEASE_SECONDS),
+        || async { holder().as_deref() == Some("replica-a") },
+    )
+    .await;
+    wait("a finishes a run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    drop(b);
+
+    let take_overs = assert_take_overs_waited_out_the_lease(&kube);
+    assert_eq!(take_overs, 2, "{:?}", kube.lease_writes());
+    assert_each_write_within_its_writers_term(
+        &kube,
+        &[("replica-a", &a.audit), ("replica-b", &b_audit)],
+    );
+    assert_the_api_server_agreed(&kube);
+    println!(
+        "clocks -60 s and +60 s: b took over {after_a:?} after a died, a {after_b:?} after b died (lease {LEASE_SECONDS} s)"
+    );
+    drop(a);
+}
 
 /// The Kubernetes API peer answers what the API server answers to what the replicas send, and
 /// refuses what the Role does not allow: a Lease PUT without `resourceVersion` (422) or with a
