@@ -426,12 +426,18 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
         intents(&b.audit) > 0
     })
     .await;
+    let lost = log_of(&s, "replica-a").matches("lost the lease").count();
     signal(&a, "-CONT");
     wait("b repairs", Duration::from_secs(60), || async {
         !has_stranger(&s, &stranger)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Resumed, A finds out it lost the lease (its renewal is past the deadline, or the lease
+    // names B); until then, and after, its fence kept it from writing.
+    wait("a knows it lost", Duration::from_secs(15), || async {
+        log_of(&s, "replica-a").matches("lost the lease").count() > lost
+    })
+    .await;
     assert_eq!(
         intents(&a.audit),
         frozen,
