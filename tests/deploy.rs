@@ -478,7 +478,7 @@ fn the_webhook_reaches_the_leader_and_rbac_is_one_lease_and_the_own_pod() {
         role["rules"],
         json!([
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-             "resourceNames": [lease], "verbs": ["get", "update", "patch"]},
+             "resourceNames": [lease], "verbs": ["get", "update"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
         ])

@@ -32,12 +32,32 @@ struct Replica {
     audit: PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The port `pid` listens on, once it does: `serve` binds port 0 and the port is read from the
+/// process's own listening socket (no port is freed and taken again in between).
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?.to_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // local address, state 0A (LISTEN), inode
+        let listening = fields.get(3) == Some(&"0A");
+        let ours = fields.get(9).is_some_and(|i| inodes.iter().any(|o| o == i));
+        (listening && ours)
+            .then(|| u16::from_str_radix(fields[1].rsplit(':').next()?, 16).ok())
+            .flatten()
+    })
 }
 
 /// A replica's config: leader election on a short lease, its own audit file, SCIM at
@@ -78,23 +98,32 @@ async fn start_at(
     scim_rate: f64,
 ) -> Replica {
     let (config, audit) = config(s, name, scim_rate);
-    let port = free_port();
+    // The pod exists before its container starts; a restarted container finds it as it was.
+    kube.add_pod(NAMESPACE, name);
     let log = std::fs::File::create(s.dir.path().join(format!("{name}.log"))).unwrap();
     let child = s
         .command()
         .args(["serve", "--config", config.to_str().unwrap()])
         .args(["--snapshot", snapshot.to_str().unwrap()])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", kube.kubeconfig(s.dir.path(), NAMESPACE))
+        .args(["--listen", "127.0.0.1:0"])
+        .env("KUBECONFIG", kube.kubeconfig(s.dir.path(), NAMESPACE, name))
         .env("POD_NAME", name)
         .env("AWS_REPLICATOR_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .unwrap();
+    let pid = child.id();
+    let process = Spawned(child);
+    let mut port = None;
+    wait("serve listens", Duration::from_secs(30), || {
+        port = listening_port(pid);
+        std::future::ready(port.is_some())
+    })
+    .await;
     let replica = Replica {
-        process: Spawned(child),
-        base: format!("http://127.0.0.1:{port}"),
+        process,
+        base: format!("http://127.0.0.1:{}", port.unwrap()),
         audit,
     };
     wait("healthz", Duration::from_secs(30), || async {
@@ -127,6 +156,27 @@ fn signal(replica: &Replica, signal: &str) {
             .status()
             .unwrap()
             .success()
+    );
+}
+
+/// What the Kubernetes API peer refused that the replicas should never have sent: a request
+/// the Role does not allow, or one the API server would reject as malformed (a Lease PUT
+/// without its resourceVersion, a body that is not the URL's object, a pod that does not
+/// exist). Conflicts (409) and a first read of a lease not yet made (404) are the protocol.
+fn assert_the_api_server_agreed(kube: &KubeApi) {
+    assert_eq!(kube.refused(), Vec::<String>::new(), "refused by the Role");
+    let wrong: Vec<_> = kube
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            (400..500).contains(&r.status)
+                && r.status != 409
+                && !(r.status == 404 && r.method == "GET")
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "requests the API server refuses: {wrong:?}"
     );
 }
 
@@ -254,7 +304,7 @@ fn has_stranger(s: &Setup, stranger: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_writer_takes_over_after_kill_term_and_pause() {
     let s = setup().await;
-    let kube = KubeApi::start().await;
+    let kube = KubeApi::start(NAMESPACE).await;
     let holder = || kube.holder(NAMESPACE, LEASE);
 
     // A leads, B follows.
@@ -269,10 +319,14 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     .await;
     let b = start(&s, &kube, "replica-b").await;
     assert_eq!(
-        kube.label("replica-a", "aws-replicator/leader").as_deref(),
+        kube.label(NAMESPACE, "replica-a", "aws-replicator/leader")
+            .as_deref(),
         Some("true")
     );
-    assert_eq!(kube.label("replica-b", "aws-replicator/leader"), None);
+    assert_eq!(
+        kube.label(NAMESPACE, "replica-b", "aws-replicator/leader"),
+        None
+    );
     // Ready once its first read of meshStack ended (and the clocks' skew passed).
     b.ready().await;
     let ready = reqwest::get(format!("{}/readyz", b.base)).await.unwrap();
@@ -300,7 +354,8 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     })
     .await;
     assert_eq!(
-        kube.label("replica-b", "aws-replicator/leader").as_deref(),
+        kube.label(NAMESPACE, "replica-b", "aws-replicator/leader")
+            .as_deref(),
         Some("true")
     );
     drop(a);
@@ -324,7 +379,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     })
     .await;
     assert_eq!(
-        kube.label("replica-b", "aws-replicator/leader"),
+        kube.label(NAMESPACE, "replica-b", "aws-replicator/leader"),
         None,
         "b unlabelled itself"
     );
@@ -371,12 +426,18 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
         intents(&b.audit) > 0
     })
     .await;
+    let lost = log_of(&s, "replica-a").matches("lost the lease").count();
     signal(&a, "-CONT");
     wait("b repairs", Duration::from_secs(60), || async {
         !has_stranger(&s, &stranger)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Resumed, A finds out it lost the lease (its renewal is past the deadline, or the lease
+    // names B); until then, and after, its fence kept it from writing.
+    wait("a knows it lost", Duration::from_secs(15), || async {
+        log_of(&s, "replica-a").matches("lost the lease").count() > lost
+    })
+    .await;
     assert_eq!(
         intents(&a.audit),
         frozen,
@@ -401,7 +462,10 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
         "a wrote after b's first write: {after_pause:?}"
     );
     assert_eq!(holder().as_deref(), Some("replica-b"));
-    assert_eq!(kube.label("replica-a", "aws-replicator/leader"), None);
+    assert_eq!(
+        kube.label(NAMESPACE, "replica-a", "aws-replicator/leader"),
+        None
+    );
     // The record on the lease is the leader's: the deposed one's writes of it were refused.
     let record = kube
         .annotation(NAMESPACE, LEASE, "aws-replicator/record")
@@ -414,6 +478,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
     println!(
         "take-over: {after_kill:?} after SIGKILL (lease {LEASE_SECONDS} s), {after_term:?} after SIGTERM"
     );
+    assert_the_api_server_agreed(&kube);
     drop((a, b));
 }
 
@@ -425,7 +490,7 @@ async fn one_writer_takes_over_after_kill_term_and_pause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
     let s = setup().await;
-    let kube = KubeApi::start().await;
+    let kube = KubeApi::start(NAMESPACE).await;
     let holder = || kube.holder(NAMESPACE, LEASE);
     let snapshot = s.dir.path().join("rolling.json");
     std::fs::copy(SNAPSHOT, &snapshot).unwrap();
@@ -488,6 +553,7 @@ async fn a_trigger_cut_by_a_rolling_restart_is_applied_by_the_next_leader() {
         log_a.contains("the batch in hand did not finish in the grace period"),
         "a's batch was cut by the grace period: {log_a}"
     );
+    assert_the_api_server_agreed(&kube);
     drop(a);
 }
 
@@ -514,7 +580,7 @@ fn reader_of_shop_has_alice(s: &Setup) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     let s = setup().await;
-    let kube = KubeApi::start().await;
+    let kube = KubeApi::start(NAMESPACE).await;
     let holder = || kube.holder(NAMESPACE, LEASE);
     let snapshot = s.dir.path().join("warm.json");
     std::fs::copy(SNAPSHOT, &snapshot).unwrap();
@@ -583,6 +649,7 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     println!(
         "take-over by change: b led {took_over:?} after SIGKILL (lease {LEASE_SECONDS} s) and applied the change {applied:?} later"
     );
+    assert_the_api_server_agreed(&kube);
     drop((a, b));
 }
 
@@ -685,7 +752,7 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     for u in 0..1000 {
         s.running.emulator.add_user(&format!("user{u}@example.com"));
     }
-    let kube = KubeApi::start().await;
+    let kube = KubeApi::start(NAMESPACE).await;
     let snapshot = s.dir.path().join("estate.json");
     let mut snap = estate(projects);
     std::fs::write(&snapshot, serde_json::to_vec(&snap).unwrap()).unwrap();
@@ -700,10 +767,8 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     // The last leader holds the lease and renews it while B starts and reads meshStack.
     kube.hold(NAMESPACE, LEASE, "replica-gone", serde_json::json!({}));
     let renewing = {
-        let world = kube.world.clone();
-        let url = kube.url.clone();
+        let kube = kube.clone();
         tokio::spawn(async move {
-            let kube = KubeApi { url, world };
             loop {
                 kube.hold(NAMESPACE, LEASE, "replica-gone", serde_json::json!({}));
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -777,5 +842,761 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     // What the gap costs does not grow with the estate: the changed project's groups looked up
     // and read, its pairs and its new member (a full start-up run's reads are printed above).
     assert!(reads <= 12, "{first}");
+    assert_the_api_server_agreed(&kube);
     drop(b);
+}
+
+const RENEW_DEADLINE: Duration = Duration::from_secs(3);
+const LEADER_LABEL: &str = "aws-replicator/leader";
+
+fn log_of(s: &Setup, name: &str) -> String {
+    std::fs::read_to_string(s.dir.path().join(format!("{name}.log"))).unwrap_or_default()
+}
+
+/// The times of the audit file's intent lines (each a write about to be sent, past the fence).
+fn intent_times(audit: &Path) -> Vec<std::time::SystemTime> {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"phase\":\"intent\""))
+        .map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).unwrap();
+            let time: k8s_openapi::jiff::Timestamp =
+                line["time"].as_str().unwrap().parse().unwrap();
+            std::time::SystemTime::from(time)
+        })
+        .collect()
+}
+
+/// One writer at a time, by the API server's record against the replicas' own: every write a
+/// replica announced (an audit intent line, written only past its fence) fell while the Lease
+/// named that replica.
+fn assert_each_write_within_its_writers_term(kube: &KubeApi, replicas: &[(&str, &Path)]) {
+    let writes = kube.lease_writes();
+    let mut checked = 0;
+    for (name, audit) in replicas {
+        for time in intent_times(audit) {
+            let holder = writes
+                .iter()
+                .rev()
+                .find(|w| w.wall <= time)
+                .and_then(|w| w.holder.as_deref());
+            assert_eq!(
+                holder,
+                Some(*name),
+                "{name} announced a write at {time:?} while the Lease named {holder:?}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no write to check");
+}
+
+/// The Lease changed hands only after it had gone unrenewed for a whole lease duration (a
+/// release excepted), as the API server saw it: no candidate took it early, whatever the
+/// holder's clock wrote into it.
+fn assert_take_overs_waited_out_the_lease(kube: &KubeApi) -> usize {
+    let mut last_renewal: Option<(Instant, Option<String>)> = None;
+    let mut take_overs = 0;
+    for write in kube.lease_writes() {
+        if let Some((renewed, Some(before))) = &last_renewal
+            && write.holder.as_ref().is_some_and(|h| h != before)
+        {
+            let unrenewed = write.at.duration_since(*renewed);
+            assert!(
+                unrenewed >= Duration::from_secs(LEASE_SECONDS),
+                "{:?} took the lease from {before} {unrenewed:?} after its last renewal",
+                write.holder
+            );
+            take_overs += 1;
+        }
+        if write.spec_changed {
+            last_renewal = Some((write.at, write.holder.clone()));
+        }
+    }
+    take_overs
+}
+
+/// Requests of `client` the peer's faults answered (0: hung) from position `from` of its log.
+fn faulted(kube: &KubeApi, client: &str, from: usize) -> usize {
+    kube.requests()[from..]
+        .iter()
+        .filter(|r| r.client == client && (r.status == 0 || r.status >= 500 || r.status == 429))
+        .count()
+}
+
+/// meshStack gives a new user (made in AWS too) every role in every project: one write to each
+/// of our groups (15 in the sample), for a run by change to do. Returns the user's id in AWS.
+fn everyone_gains(s: &Setup, snapshot: &Path, user: &str) -> String {
+    let euid = format!("{user}@acme.example");
+    let id = s.running.emulator.add_user(&euid);
+    let mut snap: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(snapshot).unwrap()).unwrap();
+    snap["users"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"username": user, "euid": euid}));
+    let projects: Vec<(String, String)> = snap["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["workspace"].as_str().unwrap().to_owned(),
+                p["identifier"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (workspace, project) in projects {
+        for role in ["Project Admin", "Project User", "Project Reader"] {
+            snap["bindings"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({
+                    "workspace": workspace, "project": project, "role": role,
+                    "subject": {"user": user}
+                }));
+        }
+    }
+    std::fs::write(snapshot, serde_json::to_vec_pretty(&snap).unwrap()).unwrap();
+    id
+}
+
+/// Whether every group of ours holds the user `id`.
+fn all_hold(s: &Setup, id: &str) -> bool {
+    s.running
+        .emulator
+        .dump()
+        .groups
+        .iter()
+        .filter(|g| g.display_name.starts_with("mst-"))
+        .all(|g| g.members.contains(id))
+}
+
+/// A leader cut off from the Kubernetes API, its requests first hung (a dead connection), then
+/// answered 500, in the middle of its work: from its renew deadline on (counted from before
+/// the cut, its last chance to confirm the lease) it sends no write, by the emulator's request
+/// log, though work is left; it knows it lost the lease and keeps trying to take it; once the
+/// API answers again it leads again, labels its pod and finishes the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_from_the_api_server_stops_writing_by_its_renew_deadline() {
+    use common::kube_api::{Fault, FaultKind};
+    let s = setup().await;
+    let kube = KubeApi::start(NAMESPACE).await;
+    let snapshot = s.dir.path().join("cut.json");
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let a = start_at(&s, &kube, "replica-a", &snapshot, 2.0).await;
+    wait("a leads", Duration::from_secs(15), || async {
+        kube.holder(NAMESPACE, LEASE).as_deref() == Some("replica-a")
+    })
+    .await;
+    wait("a's first run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    for (round, fault) in [FaultKind::Hang, FaultKind::Status(500)]
+        .into_iter()
+        .enumerate()
+    {
+        let newcomer = everyone_gains(&s, &snapshot, &format!("newcomer{round}"));
+        let before = intents(&a.audit);
+        assert_eq!(a.trigger(None).await.status(), 202);
+        wait("a writes", Duration::from_secs(30), || async {
+            intents(&a.audit) > before
+        })
+        .await;
+        let lost = log_of(&s, "replica-a").matches("lost the lease").count();
+        let cut = Instant::now();
+        kube.inject(Fault::on("replica-a", fault.clone()));
+        let requests_at_cut = kube.requests().len();
+        let writes_at_cut = s.running.emulator.requests().len();
+        // The deadline is the property itself: the last confirmation was before the cut.
+        tokio::time::sleep_until((cut + RENEW_DEADLINE + Duration::from_millis(250)).into()).await;
+        let at_deadline = s.running.emulator.requests().len();
+        wait("a knows it lost", Duration::from_secs(15), || async {
+            log_of(&s, "replica-a").matches("lost the lease").count() > lost
+        })
+        .await;
+        // It keeps trying to take the lease, and is cut off each time.
+        let tried = kube.requests().len();
+        wait("a tries again", Duration::from_secs(30), || async {
+            faulted(&kube, "replica-a", tried) >= 2
+        })
+        .await;
+        let lifted = s.running.emulator.requests().len();
+        assert!(
+            !all_hold(&s, &newcomer),
+            "the work was done before the deadline: nothing shows the fence"
+        );
+        let log = s.running.emulator.requests();
+        let early = log[writes_at_cut..at_deadline]
+            .iter()
+            .filter(|r| writer(r) == Some("replica-a"))
+            .count();
+        let late: Vec<_> = log[at_deadline..lifted]
+            .iter()
+            .filter(|r| writer(r) == Some("replica-a"))
+            .map(|r| &r.endpoint)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "{fault:?}: a wrote after its renew deadline: {late:?}"
+        );
+        assert!(
+            faulted(&kube, "replica-a", requests_at_cut) > 2,
+            "the API was cut off"
+        );
+        kube.clear_faults();
+        wait(
+            "a leads again and finishes",
+            Duration::from_secs(120),
+            || async { all_hold(&s, &newcomer) },
+        )
+        .await;
+        wait(
+            "a's pod labelled again",
+            Duration::from_secs(15),
+            || async {
+                kube.label(NAMESPACE, "replica-a", LEADER_LABEL).as_deref() == Some("true")
+            },
+        )
+        .await;
+        println!(
+            "{fault:?}: a sent {early} writes after the cut before its deadline, none after; back {:?} after the cut",
+            cut.elapsed()
+        );
+    }
+    assert_each_write_within_its_writers_term(&kube, &[("replica-a", &a.audit)]);
+    drop(a);
+}
+
+/// The API server throttles (429 with Retry-After), fails (503, 500) and answers late, for
+/// both replicas, while the leader works and renews: leadership may change hands, but only
+/// after the lease ran out, every write falls in its writer's term, and once the faults stop
+/// one replica leads with its pod, alone, labelled, and finishes the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_during_renewals_never_make_two_leaders() {
+    use common::kube_api::{Fault, FaultKind};
+    let s = setup().await;
+    let kube = KubeApi::start(NAMESPACE).await;
+    let snapshot = s.dir.path().join("faults.json");
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let a = start_at(&s, &kube, "replica-a", &snapshot, 2.0).await;
+    wait("a leads", Duration::from_secs(15), || async {
+        kube.holder(NAMESPACE, LEASE).as_deref() == Some("replica-a")
+    })
+    .await;
+    wait("a's first run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    let b = start_at(&s, &kube, "replica-b", &snapshot, 2.0).await;
+    b.ready().await;
+    let newcomer = everyone_gains(&s, &snapshot, "newcomer");
+    let before = intents(&a.audit);
+    assert_eq!(a.trigger(None).await.status(), 202);
+    wait("a writes", Duration::from_secs(30), || async {
+        intents(&a.audit) > before
+    })
+    .await;
+
+    let from = kube.requests().len();
+    kube.inject(Fault::everyone(
+        FaultKind::TooManyRequests {
+            retry_after_seconds: 1,
+        },
+        3,
+    ));
+    kube.inject(Fault::everyone(FaultKind::Status(503), 4));
+    kube.inject(Fault::everyone(
+        FaultKind::Latency(Duration::from_millis(700)),
+        5,
+    ));
+    kube.inject(Fault::everyone(FaultKind::Status(500), 6));
+    wait("the faults hit", Duration::from_secs(90), || async {
+        faulted(&kube, "replica-a", from) >= 15 && faulted(&kube, "replica-b", from) >= 15
+    })
+    .await;
+    kube.clear_faults();
+
+    wait("the work is done", Duration::from_secs(120), || async {
+        all_hold(&s, &newcomer)
+    })
+    .await;
+    let holder = kube.holder(NAMESPACE, LEASE).expect("someone leads");
+    let other = if holder == "replica-a" {
+        "replica-b"
+    } else {
+        "replica-a"
+    };
+    wait(
+        "only the leader's pod labelled",
+        Duration::from_secs(15),
+        || async {
+            kube.label(NAMESPACE, &holder, LEADER_LABEL).as_deref() == Some("true")
+                && kube.label(NAMESPACE, other, LEADER_LABEL).is_none()
+        },
+    )
+    .await;
+    let take_overs = assert_take_overs_waited_out_the_lease(&kube);
+    assert_each_write_within_its_writers_term(
+        &kube,
+        &[("replica-a", &a.audit), ("replica-b", &b.audit)],
+    );
+    // The faults were the API server's, not the Role's: nothing was refused.
+    assert_eq!(kube.refused(), Vec::<String>::new());
+    println!(
+        "faults: {} of a's and {} of b's requests; {take_overs} take-overs; {holder} leads",
+        faulted(&kube, "replica-a", from),
+        faulted(&kube, "replica-b", from)
+    );
+    drop((a, b));
+}
+
+/// A replica whose container restarted in place finds its pod labelled leader by its earlier
+/// life, while another replica leads: it clears the label before it campaigns, so that the
+/// webhook Service reaches only the leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_replica_clears_the_leader_label_its_pod_kept() {
+    let s = setup().await;
+    let kube = KubeApi::start(NAMESPACE).await;
+    let b = start(&s, &kube, "replica-b").await;
+    wait("b leads", Duration::from_secs(15), || async {
+        kube.holder(NAMESPACE, LEASE).as_deref() == Some("replica-b")
+    })
+    .await;
+    kube.add_pod(NAMESPACE, "replica-a");
+    kube.set_label(NAMESPACE, "replica-a", LEADER_LABEL, "true");
+    let a = start(&s, &kube, "replica-a").await;
+    let of_a = || -> Vec<common::kube_api::Logged> {
+        kube.requests()
+            .into_iter()
+            .filter(|r| r.client == "replica-a")
+            .collect()
+    };
+    wait("a campaigns", Duration::from_secs(15), || async {
+        of_a().iter().any(|r| r.path.contains("/leases"))
+    })
+    .await;
+    assert_eq!(kube.label(NAMESPACE, "replica-a", LEADER_LABEL), None);
+    assert_eq!(
+        kube.label(NAMESPACE, "replica-b", LEADER_LABEL).as_deref(),
+        Some("true")
+    );
+    let requests = of_a();
+    let cleared = requests
+        .iter()
+        .position(|r| r.method == "PATCH" && r.path.ends_with("/pods/replica-a") && r.status == 200)
+        .expect("a patched its pod");
+    let campaigned = requests
+        .iter()
+        .position(|r| r.path.contains("/leases"))
+        .unwrap();
+    assert!(cleared < campaigned, "{requests:?}");
+    assert_eq!(kube.holder(NAMESPACE, LEASE).as_deref(), Some("replica-b"));
+    assert_the_api_server_agreed(&kube);
+    drop((a, b));
+}
+
+/// Two replicas whose clocks are two minutes apart (+60 s and -60 s; each writes its own time
+/// into the Lease, which the API server stores as sent): the election judges expiry by what
+/// each candidate saw change, on its own monotonic clock, so neither takes the lease while its
+/// holder renews it (to a clock-comparing candidate the -60 s holder's renewals look two
+/// minutes old), and each takes over from the other within the lease after the holder dies
+/// (to a clock-comparing candidate the +60 s holder's lease would look valid for a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_clocks_two_minutes_apart_lead_one_at_a_time() {
+    let s = setup().await;
+    let kube = KubeApi::start(NAMESPACE).await;
+    kube.skew("replica-a", -60);
+    kube.skew("replica-b", 60);
+    let holder = || kube.holder(NAMESPACE, LEASE);
+    let renew_time = || -> Duration {
+        let lease = kube.lease(NAMESPACE, LEASE).unwrap();
+        let renewed: k8s_openapi::jiff::Timestamp = lease["spec"]["renewTime"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let off = k8s_openapi::jiff::Timestamp::now().duration_since(renewed);
+        Duration::from_secs_f64(off.as_secs_f64().abs())
+    };
+    let lease_reads_of = |client: &str| {
+        kube.requests()
+            .iter()
+            .filter(|r| r.client == client && r.method == "GET" && r.path.contains("/leases/"))
+            .count()
+    };
+
+    let a = start(&s, &kube, "replica-a").await;
+    wait("a leads", Duration::from_secs(15), || async {
+        holder().as_deref() == Some("replica-a")
+    })
+    .await;
+    wait("a's first run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    let b = start(&s, &kube, "replica-b").await;
+    b.ready().await;
+    // B has watched A's renewals for longer than a lease (it reads every 1 to 1.5 s).
+    let seen = lease_reads_of("replica-b");
+    wait("b watches the lease", Duration::from_secs(30), || async {
+        lease_reads_of("replica-b") >= seen + 2 * LEASE_SECONDS as usize
+    })
+    .await;
+    assert_eq!(holder().as_deref(), Some("replica-a"));
+    let behind = renew_time();
+    assert!(
+        behind >= Duration::from_secs(55),
+        "a's renewals are stamped by its clock, a minute behind: {behind:?}"
+    );
+
+    signal(&a, "-KILL");
+    let after_a = wait(
+        "b takes over",
+        Duration::from_secs(3 * LEASE_SECONDS),
+        || async { holder().as_deref() == Some("replica-b") },
+    )
+    .await;
+    wait("b's pod labelled", Duration::from_secs(15), || async {
+        kube.label(NAMESPACE, "replica-b", LEADER_LABEL).as_deref() == Some("true")
+    })
+    .await;
+    drop(a);
+
+    // A's container restarts (its clock still behind) and follows; B dies.
+    let a = start(&s, &kube, "replica-a").await;
+    a.ready().await;
+    wait("b writes its record", Duration::from_secs(60), || async {
+        b.finished_a_run().await
+    })
+    .await;
+    let ahead = renew_time();
+    assert!(
+        ahead >= Duration::from_secs(55),
+        "b's renewals are stamped by its clock, a minute ahead: {ahead:?}"
+    );
+    signal(&b, "-KILL");
+    let b_audit = b.audit.clone();
+    let after_b = wait(
+        "a takes over",
+        Duration::from_secs(3 * LEASE_SECONDS),
+        || async { holder().as_deref() == Some("replica-a") },
+    )
+    .await;
+    wait("a finishes a run", Duration::from_secs(60), || {
+        a.finished_a_run()
+    })
+    .await;
+    drop(b);
+
+    let take_overs = assert_take_overs_waited_out_the_lease(&kube);
+    assert_eq!(take_overs, 2, "{:?}", kube.lease_writes());
+    assert_each_write_within_its_writers_term(
+        &kube,
+        &[("replica-a", &a.audit), ("replica-b", &b_audit)],
+    );
+    assert_the_api_server_agreed(&kube);
+    println!(
+        "clocks -60 s and +60 s: b took over {after_a:?} after a died, a {after_b:?} after b died (lease {LEASE_SECONDS} s)"
+    );
+    drop(a);
+}
+
+/// The Kubernetes API peer answers what the API server answers to what the replicas send, and
+/// refuses what the Role does not allow: a Lease PUT without `resourceVersion` (422) or with a
+/// stale one (409), a patch of a pod that does not exist (404, and no pod made), an object of
+/// another namespace (404), an unknown path (404), every error a `Status`; 403 Forbidden to a
+/// read of a pod, a patch, list or delete of the Lease, another Lease, a namespace the Role is
+/// not bound in. Its faults switch on and off; a skewed client's times are stored skewed.
+#[tokio::test]
+async fn the_kubernetes_api_peer_refuses_what_the_api_server_refuses() {
+    use common::kube_api::{Fault, FaultKind, token};
+    use serde_json::{Value, json};
+    let kube = KubeApi::start(NAMESPACE).await;
+    kube.bind("elsewhere");
+    let http = reqwest::Client::new();
+    let leases = |ns: &str| {
+        format!(
+            "{}/apis/coordination.k8s.io/v1/namespaces/{ns}/leases",
+            kube.url
+        )
+    };
+    let lease = |ns: &str, name: &str| format!("{}/{name}", leases(ns));
+    let pod = |ns: &str, name: &str| format!("{}/api/v1/namespaces/{ns}/pods/{name}", kube.url);
+    let send = |method: reqwest::Method, url: String, body: Option<Value>, merge: bool| {
+        let mut request = http.request(method, url).bearer_auth(token("t"));
+        if let Some(body) = body {
+            let content_type = if merge {
+                "application/merge-patch+json"
+            } else {
+                "application/json"
+            };
+            request = request
+                .header("content-type", content_type)
+                .body(body.to_string());
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    use reqwest::Method as M;
+    let failure = |(status, body): (u16, Value), code: u16, reason: &str| {
+        assert_eq!(status, code, "{body}");
+        assert_eq!(body["kind"], "Status", "{body}");
+        assert_eq!(body["reason"], reason, "{body}");
+        assert_eq!(body["code"], code, "{body}");
+        body["message"].as_str().unwrap().to_owned()
+    };
+
+    let spec = json!({"holderIdentity": "x", "leaseDurationSeconds": 4});
+    let created = send(
+        M::POST,
+        leases(NAMESPACE),
+        Some(json!({"metadata": {"name": LEASE}, "spec": spec})),
+        false,
+    )
+    .await;
+    assert_eq!(created.0, 201, "{}", created.1);
+    let version = created.1["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    failure(
+        send(
+            M::POST,
+            leases(NAMESPACE),
+            Some(json!({"metadata": {"name": LEASE}, "spec": spec})),
+            false,
+        )
+        .await,
+        409,
+        "AlreadyExists",
+    );
+    // A PUT must carry the resourceVersion it read, and the current one.
+    let message = failure(
+        send(
+            M::PUT,
+            lease(NAMESPACE, LEASE),
+            Some(json!({"metadata": {"name": LEASE}, "spec": spec})),
+            false,
+        )
+        .await,
+        422,
+        "Invalid",
+    );
+    assert!(
+        message.contains("must be specified for an update"),
+        "{message}"
+    );
+    let replaced = send(
+        M::PUT,
+        lease(NAMESPACE, LEASE),
+        Some(json!({"metadata": {"name": LEASE, "resourceVersion": version}, "spec": spec})),
+        false,
+    )
+    .await;
+    assert_eq!(replaced.0, 200, "{}", replaced.1);
+    failure(
+        send(
+            M::PUT,
+            lease(NAMESPACE, LEASE),
+            Some(json!({"metadata": {"name": LEASE, "resourceVersion": version}, "spec": spec})),
+            false,
+        )
+        .await,
+        409,
+        "Conflict",
+    );
+    failure(
+        send(
+            M::PUT,
+            lease(NAMESPACE, LEASE),
+            Some(json!({"metadata": {"name": "other"}, "spec": spec})),
+            false,
+        )
+        .await,
+        400,
+        "BadRequest",
+    );
+    // Namespaces are honoured.
+    failure(
+        send(M::GET, lease("elsewhere", LEASE), None, false).await,
+        404,
+        "NotFound",
+    );
+    assert_eq!(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await.0,
+        200
+    );
+    // A pod that does not exist is not made by a patch.
+    let label = json!({"metadata": {"labels": {LEADER_LABEL: "true"}}});
+    failure(
+        send(M::PATCH, pod(NAMESPACE, "ghost"), Some(label.clone()), true).await,
+        404,
+        "NotFound",
+    );
+    failure(
+        send(M::PATCH, pod(NAMESPACE, "ghost"), Some(label.clone()), true).await,
+        404,
+        "NotFound",
+    );
+    kube.add_pod(NAMESPACE, "real");
+    failure(
+        send(
+            M::PATCH,
+            pod("elsewhere", "real"),
+            Some(label.clone()),
+            true,
+        )
+        .await,
+        404,
+        "NotFound",
+    );
+    assert_eq!(
+        send(M::PATCH, pod(NAMESPACE, "real"), Some(label.clone()), true)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        kube.label(NAMESPACE, "real", LEADER_LABEL).as_deref(),
+        Some("true")
+    );
+    failure(
+        send(M::PATCH, pod(NAMESPACE, "real"), Some(label.clone()), false).await,
+        415,
+        "UnsupportedMediaType",
+    );
+    failure(
+        send(
+            M::GET,
+            format!("{}/apis/nothing/v1/here", kube.url),
+            None,
+            false,
+        )
+        .await,
+        404,
+        "NotFound",
+    );
+
+    // The Role (deploy/kubernetes/role.yaml) allows nothing more than the election needs.
+    let forbidden = [
+        send(M::GET, pod(NAMESPACE, "real"), None, false).await,
+        send(
+            M::PATCH,
+            lease(NAMESPACE, LEASE),
+            Some(json!({"metadata": {"annotations": {"a": "b"}}})),
+            true,
+        )
+        .await,
+        send(M::GET, leases(NAMESPACE), None, false).await,
+        send(M::DELETE, lease(NAMESPACE, LEASE), None, false).await,
+        send(M::GET, lease(NAMESPACE, "someone-elses"), None, false).await,
+        send(M::GET, lease("unbound", LEASE), None, false).await,
+        send(
+            M::POST,
+            format!("{}/api/v1/namespaces/{NAMESPACE}/pods", kube.url),
+            Some(json!({"metadata": {"name": "p"}})),
+            false,
+        )
+        .await,
+    ];
+    for answer in forbidden {
+        let message = failure(answer, 403, "Forbidden");
+        assert!(
+            message.contains("is forbidden: User \"system:serviceaccount:"),
+            "{message}"
+        );
+    }
+    assert_eq!(kube.refused().len(), 7, "{:?}", kube.refused());
+    assert!(
+        kube.refused()[0].starts_with("get pods \"real\""),
+        "{:?}",
+        kube.refused()
+    );
+
+    // Faults, on and off at runtime.
+    kube.inject(Fault::on("t", FaultKind::Status(503)));
+    failure(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await,
+        503,
+        "ServiceUnavailable",
+    );
+    kube.clear_faults();
+    kube.inject(Fault::on(
+        "t",
+        FaultKind::TooManyRequests {
+            retry_after_seconds: 2,
+        },
+    ));
+    let throttled = http
+        .get(lease(NAMESPACE, LEASE))
+        .bearer_auth(token("t"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(throttled.status(), 429);
+    assert_eq!(throttled.headers()["retry-after"], "2");
+    kube.clear_faults();
+    kube.inject(Fault::on("someone-else", FaultKind::Status(500)));
+    assert_eq!(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await.0,
+        200,
+        "another client's fault"
+    );
+    kube.clear_faults();
+    kube.inject(Fault::on(
+        "t",
+        FaultKind::Latency(Duration::from_millis(300)),
+    ));
+    let started = Instant::now();
+    assert_eq!(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await.0,
+        200
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    kube.clear_faults();
+    kube.inject(Fault::on("t", FaultKind::Hang));
+    let hung = http
+        .get(lease(NAMESPACE, LEASE))
+        .bearer_auth(token("t"))
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(hung.is_err_and(|e| e.is_timeout()));
+    kube.clear_faults();
+    assert_eq!(
+        send(M::GET, lease(NAMESPACE, LEASE), None, false).await.0,
+        200
+    );
+
+    // A client with a clock a minute behind writes times a minute behind.
+    kube.skew("t", -60);
+    let read = send(M::GET, lease(NAMESPACE, LEASE), None, false).await.1;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string();
+    let mut renewed = read.clone();
+    renewed["spec"]["renewTime"] = json!(stamp);
+    let (status, stored) = send(M::PUT, lease(NAMESPACE, LEASE), Some(renewed), false).await;
+    assert_eq!(status, 200, "{stored}");
+    let written: k8s_openapi::jiff::Timestamp = stored["spec"]["renewTime"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(now.duration_since(written).as_secs(), 60, "{stored}");
+    // Unauthenticated: 401.
+    assert_eq!(
+        http.get(lease(NAMESPACE, LEASE))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
 }

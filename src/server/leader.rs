@@ -10,7 +10,13 @@
 //!   the lease plus the renew deadline, so a leader that was paused past its lease sends no
 //!   write before its renewal loop has even run;
 //! - the leader labels its own pod `aws-replicator/leader=true` (the shipped Service selects
-//!   it, so webhooks reach the leader) and removes the label when it stops leading;
+//!   it, so webhooks reach the leader) and removes the label when it stops leading; a replica
+//!   first clears the label at start, before it campaigns (a container restarted in place
+//!   finds its pod as the last one left it), and a label change that failed is tried again
+//!   every retry period;
+//! - every request to the API server ends within the renew deadline and is not retried by
+//!   the client (the election retries every retry period): a hung connection or a `Retry-After`
+//!   could otherwise hold a replica out of the election, or its label wrong, for minutes;
 //! - the leader keeps its record of what AWS holds on the lease ([`RECORD_ANNOTATION`]);
 //! - on shutdown the lease is released, so another replica takes over at once.
 
@@ -20,8 +26,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The label the leader puts on its own pod; the webhook Service selects it.
@@ -54,6 +60,11 @@ pub struct Election {
     renew_deadline: Duration,
     retry_period: Duration,
     leading: Arc<AtomicBool>,
+    /// Whether this pod carries [`LEADER_LABEL`], as far as the last label change that
+    /// succeeded says; `None` when unknown (at start, or after a change failed).
+    labelled: Mutex<Option<bool>>,
+    /// Wakes the labeller when leadership begins or ends.
+    relabel: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Election {
@@ -73,12 +84,19 @@ impl Election {
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
             .ok_or(ElectionError::NoIdentity)?;
-        let config = kube::Config::infer()
+        let renew_deadline = Duration::from_secs(settings.renew_deadline_seconds);
+        let mut config = kube::Config::infer()
             .await
             .map_err(|e| ElectionError::Client(e.to_string()))?;
+        // kube's defaults are no read timeout and up to 15 retries of a 429, 503 or 504 with
+        // backoff to minutes (and any `Retry-After`): a request on a dead connection would never
+        // end, and one retried would outlast the lease. A renewal is bounded by the renew
+        // deadline in `k8s_controller`, but taking the lease, reading it, and the label are not.
+        config.read_timeout = Some(renew_deadline);
+        config.reset_reader_on_write = true;
+        config.default_retry = false;
         let client =
             kube::Client::try_from(config).map_err(|e| ElectionError::Client(e.to_string()))?;
-        let renew_deadline = Duration::from_secs(settings.renew_deadline_seconds);
         let retry_period = Duration::from_secs(settings.retry_period_seconds);
         let election = LeaderElection::new(
             client.clone(),
@@ -99,6 +117,8 @@ impl Election {
             renew_deadline,
             retry_period,
             leading: Arc::new(AtomicBool::new(false)),
+            labelled: Mutex::new(None),
+            relabel: tokio::sync::Notify::new(),
         })
     }
 
@@ -126,6 +146,30 @@ impl Election {
     pub async fn run<L, Fut>(
         &self,
         lead: L,
+        stopping: tokio::sync::watch::Receiver<bool>,
+        lost: impl Fn(),
+    ) where
+        L: Fn() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        // Before campaigning: a container restarted in place finds its pod as the last one left
+        // it, and a label saying it leads would send the webhooks to a follower.
+        let cleared = self.label(false).await;
+        self.set_labelled(cleared.then_some(false));
+        let campaign = self.campaign(lead, stopping, lost);
+        tokio::select! {
+            () = campaign => {}
+            () = self.keep_label() => {}
+        }
+        // Stopped: the label goes (once; the next start clears it in any case).
+        if self.labelled() != Some(false) && self.label(false).await {
+            self.set_labelled(Some(false));
+        }
+    }
+
+    async fn campaign<L, Fut>(
+        &self,
+        lead: L,
         mut stopping: tokio::sync::watch::Receiver<bool>,
         lost: impl Fn(),
     ) where
@@ -139,7 +183,7 @@ impl Election {
             let leading = async {
                 // Confirmed before the first write, then again every retry period beside it.
                 self.confirm().await;
-                self.became_leader().await;
+                self.became_leader();
                 tokio::select! {
                     () = lead() => {}
                     () = self.keep_confirming() => {}
@@ -158,7 +202,7 @@ impl Election {
             };
             crate::fence::close();
             if self.leading.swap(false, Ordering::Relaxed) {
-                self.label(false).await;
+                self.relabel.notify_one();
             }
             match outcome {
                 // `lead` ended (shutdown; with_lease has released the lease), or a follower
@@ -175,10 +219,35 @@ impl Election {
         }
     }
 
-    async fn became_leader(&self) {
+    fn became_leader(&self) {
         self.leading.store(true, Ordering::Relaxed);
         tracing::info!(identity = %self.identity, lease = %self.lease_name, "leading");
-        self.label(true).await;
+        self.relabel.notify_one();
+    }
+
+    fn labelled(&self) -> Option<bool> {
+        *self.labelled.lock().expect("label state lock")
+    }
+
+    fn set_labelled(&self, labelled: Option<bool>) {
+        *self.labelled.lock().expect("label state lock") = labelled;
+    }
+
+    /// Keeps this pod's label in step with leadership: one change at a time (so that a late
+    /// removal never overtakes a newer addition), woken when leadership begins or ends, and a
+    /// failed change tried again every retry period.
+    async fn keep_label(&self) {
+        loop {
+            let wanted = self.is_leading();
+            if self.labelled() != Some(wanted) {
+                let done = self.label(wanted).await;
+                self.set_labelled(done.then_some(wanted));
+            }
+            tokio::select! {
+                () = self.relabel.notified() => {}
+                () = tokio::time::sleep(self.retry_period) => {}
+            }
+        }
     }
 
     /// Reads the lease: while it names this replica, writes may go on until the renew
@@ -253,9 +322,9 @@ impl Election {
         Err("writing the record on the lease: it changed three times while writing".into())
     }
 
-    /// Puts or removes the leader label on this replica's pod. Best effort: without it the
-    /// webhook may reach a follower, which answers 503 naming the leader.
-    async fn label(&self, leading: bool) {
+    /// Puts or removes the leader label on this replica's pod; whether it was done. Without it
+    /// the webhook may reach a follower, which answers 503 naming the leader.
+    async fn label(&self, leading: bool) -> bool {
         let value = if leading {
             serde_json::json!("true")
         } else {
@@ -271,7 +340,9 @@ impl Election {
             )
             .await
         {
-            tracing::warn!(error = %e, pod = %self.identity, "could not label this pod");
+            tracing::warn!(error = %e, pod = %self.identity, leading, "could not label this pod; trying again");
+            return false;
         }
+        true
     }
 }
