@@ -366,10 +366,10 @@ fn demo_names_a_temporary_folder_it_cannot_write() {
 async fn serve_starts_in_the_image_from_the_packaged_config() {
     let image = Image::build();
     let container = image.container();
-    let kube = common::kube_api::KubeApi::start().await;
-    let kube_dir = tempfile::tempdir().unwrap();
     let namespace = "replicators";
-    let kubeconfig = kube.kubeconfig(kube_dir.path(), namespace);
+    let kube = common::kube_api::KubeApi::start(namespace).await;
+    let kube_dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kube.kubeconfig(kube_dir.path(), namespace, "image");
     // Readable by uid 65532, as a mounted Secret or ConfigMap is.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(kube_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -395,6 +395,7 @@ async fn serve_starts_in_the_image_from_the_packaged_config() {
         .1
         .clone();
     let pod = "aws-replicator-7d9f-abcde";
+    kube.add_pod(namespace, pod);
     let deployment = deployment_container();
     for var in deployment["env"].as_array().unwrap() {
         let name = var["name"].as_str().unwrap().to_owned();
@@ -405,7 +406,13 @@ async fn serve_starts_in_the_image_from_the_packaged_config() {
         };
         env.push((name, value));
     }
-    env.push(("KUBECONFIG".into(), "/var/run/kube/kubeconfig.yaml".into()));
+    env.push((
+        "KUBECONFIG".into(),
+        format!(
+            "/var/run/kube/{}",
+            kubeconfig.file_name().unwrap().to_str().unwrap()
+        ),
+    ));
     // AWS stays out of reach (a closed port), wherever the test runs.
     env.push(("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()));
 
