@@ -6,13 +6,14 @@
 #   docker run -p 8080:8080 --read-only --tmpfs /tmp \
 #     -v $PWD/my-config.dhall:/etc/aws-replicator/config.dhall:ro \
 #     -e MESHFED_ACCESS_KEY_ID -e MESHFED_SECRET_ACCESS_KEY -e MESHFED_EXTERNAL_ID \
-#     -e AWS_SSO_SCIM_TOKEN -e MESHSTACK_CLIENT_ID -e MESHSTACK_CLIENT_SECRET -e WEBHOOK_TOKEN \
+#     -e AWS_SSO_SCIM_TOKEN -e MESHSTACK_CLIENT_ID -e MESHSTACK_CLIENT_SECRET \
 #     aws-replicator
 #
 # The names are those config/example.dhall imports; `aws-replicator config check` lists the ones
 # a config needs. Its `./types/package.dhall` import resolves to the types shipped in the image.
 # The image carries the config deploy/kubernetes ships (leader election on a Lease in the pod's
-# namespace, the webhook token from WEBHOOK_TOKEN) at that path; mount yours over it.
+# namespace, the webhook token from the variable WEBHOOK_TOKEN, which it needs too) at that
+# path; mount yours over it.
 #
 # Without a registry, `scripts/image` builds the same runtime layout with buildah FROM scratch
 # from this machine's files (tests/image.rs builds and runs it).

@@ -61,6 +61,9 @@ enum Command {
         /// Listen here instead of `replicator.serve.listen`.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Serve /metrics and health here instead of `replicator.serve.metrics-listen`.
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Read meshStack and write what it holds as a snapshot file.
     Snapshot {
@@ -338,7 +341,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config,
             snapshot,
             listen,
-        } => serve_command(&config, snapshot, listen),
+            metrics_listen,
+        } => serve_command(&config, snapshot, listen, metrics_listen),
         Command::Snapshot { config, out } => snapshot_command(&config, out.as_deref()),
         Command::SamlRoles {
             config,
@@ -738,8 +742,12 @@ fn serve_command(
     config: &Path,
     snapshot: Option<PathBuf>,
     listen: Option<std::net::SocketAddr>,
+    metrics_listen: Option<std::net::SocketAddr>,
 ) -> Result<ExitCode> {
-    let config = load_config(config)?;
+    let mut config = load_config(config)?;
+    if let Some(address) = metrics_listen {
+        config.replicator.serve.metrics_listen = Some(address.to_string());
+    }
     let listen = match listen {
         Some(address) => address,
         None => config

@@ -38,10 +38,14 @@ const SHIPPED_CONFIG_EDITS: [(&str, &str); 2] = [
         "\n      , replicator = T.Replicator::{
         {- The webhook's bearer token, from the Secret (WEBHOOK_TOKEN in
            deploy/kubernetes/secret.example.yaml); without one, every POST /v1/sync and
-           GET /v1/runs is answered 403. The Deployment's --listen overrides `listen`. -}
+           GET /v1/runs is answered 403. The Deployment's --listen overrides `listen`.
+           /metrics and the probes have a listener of their own, so that the metrics Service,
+           which reaches every replica, does not reach /v1/*. -}
         , serve =
             T.Replicator.default.serve
-            // { webhook-token = Some env:WEBHOOK_TOKEN as Text }\n",
+            // { webhook-token = Some env:WEBHOOK_TOKEN as Text
+               , metrics-listen = Some \"0.0.0.0:9090\"
+               }\n",
     ),
     (
         "          , namespace = \"aws-replicator\"\n",
@@ -388,7 +392,8 @@ fn the_pods_run_locked_down_and_know_their_name() {
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
     for probe in ["livenessProbe", "readinessProbe"] {
-        assert_eq!(c[probe]["httpGet"]["port"], c["ports"][0]["name"]);
+        // The probes go to the metrics listener, which a flood on the webhook's cannot starve.
+        assert_eq!(c[probe]["httpGet"]["port"], c["ports"][1]["name"]);
     }
     assert!(c["resources"]["requests"]["memory"].is_string());
     assert!(c["resources"]["limits"]["memory"].is_string());
@@ -1137,9 +1142,9 @@ fn every_resource_carries_the_recommended_labels_and_selectors_stay_minimal() {
     );
 }
 
-/// The NetworkPolicy selects the pods and admits, on the one container port, the webhook from
-/// the namespaces it lists (the base's own; an overlay names the callers') and the metrics
-/// scrape from the monitoring namespace; it leaves egress alone. kubernetes-validate checks its
+/// The NetworkPolicy selects the pods and admits the webhook from the namespaces it lists (the
+/// base's own; an overlay names the callers') on the `http` port, and the metrics scrape from
+/// the monitoring namespace on the `metrics` port alone; it leaves egress alone. kubernetes-validate checks its
 /// schema (`manifests_validate_against_the_kubernetes_schemas`), `kubectl kustomize` an
 /// overlay's patch of the list (`the_kustomization_renders_with_kubectl`).
 #[test]
@@ -1155,6 +1160,8 @@ fn the_network_policy_admits_the_webhook_from_named_namespaces_only() {
     );
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
     let port = &container(&d)["ports"][0]["name"];
+    let metrics = &container(&d)["ports"][1]["name"];
+    assert_eq!((port, metrics), (&json!("http"), &json!("metrics")));
     let from = |namespaces: &[&str]| {
         json!([{"namespaceSelector": {"matchExpressions": [
             {"key": "kubernetes.io/metadata.name", "operator": "In", "values": namespaces}
@@ -1164,7 +1171,7 @@ fn the_network_policy_admits_the_webhook_from_named_namespaces_only() {
         policy["spec"]["ingress"],
         json!([
             {"from": from(&["aws-replicator"]), "ports": [{"protocol": "TCP", "port": port}]},
-            {"from": from(&["monitoring"]), "ports": [{"protocol": "TCP", "port": port}]},
+            {"from": from(&["monitoring"]), "ports": [{"protocol": "TCP", "port": metrics}]},
         ])
     );
 }

@@ -429,6 +429,17 @@ async fn serve_starts_in_the_image_from_the_packaged_config() {
         .map(|a| a.as_str().unwrap().to_owned())
         .collect();
     *args.last_mut().unwrap() = listen.clone();
+    // The packaged config's metrics listener (0.0.0.0:9090) on loopback, as --listen above.
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_base = format!("http://127.0.0.1:{metrics_port}");
+    args.extend([
+        "--metrics-listen".to_owned(),
+        format!("127.0.0.1:{metrics_port}"),
+    ]);
     let stderr_path = logs.path().join("stderr");
     let mut child = container
         .read_only(true, &[(kube_dir.path(), "/var/run/kube")], &env)
@@ -484,7 +495,7 @@ async fn serve_starts_in_the_image_from_the_packaged_config() {
     );
 
     let metrics = http
-        .get(format!("{base}/metrics"))
+        .get(format!("{metrics_base}/metrics"))
         .send()
         .await
         .unwrap()

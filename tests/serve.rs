@@ -1500,3 +1500,133 @@ async fn after_a_restart_the_scan_confirms_a_project_gone_before_it_retires_its_
     }
     assert_eq!(members(&s, admins), before);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The whole answer on a raw connection, up to `limit`, as text.
+async fn answer(stream: &mut tokio::net::TcpStream, limit: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Issue #26 §1: the listener survives the network. 2,000 connections that never finish their
+/// request head leave memory bounded (a connection limit, a head limit) and
+/// health answering on the metrics listener at once and on the main one once the head timeout
+/// has closed them; a head beyond the limit is answered 431, a body sent byte by byte 408; the
+/// metrics listener serves no `/v1/*` and the main one no `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_many_connections_leave_memory_bounded_and_health_answering() {
+    use tokio::io::AsyncWriteExt;
+    let s = setup().await;
+    let metrics_port = free_port();
+    let config = s.config(
+        "listener.dhall",
+        "%s.%s.%4\\$s",
+        &replicator_with(
+            3600,
+            &format!(", metrics-listen = Some \"127.0.0.1:{metrics_port}\""),
+        ),
+    );
+    let snapshot = s.dir.path().join("snapshot.json");
+    std::fs::copy(SNAPSHOT, &snapshot).unwrap();
+    let server = spawn(
+        &s,
+        "listener",
+        &config,
+        &[OsStr::new("--snapshot"), snapshot.as_os_str()],
+    )
+    .await;
+    server.finished_by("startup").await;
+    let metrics = format!("http://127.0.0.1:{metrics_port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let status = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    };
+    // Each listener its own routes.
+    assert_eq!(status(format!("{metrics}/metrics")).await.unwrap(), 200);
+    assert_eq!(status(format!("{metrics}/v1/runs")).await.unwrap(), 404);
+    assert_eq!(
+        status(format!("{}/metrics", server.base)).await.unwrap(),
+        404
+    );
+    assert_eq!(
+        status(format!("{}/v1/runs", server.base)).await.unwrap(),
+        200
+    );
+
+    let main = server.base.trim_start_matches("http://").to_owned();
+    let pid = server.child.id();
+    let before = rss_kib(pid);
+    let flood_started = Instant::now();
+    // 1,000 connections each sending 100 KiB of a head that never ends (hyper's default buffer
+    // held 400 KiB of it per connection), and 1,000 that send 4 KiB and wait.
+    let mut held = Vec::new();
+    for i in 0..2000 {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(&main).await else {
+            continue;
+        };
+        let pad = if i % 2 == 0 { 100 * 1024 } else { 4 * 1024 };
+        let head = format!(
+            "GET /v1/runs HTTP/1.1\r\nHost: x\r\nX-Pad: {}",
+            "a".repeat(pad)
+        );
+        let _ = stream.write_all(head.as_bytes()).await;
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = rss_kib(pid);
+    eprintln!("RSS {before} KiB before, {during} KiB with 2,000 unfinished requests");
+    assert!(
+        during < before + 64 * 1024,
+        "RSS grew from {before} KiB to {during} KiB with 2,000 unfinished requests"
+    );
+    // The probes' listener answers at once.
+    assert_eq!(status(format!("{metrics}/healthz")).await.unwrap(), 200);
+    // The main one once the head timeout (10 s) has closed the unfinished ones.
+    loop {
+        if status(format!("{}/healthz", server.base)).await.ok() == Some(200) {
+            break;
+        }
+        assert!(
+            flood_started.elapsed() < Duration::from_secs(30),
+            "the main listener never answered again"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(held);
+
+    // A head beyond the limit: 431.
+    let mut big = tokio::net::TcpStream::connect(&main).await.unwrap();
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(32 * 1024)
+    );
+    let _ = big.write_all(head.as_bytes()).await;
+    let text = answer(&mut big, Duration::from_secs(10)).await;
+    assert!(text.starts_with("HTTP/1.1 431"), "{text:.200}");
+
+    // A body that never completes: 408 once the request's time is up (30 s).
+    let mut drip = tokio::net::TcpStream::connect(&main).await.unwrap();
+    let head = format!(
+        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    drip.write_all(head.as_bytes()).await.unwrap();
+    let text = answer(&mut drip, Duration::from_secs(45)).await;
+    assert!(text.starts_with("HTTP/1.1 408"), "{text:.200}");
+}

@@ -52,6 +52,10 @@
                                `X-Timestamp` and `X-Signature-256: sha256=<hex>` headers (see the
                                README; import both with `env:`); with neither, those routes are
                                refused. Bodies larger than max-body-bytes are refused.
+        metrics-listen                 a second address for /metrics, /healthz and /readyz only, so
+                                       that what scrapes every replica cannot reach /v1/*; then
+                                       `listen` serves /v1/* and health, not /metrics. None
+                                       serves everything on `listen`
         run-deadline-seconds           a run (meshStack read, accounts, observe, apply) that takes
                                        longer is stopped and fails; the next run resumes
         ready-max-age-seconds          /readyz answers 503 once the last successful sync is older
@@ -102,6 +106,7 @@ let Settings =
           }
       , serve :
           { listen : Text
+          , metrics-listen : Optional Text
           , webhook-token : Optional Text
           , webhook-hmac-secret : Optional Text
           , max-body-bytes : Natural
@@ -146,6 +151,7 @@ let default =
         }
       , serve =
         { listen = "127.0.0.1:8080"
+        , metrics-listen = None Text
         , webhook-token = None Text
         , webhook-hmac-secret = None Text
         , max-body-bytes = 4096

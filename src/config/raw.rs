@@ -252,6 +252,8 @@ pub struct StackSet {
 pub struct Serve {
     /// `host:port` to listen on.
     pub listen: String,
+    /// `host:port` for `/metrics` and health alone; then `listen` does not serve `/metrics`.
+    pub metrics_listen: Option<String>,
     pub webhook_token: Option<Secret>,
     pub webhook_hmac_secret: Option<Secret>,
     pub max_body_bytes: u64,

@@ -845,6 +845,31 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
             "e.g. \"127.0.0.1:8080\", or \"0.0.0.0:8080\" in a container",
         );
     }
+    if let Some(metrics) = &serve.metrics_listen {
+        match metrics.parse::<std::net::SocketAddr>() {
+            Err(_) => p.add(
+                "replicator.serve.metrics-listen",
+                format!("{metrics:?} is not an address with a port"),
+                "e.g. \"0.0.0.0:9090\" in a container, or None Text to serve /metrics on listen",
+            ),
+            Ok(at)
+                if serve
+                    .listen
+                    .parse::<std::net::SocketAddr>()
+                    .is_ok_and(|l| l.port() == at.port() && at.port() != 0) =>
+            {
+                p.add(
+                    "replicator.serve.metrics-listen",
+                    format!(
+                        "{metrics:?} uses the port of replicator.serve.listen ({})",
+                        serve.listen
+                    ),
+                    "give the metrics listener a port of its own, e.g. 9090",
+                )
+            }
+            Ok(_) => {}
+        }
+    }
     for (field, secret) in [
         ("webhook-token", &serve.webhook_token),
         ("webhook-hmac-secret", &serve.webhook_hmac_secret),

@@ -279,6 +279,7 @@ mod tests {
     fn serve() -> Serve {
         Serve {
             listen: "127.0.0.1:8080".into(),
+            metrics_listen: None,
             webhook_token: Some(Secret::new("token-0123456789abcdef")),
             webhook_hmac_secret: Some(Secret::new(SECRET)),
             max_body_bytes: 4096,

@@ -18,6 +18,7 @@
 mod auth;
 mod follow;
 mod leader;
+mod listen;
 mod reconciler;
 mod runs;
 mod scan;
@@ -40,7 +41,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,15 +65,16 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot listen on {address} (replicator.serve.listen or --listen): {source}")]
+    #[error("cannot listen on {address} ({field}): {source}")]
     Listen {
         address: SocketAddr,
+        field: &'static str,
         source: std::io::Error,
     },
     #[error(transparent)]
     Election(#[from] leader::ElectionError),
-    #[error("the server stopped: {0}")]
-    Serve(std::io::Error),
+    #[error("replicator.serve.metrics-listen: {0:?} is not an address with a port")]
+    MetricsAddress(String),
 }
 
 pub struct ServeOptions {
@@ -152,12 +153,25 @@ pub async fn serve(
         }
         None => Audit::stdout(),
     };
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
-        .map_err(|source| ServerError::Listen {
-            address: options.listen,
-            source,
-        })?;
+    let bind = async |address: SocketAddr, field: &'static str| {
+        tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| ServerError::Listen {
+                address,
+                field,
+                source,
+            })
+    };
+    let listener = bind(options.listen, "replicator.serve.listen or --listen").await?;
+    let metrics_listener = match &config.replicator.serve.metrics_listen {
+        Some(address) => {
+            let address: SocketAddr = address
+                .parse()
+                .map_err(|_| ServerError::MetricsAddress(address.clone()))?;
+            Some(bind(address, "replicator.serve.metrics-listen").await?)
+        }
+        None => None,
+    };
     let election = match &config.replicator.leader_election {
         Some(settings) => Some(leader::Election::connect(settings).await?),
         None => None,
@@ -186,7 +200,17 @@ pub async fn serve(
         accounts_pending: Mutex::default(),
         config,
     });
-    tracing::info!(address = %options.listen, "serving");
+    match &metrics_listener {
+        Some(metrics) => tracing::info!(
+            address = %listener.local_addr().unwrap_or(options.listen),
+            metrics = %metrics.local_addr().map_or_else(|e| e.to_string(), |a| a.to_string()),
+            "serving"
+        ),
+        None => tracing::info!(
+            address = %listener.local_addr().unwrap_or(options.listen),
+            "serving"
+        ),
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signalled = {
@@ -200,7 +224,28 @@ pub async fn serve(
             service.wake.notify_waiters();
         }
     };
-    let server = axum::serve(listener, router(service.clone())).with_graceful_shutdown(signalled);
+    let stopped = || {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        }
+    };
+    let server = async {
+        let metrics = async {
+            if let Some(metrics) = metrics_listener {
+                listen::serve(metrics, health_router(service.clone()), stopped(), GRACE).await;
+            }
+        };
+        let main = router(
+            service.clone(),
+            service.config.replicator.serve.metrics_listen.is_none(),
+        );
+        tokio::join!(
+            signalled,
+            listen::serve(listener, main, stopped(), GRACE),
+            metrics
+        );
+    };
     // The worker runs on this task rather than a spawned one: the sync's futures borrow in ways
     // the compiler cannot yet prove `Send` (rust-lang/rust#102211).
     let runner = worker::Worker {
@@ -293,8 +338,8 @@ pub async fn serve(
             }
         }
     };
-    let (served, ()) = tokio::join!(server.into_future(), work);
-    served.map_err(ServerError::Serve)
+    tokio::join!(server, work);
+    Ok(())
 }
 
 /// Aborts its task when dropped: the scheduler stops with the leadership that runs it.
@@ -306,17 +351,43 @@ impl Drop for Aborting {
     }
 }
 
-fn router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+/// Requests of `/v1/*` in flight at once: each may read a body and take the engine's lock.
+const API_IN_FLIGHT: usize = 32;
+/// Scrapes of `/metrics` in flight at once: each renders every family.
+const METRICS_IN_FLIGHT: usize = 4;
+
+/// The routes of `listen`: the webhook, run records and health, and `/metrics` unless it has a
+/// listener of its own.
+fn router(service: Arc<Service>, with_metrics: bool) -> Router {
+    let api = Router::new()
         .route("/v1/sync", post(trigger))
         .route("/v1/removals", get(removals))
         .route("/v1/removals/allow", post(allow_removals))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(get_run))
-        .route("/v1/saml-roles", get(saml_roles))
+        .route("/v1/saml-roles", get(saml_roles));
+    let api = listen::limited(api, API_IN_FLIGHT).with_state(service.clone());
+    let health = if with_metrics {
+        health_router(service)
+    } else {
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .with_state(service)
+    };
+    api.merge(health)
+}
+
+/// `/metrics` and health: what `replicator.serve.metrics-listen` serves, never `/v1/*`.
+fn health_router(service: Arc<Service>) -> Router {
+    let metrics = listen::limited(
+        Router::new().route("/metrics", get(metrics)),
+        METRICS_IN_FLIGHT,
+    );
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(metrics)
         .with_state(service)
 }
 

@@ -78,10 +78,14 @@ in    { aws =
       , replicator = T.Replicator::{
         {- The webhook's bearer token, from the Secret (WEBHOOK_TOKEN in
            deploy/kubernetes/secret.example.yaml); without one, every POST /v1/sync and
-           GET /v1/runs is answered 403. The Deployment's --listen overrides `listen`. -}
+           GET /v1/runs is answered 403. The Deployment's --listen overrides `listen`.
+           /metrics and the probes have a listener of their own, so that the metrics Service,
+           which reaches every replica, does not reach /v1/*. -}
         , serve =
             T.Replicator.default.serve
-            // { webhook-token = Some env:WEBHOOK_TOKEN as Text }
+            // { webhook-token = Some env:WEBHOOK_TOKEN as Text
+               , metrics-listen = Some "0.0.0.0:9090"
+               }
         {- Two replicas on Kubernetes (deploy/kubernetes), one writer: the holder of this Lease
            in the namespace the pods run in. For one process outside Kubernetes: None. -}
         , leader-election = Some
