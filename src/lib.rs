@@ -35,3 +35,4 @@ pub mod server;
 pub mod snapshot;
 pub mod sso;
 pub mod sync;
+pub mod tls;

@@ -72,7 +72,7 @@ fn fast_retries() -> RetryPolicy {
 }
 
 async fn read(config: &Config) -> Result<Snapshot, MeshStackError> {
-    Api::new(config, fast_retries()).snapshot().await
+    Api::new(config, fast_retries())?.snapshot().await
 }
 
 /// The sample snapshot as the client must return it: sorted as the client sorts.
@@ -223,13 +223,87 @@ async fn wrong_credentials_fail_without_retrying() {
     let fx = Fixture::start(&sample(), &[], api_key(), Script::default()).await;
     let wrong = AuthMode::ApiKey {
         client_id: "replicator".into(),
-        client_secret: "wrong".into(),
+        client_secret: "wr0ng-s3cret".into(),
     };
     let err = read(&config(&fx.base_url, &wrong, "v3", 1000, true))
         .await
         .unwrap_err();
-    assert!(matches!(err, MeshStackError::Login(_)), "{err}");
-    assert!(!err.to_string().contains("wrong"), "{err}");
+    assert!(matches!(err, MeshStackError::Unauthorized { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("POST /api/login"), "{text}");
+    assert!(text.contains("meshstack.credentials (api-key)"), "{text}");
+    assert!(text.contains(&fx.base_url), "names the endpoint: {text}");
+    assert!(!text.contains("wr0ng-s3cret"), "{err}");
+    assert_eq!(fx.logins(), 0);
+}
+
+/// A token that meshStack stops accepting is renewed once; a 401 to the fresh one blames the
+/// credentials (a key that lost its access while logged in).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_to_a_fresh_token_names_the_credentials() {
+    let script = Script {
+        token_uses: Some(0),
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], api_key(), script).await;
+    let err = read(&config(&fx.base_url, &api_key(), "v3", 1000, true))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MeshStackError::Unauthorized { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("(HTTP 401) for GET /api/meshobjects/"),
+        "{text}"
+    );
+    assert!(text.contains("meshstack.credentials (api-key)"), "{text}");
+    assert!(text.contains(&fx.base_url), "{text}");
+    assert!(
+        !text.contains("s3cret") && !text.contains("token-"),
+        "{text}"
+    );
+    assert_eq!(fx.logins(), 2, "logged in once more, then gave up");
+}
+
+/// 403: the credentials work but may not read users; the error names the permission and
+/// `meshstack.credentials`, and is not retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_403_names_the_permission_and_the_credentials() {
+    let script = Script {
+        faults: vec![Fault {
+            matching: "meshusers".into(),
+            status: 403,
+            retry_after: None,
+            times: 100,
+        }],
+        ..Script::default()
+    };
+    for auth in [basic(), api_key()] {
+        let script = Script {
+            faults: script.faults.clone(),
+            ..Script::default()
+        };
+        let fx = Fixture::start(&sample(), &[], auth.clone(), script).await;
+        let err = read(&config(&fx.base_url, &auth, "v3", 1000, true))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MeshStackError::Forbidden { .. }), "{err}");
+        let text = err.to_string();
+        for part in [
+            "(HTTP 403)",
+            "GET /api/meshobjects/meshusers",
+            "meshstack.credentials",
+            "ADM_USER_LIST",
+            fx.base_url.as_str(),
+        ] {
+            assert!(text.contains(part), "{part:?} in: {text}");
+        }
+        let users = fx
+            .requests()
+            .iter()
+            .filter(|r| r.contains("meshusers"))
+            .count();
+        assert_eq!(users, 1, "a 403 is not retried");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -325,6 +399,12 @@ async fn retries_server_errors_then_succeeds() {
         .await
         .unwrap();
     assert_eq!(snapshot, expected());
+    let projects = fx
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/meshprojects?"))
+        .count();
+    assert_eq!(projects, 3, "two 502s, then the answer");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -343,10 +423,32 @@ async fn a_page_that_keeps_failing_is_an_error_not_an_empty_snapshot() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, MeshStackError::GaveUp { attempts: 4, .. }),
+        matches!(
+            err,
+            MeshStackError::ServerError {
+                attempts: 4,
+                status: 503,
+                ..
+            }
+        ),
         "{err}"
     );
-    assert!(err.to_string().contains("no plan"), "{err}");
+    let text = err.to_string();
+    for part in [
+        "no plan",
+        "HTTP 503 on all 4 attempts (retried with backoff)",
+        "GET /api/meshobjects/meshprojectroles",
+        fx.base_url.as_str(),
+    ] {
+        assert!(text.contains(part), "{part:?} in: {text}");
+    }
+    blames_no_credentials(&text);
+    let failing = fx
+        .requests()
+        .iter()
+        .filter(|r| r.contains("page=1"))
+        .count();
+    assert_eq!(failing, 4, "one attempt and three retries");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -470,7 +572,8 @@ async fn listings_that_are_not_whole_are_errors() {
         let (base, served) = serve_pages(&case, kind.media_type()).await;
         let config = config(&base, &basic(), "v3", 1000, true);
         let client =
-            aws_replicator::meshstack::Client::new(&config.meshstack, 1000.0, fast_retries());
+            aws_replicator::meshstack::Client::new(&config.meshstack, 1000.0, fast_retries())
+                .unwrap();
         let result = client.list::<serde_json::Value>(kind, &[]).await;
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let pages = case["pages"].as_array().unwrap().len();
@@ -549,7 +652,7 @@ async fn a_scoped_read_costs_the_same_at_any_estate_size() {
     for n in [10, 1000] {
         let fx = Fixture::start(&estate(n), &[], basic(), Script::default()).await;
         let config = config(&fx.base_url, &basic(), "v3", 1000, true);
-        let api = Api::new(&config, fast_retries());
+        let api = Api::new(&config, fast_retries()).unwrap();
         let scope = Scope::projects([ProjectKey::new("big", "p00007")]);
         let snapshot = aws_replicator::meshstack::read_scoped(&api.client, &config, &scope)
             .await
@@ -578,7 +681,7 @@ async fn a_scoped_read_of_a_project_meshstack_lacks_fails() {
     use aws_replicator::model::ProjectKey;
     let fx = Fixture::start(&sample(), &[], basic(), Script::default()).await;
     let config = config(&fx.base_url, &basic(), "v3", 1000, true);
-    let api = Api::new(&config, fast_retries());
+    let api = Api::new(&config, fast_retries()).unwrap();
     let scope = Scope::projects([ProjectKey::new("acme", "nope")]);
     let err = aws_replicator::meshstack::read_scoped(&api.client, &config, &scope)
         .await
@@ -611,7 +714,7 @@ async fn a_point_read_answered_with_another_object_fails() {
         };
         let fx = Fixture::start(&sample(), &[], basic(), script).await;
         let config = config(&fx.base_url, &basic(), "v3", 1000, true);
-        let api = Api::new(&config, fast_retries());
+        let api = Api::new(&config, fast_retries()).unwrap();
         let err = aws_replicator::meshstack::read_scoped(&api.client, &config, &scope)
             .await
             .unwrap_err();
@@ -628,7 +731,7 @@ async fn a_workspace_scope_reads_that_workspace() {
     use aws_replicator::desired::Scope;
     let fx = Fixture::start(&sample(), &[], basic(), Script::default()).await;
     let config = config(&fx.base_url, &basic(), "v3", 1000, true);
-    let api = Api::new(&config, fast_retries());
+    let api = Api::new(&config, fast_retries()).unwrap();
     let scope = Scope::workspaces(["globex".into()]);
     let snapshot = aws_replicator::meshstack::read_scoped(&api.client, &config, &scope)
         .await
@@ -658,4 +761,152 @@ async fn a_workspace_scope_reads_that_workspace() {
     // Every user the bindings and the group name, and no other.
     let names: Vec<&str> = snapshot.users.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["carol", "erin", "frank", "grace", "heidi"]);
+}
+
+/// Only a 401 or 403 blames `meshstack.credentials`.
+fn blames_no_credentials(text: &str) {
+    assert!(
+        !text.contains("meshstack.credentials"),
+        "blames the credentials: {text}"
+    );
+    for secret in ["s3cret", "pa55:word"] {
+        assert!(!text.contains(secret), "shows a secret: {text}");
+    }
+}
+
+/// Nothing listens on a closed loopback port: "could not connect", the endpoint and the fix,
+/// after the retries, and not the credentials (with an API key, the login is what fails).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_connection_says_so_and_blames_no_credentials() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let base_url = format!("http://127.0.0.1:{closed}");
+    for auth in [api_key(), basic()] {
+        let err = read(&config(&base_url, &auth, "v3", 1000, true))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MeshStackError::Unreachable { attempts: 4, .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        for part in [
+            format!("could not connect to meshStack at {base_url}"),
+            "Connection refused".to_owned(),
+            "4 attempts with backoff".to_owned(),
+            "meshstack.base-url".to_owned(),
+        ] {
+            assert!(text.contains(&part), "{part:?} in: {text}");
+        }
+        blames_no_credentials(&text);
+    }
+}
+
+/// A meshStack that accepts the connection and never answers: a timeout per attempt, retried,
+/// then an error naming the request and the timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_meshstack_is_a_timeout() {
+    let script = Script {
+        stalls: vec!["meshprojectroles".into()],
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], api_key(), script).await;
+    let config = config(&fx.base_url, &api_key(), "v3", 1000, true);
+    let api = Api {
+        client: aws_replicator::meshstack::Client::new(&config.meshstack, 1000.0, fast_retries())
+            .unwrap()
+            .with_timeout(Duration::from_millis(300)),
+        config: &config,
+    };
+    let started = Instant::now();
+    let err = api.snapshot().await.unwrap_err();
+    assert!(
+        matches!(err, MeshStackError::Timeout { attempts: 4, .. }),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+    let text = err.to_string();
+    for part in [
+        format!("meshStack at {} did not answer", fx.base_url),
+        "GET /api/meshobjects/meshprojectroles within 300ms".to_owned(),
+        "4 attempts with backoff".to_owned(),
+        "meshstack.base-url".to_owned(),
+    ] {
+        assert!(text.contains(&part), "{part:?} in: {text}");
+    }
+    blames_no_credentials(&text);
+    let stalled = fx
+        .requests()
+        .iter()
+        .filter(|r| r.contains("meshprojectroles"))
+        .count();
+    assert_eq!(stalled, 4);
+}
+
+/// An https:// base URL against a server that speaks plain http: a TLS error naming the
+/// endpoint and `meshstack.base-url`, not retried (the next attempt meets the same server).
+#[tokio::test(flavor = "multi_thread")]
+async fn https_to_a_plain_http_server_is_a_tls_error() {
+    let fx = Fixture::start(&sample(), &[], api_key(), Script::default()).await;
+    let https = fx.base_url.replacen("http://", "https://", 1);
+    let config = config(&https, &api_key(), "v3", 1000, true);
+    // A retry would wait at least 2 s.
+    let slow_retries = RetryPolicy {
+        min_delay: Duration::from_secs(2),
+        max_delay: Duration::from_secs(2),
+        ..fast_retries()
+    };
+    let started = Instant::now();
+    let err = Api::new(&config, slow_retries)
+        .unwrap()
+        .snapshot()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MeshStackError::TlsHandshake { .. }), "{err}");
+    let text = err.to_string();
+    for part in [
+        format!("TLS with meshStack at {https} failed"),
+        "meshstack.base-url".to_owned(),
+        "plain http".to_owned(),
+    ] {
+        assert!(text.contains(&part), "{part:?} in: {text}");
+    }
+    blames_no_credentials(&text);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "not retried: {:?}",
+        started.elapsed()
+    );
+}
+
+/// A 2xx whose content type is not the requested media type (a gateway's `application/json`,
+/// a proxy's HTML) names both types and `meshstack.base-url`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2xx_of_another_media_type_names_both() {
+    for got in ["application/json", "text/html; charset=utf-8"] {
+        let script = Script {
+            content_types: vec![("meshprojects".into(), got.into())],
+            ..Script::default()
+        };
+        let fx = Fixture::start(&sample(), &[], basic(), script).await;
+        let err = read(&config(&fx.base_url, &basic(), "v3", 1000, true))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MeshStackError::WrongMediaType { .. }),
+            "{err}"
+        );
+        let text = err.to_string();
+        for part in [
+            format!("meshStack at {} answered GET", fx.base_url),
+            format!("HTTP 200 and content type {got}"),
+            "application/vnd.meshcloud.api.meshproject.v2.hal+json was requested".to_owned(),
+            "meshstack.base-url".to_owned(),
+        ] {
+            assert!(text.contains(&part), "{part:?} in: {text}");
+        }
+        blames_no_credentials(&text);
+    }
 }

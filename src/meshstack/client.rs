@@ -15,32 +15,107 @@ use url::Url;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeshStackError {
+    /// This host cannot make HTTPS requests (no CA certificates).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
+    /// 401: the credentials are wrong or expired (with an API key, after one fresh login).
     #[error(
-        "meshStack rejected the credentials (401) for GET {path}; check meshstack.credentials ({mode})"
+        "meshStack at {endpoint} rejected the credentials (HTTP 401) for {request}; fix: check meshstack.credentials ({mode}): {fix}"
     )]
-    Unauthorized { path: String, mode: &'static str },
-    #[error("meshStack refused GET {path} (403); the API key needs permission {permission}")]
+    Unauthorized {
+        endpoint: String,
+        request: String,
+        mode: &'static str,
+        fix: &'static str,
+    },
+    /// 403: the credentials are valid but may not read this.
+    #[error(
+        "meshStack at {endpoint} refused {request} (HTTP 403): the credentials in meshstack.credentials are valid but lack permission {permission}; fix: grant it to the API key"
+    )]
     Forbidden {
-        path: String,
+        endpoint: String,
+        request: String,
         permission: &'static str,
     },
     #[error(
-        "meshStack does not serve {media_type} at {path} ({status}); it may be too old or too new for this replicator (set meshstack.tenant-api-version for tenants)"
+        "meshStack at {endpoint} does not serve {media_type} at {path} (HTTP {status}); it may be too old or too new for this replicator (set meshstack.tenant-api-version for tenants)"
     )]
     MediaType {
+        endpoint: String,
         path: String,
         media_type: &'static str,
         status: u16,
     },
-    #[error("meshStack answered {status} for GET {path}")]
-    Status { path: String, status: u16 },
+    /// A 2xx answer of another media type than requested: not meshStack's API answering (a
+    /// proxy's or login page, the web UI), or another kind or version.
     #[error(
-        "GET {path} failed {attempts} times, last: {last}; no plan is made from a partial read"
+        "meshStack at {endpoint} answered GET {url} with HTTP {status} and {got}, but {wanted} was requested; fix: check that meshstack.base-url is meshStack's API address and that no proxy or login page answers in its place"
     )]
-    GaveUp {
-        path: String,
+    WrongMediaType {
+        endpoint: String,
+        url: String,
+        status: u16,
+        /// `content type …`, or `no content type`.
+        got: String,
+        wanted: &'static str,
+    },
+    #[error("meshStack at {endpoint} answered {request} with HTTP {status}")]
+    Status {
+        endpoint: String,
+        request: String,
+        status: u16,
+    },
+    /// Nothing answered: refused, no route, the name does not resolve.
+    #[error(
+        "could not connect to meshStack at {endpoint} ({cause}), {attempts} attempts with backoff; nothing answered, so the credentials were not checked; fix: check meshstack.base-url, DNS, the network or proxy, and that meshStack is up"
+    )]
+    Unreachable {
+        endpoint: String,
+        cause: String,
         attempts: usize,
-        last: String,
+    },
+    #[error(
+        "meshStack at {endpoint} did not answer {request} within {timeout:?}, {attempts} attempts with backoff; no plan is made from a partial read; fix: check that meshStack is up and the network or proxy to meshstack.base-url"
+    )]
+    Timeout {
+        endpoint: String,
+        request: String,
+        timeout: Duration,
+        attempts: usize,
+    },
+    /// The connection broke after it was made (reset, closed before the whole answer).
+    #[error(
+        "the connection to meshStack at {endpoint} broke during {request} ({cause}), {attempts} attempts with backoff; no plan is made from a partial read; fix: check the network or proxy to meshstack.base-url and meshStack's health"
+    )]
+    Broken {
+        endpoint: String,
+        request: String,
+        cause: String,
+        attempts: usize,
+    },
+    /// The TLS handshake failed: not retried, another attempt meets the same certificate.
+    #[error(
+        "TLS with meshStack at {endpoint} failed ({cause}); fix: check that meshstack.base-url is meshStack's https address (a server that speaks plain http fails this way) and that this host trusts its certificate (the system's CA certificates, or SSL_CERT_FILE for a private CA)"
+    )]
+    TlsHandshake { endpoint: String, cause: String },
+    /// 5xx on every attempt.
+    #[error(
+        "meshStack at {endpoint} answered {request} with HTTP {status} on all {attempts} attempts (retried with backoff); no plan is made from a partial read; fix: meshStack is failing or restarting (its gateway answers 503 for minutes after a restart): check its health; the next run reads again"
+    )]
+    ServerError {
+        endpoint: String,
+        request: String,
+        status: u16,
+        attempts: usize,
+    },
+    /// 429 on every attempt.
+    #[error(
+        "meshStack at {endpoint} throttled {request} (HTTP 429) on all {attempts} attempts (retried after its Retry-After); no plan is made from a partial read; fix: lower replicator.rate-limits.meshstack"
+    )]
+    Throttled {
+        endpoint: String,
+        request: String,
+        attempts: usize,
     },
     #[error("meshStack returned a malformed {kind} page at {path}: {field}: {message}")]
     Payload {
@@ -49,8 +124,12 @@ pub enum MeshStackError {
         field: String,
         message: String,
     },
-    #[error("API key login at /api/login failed: {0}; check meshstack.credentials.api-key")]
-    Login(String),
+    /// The API key login answered, but not with a token (the credentials were accepted or not
+    /// checked: a 401 or 403 is [`MeshStackError::Unauthorized`]).
+    #[error(
+        "the API key login at {endpoint} (POST /api/login) failed: {detail}; fix: check that meshstack.base-url is meshStack's API address"
+    )]
+    Login { endpoint: String, detail: String },
     #[error("meshStack pointed to {0}, outside {1}; refusing to send credentials there")]
     ForeignLink(String, String),
     /// A listing that cannot be shown to be whole: read as complete, it would revoke access.
@@ -72,7 +151,7 @@ pub enum MeshStackError {
         asked: String,
         got: String,
     },
-    /// A 2xx answer that is not what was asked for (a proxy's page, another kind or version).
+    /// A 2xx answer of the requested media type whose body is not a HAL page.
     #[error("meshStack answered GET {url} with {detail}; expected a {media_type} document")]
     NotAPage {
         url: String,
@@ -92,6 +171,8 @@ pub struct Client {
     auth: Auth,
     page_size: u32,
     retry: RetryPolicy,
+    /// How long one request may take, answer included.
+    timeout: Duration,
     limiter: DefaultDirectRateLimiter,
     token: Mutex<Option<Token>>,
 }
@@ -99,30 +180,105 @@ pub struct Client {
 /// Why one attempt failed, and whether another may succeed.
 enum Attempt {
     Retry {
-        why: String,
+        failure: Transient,
         after: Option<Duration>,
     },
     Fatal(MeshStackError),
     Reauthenticate,
 }
 
+/// A failure that another attempt may not meet; after the last attempt, the error it names.
+enum Transient {
+    Unreachable { cause: String },
+    Timeout { request: String },
+    Broken { request: String, cause: String },
+    Status { request: String, status: u16 },
+}
+
+impl Transient {
+    fn gave_up(self, client: &Client, attempts: usize) -> MeshStackError {
+        let endpoint = client.endpoint();
+        match self {
+            Transient::Unreachable { cause } => MeshStackError::Unreachable {
+                endpoint,
+                cause,
+                attempts,
+            },
+            Transient::Timeout { request } => MeshStackError::Timeout {
+                endpoint,
+                request,
+                timeout: client.timeout,
+                attempts,
+            },
+            Transient::Broken { request, cause } => MeshStackError::Broken {
+                endpoint,
+                request,
+                cause,
+                attempts,
+            },
+            Transient::Status {
+                request,
+                status: 429,
+            } => MeshStackError::Throttled {
+                endpoint,
+                request,
+                attempts,
+            },
+            Transient::Status { request, status } => MeshStackError::ServerError {
+                endpoint,
+                request,
+                status,
+                attempts,
+            },
+        }
+    }
+
+    /// For the log line of a retry.
+    fn why(&self) -> String {
+        match self {
+            Transient::Unreachable { cause } => format!("could not connect: {cause}"),
+            Transient::Timeout { .. } => "timed out".to_owned(),
+            Transient::Broken { cause, .. } => format!("connection broke: {cause}"),
+            Transient::Status { status, .. } => format!("HTTP {status}"),
+        }
+    }
+}
+
 impl Client {
-    pub fn new(config: &MeshStackConfig, requests_per_second: f64, retry: RetryPolicy) -> Self {
+    /// Fails only when this host cannot make HTTPS requests (no CA certificates).
+    pub fn new(
+        config: &MeshStackConfig,
+        requests_per_second: f64,
+        retry: RetryPolicy,
+    ) -> Result<Self, MeshStackError> {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(60))
-            .user_agent(concat!("aws-replicator/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the TLS backend initializes");
-        Self {
-            http,
+            .user_agent(concat!("aws-replicator/", env!("CARGO_PKG_VERSION")));
+        Ok(Self {
+            http: crate::tls::build(http, "meshStack")?,
             base: config.base_url.clone(),
             auth: config.auth.clone(),
             page_size: config.page_size,
             retry,
+            timeout: Duration::from_secs(60),
             limiter: crate::paced::limiter(requests_per_second),
             token: Mutex::new(None),
-        }
+        })
+    }
+
+    /// How long one request may take (60 s unless set here).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// meshstack.base-url as errors name it: without user info, which could be a secret.
+    fn endpoint(&self) -> String {
+        let mut url = self.base.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.as_str().trim_end_matches('/').to_owned()
     }
 
     /// Every item of `kind` matching `query`, following `_links.next` to the last page. The
@@ -210,7 +366,9 @@ impl Client {
         Ok(url)
     }
 
-    /// One GET with authentication and retries; the body of a 2xx answer.
+    /// One GET with authentication and retries; the body of a 2xx answer. Transport failures
+    /// (but TLS), 429 and 5xx are retried with the policy's backoff; the error after the last
+    /// attempt says what happened and how often it was tried.
     async fn get(&self, url: &Url, kind: Kind) -> Result<bytes::Bytes, MeshStackError> {
         let path = url.path().to_owned();
         let mut backoff = self.retry.backoff();
@@ -219,7 +377,7 @@ impl Client {
         loop {
             attempts += 1;
             let outcome = self.attempt(url, kind).await;
-            let (why, after) = match outcome {
+            let (failure, after) = match outcome {
                 Ok(body) => return Ok(body),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Reauthenticate) if !relogged => {
@@ -228,53 +386,98 @@ impl Client {
                     continue;
                 }
                 Err(Attempt::Reauthenticate) => {
-                    return Err(MeshStackError::Unauthorized {
-                        path,
-                        mode: "api-key",
-                    });
+                    return Err(self.unauthorized(format!("GET {path}")));
                 }
-                Err(Attempt::Retry { why, after }) => (why, after),
+                Err(Attempt::Retry { failure, after }) => (failure, after),
             };
             let Some(delay) = backoff.next() else {
-                return Err(MeshStackError::GaveUp {
-                    path,
-                    attempts,
-                    last: why,
-                });
+                return Err(failure.gave_up(self, attempts));
             };
             let delay = self.retry.delay(delay, after);
             tracing::info!(
                 path,
                 attempt = attempts,
                 delay_ms = delay.as_millis() as u64,
-                why,
+                why = failure.why(),
                 "meshStack request failed; retrying"
             );
             tokio::time::sleep(delay).await;
         }
     }
 
+    fn unauthorized(&self, request: String) -> MeshStackError {
+        let (mode, fix) = match self.auth {
+            Auth::Basic { .. } => (
+                "api-user",
+                "the API user's username or password is wrong, or the user was removed",
+            ),
+            Auth::ApiKey { .. } => (
+                "api-key",
+                "the client id or secret is wrong, or the API key expired or was deleted",
+            ),
+        };
+        MeshStackError::Unauthorized {
+            endpoint: self.endpoint(),
+            request,
+            mode,
+            fix,
+        }
+    }
+
+    /// A request that got no (whole) answer: TLS failures are final, the rest retried.
+    fn transport(&self, request: &str, e: &reqwest::Error) -> Attempt {
+        let cause = transport_cause(e);
+        if e.is_timeout() {
+            return Attempt::Retry {
+                failure: Transient::Timeout {
+                    request: request.to_owned(),
+                },
+                after: None,
+            };
+        }
+        if is_tls(e) {
+            return Attempt::Fatal(MeshStackError::TlsHandshake {
+                endpoint: self.endpoint(),
+                cause,
+            });
+        }
+        let failure = if e.is_connect() {
+            Transient::Unreachable { cause }
+        } else {
+            Transient::Broken {
+                request: request.to_owned(),
+                cause,
+            }
+        };
+        Attempt::Retry {
+            failure,
+            after: None,
+        }
+    }
+
     async fn attempt(&self, url: &Url, kind: Kind) -> Result<bytes::Bytes, Attempt> {
+        let path = url.path().to_owned();
+        let request_name = format!("GET {path}");
         self.limiter.until_ready().await;
         let request = self
             .http
             .get(url.clone())
+            .timeout(self.timeout)
             .header(header::ACCEPT, kind.media_type());
         let request = match &self.auth {
             Auth::Basic { username, password } => {
                 request.basic_auth(username, Some(password.expose()))
             }
             Auth::ApiKey { .. } => {
-                let token = self.token().await.map_err(Attempt::Fatal)?;
+                let token = self.token().await?;
                 request.bearer_auth(token.expose())
             }
         };
-        let response = request.send().await.map_err(|e| Attempt::Retry {
-            why: transport_error(&e),
-            after: None,
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport(&request_name, &e))?;
         let status = response.status();
-        let path = url.path().to_owned();
         match status {
             s if s.is_success() => {
                 let content_type = response
@@ -283,58 +486,73 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
                 if !same_media_type(content_type, kind.media_type()) {
-                    return Err(Attempt::Fatal(MeshStackError::NotAPage {
+                    return Err(Attempt::Fatal(MeshStackError::WrongMediaType {
+                        endpoint: self.endpoint(),
                         url: url.to_string(),
-                        media_type: kind.media_type(),
-                        detail: if content_type.is_empty() {
+                        status: s.as_u16(),
+                        got: if content_type.is_empty() {
                             "no content type".to_owned()
                         } else {
                             format!("content type {content_type}")
                         },
+                        wanted: kind.media_type(),
                     }));
                 }
-                response.bytes().await.map_err(|e| Attempt::Retry {
-                    why: transport_error(&e),
-                    after: None,
-                })
+                response
+                    .bytes()
+                    .await
+                    .map_err(|e| self.transport(&request_name, &e))
             }
             StatusCode::UNAUTHORIZED => match self.auth {
                 Auth::ApiKey { .. } => Err(Attempt::Reauthenticate),
-                Auth::Basic { .. } => Err(Attempt::Fatal(MeshStackError::Unauthorized {
-                    path,
-                    mode: "api-user",
-                })),
+                Auth::Basic { .. } => Err(Attempt::Fatal(self.unauthorized(request_name))),
             },
             StatusCode::FORBIDDEN => Err(Attempt::Fatal(MeshStackError::Forbidden {
-                path,
+                endpoint: self.endpoint(),
+                request: request_name,
                 permission: permission(kind),
             })),
             StatusCode::NOT_ACCEPTABLE | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 Err(Attempt::Fatal(MeshStackError::MediaType {
+                    endpoint: self.endpoint(),
                     path,
                     media_type: kind.media_type(),
                     status: status.as_u16(),
                 }))
             }
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                Err(Attempt::Retry {
-                    why: format!("HTTP {}", status.as_u16()),
-                    after: retry_after(response.headers()),
-                })
-            }
-            s if s.is_server_error() => Err(Attempt::Retry {
-                why: format!("HTTP {}", s.as_u16()),
-                after: None,
-            }),
-            s => Err(Attempt::Fatal(MeshStackError::Status {
-                path,
-                status: s.as_u16(),
-            })),
+            s => Err(self.status(request_name, s, response.headers())),
         }
     }
 
-    /// A bearer token from `POST /api/login`, renewed 30 s before it expires.
-    async fn token(&self) -> Result<Secret, MeshStackError> {
+    /// A status that is neither success nor about credentials or media types: 429 and 5xx are
+    /// retried (after `Retry-After` when sent), the rest are final.
+    fn status(&self, request: String, status: StatusCode, headers: &header::HeaderMap) -> Attempt {
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            let after = matches!(
+                status,
+                StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+            )
+            .then(|| retry_after(headers))
+            .flatten();
+            return Attempt::Retry {
+                failure: Transient::Status {
+                    request,
+                    status: status.as_u16(),
+                },
+                after,
+            };
+        }
+        Attempt::Fatal(MeshStackError::Status {
+            endpoint: self.endpoint(),
+            request,
+            status: status.as_u16(),
+        })
+    }
+
+    /// A bearer token from `POST /api/login`, renewed 30 s before it expires. A login that
+    /// gets no answer, 429 or 5xx is retried as the request it is for; 401 and 403 blame the
+    /// credentials.
+    async fn token(&self) -> Result<Secret, Attempt> {
         let mut slot = self.token.lock().await;
         if let Some(t) = slot.as_ref().filter(|t| Instant::now() < t.renew_at) {
             return Ok(t.value.clone());
@@ -346,20 +564,28 @@ impl Client {
         else {
             unreachable!("tokens are only used with API keys");
         };
+        let login_failed = |detail: String| {
+            Attempt::Fatal(MeshStackError::Login {
+                endpoint: self.endpoint(),
+                detail,
+            })
+        };
         let body =
             serde_json::json!({ "clientId": client_id, "clientSecret": client_secret.expose() });
         let mut url = self.base.join("/api/login").expect("static path joins");
         // The login may redirect (307) to meshStack's identity provider; follow it on the same
         // origin only, so the secret never leaves the configured host.
         for _ in 0..3 {
+            let request_name = format!("POST {}", url.path());
             self.limiter.until_ready().await;
             let response = self
                 .http
                 .post(url.clone())
+                .timeout(self.timeout)
                 .json(&body)
                 .send()
                 .await
-                .map_err(|e| MeshStackError::Login(transport_error(&e)))?;
+                .map_err(|e| self.transport(&request_name, &e))?;
             let status = response.status();
             if status.is_redirection() {
                 let location = response
@@ -367,13 +593,24 @@ impl Client {
                     .get(header::LOCATION)
                     .and_then(|l| l.to_str().ok())
                     .ok_or_else(|| {
-                        MeshStackError::Login(format!("HTTP {} without Location", status.as_u16()))
+                        login_failed(format!("HTTP {} without Location", status.as_u16()))
                     })?;
-                url = self.same_origin(location)?;
+                url = self.same_origin(location).map_err(Attempt::Fatal)?;
                 continue;
             }
-            if !status.is_success() {
-                return Err(MeshStackError::Login(format!("HTTP {}", status.as_u16())));
+            match status {
+                s if s.is_success() => {}
+                StatusCode::UNAUTHORIZED => {
+                    return Err(Attempt::Fatal(self.unauthorized(request_name)));
+                }
+                StatusCode::FORBIDDEN => {
+                    return Err(Attempt::Fatal(MeshStackError::Forbidden {
+                        endpoint: self.endpoint(),
+                        request: request_name,
+                        permission: "to log in (the API key may be disabled)",
+                    }));
+                }
+                s => return Err(self.status(request_name, s, response.headers())),
             }
             #[derive(serde::Deserialize)]
             struct TokenResponse {
@@ -383,7 +620,7 @@ impl Client {
             let parsed: TokenResponse = response
                 .json()
                 .await
-                .map_err(|_| MeshStackError::Login("the answer is not a token response".into()))?;
+                .map_err(|_| login_failed("the answer is not a token response".into()))?;
             let lifetime = Duration::from_secs(parsed.expires_in);
             let token = Token {
                 value: Secret::new(parsed.access_token),
@@ -393,7 +630,7 @@ impl Client {
             *slot = Some(token);
             return Ok(value);
         }
-        Err(MeshStackError::Login("too many redirects".into()))
+        Err(login_failed("too many redirects".into()))
     }
 }
 
@@ -565,9 +802,37 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
     )
 }
 
-fn transport_error(e: &reqwest::Error) -> String {
-    // reqwest's Display includes the URL, which holds no secret here (credentials go in headers).
-    error_chain(e)
+/// The innermost cause of a transport failure ("Connection refused", "received corrupt
+/// message", "operation timed out"), without reqwest's outer layers, which repeat the URL.
+fn transport_cause(e: &reqwest::Error) -> String {
+    let mut deepest = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        deepest = Some(s);
+        source = s.source();
+    }
+    deepest.map_or_else(|| error_chain(e), ToString::to_string)
+}
+
+/// Whether the TLS handshake failed: tokio-rustls hands rustls's errors on as `InvalidData` I/O
+/// errors (which reqwest wraps in another I/O error), and a plain TCP connection never raises
+/// that kind.
+fn is_tls(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        // An I/O error's `source` skips the error it wraps; `get_ref` reaches it.
+        let mut io = s.downcast_ref::<std::io::Error>();
+        while let Some(error) = io {
+            if error.kind() == std::io::ErrorKind::InvalidData {
+                return true;
+            }
+            io = error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>());
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The API-key permission each read needs (meshstack-api.md §2).

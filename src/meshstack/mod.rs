@@ -33,13 +33,14 @@ pub struct Api<'a> {
 }
 
 impl<'a> Api<'a> {
-    pub fn new(config: &'a Config, retry: RetryPolicy) -> Self {
+    /// Fails only when this host cannot make HTTPS requests (no CA certificates).
+    pub fn new(config: &'a Config, retry: RetryPolicy) -> Result<Self, MeshStackError> {
         let client = Client::new(
             &config.meshstack,
             config.replicator.rate_limits.meshstack,
             retry,
-        );
-        Self { client, config }
+        )?;
+        Ok(Self { client, config })
     }
 }
 
@@ -77,13 +78,13 @@ pub fn parse_page(kind: Kind, body: &[u8]) -> Result<usize, MeshStackError> {
 
 /// Reads a snapshot from the configured meshStack with production retry settings.
 pub async fn read_snapshot(config: &Config) -> Result<Snapshot, MeshStackError> {
-    Api::new(config, RetryPolicy::meshstack()).snapshot().await
+    Api::new(config, RetryPolicy::meshstack())?.snapshot().await
 }
 
 /// What meshStack holds within `scope`, with production retry settings: the whole estate for
 /// [`Scope::All`], else only the scope's projects and what they need (see [`read_scoped`]).
 pub async fn read_scope(config: &Config, scope: &Scope) -> Result<Snapshot, MeshStackError> {
-    let api = Api::new(config, RetryPolicy::meshstack());
+    let api = Api::new(config, RetryPolicy::meshstack())?;
     match scope {
         Scope::All => api.snapshot().await,
         Scope::Only { .. } => read_scoped(&api.client, config, scope).await,
@@ -98,7 +99,7 @@ pub async fn still_there(
     config: &Config,
     projects: &[ProjectKey],
 ) -> Result<Vec<ProjectKey>, MeshStackError> {
-    let api = Api::new(config, RetryPolicy::meshstack());
+    let api = Api::new(config, RetryPolicy::meshstack())?;
     let mut live = Vec::new();
     for key in projects {
         let Some(p) = api

@@ -55,6 +55,11 @@ pub struct Script {
     /// Objects (`workspace.name`, or the name) left out of listings, which still count whole:
     /// what offset paging shows while meshStack deletes one object and creates another.
     pub hidden_from_listings: Vec<String>,
+    /// Listings whose path and query contain one of these never answer (a hung backend).
+    pub stalls: Vec<String>,
+    /// Listings whose path and query contain the first text are answered 200 with the second as
+    /// their content type (a proxy's page, a gateway's `application/json`).
+    pub content_types: Vec<(String, String)>,
 }
 
 pub struct Fixture {
@@ -377,6 +382,16 @@ async fn list(
     if !authorized(&s, &headers) {
         return error(StatusCode::UNAUTHORIZED, &path);
     }
+    let stalls = s
+        .script
+        .lock()
+        .unwrap()
+        .stalls
+        .iter()
+        .any(|m| full.contains(m.as_str()));
+    if stalls {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
     {
         let mut script = s.script.lock().unwrap();
         if let Some(f) = script
@@ -469,10 +484,15 @@ async fn list(
     if !chunk.is_empty() {
         body["_embedded"] = json!({ embedded(key): chunk });
     }
+    let content_type = script
+        .content_types
+        .iter()
+        .find(|(m, _)| full.contains(m.as_str()))
+        .map_or(accept, |(_, t)| t.as_str());
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()
-        .insert(header::CONTENT_TYPE, accept.parse().unwrap());
+        .insert(header::CONTENT_TYPE, content_type.parse().unwrap());
     response
 }
 
