@@ -113,7 +113,8 @@ fn bench(c: &mut Criterion) {
                     Secret::new("emulator-token"),
                     RATE,
                     RetryPolicy::aws(),
-                );
+                )
+                .unwrap();
                 let start = Instant::now();
                 let report = runtime.block_on(apply(
                     &plan,

@@ -23,6 +23,8 @@ pub enum AwsError {
         problem: String,
         fix: &'static str,
     },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
 }
 
 /// The endpoint override for one service, as the AWS SDKs read it from the environment.
@@ -72,6 +74,8 @@ fn sts(
     region: &str,
     credentials: impl ProvideCredentials + 'static,
 ) -> Result<aws_sdk_sts::Client, AwsError> {
+    // Every AWS client signs with an assumed role, so every one is built after this check.
+    crate::tls::check("AWS")?;
     let mut builder = aws_sdk_sts::Config::builder()
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
         .app_name(app_name())

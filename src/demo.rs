@@ -109,7 +109,7 @@ pub async fn run(out: &mut impl Write) -> anyhow::Result<()> {
         emulator.config().token.clone(),
         200.0,
         RetryPolicy::aws(),
-    );
+    )?;
     let sdk = aws_sdk_ssoadmin::Config::builder()
         .behavior_version(aws_sdk_ssoadmin::config::BehaviorVersion::latest())
         .region(aws_sdk_ssoadmin::config::Region::new(

@@ -43,7 +43,7 @@ async fn start_with(quirks: Quirks) -> (RunningEmulator, ScimClient) {
         max_retry_after: Duration::from_secs(5),
     };
     let endpoint = url::Url::parse(&running.scim_endpoint()).unwrap();
-    let client = ScimClient::new(&endpoint, Secret::new("emulator-token"), 1000.0, retry);
+    let client = ScimClient::new(&endpoint, Secret::new("emulator-token"), 1000.0, retry).unwrap();
     (running, client)
 }
 
@@ -553,4 +553,149 @@ async fn the_emulators_switches_answer_each_way() {
             if quirks.user_name_case_exact { 0 } else { 1 }
         );
     }
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 3,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(50),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+/// A token AWS does not accept (expired, deleted, another instance's): the error names
+/// `iam-configuration.aws-sso.sso-access-token`, that tokens expire after a year and where to
+/// make a new one; it is not retried and does not show the token.
+#[tokio::test]
+async fn a_401_names_the_access_token_and_its_one_year_expiry() {
+    let (running, _) = start().await;
+    let endpoint = url::Url::parse(&running.scim_endpoint()).unwrap();
+    let client = ScimClient::new(
+        &endpoint,
+        Secret::new("last-years-t0ken"),
+        1000.0,
+        fast_retries(),
+    )
+    .unwrap();
+    let err = client.list_groups().await.unwrap_err();
+    assert!(
+        matches!(err, DirectoryError::Aws { status: 401, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    for part in [
+        "HTTP 401",
+        "AWS did not accept the SCIM access token",
+        "iam-configuration.aws-sso.sso-access-token",
+        "expires one year after it was generated",
+        "Access tokens",
+    ] {
+        assert!(text.contains(part), "{part:?} in: {text}");
+    }
+    assert!(
+        !text.contains("last-years-t0ken"),
+        "shows the token: {text}"
+    );
+    assert_eq!(running.emulator.requests().len(), 1, "a 401 is not retried");
+}
+
+/// A 403 with the token: the error says AWS denied it and names the token's setting and
+/// automatic provisioning, and is not retried.
+#[tokio::test]
+async fn a_403_names_the_access_token_and_automatic_provisioning() {
+    let (running, client) = start().await;
+    running.emulator.inject(Fault {
+        family: Family::Scim,
+        endpoint: "GET /Groups".into(),
+        status: 403,
+        times: 10,
+        ..Fault::default()
+    });
+    let err = client.list_groups().await.unwrap_err();
+    assert!(
+        matches!(err, DirectoryError::Aws { status: 403, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    for part in [
+        "HTTP 403",
+        "AWS denied the request made with the SCIM access token",
+        "iam-configuration.aws-sso.sso-access-token",
+        "automatic provisioning",
+    ] {
+        assert!(text.contains(part), "{part:?} in: {text}");
+    }
+    assert!(!text.contains("emulator-token"), "shows the token: {text}");
+    assert_eq!(running.emulator.requests().len(), 1, "a 403 is not retried");
+}
+
+/// Without CA certificates no HTTPS client can be built: each (SCIM, meshStack, the AWS SDKs
+/// through their STS client, kube) is an error naming what is missing and the fix, not a panic
+/// (`ScimClient::new` panicked with "No CA certificates were loaded from the system").
+/// rustls-native-certs, which reqwest's verifier and the AWS SDK load the system's certificates
+/// with, reads only `SSL_CERT_FILE` and `SSL_CERT_DIR` when they are set; pointed at an empty
+/// file and folder, the host has none. The variables are process-wide, so the test runs itself
+/// again in a child process with them set.
+#[tokio::test]
+async fn without_ca_certificates_every_https_client_is_an_error_not_a_panic() {
+    const CHILD: &str = "AWS_REPLICATOR_TEST_NO_CA_CERTIFICATES";
+    if std::env::var_os(CHILD).is_none() {
+        let empty = tempfile::tempdir().unwrap();
+        let file = empty.path().join("empty.pem");
+        std::fs::write(&file, "").unwrap();
+        let name = "without_ca_certificates_every_https_client_is_an_error_not_a_panic";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .env("SSL_CERT_FILE", &file)
+            .env("SSL_CERT_DIR", empty.path())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the child run failed:\n{stdout}\n{stderr}"
+        );
+        return;
+    }
+    let fix = |text: &str| {
+        for part in [
+            "no CA certificates were found on this host",
+            "ca-certificates",
+            "SSL_CERT_FILE",
+        ] {
+            assert!(text.contains(part), "{part:?} in: {text}");
+        }
+    };
+    let endpoint = url::Url::parse("https://127.0.0.1:9/tenant/scim/v2/").unwrap();
+    let err = ScimClient::new(&endpoint, Secret::new("t0ken"), 1.0, RetryPolicy::aws())
+        .err()
+        .expect("no SCIM client without CA certificates");
+    let text = err.to_string();
+    fix(&text);
+    assert!(text.contains("the SCIM endpoint"), "{text}");
+
+    let config = aws_replicator::demo::config().unwrap();
+    let err = aws_replicator::meshstack::Api::new(&config, RetryPolicy::meshstack())
+        .err()
+        .expect("no meshStack client without CA certificates");
+    let text = err.to_string();
+    fix(&text);
+    assert!(text.contains("meshStack"), "{text}");
+
+    let err = aws_replicator::aws::AssumedRole::management(&config)
+        .expect_err("no AWS client without CA certificates");
+    let text = err.to_string();
+    fix(&text);
+    assert!(text.contains("AWS"), "{text}");
+    let sso = config.require_sso().unwrap();
+    assert!(aws_replicator::sso::connect(&config, sso, None).is_err());
+
+    // kube (leader election) returns its own error rather than panicking.
+    let kube = kube::Config::new("https://127.0.0.1:9".parse().unwrap());
+    assert!(kube::Client::try_from(kube).is_err());
 }

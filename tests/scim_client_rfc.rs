@@ -43,7 +43,8 @@ async fn the_client_works_against_an_rfc_7644_server() {
         Secret::new("peer-token"),
         1000.0,
         RetryPolicy::aws(),
-    );
+    )
+    .unwrap();
 
     let mut users = Vec::new();
     for i in 0..5 {

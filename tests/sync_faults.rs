@@ -78,7 +78,8 @@ async fn rig(operation_delay: Duration, batch_status: bool) -> Rig {
         Secret::new("emulator-token"),
         1000.0,
         retry,
-    );
+    )
+    .unwrap();
     let admin = SsoAdmin::new(
         common::aws::sdk(&running.endpoint()),
         common::aws::INSTANCE,

@@ -31,7 +31,7 @@ pub fn connect_at(
         sso.token.clone(),
         rates.scim * share,
         crate::retry::RetryPolicy::aws(),
-    );
+    )?;
     let mut admin = admin::SsoAdmin::new(
         crate::aws::sso_admin(config)?,
         &sso.instance_arn,

@@ -9,6 +9,7 @@ use crate::metrics::{RequestObserver, Service};
 use crate::model::{ExternalId, GroupId, GroupName, UserId, UserName};
 use crate::retry::{RetryPolicy, error_chain};
 use crate::secret::Secret;
+use crate::tls::TlsSetupError;
 use governor::DefaultDirectRateLimiter;
 use reqwest::{Method, StatusCode, header};
 use serde::Deserialize;
@@ -72,36 +73,36 @@ struct Failure {
 }
 
 impl ScimClient {
-    /// `endpoint` as the AWS console shows it, with or without a trailing slash.
+    /// `endpoint` as the AWS console shows it, with or without a trailing slash. Fails only
+    /// when this host cannot make HTTPS requests (no CA certificates).
     pub fn new(
         endpoint: &Url,
         token: Secret,
         requests_per_second: f64,
         retry: RetryPolicy,
-    ) -> Self {
+    ) -> Result<Self, TlsSetupError> {
         let mut base = endpoint.clone();
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .user_agent(match crate::aws::replica() {
-                    Some(replica) => format!(
-                        "aws-replicator/{} replica/{replica}",
-                        env!("CARGO_PKG_VERSION")
-                    ),
-                    None => concat!("aws-replicator/", env!("CARGO_PKG_VERSION")).to_owned(),
-                })
-                .build()
-                .expect("the TLS backend initializes"),
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .user_agent(match crate::aws::replica() {
+                Some(replica) => format!(
+                    "aws-replicator/{} replica/{replica}",
+                    env!("CARGO_PKG_VERSION")
+                ),
+                None => concat!("aws-replicator/", env!("CARGO_PKG_VERSION")).to_owned(),
+            });
+        Ok(Self {
+            http: crate::tls::build(http, "the SCIM endpoint")?,
             base,
             token,
             limiter: crate::paced::limiter(requests_per_second),
             retry,
             calls: AtomicU64::new(0),
             observer: None,
-        }
+        })
     }
 
     /// Reports every request and retry to `observer` (the metrics).
@@ -222,11 +223,12 @@ impl ScimClient {
             });
         }
         let error: ErrorBody = serde_json::from_value(body).unwrap_or_default();
+        let detail = error.detail.unwrap_or_default();
         Err(Failure {
             error: DirectoryError::Aws {
                 operation: operation.to_owned(),
                 status: status.as_u16(),
-                detail: error.detail.unwrap_or_default(),
+                detail: refused_token(status, &detail).unwrap_or(detail),
                 request_id: error.exception_request_id.or(request_id),
             },
             retryable: status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error(),
@@ -536,6 +538,26 @@ fn user_record(v: &Value) -> Option<(UserId, UserName)> {
     ))
 }
 
+/// What a 401 or 403 means for the token, and the fix; `None` for other statuses. AWS answers
+/// 401 for a wrong, deleted or expired token (and a wrong tenant id in the endpoint), and a token
+/// expires one year after it was generated (aws-sso.md §A).
+fn refused_token(status: StatusCode, detail: &str) -> Option<String> {
+    let aws = if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => Some(format!(
+            "AWS did not accept the SCIM access token{aws}; it is wrong, was deleted, or expired: a token expires one year after it was generated; fix: generate a new one (IAM Identity Center console, Settings, Identity source, Manage provisioning, Access tokens) and set iam-configuration.aws-sso.sso-access-token to it, and check that iam-configuration.aws-sso.scim-endpoint is this instance's"
+        )),
+        StatusCode::FORBIDDEN => Some(format!(
+            "AWS denied the request made with the SCIM access token{aws}; fix: check that automatic provisioning is still enabled on the identity source (IAM Identity Center console, Settings, Identity source) and that iam-configuration.aws-sso.sso-access-token is an access token of this instance's automatic provisioning, and that no proxy between refused it"
+        )),
+        _ => None,
+    }
+}
+
 /// A request that got no answer, in one sentence: the endpoint, the innermost cause, the fix.
 /// Nothing answered, so the token was not checked: the message does not blame it.
 fn transport(operation: &str, e: &reqwest::Error) -> DirectoryError {
@@ -664,7 +686,8 @@ mod tests {
                 Secret::new("t"),
                 1.0,
                 RetryPolicy::aws(),
-            );
+            )
+            .unwrap();
             assert_eq!(
                 client.url("Groups/g1", &[]).as_str(),
                 "https://scim.eu-central-1.amazonaws.com/abc-123/scim/v2/Groups/g1"

@@ -39,7 +39,8 @@ pub fn clients(running: &RunningEmulator, retry: RetryPolicy) -> (ScimClient, Ss
         Secret::new("emulator-token"),
         1000.0,
         retry,
-    );
+    )
+    .unwrap();
     let admin = SsoAdmin::new(sdk(&running.endpoint()), INSTANCE, 1000.0, fast_polling());
     (scim, admin)
 }
