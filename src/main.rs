@@ -253,8 +253,23 @@ struct SyncArgs {
     scope: ScopeArgs,
 }
 
+/// A usage error's exit code (sysexits.h's `EX_USAGE`): not clap's 2, which is also `plan
+/// --detailed-exitcode`'s "changes pending", so a typo in CI would read as pending changes.
+const EX_USAGE: u8 = 64;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // --help and --version are answers, not errors.
+            return if e.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     init_logging(cli.log_format);
     match run(cli) {
         Ok(code) => code,

@@ -58,6 +58,28 @@ fn demo_converges_and_repairs_drift() {
     assert!(!stdout.contains("demo-scim-token") && !stderr.contains("demo-scim-token"));
 }
 
+/// A usage error (a typo'd flag, a missing argument) exits 64, never 2: `plan
+/// --detailed-exitcode` means "changes pending" by 2, and a CI job would read a typo as that.
+/// `--help` and `--version` exit 0.
+#[test]
+fn usage_errors_exit_64_and_help_exits_0() {
+    for args in [
+        &["plan", "--detailed-exitcode", "--confg", "x.dhall"][..],
+        &["plan", "--detailed-exitcode"][..],
+        &["no-such-command"][..],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains("Usage:"), "{stderr}");
+    }
+    for args in [&["--help"][..], &["plan", "--help"][..], &["--version"][..]] {
+        let out = bin().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!text(&out).0.is_empty());
+    }
+}
+
 #[test]
 fn plan_exit_codes_json_and_out_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -540,6 +540,6 @@ async fn a_scoped_sync_changes_only_its_projects() {
     assert!(stderr.contains("has no project acme.nope"), "{stderr}");
     assert_eq!(s.writes(), 0);
     let (out, _, stderr) = s.sync_with(&config, SNAPSHOT, &["--project", "acme"]);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(stderr.contains("workspace.project"), "{stderr}");
 }
