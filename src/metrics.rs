@@ -281,7 +281,7 @@ impl Metrics {
         );
         registry.register(
             "last_success_timestamp_seconds",
-            "When the last sync that applied everything finished (Unix time)",
+            "When the last sync of everything that applied everything finished (Unix time); scoped runs do not count",
             m.last_success.clone(),
         );
         registry.register(
@@ -529,7 +529,9 @@ impl Metrics {
             })
             .inc();
         self.duration.observe(seconds);
-        if outcome == SyncOutcome::Ok {
+        // Only a run of everything: scoped runs succeeding must not hide runs of everything that
+        // keep failing (`AwsReplicatorNoRecentSuccess` watches this).
+        if outcome == SyncOutcome::Ok && !scoped {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
@@ -621,6 +623,30 @@ mod tests {
         }
         assert!(text.contains("aws_replicator_drift{kind=\"member_extra\"} 0"));
         assert!(text.contains("\naws_replicator_leader 1\n"), "{text}");
+    }
+
+    #[test]
+    fn only_a_run_of_everything_counts_as_the_last_success() {
+        let metrics = Metrics::new();
+        let last = |m: &Metrics| {
+            let text = m.render();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("aws_replicator_last_success_timestamp_seconds "))
+                .unwrap()
+                .to_owned();
+            line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+        };
+        metrics.record_sync(true, SyncOutcome::Ok, 1.0);
+        assert_eq!(
+            last(&metrics),
+            0.0,
+            "a scoped run hid failing runs of everything"
+        );
+        metrics.record_sync(false, SyncOutcome::Failed, 1.0);
+        assert_eq!(last(&metrics), 0.0);
+        metrics.record_sync(false, SyncOutcome::Ok, 1.0);
+        assert!(last(&metrics) > 1.7e9);
     }
 
     fn gauge(metrics: &Metrics, kind: &str) -> i64 {

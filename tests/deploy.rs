@@ -750,6 +750,21 @@ async fn serve_logs_json_runs_and_audit_apart_and_its_metrics_feed_the_alerts() 
             .into_iter()
             .filter(|c| c["alertname"] != "AwsReplicatorNoRecentSuccess"),
     );
+    // The sample holds two projects (acme.data, globex.legacy): an hour later the alert says so;
+    // nothing fails.
+    for (at, held) in [("40m", false), ("80m", true)] {
+        checks.push(
+            json!({"eval_time": at, "alertname": "AwsReplicatorProjectsFailing", "exp_alerts": []}),
+        );
+        checks.push(json!({
+            "eval_time": at,
+            "alertname": "AwsReplicatorProjectsHeld",
+            "exp_alerts": if held { json!([{
+                "exp_labels": {"severity": "warning", "job": "aws-replicator"},
+                "exp_annotations": expected_annotations("AwsReplicatorProjectsHeld"),
+            }]) } else { json!([]) },
+        }));
+    }
     checks.push(json!({
         "eval_time": "70m",
         "alertname": "AwsReplicatorNoRecentSuccess",

@@ -902,6 +902,21 @@ async fn a_scheduled_run_costs_what_changed_in_meshstack() {
     let (server, snapshot) = start_scanning(&s, "by-change", 3600, 0.0).await;
     let startup = server.finished_by("startup").await;
     assert_eq!(startup["status"], "succeeded", "{startup}");
+    // A run that succeeds still names the projects it held, in its record and at warn.
+    assert_eq!(
+        startup["summary"]["held"],
+        serde_json::json!(["acme.data", "globex.legacy"]),
+        "{startup}"
+    );
+    let log = std::fs::read_to_string(s.dir.path().join("by-change.log")).unwrap();
+    let held = log
+        .lines()
+        .find(|l| l.contains("projects held"))
+        .unwrap_or_else(|| panic!("no warning names the held projects: {log}"));
+    assert!(
+        held.contains("WARN") && held.contains("acme.data, globex.legacy"),
+        "{held}"
+    );
     // Every project with groups or held, reconciled once: nothing was recorded before.
     assert!(
         startup["summary"]["reconciled_projects"].as_u64().unwrap() >= 2,

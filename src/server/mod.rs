@@ -513,6 +513,7 @@ impl Service {
         let (accounts, snapshot) = self.accounts_of(scope, snapshot, &settings).await?;
         let desired = desired(&snapshot, &settings, scope);
         let findings: Vec<String> = desired.findings.iter().map(ToString::to_string).collect();
+        let held: Vec<String> = desired.held.iter().map(ToString::to_string).collect();
         let now = tokio::time::Instant::now();
         let queued = {
             let mut engine = self.engine();
@@ -595,6 +596,7 @@ impl Service {
             failed: accounts.failed() + backing_off.len(),
             problems: account_problems.chain(still_failing).collect(),
             findings,
+            held,
             reconciled_projects: Some(0),
             ..RunSummary::default()
         };

@@ -67,6 +67,10 @@ pub struct RunSummary {
     pub reconciled_projects: Option<usize>,
     /// The failed and skipped changes, for people.
     pub problems: Vec<String>,
+    /// The projects of the run's scope held by their meshStack data: nothing of theirs is
+    /// changed (the findings say why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
     pub findings: Vec<String>,
 }
 

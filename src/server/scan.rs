@@ -87,8 +87,9 @@ pub async fn scan(service: Arc<Service>, own_scim: ScimClient, own_admin: SsoAdm
         if slice.is_empty() {
             if after.take().is_some() {
                 let seconds = cycle_started.elapsed().as_secs_f64();
-                tracing::info!(
-                    seconds,
+                // Every cycle, all day: debug. Its length is a metric.
+                tracing::debug!(
+                    seconds = (seconds * 100.0).round() / 100.0,
                     projects = estimate.projects,
                     "drift scan: cycle complete"
                 );

@@ -110,7 +110,8 @@ pub fn finish(
     started: Instant,
     outcome: Result<RunSummary, String>,
 ) {
-    let seconds = started.elapsed().as_secs_f64();
+    // Rounded for people: a log line or run record needs no nanoseconds.
+    let seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
     match outcome {
         Ok(summary) => {
             let ok = summary.failed == 0
@@ -134,6 +135,22 @@ pub fn finish(
                 withheld = summary.withheld,
                 "sync finished"
             );
+            // What a person must look at, named: a run can succeed and still leave projects
+            // as they are.
+            if !summary.held.is_empty() {
+                tracing::warn!(
+                    run = id,
+                    projects = %summary.held.join(", "),
+                    "projects held: nothing of theirs is changed until what the findings name is fixed"
+                );
+            }
+            if !summary.problems.is_empty() {
+                tracing::warn!(
+                    run = id,
+                    problems = %summary.problems.join("; "),
+                    "sync finished with problems"
+                );
+            }
             runs.finish(id, status, Some(summary), None);
         }
         Err(error) => {
