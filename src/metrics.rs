@@ -223,7 +223,9 @@ impl Metrics {
             retries: Family::default(),
             throttles: Family::default(),
             syncs: Family::default(),
-            duration: Histogram::new(exponential_buckets(0.25, 2.0, 14)),
+            // A quarter of a second to four and a half hours: a first sync of a large estate
+            // takes hours.
+            duration: Histogram::new(exponential_buckets(0.25, 2.0, 17)),
             last_success: Gauge::default(),
             guard: Gauge::default(),
             removals_paused: Gauge::default(),
@@ -406,6 +408,12 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+
+    /// The same in Prometheus's text format 0.0.4, for a client that did not ask for
+    /// OpenMetrics (`promtool check metrics`, `curl`): see [`text_004`].
+    pub fn render_text(&self) -> String {
+        text_004(&self.render())
     }
 
     /// Records what a plan found, before it is applied: `projects` is the sync's scope (`None`:
@@ -593,6 +601,52 @@ impl RequestObserver for Metrics {
     }
 }
 
+/// OpenMetrics text as Prometheus's text format 0.0.4 says it: a counter's and an info's
+/// `# HELP`/`# TYPE` name their samples (`x_total`, `x_info`; an info is a gauge there), and
+/// there is no `# UNIT`, no `_created` sample and no `# EOF`. prometheus-client writes only
+/// OpenMetrics, and every family here is a counter, gauge, info or histogram.
+pub fn text_004(openmetrics: &str) -> String {
+    let mut kinds: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for line in openmetrics.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some((name, kind)) = rest.split_once(' ')
+        {
+            kinds.insert(name, kind);
+        }
+    }
+    let renamed = |name: &str| match kinds.get(name) {
+        Some(&"counter") => format!("{name}_total"),
+        Some(&"info") => format!("{name}_info"),
+        _ => name.to_owned(),
+    };
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            out.push_str(&format!("# HELP {} {help}\n", renamed(name)));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let kind = if kind == "info" { "gauge" } else { kind };
+            out.push_str(&format!("# TYPE {} {kind}\n", renamed(name)));
+            continue;
+        }
+        let sample = line.split(['{', ' ']).next().unwrap_or("");
+        if let Some(family) = sample.strip_suffix("_created")
+            && matches!(kinds.get(family), Some(&"counter" | &"histogram"))
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,6 +677,21 @@ mod tests {
         }
         assert!(text.contains("aws_replicator_drift{kind=\"member_extra\"} 0"));
         assert!(text.contains("\naws_replicator_leader 1\n"), "{text}");
+    }
+
+    #[test]
+    fn the_text_format_names_counters_and_infos_by_their_samples() {
+        let text = text_004(
+            "# HELP a_syncs Syncs.\n# TYPE a_syncs counter\na_syncs_total{x=\"1\"} 2\na_syncs_created 1.5e9\n\
+             # HELP a_build Build.\n# TYPE a_build info\na_build_info{version=\"0.1.0\"} 1\n\
+             # HELP a_seconds Age.\n# TYPE a_seconds gauge\n# UNIT a_seconds seconds\na_seconds 3.5\n# EOF\n",
+        );
+        assert_eq!(
+            text,
+            "# HELP a_syncs_total Syncs.\n# TYPE a_syncs_total counter\na_syncs_total{x=\"1\"} 2\n\
+             # HELP a_build_info Build.\n# TYPE a_build_info gauge\na_build_info{version=\"0.1.0\"} 1\n\
+             # HELP a_seconds Age.\n# TYPE a_seconds gauge\na_seconds 3.5\n"
+        );
     }
 
     #[test]

@@ -641,12 +641,39 @@ async fn serve_logs_json_runs_and_audit_apart_and_its_metrics_feed_the_alerts() 
     assert_eq!(run["status"], "succeeded", "{run}");
     let metrics = http
         .get(format!("{base}/metrics"))
+        .header("Accept", "application/openmetrics-text; version=1.0.0")
         .send()
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    // Without asking for OpenMetrics: Prometheus's text format, which promtool lints.
+    let plain = http
+        .get(format!("{base}/metrics"))
+        .header("Accept", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let plain = plain.text().await.unwrap();
+    let scraped = s.dir.path().join("scrape.txt");
+    std::fs::write(&scraped, &plain).unwrap();
+    let mut check = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&scraped).unwrap())
+        .output()
+        .unwrap();
+    check.stdout.extend(check.stderr);
+    assert!(
+        check.status.success(),
+        "promtool check metrics: {}\n{plain}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

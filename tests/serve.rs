@@ -213,7 +213,15 @@ impl Server {
     }
 
     async fn metrics(&self) -> String {
-        self.get("/metrics").await.unwrap().text().await.unwrap()
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .header("Accept", "application/openmetrics-text; version=1.0.0")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }
 

@@ -907,15 +907,33 @@ fn unready(
     }
 }
 
-async fn metrics(State(service): State<Arc<Service>>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        service.metrics.render(),
-    )
-        .into_response()
+/// OpenMetrics when the client asks for it (Prometheus does, first), else Prometheus's text
+/// format 0.0.4 (`promtool check metrics`, `curl`).
+async fn metrics(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            service.metrics.render(),
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            service.metrics.render_text(),
+        )
+            .into_response()
+    }
 }
 
 async fn list_runs(
