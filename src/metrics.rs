@@ -236,7 +236,12 @@ impl Metrics {
             leader: Gauge::default(),
             scan_cycle: Gauge::default(),
             scan_estimate: Gauge::default(),
-            scan_oldest: Gauge::default(),
+            // Unknown until a read of meshStack: never a 0 that reads as "all confirmed now".
+            scan_oldest: {
+                let g = Gauge::default();
+                g.set(f64::NAN);
+                g
+            },
             scan_projects: Counter::default(),
             scan_drifted: Counter::default(),
             by_project: Mutex::new(BTreeMap::new()),
@@ -333,7 +338,7 @@ impl Metrics {
         );
         registry.register(
             "drift_scan_oldest_unconfirmed_seconds",
-            "How long ago the project seen longest ago was last read or written and found as it should be",
+            "How long ago the project seen longest ago was last read or written and found as it should be; a project not confirmed yet counts from the start of the leader's term; NaN before the first read",
             m.scan_oldest.clone(),
         );
         registry.register(
@@ -484,10 +489,14 @@ impl Metrics {
 
     /// The drift scan read `projects`, of which `drifted` differed; `oldest`: seconds since
     /// the oldest confirmation.
-    pub fn record_scan(&self, projects: u64, drifted: u64, oldest: f64) {
+    pub fn record_scan(&self, projects: u64, drifted: u64) {
         self.scan_projects.inc_by(projects);
         self.scan_drifted.inc_by(drifted);
-        self.scan_oldest.set(oldest);
+    }
+
+    /// The age of the oldest confirmation (see `drift_scan_oldest_unconfirmed_seconds`).
+    pub fn record_oldest_unconfirmed(&self, seconds: f64) {
+        self.scan_oldest.set(seconds);
     }
 
     pub fn record_scan_cycle(&self, seconds: f64) {

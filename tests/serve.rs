@@ -746,6 +746,13 @@ async fn a_run_against_a_meshstack_that_never_answers_fails_at_its_deadline() {
         ),
         Some(1.0)
     );
+    // Nothing was read, so nothing is known to be confirmed: not 0.
+    let oldest = sample(
+        &samples,
+        "aws_replicator_drift_scan_oldest_unconfirmed_seconds",
+    )
+    .unwrap();
+    assert!(oldest.is_nan(), "{oldest}");
 }
 
 /// `/readyz` turns unready once the last successful sync is older than
@@ -1248,6 +1255,20 @@ async fn one_project_that_aws_refuses_fails_alone_and_the_others_go_on() {
         "{samples:#?}"
     );
     assert!(sample(&samples, "aws_replicator_projects{state=confirmed}").unwrap() >= 1.0);
+    // A project never confirmed counts from the start of the term: the oldest confirmation's
+    // age grows while it fails, rather than reading as "all confirmed just now".
+    let oldest = |samples: &[String]| {
+        sample(
+            samples,
+            "aws_replicator_drift_scan_oldest_unconfirmed_seconds",
+        )
+        .unwrap()
+    };
+    let first = oldest(&samples);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.post("", &[bearer()]).await;
+    let later = oldest(&parse_openmetrics(&server.metrics().await));
+    assert!(first > 0.0 && later >= first + 1.0, "{first} then {later}");
 
     // acme.web's user binding (bob) goes: applied, though globex.shop still fails.
     let users = "mst-acme.web.meshstack-project-developer";

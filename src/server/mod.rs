@@ -112,6 +112,8 @@ struct Service {
     trackers: Mutex<Vec<reconciler::Tracker>>,
     /// Projects settled by the reconciler in this process, for the progress line.
     settled_count: std::sync::atomic::AtomicUsize,
+    /// When this replica's current term as the writer began.
+    term_started: Mutex<tokio::time::Instant>,
     /// When meshStack was last read in full without error (readiness).
     last_read: Mutex<Option<tokio::time::Instant>>,
     /// While following: meshStack's desired state as last read, for the take-over.
@@ -191,6 +193,7 @@ pub async fn serve(
         wake: tokio::sync::Notify::new(),
         trackers: Mutex::default(),
         settled_count: Default::default(),
+        term_started: Mutex::new(tokio::time::Instant::now()),
         last_read: Mutex::default(),
         warm: Mutex::default(),
         follower_read: AtomicBool::new(false),
@@ -261,6 +264,7 @@ pub async fn serve(
             // Each term starts from the record the last writer kept, never from what an
             // earlier term of this replica remembers: another leader may have written since.
             service.trackers.lock().expect("trackers lock").clear();
+            *service.term_started.lock().expect("term lock") = tokio::time::Instant::now();
             *service.last_read.lock().expect("last read lock") = None;
             let engine = follow::take_over(service).await;
             let warm = engine.desired().is_some();
@@ -523,6 +527,14 @@ impl Service {
             let was_paused = engine.removals_paused().is_some();
             let queued = match scope {
                 Scope::All => {
+                    // The drift scan's cycle, known from the read on, whether or not the scan
+                    // has had a turn yet (its alert compares the oldest confirmation with it).
+                    let share = self.config.replicator.drift_scan.share;
+                    if share > 0.0 {
+                        let reads = crate::sso::sync_settings(&self.config).reads;
+                        let estimate = crate::scan::cycle(&desired, reads, share);
+                        self.metrics.record_scan_estimate(estimate.seconds);
+                    }
                     let (queued, unusable) = engine.read(desired, now);
                     if let Some(why) = unusable {
                         tracing::warn!(%why, "the saved record is unusable: every project is reconciled once");

@@ -91,6 +91,21 @@ impl Service {
         );
         self.metrics
             .record_removals_paused(engine.removals_paused().is_some());
+        // The project confirmed longest ago; one waiting for its first confirmation (queued,
+        // failing, its removals paused) counts from the start of the term, so that a scan that
+        // never gets to run shows as behind rather than as 0. Held projects are a person's.
+        if engine.desired().is_some() {
+            let now = Instant::now();
+            let confirmed = engine
+                .record()
+                .oldest_confirmation()
+                .map(|at| now.saturating_duration_since(at));
+            let waiting = (counts.pending + counts.failed + counts.paused > 0).then(|| {
+                now.saturating_duration_since(*self.term_started.lock().expect("term lock"))
+            });
+            let oldest = confirmed.max(waiting).unwrap_or_default();
+            self.metrics.record_oldest_unconfirmed(oldest.as_secs_f64());
+        }
     }
 }
 

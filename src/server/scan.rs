@@ -141,24 +141,16 @@ pub async fn scan(service: Arc<Service>, own_scim: ScimClient, own_admin: SsoAdm
             )
         };
         let now = tokio::time::Instant::now();
-        let oldest = {
+        let drifted = {
             let mut engine = service.engine();
             let Some(engine) = engine.as_mut() else {
                 continue;
             };
-            let queued = engine.scanned(&slice, &digests, &drifted, &found.seen, listed_at, now);
-            (
-                queued,
-                engine
-                    .record()
-                    .oldest_confirmation()
-                    .map_or(0.0, |at| now.duration_since(at).as_secs_f64()),
-            )
+            engine.scanned(&slice, &digests, &drifted, &found.seen, listed_at, now)
         };
-        let (drifted, oldest) = oldest;
         service
             .metrics
-            .record_scan(slice.len() as u64, drifted.len() as u64, oldest);
+            .record_scan(slice.len() as u64, drifted.len() as u64);
         if !drifted.is_empty() {
             service.metrics.record_drift(&found.plan, Some(&slice));
             let names: Vec<String> = drifted.iter().map(ToString::to_string).collect();
