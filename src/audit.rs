@@ -47,6 +47,33 @@ pub enum Phase {
     Outcome,
 }
 
+/// Where a write's own-shaped audit line stands (account steps, meshIdB IAM): an intent before
+/// the write, its outcome after. `result` is `None` for the intent.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub phase: Phase,
+    /// Absent on an intent line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Progress {
+    pub fn of<T, E: std::fmt::Display>(result: Option<&Result<T, E>>) -> Self {
+        Progress {
+            phase: match result {
+                None => Phase::Intent,
+                Some(_) => Phase::Outcome,
+            },
+            outcome: result.map(|r| if r.is_ok() { "done" } else { "failed" }),
+            error: result
+                .and_then(|r| r.as_ref().err())
+                .map(ToString::to_string),
+        }
+    }
+}
+
 /// Where audit lines go. Each line is written whole, under a lock, so concurrent writes never
 /// interleave.
 #[derive(Clone)]

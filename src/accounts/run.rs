@@ -133,12 +133,8 @@ struct AuditStep<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     account: Option<&'a str>,
     step: &'a Step,
-    phase: crate::audit::Phase,
-    /// Absent on an intent line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    outcome: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    #[serde(flatten)]
+    progress: crate::audit::Progress,
 }
 
 /// OU ids by path, resolved once per run.
@@ -538,14 +534,7 @@ fn record<T>(
         project: d.project.to_string(),
         account,
         step,
-        phase: match result {
-            None => crate::audit::Phase::Intent,
-            Some(_) => crate::audit::Phase::Outcome,
-        },
-        outcome: result.map(|r| if r.is_ok() { "done" } else { "failed" }),
-        error: result
-            .and_then(|r| r.as_ref().err())
-            .map(ToString::to_string),
+        progress: crate::audit::Progress::of(result),
     });
 }
 

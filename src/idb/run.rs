@@ -108,12 +108,8 @@ struct AuditIam<'a> {
     project: String,
     account: &'a str,
     op: &'a IamOp,
-    phase: crate::audit::Phase,
-    /// Absent on an intent line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    outcome: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    #[serde(flatten)]
+    progress: crate::audit::Progress,
 }
 
 /// Accounts worked on at once. Their IAM calls share one rate limit (`rate-limits.iam`), so
@@ -183,14 +179,7 @@ async fn account(
             project: d.project.to_string(),
             account: &d.account,
             op: &op,
-            phase: match result {
-                None => crate::audit::Phase::Intent,
-                Some(_) => crate::audit::Phase::Outcome,
-            },
-            outcome: result.map(|r| if r.is_ok() { "done" } else { "failed" }),
-            error: result
-                .and_then(|r| r.as_ref().err())
-                .map(ToString::to_string),
+            progress: crate::audit::Progress::of(result),
         };
         audit.write(&line(None));
         let result = apply(d, iam, &op, metadata, exists).await;

@@ -988,15 +988,9 @@ async fn trigger(
     body: Body,
 ) -> Response {
     let serve = &service.config.replicator.serve;
-    let limit = serve.max_body_bytes as usize;
-    let body = match axum::body::to_bytes(body, limit).await {
+    let body = match read_body(serve, body).await {
         Ok(body) => body,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("the body is larger than {limit} bytes"),
-            );
-        }
+        Err(refused) => return refused,
     };
     let caller = Caller {
         method: &method,
@@ -1023,6 +1017,20 @@ async fn trigger(
             ),
         ),
     }
+}
+
+/// A request's body, at most `max-body-bytes` of it (413 beyond).
+async fn read_body(
+    serve: &crate::config::raw::Serve,
+    body: Body,
+) -> Result<bytes::Bytes, Response> {
+    let limit = serve.max_body_bytes as usize;
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is larger than {limit} bytes"),
+        )
+    })
 }
 
 /// Only the leader runs syncs and holds the engine: a follower reached directly (the shipped
@@ -1091,12 +1099,10 @@ async fn allow_removals(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let limit = service.config.replicator.serve.max_body_bytes as usize;
-    let Ok(body) = axum::body::to_bytes(body, limit).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the body is larger than {limit} bytes"),
-        );
+    let serve = &service.config.replicator.serve;
+    let body = match read_body(serve, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let caller = Caller {
         method: &method,
@@ -1104,7 +1110,6 @@ async fn allow_removals(
         headers: &headers,
         body: &body,
     };
-    let serve = &service.config.replicator.serve;
     if let Err((status, message)) = authenticate(serve, &caller, unix_now(), &mut service.replays())
     {
         return error(status, &message);
