@@ -494,6 +494,8 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
     }
     let sso = config.require_sso()?;
     let snapshot = read_snapshot(&config, args.snapshot.as_deref(), &scope)?;
+    let crawl = (scope == Scope::All)
+        .then(|| aws_replicator::meshstack::crawl::describe(&snapshot, &config));
     let kind = args.directory.unwrap_or(if args.observed.is_some() {
         DirectoryKind::Memory
     } else {
@@ -551,6 +553,9 @@ fn plan_command(args: PlanArgs) -> Result<ExitCode> {
             "serve's drift scan (replicator.drift-scan, {} % of the rates): one cycle over {cycle}",
             share * 100.0
         );
+    }
+    if let Some(crawl) = crawl {
+        eprintln!("{crawl}");
     }
     if accounts.pending_steps() > 0 && args.detailed_exitcode {
         return Ok(ExitCode::from(2));

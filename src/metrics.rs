@@ -199,11 +199,20 @@ pub struct Metrics {
     scan_oldest: Gauge<f64, AtomicU64>,
     scan_projects: Counter,
     scan_drifted: Counter,
+    crawl_cycle: Gauge<f64, AtomicU64>,
+    crawl_estimate: Gauge<f64, AtomicU64>,
+    crawl_oldest: Gauge<f64, AtomicU64>,
     /// The drift last seen, per project: a full sync replaces it, a scoped one its projects.
     by_project: Mutex<BTreeMap<ProjectKey, Drift>>,
     projects: Family<StateLabels, Gauge>,
     queued: Family<PriorityLabels, Gauge>,
     project_failures: Counter,
+}
+
+fn nan() -> Gauge<f64, AtomicU64> {
+    let g = Gauge::default();
+    g.set(f64::NAN);
+    g
 }
 
 impl Default for Metrics {
@@ -244,6 +253,10 @@ impl Metrics {
             },
             scan_projects: Counter::default(),
             scan_drifted: Counter::default(),
+            // Unknown until measured: a 0 would read as "crawled just now".
+            crawl_cycle: nan(),
+            crawl_estimate: nan(),
+            crawl_oldest: nan(),
             by_project: Mutex::new(BTreeMap::new()),
             projects: Family::default(),
             queued: Family::default(),
@@ -340,6 +353,21 @@ impl Metrics {
             "drift_scan_oldest_unconfirmed_seconds",
             "How long ago the project seen longest ago was last read or written and found as it should be; a project not confirmed yet counts from the start of the leader's term; NaN before the first read",
             m.scan_oldest.clone(),
+        );
+        registry.register(
+            "meshstack_crawl_cycle_seconds",
+            "How long the meshStack crawl's last complete cycle (listings, then every project's bindings) took; NaN before the first",
+            m.crawl_cycle.clone(),
+        );
+        registry.register(
+            "meshstack_crawl_cycle_estimate_seconds",
+            "How long one crawl cycle over the estate takes: schedule.interval-seconds, or longer when 75 % of rate-limits.meshstack cannot read every project's bindings within it; NaN before the first listing",
+            m.crawl_estimate.clone(),
+        );
+        registry.register(
+            "meshstack_crawl_oldest_read_seconds",
+            "How long ago the project read longest ago had its bindings read: a change made in meshStack without a webhook reaches AWS within this; NaN until every project was read once",
+            m.crawl_oldest.clone(),
         );
         registry.register(
             "drift_scan_projects",
@@ -497,6 +525,20 @@ impl Metrics {
     /// The age of the oldest confirmation (see `drift_scan_oldest_unconfirmed_seconds`).
     pub fn record_oldest_unconfirmed(&self, seconds: f64) {
         self.scan_oldest.set(seconds);
+    }
+
+    /// The crawl's last complete cycle (see `meshstack_crawl_cycle_seconds`).
+    pub fn record_crawl_cycle(&self, seconds: f64) {
+        self.crawl_cycle.set(seconds);
+    }
+
+    pub fn record_crawl_estimate(&self, seconds: f64) {
+        self.crawl_estimate.set(seconds);
+    }
+
+    /// `None`: not every project was read yet.
+    pub fn record_crawl_oldest(&self, seconds: Option<f64>) {
+        self.crawl_oldest.set(seconds.unwrap_or(f64::NAN));
     }
 
     pub fn record_scan_cycle(&self, seconds: f64) {

@@ -567,7 +567,13 @@ fn series(metrics: &str, now: f64, at: f64, minutes: u32) -> Vec<Value> {
             } else {
                 format!("{labels},{scrape}")
             };
-            json!({"series": format!("{name}{{{labels}}}"), "values": format!("{value}x{minutes}")})
+            // promtool's series notation has no `NaNxN`; `NaN+0xN` is the same series.
+            let values = if value.is_nan() {
+                format!("NaN+0x{minutes}")
+            } else {
+                format!("{value}x{minutes}")
+            };
+            json!({"series": format!("{name}{{{labels}}}"), "values": values})
         })
         .collect()
 }
@@ -766,6 +772,7 @@ async fn serve_logs_json_runs_and_audit_apart_and_its_metrics_feed_the_alerts() 
             "AwsReplicatorDeletionGuardTripped",
             "AwsReplicatorNoLeader",
             "AwsReplicatorUnresolvedEuidsRising",
+            "AwsReplicatorMeshStackCrawlBehind",
         ]
         .iter()
         .map(|a| json!({"eval_time": at, "alertname": a, "exp_alerts": []}))

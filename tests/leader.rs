@@ -653,56 +653,6 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     drop((a, b));
 }
 
-/// `projects` projects of three roles, each group with 3 of 1,000 users (issue #17's shape).
-fn estate(projects: usize) -> aws_replicator::snapshot::Snapshot {
-    use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User};
-    let mut snapshot = Snapshot {
-        format_version: 1,
-        platform: "aws.aws-meshcloud".into(),
-        roles: Vec::new(),
-        projects: Vec::new(),
-        tenants: Vec::new(),
-        users: (0..1000)
-            .map(|u| User {
-                username: format!("user{u}").into(),
-                euid: Some(format!("user{u}@example.com")),
-            })
-            .collect(),
-        groups: Vec::new(),
-        bindings: Vec::new(),
-    };
-    for p in 0..projects {
-        let (w, id) = (format!("ws{}", p / 10), format!("project-{p}"));
-        snapshot.projects.push(Project {
-            workspace: w.clone().into(),
-            identifier: id.clone().into(),
-            tags: Default::default(),
-        });
-        snapshot.tenants.push(Tenant {
-            workspace: w.clone().into(),
-            project: id.clone().into(),
-            account_id: Some(format!("{:012}", 100_000_000_000u64 + p as u64)),
-            landing_zone: None,
-        });
-        for (r, role) in ["Project Admin", "Project User", "Project Reader"]
-            .into_iter()
-            .enumerate()
-        {
-            for m in 0..3 {
-                snapshot.bindings.push(Binding {
-                    workspace: w.clone().into(),
-                    project: id.clone().into(),
-                    role: role.into(),
-                    subject: Subject::User(
-                        format!("user{}", (p * 7 + r * 13 + m * 101) % 1000).into(),
-                    ),
-                });
-            }
-        }
-    }
-    snapshot
-}
-
 /// AWS holding `desired` exactly, as a leader that had synced it would have left it.
 fn synced(s: &Setup, desired: &aws_replicator::desired::Desired) {
     use aws_replicator::emulator::store::{Assignment, Group};
@@ -754,7 +704,7 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     }
     let kube = KubeApi::start(NAMESPACE).await;
     let snapshot = s.dir.path().join("estate.json");
-    let mut snap = estate(projects);
+    let mut snap = common::sample::estate(projects);
     std::fs::write(&snapshot, serde_json::to_vec(&snap).unwrap()).unwrap();
     let (config, _) = config(&s, "reference", 20.0);
     let config = aws_replicator::config::Config::load(&config).unwrap();

@@ -377,6 +377,26 @@ impl Config {
                 if zone.lambda.is_some() { "a" } else { "no" },
             ));
         }
+        {
+            let cycle = |projects| {
+                crate::scan::human(crate::meshstack::crawl::cycle_of_shape(
+                    projects,
+                    self.meshstack.page_size,
+                    self.meshstack.expand_group_bindings,
+                    self.replicator.rate_limits.meshstack,
+                    self.replicator.schedule.interval_seconds,
+                ))
+            };
+            lines.push(format!(
+                "meshStack crawl (serve): a cycle every {} s, or as long as {} % of {}/s needs; about {} at 1,000 projects, {} at 10,000, {} at 33,000",
+                self.replicator.schedule.interval_seconds,
+                crate::meshstack::crawl::SHARE * 100.0,
+                self.replicator.rate_limits.meshstack,
+                cycle(1000),
+                cycle(10_000),
+                cycle(33_000)
+            ));
+        }
         if let Some(sso) = &self.sso {
             let share = self.replicator.drift_scan.share;
             if share > 0.0 {

@@ -212,6 +212,14 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
     /// read back alike by a later start whose desired state is the older one again.
     pub fn forget_all(&mut self, projects: &BTreeSet<ProjectKey>) -> bool {
         let mut claimed = std::mem::take(&mut self.loaded);
+        // A webhook before the first read of everything: the saved record, not loaded yet,
+        // may claim these projects' buckets; it stops claiming them, and is saved so.
+        if let Some(saved) = &mut self.saved {
+            for project in projects {
+                saved.taint(project);
+            }
+            claimed = true;
+        }
         for project in projects {
             claimed |= self.record.entry(project).is_some();
             self.record.forget(project);
@@ -421,7 +429,16 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
 
     /// The record to keep outside the process, with the pause if removals are paused.
     pub fn save(&self, written_by: &str, written_at: &str) -> Saved {
-        let mut saved = self.record.save(written_by, written_at);
+        // Not loaded yet (no read of everything): the record as it was, less what was written
+        // since, not the nearly empty one of this process.
+        let mut saved = match &self.saved {
+            Some(pending) => Saved {
+                written_by: written_by.to_owned(),
+                written_at: written_at.to_owned(),
+                ..pending.clone()
+            },
+            None => self.record.save(written_by, written_at),
+        };
         saved.removals_paused = self
             .removals_paused()
             .map(|p| record::SavedPause::of(&p.why));

@@ -71,6 +71,17 @@ pub struct SavedPause {
     pub managed: u64,
 }
 
+impl Saved {
+    /// `project` is about to be written before this record was loaded: its bucket confirms
+    /// nothing any more (no bucket of projects digests to zeros).
+    pub fn taint(&mut self, project: &ProjectKey) {
+        if let Some(mut buckets) = unhex(&self.buckets) {
+            buckets[bucket_of(project)] = [0; 8];
+            self.buckets = hex(&buckets);
+        }
+    }
+}
+
 impl SavedPause {
     pub fn of(tripped: &crate::plan::guard::Tripped) -> Self {
         SavedPause {

@@ -121,6 +121,40 @@ fn a_restart_with_the_record_reconciles_only_what_changed_and_a_config_change_ev
     assert!(matches!(unusable, Some(Unusable::Platform(_))));
 }
 
+/// A webhook served before the first read of everything (the crawl's first cycle is long)
+/// writes to projects the saved record, not loaded yet, may claim: what is saved meanwhile
+/// keeps every other claim and drops theirs, so that a kill then, and a later start whose
+/// meshStack reads as before, reconciles them again instead of trusting the old claim.
+#[test]
+fn a_write_before_the_first_read_drops_its_bucket_from_the_saved_record_and_keeps_the_rest() {
+    let t0 = Duration::ZERO;
+    let names: Vec<String> = (0..200).map(|i| format!("p{i:03}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let three = ["admin", "user", "reader"];
+    let mut engine = Engine::new("p", roles(&three), None);
+    engine.read(desired(&names, &three, &[]), t0);
+    drain(&mut engine, t0, &[]);
+    let saved = engine.record().save("a", "now");
+
+    let mut restarted = Engine::new("p", roles(&three), Some(saved.clone()));
+    let webhook: BTreeSet<ProjectKey> = [key("p007")].into();
+    let scoped = desired(&["p007"], &three, &[]);
+    restarted.scoped(&scoped, &webhook, t0);
+    let work = restarted.batch(10, t0);
+    assert_eq!(work.len(), 1);
+    assert!(
+        restarted.forget_all(&webhook),
+        "the saved copy must be replaced first"
+    );
+    let kept = restarted.save("b", "later");
+    assert_eq!(kept.platform, saved.platform);
+    // Killed here; the next start reads meshStack as the first one did.
+    let mut next = Engine::new("p", roles(&three), Some(kept));
+    let (queued, _) = next.read(desired(&names, &three, &[]), t0);
+    assert!(queued.contains(&key("p007")), "{queued:?}");
+    assert!(queued.len() < 10, "only p007's bucket: {}", queued.len());
+}
+
 #[test]
 fn one_failing_project_is_retried_held_and_named_while_the_others_are_confirmed() {
     let mut now = Duration::ZERO;

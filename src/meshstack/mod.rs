@@ -5,6 +5,7 @@
 //! delete every managed group.
 
 mod client;
+pub mod crawl;
 pub mod payload;
 
 use crate::config::{Config, TenantApiVersion};
@@ -85,10 +86,7 @@ pub async fn read_snapshot(config: &Config) -> Result<Snapshot, MeshStackError> 
 /// [`Scope::All`], else only the scope's projects and what they need (see [`read_scoped`]).
 pub async fn read_scope(config: &Config, scope: &Scope) -> Result<Snapshot, MeshStackError> {
     let api = Api::new(config, RetryPolicy::meshstack())?;
-    match scope {
-        Scope::All => api.snapshot().await,
-        Scope::Only { .. } => read_scoped(&api.client, config, scope).await,
-    }
+    read_scoped(&api.client, config, scope).await
 }
 
 /// Of `projects`, those meshStack still has (a point read each: not 404 and not being
@@ -96,23 +94,19 @@ pub async fn read_scope(config: &Config, scope: &Scope) -> Result<Snapshot, Mesh
 /// between pages is absent from a listing that still counts whole, and only a point read tells
 /// that apart from a deleted one.
 pub async fn still_there(
-    config: &Config,
+    client: &Client,
     projects: &[ProjectKey],
-) -> Result<Vec<ProjectKey>, MeshStackError> {
-    let api = Api::new(config, RetryPolicy::meshstack())?;
+) -> Result<Vec<Project>, MeshStackError> {
     let mut live = Vec::new();
     for key in projects {
-        let Some(p) = api
-            .client
+        let Some(p) = client
             .get_one::<payload::Project>(Kind::Projects, &key.to_string())
             .await?
         else {
             continue;
         };
         same_project(&p, key)?;
-        if project_of(p).is_some() {
-            live.push(key.clone());
-        }
+        live.extend(project_of(p));
     }
     Ok(live)
 }
@@ -131,7 +125,79 @@ pub fn missing_projects(snapshot: &Snapshot, scope: &Scope) -> Vec<ProjectKey> {
 }
 
 async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackError> {
-    let platform = config.platform.as_str();
+    let listings = read_listings(client, config).await?;
+    let expand = config.meshstack.expand_group_bindings;
+    let bindings = read_bindings(client, listings.to_read().iter(), expand).await?;
+    Ok(listings.snapshot(&config.platform, bindings))
+}
+
+/// Everything of a read of the whole estate but the bindings: a handful of pages each, where
+/// the bindings cost a request (two with group bindings) per project.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Listings {
+    pub roles: Vec<ProjectRole>,
+    pub projects: BTreeMap<ProjectKey, Project>,
+    /// This platform's live tenants, by project.
+    pub tenants: BTreeMap<ProjectKey, Tenant>,
+    pub users: BTreeMap<String, User>,
+    /// Read only with `meshstack.expand-group-bindings`.
+    pub groups: BTreeMap<(crate::model::WorkspaceId, String), UserGroup>,
+}
+
+impl Listings {
+    /// The projects whose bindings a read of everything takes: listed, with a tenant here.
+    pub fn to_read(&self) -> Vec<ProjectKey> {
+        self.tenants
+            .keys()
+            .filter(|k| self.projects.contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// The listings `snapshot` holds, as a crawl would have read them.
+    pub fn of(snapshot: &Snapshot) -> Self {
+        Listings {
+            roles: snapshot.roles.clone(),
+            projects: snapshot
+                .projects
+                .iter()
+                .map(|p| (p.key(), p.clone()))
+                .collect(),
+            tenants: snapshot
+                .tenants
+                .iter()
+                .map(|t| (t.key(), t.clone()))
+                .collect(),
+            users: snapshot
+                .users
+                .iter()
+                .map(|u| (u.username.to_string(), u.clone()))
+                .collect(),
+            groups: snapshot
+                .groups
+                .iter()
+                .map(|g| ((g.workspace.clone(), g.identifier.clone()), g.clone()))
+                .collect(),
+        }
+    }
+
+    /// The snapshot of these listings and `bindings` (of [`Listings::to_read`], sorted).
+    pub fn snapshot(&self, platform: &str, bindings: Vec<Binding>) -> Snapshot {
+        Snapshot {
+            format_version: SNAPSHOT_FORMAT_VERSION,
+            platform: platform.to_owned(),
+            roles: self.roles.clone(),
+            projects: self.projects.values().cloned().collect(),
+            tenants: self.tenants.values().cloned().collect(),
+            users: self.users.values().cloned().collect(),
+            groups: self.groups.values().cloned().collect(),
+            bindings,
+        }
+    }
+}
+
+/// The listings of the whole estate (see [`Listings`]).
+pub async fn read_listings(client: &Client, config: &Config) -> Result<Listings, MeshStackError> {
     let roles = read_roles(client).await?;
 
     let mut projects = BTreeMap::new();
@@ -148,9 +214,8 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
         users.insert(u.metadata.name.clone(), user_of(u));
     }
 
-    let expand = config.meshstack.expand_group_bindings;
     let mut groups = BTreeMap::new();
-    if expand {
+    if config.meshstack.expand_group_bindings {
         for g in client
             .list::<payload::WorkspaceUserGroup>(Kind::WorkspaceUserGroups, &[])
             .await?
@@ -159,21 +224,27 @@ async fn read(client: &Client, config: &Config) -> Result<Snapshot, MeshStackErr
             groups.insert((group.workspace.clone(), group.identifier.clone()), group);
         }
     }
-
-    // Bindings can only be listed per project; read them for projects with a tenant here.
-    let with_tenant = tenants.keys().filter(|k| projects.contains_key(*k));
-    let bindings = read_bindings(client, with_tenant, expand).await?;
-
-    Ok(Snapshot {
-        format_version: SNAPSHOT_FORMAT_VERSION,
-        platform: platform.to_owned(),
+    Ok(Listings {
         roles,
-        projects: projects.into_values().collect(),
-        tenants: tenants.into_values().collect(),
-        users: users.into_values().collect(),
-        groups: groups.into_values().collect(),
-        bindings,
+        projects,
+        tenants,
+        users,
+        groups,
     })
+}
+
+/// The tenant of `project` on this platform, read by a filtered listing of its own: the
+/// point read that tells a tenant a shifted listing skipped from one that is gone.
+pub async fn read_tenant(
+    client: &Client,
+    config: &Config,
+    project: &ProjectKey,
+) -> Result<Option<Tenant>, MeshStackError> {
+    let query = [
+        ("workspaceIdentifier", project.workspace.as_str()),
+        ("projectIdentifier", project.project.as_str()),
+    ];
+    Ok(read_tenants(client, config, &query).await?.remove(project))
 }
 
 /// meshStack's project roles, one per identifier; none when this meshStack does not serve them.
@@ -268,7 +339,7 @@ async fn read_tenants(
 }
 
 /// The user (and, with `expand`, group) bindings of each of `projects`, sorted and distinct.
-async fn read_bindings<'k>(
+pub async fn read_bindings<'k>(
     client: &Client,
     projects: impl Iterator<Item = &'k ProjectKey>,
     expand: bool,

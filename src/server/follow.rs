@@ -27,7 +27,8 @@ pub async fn follow(service: Arc<Service>) {
         if service.leading() {
             *service.warm() = None;
             next = Instant::now();
-        } else if Instant::now() >= next {
+        } else if Instant::now() >= next && (service.meshstack.is_none() || service.crawl().whole())
+        {
             match read(&service).await {
                 // Leadership may have begun during the read: the leader started without it.
                 Ok(_) if service.leading() => {}

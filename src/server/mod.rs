@@ -16,6 +16,7 @@
 //!   saved, and unfinished runs are recorded as interrupted.
 
 mod auth;
+mod crawl;
 mod follow;
 mod leader;
 mod listen;
@@ -75,6 +76,8 @@ pub enum ServerError {
     Election(#[from] leader::ElectionError),
     #[error("replicator.serve.metrics-listen: {0:?} is not an address with a port")]
     MetricsAddress(String),
+    #[error(transparent)]
+    MeshStack(#[from] crate::meshstack::MeshStackError),
 }
 
 pub struct ServeOptions {
@@ -129,6 +132,11 @@ struct Service {
     /// Projects whose account still has steps to take or failed one: worked on at every read
     /// until done.
     accounts_pending: Mutex<BTreeSet<ProjectKey>>,
+    /// The one meshStack client (one rate limit for the crawl, scoped reads and point reads);
+    /// `None` with `--snapshot`.
+    meshstack: Option<Arc<crate::meshstack::Client>>,
+    /// meshStack as the crawl last read it ([`crawl`]).
+    crawl: Mutex<crate::meshstack::crawl::Crawl<tokio::time::Instant>>,
 }
 
 /// Serves until `shutdown` resolves; returns once the running sync has finished or stopped.
@@ -178,6 +186,14 @@ pub async fn serve(
         Some(settings) => Some(leader::Election::connect(settings).await?),
         None => None,
     };
+    let meshstack = match &options.snapshot {
+        Some(_) => None,
+        None => Some(Arc::new(crate::meshstack::Client::new(
+            &config.meshstack,
+            config.replicator.rate_limits.meshstack,
+            crate::meshstack::RetryPolicy::meshstack(),
+        )?)),
+    };
     let service = Arc::new(Service {
         election,
         snapshot: options.snapshot,
@@ -201,6 +217,8 @@ pub async fn serve(
         listed_users: Mutex::default(),
         account_ids: Mutex::default(),
         accounts_pending: Mutex::default(),
+        meshstack,
+        crawl: Mutex::default(),
         config,
     });
     match &metrics_listener {
@@ -273,7 +291,16 @@ pub async fn serve(
                 service.ready.store(true, Ordering::Relaxed);
                 service.wake.notify_one();
             }
-            let _scheduler = Aborting(tokio::spawn(schedule(service.clone())));
+            // From a snapshot file, a run reads it again every interval; from meshStack, the
+            // crawl queues the runs, and this term's first once the estate is whole.
+            let _scheduler = if service.snapshot.is_some() {
+                Some(Aborting(tokio::spawn(schedule(service.clone()))))
+            } else {
+                if service.crawl().whole() {
+                    service.crawled(Trigger::Startup);
+                }
+                None
+            };
             let stopping = {
                 let mut stop_rx = stop_rx.clone();
                 async move {
@@ -342,7 +369,16 @@ pub async fn serve(
             }
         }
     };
-    tokio::join!(server, work);
+    let crawling = async {
+        if let Some(client) = &service.meshstack {
+            let mut stop_rx = stop_rx.clone();
+            tokio::select! {
+                () = crawl::crawl(service.clone(), client.clone()) => {}
+                _ = stop_rx.wait_for(|stopped| *stopped) => {}
+            }
+        }
+    };
+    tokio::join!(server, work, crawling);
     Ok(())
 }
 
@@ -480,20 +516,87 @@ impl Service {
                 }
                 snapshot
             }
+            // The estate as the crawl last read it: a run of everything costs no request.
+            None if *scope == Scope::All => self.crawl().snapshot(&self.config.platform).ok_or(
+                "meshStack has not been read in full yet (the crawl's first cycle is under way)",
+            )?,
             // A project pending deletion is read (and its groups go); one meshStack does not
             // have at all fails the read.
-            None => crate::meshstack::read_scope(&self.config, scope)
+            None => crate::meshstack::read_scoped(self.meshstack()?, &self.config, scope)
                 .await
                 .map_err(|e| e.to_string())?,
         };
         Ok(snapshot)
     }
 
+    /// meshStack read in full now (an unscoped webhook), which the crawl takes as its cycle.
+    async fn read_everything(&self, client: &crate::meshstack::Client) -> Result<Snapshot, String> {
+        let since = tokio::time::Instant::now();
+        let listings = crawl::listings(self, client)
+            .await
+            .map_err(|e| e.to_string())?;
+        let expand = self.config.meshstack.expand_group_bindings;
+        let bindings = crate::meshstack::read_bindings(client, listings.to_read().iter(), expand)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut crawl = self.crawl();
+        crawl.refresh(listings, bindings, since);
+        crawl
+            .snapshot(&self.config.platform)
+            .ok_or_else(|| "meshStack's estate is not whole after a read of everything".to_owned())
+    }
+
+    fn meshstack(&self) -> Result<&crate::meshstack::Client, String> {
+        self.meshstack
+            .as_deref()
+            .ok_or_else(|| "serve reads a snapshot file, not meshStack".to_owned())
+    }
+
+    fn crawl(
+        &self,
+    ) -> std::sync::MutexGuard<'_, crate::meshstack::crawl::Crawl<tokio::time::Instant>> {
+        self.crawl.lock().expect("crawl lock")
+    }
+
+    /// The crawl has something to plan from: the leader queues a run of everything (a
+    /// follower takes the estate on its own schedule).
+    fn crawled(&self, trigger: Trigger) {
+        if self.leading() && self.engine().is_some() {
+            let _ = self.runs.enqueue(Scope::All, trigger);
+        }
+    }
+
+    fn record_crawl_age(&self) {
+        let oldest = self.crawl().oldest_read();
+        self.metrics
+            .record_crawl_oldest(oldest.map(|at| at.elapsed().as_secs_f64()));
+    }
+
     /// One run: meshStack read for `scope`, the accounts of what it concerns, and its projects
     /// queued in the engine. `Ok(None)`: the reconciler finishes the run once they are done.
     async fn run(&self, id: RunId, scope: &Scope) -> Result<Option<RunSummary>, String> {
         let started = tokio::time::Instant::now();
-        let snapshot = self.snapshot(scope).await?;
+        let asked = self
+            .runs
+            .get(id)
+            .is_some_and(|run| run.trigger == Trigger::Webhook);
+        let snapshot = match (scope, &self.meshstack) {
+            // A person asked for everything: meshStack is read now, not as the crawl has it.
+            (Scope::All, Some(client)) if asked => self.read_everything(client).await?,
+            (Scope::Only { .. }, Some(_)) => {
+                let snapshot = self.snapshot(scope).await?;
+                // What the webhook read stays over what the crawl read before it.
+                let projects = snapshot
+                    .projects
+                    .iter()
+                    .map(|p| p.key())
+                    .filter(|k| scope.contains(k))
+                    .collect();
+                self.crawl().merge(&snapshot, &projects, started);
+                snapshot
+            }
+            _ => self.snapshot(scope).await?,
+        };
         if *scope == Scope::All && self.snapshot.is_none() {
             self.confirm_absent(&snapshot).await?;
         }
@@ -637,13 +740,13 @@ impl Service {
         if gone.is_empty() {
             return Ok(());
         }
-        let live = crate::meshstack::still_there(&self.config, &gone)
+        let live = crate::meshstack::still_there(self.meshstack()?, &gone)
             .await
             .map_err(|e| e.to_string())?;
         if live.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = live.iter().map(ToString::to_string).collect();
+        let names: Vec<String> = live.iter().map(|p| p.key().to_string()).collect();
         Err(format!(
             "meshStack's listing lacks {}, which a point read finds; nothing is queued from this read (the next read tries again)",
             names.join(", ")
@@ -882,6 +985,23 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
         max_age,
     ) {
         None => "ready".into_response(),
+        Some(reason) if !service.ready.load(Ordering::Relaxed) => {
+            let crawl = service.crawl();
+            let (projects, left) = (crawl.projects(), crawl.left());
+            drop(crawl);
+            let progress = if service.meshstack.is_some() && projects > 0 {
+                format!(
+                    "; the meshStack crawl's first cycle has read {} of {projects} projects",
+                    projects - left
+                )
+            } else {
+                String::new()
+            };
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("{reason}{progress}"),
+            )
+        }
         Some(reason) => error(StatusCode::SERVICE_UNAVAILABLE, &reason),
     }
 }

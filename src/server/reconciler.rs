@@ -238,7 +238,6 @@ async fn reconcile(
             }
         }
     }
-    service.ready.store(true, Ordering::Relaxed);
     // The batch's requests count toward each run that waited for one of its projects.
     {
         let mut trackers = service.trackers.lock().expect("trackers lock");

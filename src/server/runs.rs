@@ -35,6 +35,8 @@ pub enum RunStatus {
 pub enum Trigger {
     Startup,
     Schedule,
+    /// The meshStack crawl found a change mid-cycle.
+    Crawl,
     Webhook,
     /// The drift scan found these projects differing from their desired state.
     DriftScan,
@@ -140,11 +142,15 @@ impl Runs {
         if state.closed || state.queued.len() >= MAX_QUEUED {
             return None;
         }
-        let same = state
-            .queued
-            .iter()
-            .copied()
-            .find(|id| state.runs.get(id).is_some_and(|run| run.scope == scope));
+        // An unscoped webhook reads meshStack now; the crawl's runs plan from what it read:
+        // one joins the other only if that is what it asked for.
+        let fresh = |t: Trigger| scope == Scope::All && t == Trigger::Webhook;
+        let same = state.queued.iter().copied().find(|id| {
+            state
+                .runs
+                .get(id)
+                .is_some_and(|run| run.scope == scope && fresh(run.trigger) == fresh(trigger))
+        });
         if let Some(id) = same {
             return Some(Enqueued {
                 run_id: id,

@@ -206,9 +206,9 @@ impl Service {
         if unwanted.is_empty() {
             return Ok(BTreeSet::new());
         }
-        crate::meshstack::still_there(&self.config, &unwanted)
+        crate::meshstack::still_there(self.meshstack()?, &unwanted)
             .await
-            .map(|live| live.into_iter().collect())
+            .map(|live| live.into_iter().map(|p| p.key()).collect())
             .map_err(|e| e.to_string())
     }
 }

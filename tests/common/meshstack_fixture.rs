@@ -69,7 +69,7 @@ pub struct Fixture {
 
 pub struct Shared {
     auth: AuthMode,
-    objects: BTreeMap<&'static str, Vec<(Value, Filters)>>,
+    objects: Mutex<BTreeMap<&'static str, Vec<(Value, Filters)>>>,
     script: Mutex<Script>,
     tokens: Mutex<HashMap<String, usize>>,
     pub logins: Mutex<usize>,
@@ -250,7 +250,7 @@ impl Fixture {
     ) -> Self {
         let state = Arc::new(Shared {
             auth,
-            objects,
+            objects: Mutex::new(objects),
             script: Mutex::new(script),
             tokens: Mutex::new(HashMap::new()),
             logins: Mutex::new(0),
@@ -269,6 +269,11 @@ impl Fixture {
         *state.base.lock().unwrap() = base_url.clone();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { base_url, state }
+    }
+
+    /// meshStack holds `snapshot` from now on (what people changed in it meanwhile).
+    pub fn replace(&self, snapshot: &Snapshot) {
+        *self.state.objects.lock().unwrap() = objects(snapshot, &[]);
     }
 
     /// Changes the script of a running fixture.
@@ -410,8 +415,8 @@ async fn list(
             return response;
         }
     }
-    let items: Vec<&Value> = s
-        .objects
+    let objects = s.objects.lock().unwrap().clone();
+    let items: Vec<&Value> = objects
         .get(key)
         .into_iter()
         .flatten()
@@ -531,8 +536,8 @@ async fn one(
         .iter()
         .find(|(asked, _)| *asked == id)
         .map_or(id, |(_, instead)| instead.clone());
-    let found = s
-        .objects
+    let objects = s.objects.lock().unwrap().clone();
+    let found = objects
         .get(media_key(&kind))
         .into_iter()
         .flatten()

@@ -77,3 +77,53 @@ pub const READER_MAPPING: &str = r#"              , { mapKey = "reader"
                   }
                 }
 "#;
+
+/// `projects` projects of three roles, each group with 3 of 1,000 users (issue #17's shape).
+pub fn estate(projects: usize) -> aws_replicator::snapshot::Snapshot {
+    use aws_replicator::snapshot::{Binding, Project, Snapshot, Subject, Tenant, User};
+    let mut snapshot = Snapshot {
+        format_version: 1,
+        platform: "aws.aws-meshcloud".into(),
+        roles: Vec::new(),
+        projects: Vec::new(),
+        tenants: Vec::new(),
+        users: (0..1000)
+            .map(|u| User {
+                username: format!("user{u}").into(),
+                euid: Some(format!("user{u}@example.com")),
+            })
+            .collect(),
+        groups: Vec::new(),
+        bindings: Vec::new(),
+    };
+    for p in 0..projects {
+        let (w, id) = (format!("ws{}", p / 10), format!("project-{p}"));
+        snapshot.projects.push(Project {
+            workspace: w.clone().into(),
+            identifier: id.clone().into(),
+            tags: Default::default(),
+        });
+        snapshot.tenants.push(Tenant {
+            workspace: w.clone().into(),
+            project: id.clone().into(),
+            account_id: Some(format!("{:012}", 100_000_000_000u64 + p as u64)),
+            landing_zone: None,
+        });
+        for (r, role) in ["Project Admin", "Project User", "Project Reader"]
+            .into_iter()
+            .enumerate()
+        {
+            for m in 0..3 {
+                snapshot.bindings.push(Binding {
+                    workspace: w.clone().into(),
+                    project: id.clone().into(),
+                    role: role.into(),
+                    subject: Subject::User(
+                        format!("user{}", (p * 7 + r * 13 + m * 101) % 1000).into(),
+                    ),
+                });
+            }
+        }
+    }
+    snapshot
+}

@@ -1,7 +1,9 @@
 {- How the replicator runs (aws-replicator's own settings), as a schema: `Replicator::{=}` keeps
    every default.
 
-      schedule:                sync every interval-seconds, plus up to jitter-seconds at random
+      schedule:                sync every interval-seconds, plus up to jitter-seconds at random;
+                               `serve` reads meshStack once a cycle of that length, project by
+                               project (slower when 75 % of rate-limits.meshstack cannot)
       rate-limits:             requests per second per API family. AWS allows 20 each, and the
                                customer's IdP shares the SCIM budget: stay well below. `iam` paces
                                the IAM calls in member accounts (meshIdB roles, account aliases),
