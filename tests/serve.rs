@@ -1330,21 +1330,17 @@ async fn one_project_that_aws_refuses_fails_alone_and_the_others_go_on() {
 /// it, so the read is refused and its members stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_missing_from_a_listing_is_confirmed_gone_before_its_members_go() {
-    use common::meshstack_fixture::{AuthMode, Fixture, Script};
     let s = setup().await;
     let sample =
         aws_replicator::snapshot::Snapshot::from_file(std::path::Path::new(SNAPSHOT)).unwrap();
-    let auth = AuthMode::ApiKey {
-        client_id: "demo".into(),
-        client_secret: "demo-secret".into(),
-    };
-    let fx = Fixture::start(&sample, &[], auth, Script::default()).await;
-    let config = s.config("listing.dhall", "%s.%s.%4\\$s", &replicator(3600));
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "base-url = \"https://meshstack.example.com\"",
-        &format!("base-url = \"{}\", page-size = 2", fx.base_url),
-    );
-    std::fs::write(&config, text).unwrap();
+    let (fx, config) = with_meshstack(
+        &s,
+        &sample,
+        "listing.dhall",
+        &replicator(3600),
+        ", page-size = 2",
+    )
+    .await;
     let server = spawn(&s, "listing", &config, &[]).await;
     let startup = server.finished_by("startup").await;
     assert_eq!(startup["status"], "succeeded", "{startup}");
@@ -1366,6 +1362,30 @@ async fn a_project_missing_from_a_listing_is_confirmed_gone_before_its_members_g
             .any(|r| r.contains("/meshprojects/globex.shop")),
         "no point read of globex.shop"
     );
+}
+
+/// A meshStack fixture serving `estate` (API-key login) and a config `name` with `replicator`
+/// that reads it, `meshstack` fields added (`, page-size = 2`).
+async fn with_meshstack(
+    s: &Setup,
+    estate: &aws_replicator::snapshot::Snapshot,
+    name: &str,
+    replicator: &str,
+    meshstack: &str,
+) -> (common::meshstack_fixture::Fixture, std::path::PathBuf) {
+    use common::meshstack_fixture::{AuthMode, Fixture, Script};
+    let auth = AuthMode::ApiKey {
+        client_id: "demo".into(),
+        client_secret: "demo-secret".into(),
+    };
+    let fx = Fixture::start(estate, &[], auth, Script::default()).await;
+    let config = s.config(name, "%s.%s.%4\\$s", replicator);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "base-url = \"https://meshstack.example.com\"",
+        &format!("base-url = \"{}\"{meshstack}", fx.base_url),
+    );
+    std::fs::write(&config, text).unwrap();
+    (fx, config)
 }
 
 fn members(s: &Setup, name: &str) -> BTreeSet<String> {
@@ -1502,27 +1522,23 @@ async fn removals_beyond_the_guard_pause_until_a_person_allows_them_and_addition
 /// its members stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_the_scan_confirms_a_project_gone_before_it_retires_its_groups() {
-    use common::meshstack_fixture::{AuthMode, Fixture, Script};
     let s = setup().await;
     let estate =
         aws_replicator::snapshot::Snapshot::from_file(std::path::Path::new(SNAPSHOT)).unwrap();
-    let auth = AuthMode::ApiKey {
-        client_id: "demo".into(),
-        client_secret: "demo-secret".into(),
-    };
-    let fx = Fixture::start(&estate, &[], auth, Script::default()).await;
     let state = s.dir.path().join("state.json");
     let scanning = replicator_scanning(3600, 0.5).replacen(
         "T.Replicator::{ ",
         &format!("T.Replicator::{{ state = Some \"{}\", ", state.display()),
         1,
     );
-    let config = s.config("restart-listing.dhall", "%s.%s.%4\\$s", &scanning);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "base-url = \"https://meshstack.example.com\"",
-        &format!("base-url = \"{}\", page-size = 2", fx.base_url),
-    );
-    std::fs::write(&config, text).unwrap();
+    let (fx, config) = with_meshstack(
+        &s,
+        &estate,
+        "restart-listing.dhall",
+        &scanning,
+        ", page-size = 2",
+    )
+    .await;
     let mut server = spawn(&s, "restart-listing-1", &config, &[]).await;
     let startup = server.finished_by("startup").await;
     assert_eq!(startup["status"], "succeeded", "{startup}");
@@ -1704,21 +1720,10 @@ async fn slow_and_many_connections_leave_memory_bounded_and_health_answering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meshstack_is_crawled_within_its_budget_and_a_change_reaches_aws_within_a_cycle() {
     use aws_replicator::snapshot::{Binding, Snapshot, Subject};
-    use common::meshstack_fixture::{AuthMode, Fixture, Script};
     let s = setup().await;
     let mut estate = Snapshot::from_file(std::path::Path::new(SNAPSHOT)).unwrap();
-    let auth = AuthMode::ApiKey {
-        client_id: "demo".into(),
-        client_secret: "demo-secret".into(),
-    };
-    let fx = Fixture::start(&estate, &[], auth, Script::default()).await;
     let interval = 4;
-    let config = s.config("crawl.dhall", "%s.%s.%4\\$s", &replicator(interval));
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "base-url = \"https://meshstack.example.com\"",
-        &format!("base-url = \"{}\"", fx.base_url),
-    );
-    std::fs::write(&config, text).unwrap();
+    let (fx, config) = with_meshstack(&s, &estate, "crawl.dhall", &replicator(interval), "").await;
     let server = spawn(&s, "crawl", &config, &[]).await;
     let startup = server.finished_by("startup").await;
     assert_eq!(startup["status"], "succeeded", "{startup}");
@@ -1803,24 +1808,14 @@ async fn meshstack_is_crawled_within_its_budget_and_a_change_reaches_aws_within_
 /// crawl: 20.6 min). Readiness meanwhile says how far the first cycle is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_right_after_a_start_is_applied_while_the_first_crawl_reads_the_estate() {
-    use common::meshstack_fixture::{AuthMode, Fixture, Script};
     let s = setup().await;
     for u in 0..1000 {
         s.running.emulator.add_user(&format!("user{u}@example.com"));
     }
     // 300 projects: 600 bindings requests at meshStack's 10 a second, a first cycle of a minute.
     let estate = common::sample::estate(300);
-    let auth = AuthMode::ApiKey {
-        client_id: "demo".into(),
-        client_secret: "demo-secret".into(),
-    };
-    let fx = Fixture::start(&estate, &[], auth, Script::default()).await;
-    let config = s.config("first-cycle.dhall", "%s.%s.%4\\$s", &replicator(3600));
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "base-url = \"https://meshstack.example.com\"",
-        &format!("base-url = \"{}\"", fx.base_url),
-    );
-    std::fs::write(&config, text).unwrap();
+    let (_fx, config) =
+        with_meshstack(&s, &estate, "first-cycle.dhall", &replicator(3600), "").await;
     let server = spawn(&s, "first-cycle", &config, &[]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
