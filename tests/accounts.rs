@@ -683,3 +683,57 @@ async fn several_new_projects_get_their_accounts_side_by_side_and_each_ou_once()
         "each OU created once"
     );
 }
+
+/// Issue #25: in `serve` an account is part of its project's unit of work. A step that keeps
+/// failing (a StackSet that does not exist) is retried with backoff (5 s, then 10 s, …), not
+/// at every run of everything (one a second here), and each run in between names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_retries_a_failing_account_step_with_backoff_not_at_every_run() {
+    let org = Org::start().await;
+    let config = org.config("backoff.dhall", false);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("\"meshstack-baseline\"", "\"missing-baseline\"")
+        .replace(
+            "T.Replicator::{ accounts",
+            "T.Replicator::{ schedule = { interval-seconds = 1, jitter-seconds = 0 }, accounts",
+        );
+    assert!(text.contains("missing-baseline") && text.contains("interval-seconds = 1"));
+    std::fs::write(&config, text).unwrap();
+    let snapshot = org.config_dir.join("snapshot.json");
+    std::fs::write(&snapshot, SNAPSHOT).unwrap();
+    let log = std::fs::File::create(org.config_dir.join("serve.log")).unwrap();
+    let mut child = org
+        .setup
+        .command()
+        .env("AWS_ENDPOINT_URL", &org.setup.moto_endpoint)
+        .env("AWS_ENDPOINT_URL_STS", &org.setup.moto_endpoint)
+        .args(["serve", "--config", config.to_str().unwrap(), "--snapshot"])
+        .arg(&snapshot)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(13));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(org.config_dir.join("serve.log")).unwrap();
+    drop(out);
+    let tries = log
+        .lines()
+        .filter(|l| l.contains("account step failed") && l.contains("missing-baseline"))
+        .count();
+    let runs = log.lines().filter(|l| l.contains("sync started")).count();
+    assert!(runs >= 8, "{runs} runs in 13 s:\n{log}");
+    // At 0 s, 5 s (and 15 s): two tries, three at most, where every run used to try.
+    assert!(
+        (1..=3).contains(&tries),
+        "{tries} tries in {runs} runs:\n{log}"
+    );
+    // The runs in between name it all the same.
+    assert!(
+        log.contains("account of acme.web: failed 1 times, retried with backoff"),
+        "{log}"
+    );
+}

@@ -12,6 +12,7 @@
 //! `aws.rs` talks to AWS.
 
 pub mod aws;
+pub mod retry;
 pub mod run;
 
 use crate::config::{Config, LandingZone};

@@ -129,9 +129,9 @@ struct Service {
     listed_users: Mutex<Option<Arc<crate::scan::Users>>>,
     /// Account ids the account phase found, for tenants meshStack has none for yet.
     account_ids: Mutex<std::collections::BTreeMap<ProjectKey, String>>,
-    /// Projects whose account still has steps to take or failed one: worked on at every read
-    /// until done.
-    accounts_pending: Mutex<BTreeSet<ProjectKey>>,
+    /// Projects whose account still has steps to take or failed one: tried again after their
+    /// backoff (or a vending machine's wait) until done, held after repeated failures.
+    accounts_pending: Mutex<crate::accounts::retry::Retries<tokio::time::Instant>>,
     /// The one meshStack client (one rate limit for the crawl, scoped reads and point reads);
     /// `None` with `--snapshot`.
     meshstack: Option<Arc<crate::meshstack::Client>>,
@@ -705,11 +705,32 @@ impl Service {
         let still_failing = backing_off.iter().map(|(project, count, error)| {
             format!("project {project}: failed {count} times, retried with backoff: {error}")
         });
+        // Accounts left alone by this run because they back off after failures: named now.
+        let tried: BTreeSet<&ProjectKey> = accounts.accounts.iter().map(|o| &o.project).collect();
+        let accounts_failing: Vec<String> = {
+            let retries = self.accounts_pending.lock().expect("accounts lock");
+            let now = tokio::time::Instant::now();
+            retries
+                .failing()
+                .into_iter()
+                .filter(|(p, ..)| {
+                    !tried.contains(p) && scope.contains(p) && retries.backing_off(p, now)
+                })
+                .map(|(project, count, error)| {
+                    format!(
+                        "account of {project}: failed {count} times, retried with backoff: {error}"
+                    )
+                })
+                .collect()
+        };
         let summary = RunSummary {
             account_steps_done: accounts.accounts.iter().map(|o| o.done.len()).sum(),
             account_steps_left: accounts.pending_steps(),
-            failed: accounts.failed() + backing_off.len(),
-            problems: account_problems.chain(still_failing).collect(),
+            failed: accounts.failed() + backing_off.len() + accounts_failing.len(),
+            problems: account_problems
+                .chain(still_failing)
+                .chain(accounts_failing)
+                .collect(),
             findings,
             held,
             reconciled_projects: Some(0),
@@ -779,12 +800,17 @@ impl Service {
                     .iter()
                     .filter(|t| t.account_id.is_none())
                     .map(|t| t.key());
-                let pending = self.accounts_pending.lock().expect("accounts lock").clone();
+                let now = tokio::time::Instant::now();
+                let retries = self.accounts_pending.lock().expect("accounts lock");
+                // An account backing off (or waiting for its vending machine) is left alone
+                // until its time, however often runs of everything come.
                 let projects: BTreeSet<ProjectKey> = differing
                     .into_iter()
                     .chain(waiting)
-                    .chain(pending)
+                    .filter(|p| !retries.backing_off(p, now))
+                    .chain(retries.due(now))
                     .collect();
+                drop(retries);
                 if projects.is_empty() {
                     return Ok((crate::accounts::run::Report::default(), snapshot));
                 }
@@ -792,12 +818,19 @@ impl Service {
             }
         };
         let (report, filled) = self.accounts(&scope, &snapshot).await?;
-        let mut pending = self.accounts_pending.lock().expect("accounts lock");
+        let now = tokio::time::Instant::now();
+        let interval = Duration::from_secs(self.config.replicator.schedule.interval_seconds);
+        let mut retries = self.accounts_pending.lock().expect("accounts lock");
         for outcome in &report.accounts {
-            if outcome.error.is_some() || !outcome.pending.is_empty() {
-                pending.insert(outcome.project.clone());
-            } else {
-                pending.remove(&outcome.project);
+            let held = retries.settle(
+                &outcome.project,
+                !outcome.pending.is_empty(),
+                outcome.error.as_deref(),
+                now,
+                interval,
+            );
+            if let (Some(failures), Some(error)) = (held, &outcome.error) {
+                tracing::warn!(project = %outcome.project, failures, %error, "account steps held: they failed too often; retried hourly, or at once when a webhook names the project");
             }
         }
         Ok((report, filled))
