@@ -48,6 +48,118 @@ impl Service {
     }
 }
 
+/// The process as Linux's `/proc/self` shows it at each scrape: resident and virtual memory,
+/// CPU time, threads, open and allowed file descriptors, and when it started. Elsewhere (no
+/// `/proc`) it shows nothing.
+#[derive(Debug)]
+struct Process {
+    started: f64,
+}
+
+impl Default for Process {
+    fn default() -> Self {
+        Process {
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// `/proc/self/stat`'s clock ticks: USER_HZ, 100 on every Linux architecture.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl prometheus_client::collector::Collector for Process {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+            return Ok(());
+        };
+        let field = |name: &str| -> Option<f64> {
+            let line = status.lines().find(|l| l.starts_with(name))?;
+            line[name.len()..].split_whitespace().next()?.parse().ok()
+        };
+        let mut gauge = |name: &str, help: &str, value: f64| {
+            let metric = ConstGauge::new(value);
+            let m = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+            metric.encode(m)
+        };
+        if let Some(kib) = field("VmRSS:") {
+            gauge(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                kib * 1024.0,
+            )?;
+        }
+        if let Some(kib) = field("VmSize:") {
+            gauge(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                kib * 1024.0,
+            )?;
+        }
+        if let Some(threads) = field("Threads:") {
+            gauge("process_threads", "Number of OS threads", threads)?;
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            gauge(
+                "process_open_fds",
+                "Number of open file descriptors",
+                fds.count() as f64,
+            )?;
+        }
+        let max_fds = std::fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|l| {
+                let line = l.lines().find(|l| l.starts_with("Max open files"))?;
+                line["Max open files".len()..]
+                    .split_whitespace()
+                    .next()?
+                    .parse::<f64>()
+                    .ok()
+            });
+        if let Some(max) = max_fds {
+            gauge(
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                max,
+            )?;
+        }
+        gauge(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            self.started,
+        )?;
+        // Fields 14 and 15 (utime, stime) count from the end of the command name, which may
+        // itself hold spaces and parentheses.
+        let cpu = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| {
+                let rest = &s[s.rfind(')')? + 1..];
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                let ticks =
+                    fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+                Some(ticks / TICKS_PER_SECOND)
+            });
+        if let Some(seconds) = cpu {
+            let metric = ConstCounter::new(seconds);
+            let m = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                metric.metric_type(),
+            )?;
+            metric.encode(m)?;
+        }
+        Ok(())
+    }
+}
+
 /// How a sync ended, as `syncs_total{outcome}` counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncOutcome {
@@ -223,7 +335,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("aws_replicator");
+        // The process's own metrics keep their usual unprefixed names (`process_*`), as every
+        // dashboard for them expects; ours are under `aws_replicator_`.
+        let mut root = Registry::default();
+        root.register_collector(Box::new(Process::default()));
+        let registry = root.sub_registry_with_prefix("aws_replicator");
         let m = Self {
             drift: Family::default(),
             unresolved: Gauge::default(),
@@ -432,7 +548,10 @@ impl Metrics {
         }
         // No leader election yet: every replica syncs, so each is its own leader.
         m.leader.set(1);
-        Self { registry, ..m }
+        Self {
+            registry: root,
+            ..m
+        }
     }
 
     /// The OpenMetrics text `/metrics` serves.
@@ -728,6 +847,31 @@ mod tests {
         }
         assert!(text.contains("aws_replicator_drift{kind=\"member_extra\"} 0"));
         assert!(text.contains("\naws_replicator_leader 1\n"), "{text}");
+    }
+
+    /// The process's own metrics, read from `/proc/self` at each scrape, under their usual
+    /// names; promtool checks the whole scrape in `tests/deploy.rs`.
+    #[test]
+    fn the_process_shows_its_memory_cpu_and_file_descriptors() {
+        let text = Metrics::new().render();
+        let value = |name: &str| -> f64 {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name}:\n{text}"));
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        assert!(value("process_resident_memory_bytes") > 1024.0 * 1024.0);
+        assert!(value("process_virtual_memory_bytes") >= value("process_resident_memory_bytes"));
+        assert!(value("process_open_fds") >= 3.0);
+        assert!(value("process_max_fds") >= value("process_open_fds"));
+        assert!(value("process_threads") >= 1.0);
+        assert!(value("process_cpu_seconds_total") >= 0.0);
+        assert!(value("process_start_time_seconds") > 1.7e9);
+        assert!(
+            text.contains("# TYPE process_cpu_seconds counter"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1800,6 +1800,36 @@ async fn meshstack_is_crawled_within_its_budget_and_a_change_reaches_aws_within_
     )
     .unwrap();
     assert_eq!(estimate, interval as f64);
+
+    // Every meshStack request is counted by what it read and how meshStack answered, and the
+    // process shows its own memory.
+    let read = || {
+        fx.requests()
+            .iter()
+            .filter(|r| r.contains("/userbindings?"))
+            .count() as f64
+    };
+    let before = read();
+    let samples = parse_openmetrics(&server.metrics().await);
+    let after = read();
+    let counted = sample(
+        &samples,
+        "aws_replicator_api_requests_total{operation=userbindings,service=meshstack,status=ok}",
+    )
+    .unwrap_or_else(|| {
+        panic!(
+            "{:#?}",
+            samples
+                .iter()
+                .filter(|s| s.contains("api_requests"))
+                .collect::<Vec<_>>()
+        )
+    });
+    assert!(
+        before <= counted && counted <= after,
+        "{counted} counted, {before}..{after} served"
+    );
+    assert!(sample(&samples, "process_resident_memory_bytes").unwrap() > 1e6);
 }
 
 /// Issue #25: a webhook right after a start is applied within seconds while the crawl's first

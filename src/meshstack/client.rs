@@ -175,6 +175,8 @@ pub struct Client {
     timeout: Duration,
     limiter: DefaultDirectRateLimiter,
     token: Mutex<Option<Token>>,
+    /// `serve`'s metrics: every request and retry, by kind of object and answer.
+    observer: Option<std::sync::Arc<dyn crate::metrics::RequestObserver>>,
 }
 
 /// Why one attempt failed, and whether another may succeed.
@@ -263,7 +265,23 @@ impl Client {
             timeout: Duration::from_secs(60),
             limiter: crate::paced::limiter(requests_per_second),
             token: Mutex::new(None),
+            observer: None,
         })
+    }
+
+    /// Reports every request and retry to `observer` (`api_requests_total{service="meshstack"}`).
+    pub fn observed(
+        mut self,
+        observer: std::sync::Arc<dyn crate::metrics::RequestObserver>,
+    ) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn report(&self, operation: &str, status: &str) {
+        if let Some(o) = &self.observer {
+            o.request(crate::metrics::Service::MeshStack, operation, status);
+        }
     }
 
     /// How long one request may take (60 s unless set here).
@@ -394,6 +412,9 @@ impl Client {
                 return Err(failure.gave_up(self, attempts));
             };
             let delay = self.retry.delay(delay, after);
+            if let Some(o) = &self.observer {
+                o.retry(crate::metrics::Service::MeshStack, operation(kind));
+            }
             tracing::info!(
                 path,
                 attempt = attempts,
@@ -473,11 +494,12 @@ impl Client {
                 request.bearer_auth(token.expose())
             }
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport(&request_name, &e))?;
+        let response = request.send().await.map_err(|e| {
+            self.report(operation(kind), "transport");
+            self.transport(&request_name, &e)
+        })?;
         let status = response.status();
+        self.report(operation(kind), status.as_str());
         match status {
             s if s.is_success() => {
                 let content_type = response
@@ -585,8 +607,12 @@ impl Client {
                 .json(&body)
                 .send()
                 .await
-                .map_err(|e| self.transport(&request_name, &e))?;
+                .map_err(|e| {
+                    self.report("login", "transport");
+                    self.transport(&request_name, &e)
+                })?;
             let status = response.status();
+            self.report("login", status.as_str());
             if status.is_redirection() {
                 let location = response
                     .headers()
@@ -845,6 +871,12 @@ fn permission(kind: Kind) -> &'static str {
         Kind::WorkspaceUserGroups => "ADM_WORKSPACEUSERGROUP_LIST",
         Kind::UserBindings | Kind::GroupBindings => "ADM_PROJECTPRINCIPALROLE_LIST",
     }
+}
+
+/// The operation label of a request for `kind`: the collection's name (`meshprojects`,
+/// `userbindings`), whether listed or read one by one.
+fn operation(kind: Kind) -> &'static str {
+    kind.path().rsplit('/').next().unwrap_or("meshobjects")
 }
 
 #[cfg(test)]

@@ -188,11 +188,14 @@ pub async fn serve(
     };
     let meshstack = match &options.snapshot {
         Some(_) => None,
-        None => Some(Arc::new(crate::meshstack::Client::new(
-            &config.meshstack,
-            config.replicator.rate_limits.meshstack,
-            crate::meshstack::RetryPolicy::meshstack(),
-        )?)),
+        None => Some(Arc::new(
+            crate::meshstack::Client::new(
+                &config.meshstack,
+                config.replicator.rate_limits.meshstack,
+                crate::meshstack::RetryPolicy::meshstack(),
+            )?
+            .observed(metrics.clone()),
+        )),
     };
     let service = Arc::new(Service {
         election,
