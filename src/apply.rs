@@ -305,7 +305,7 @@ impl<I: IdentityStore, A: AccountAssignments> Run<'_, I, A> {
             Op::RenameGroup { .. } | Op::DeleteGroup { .. } => (Vec::new(), None, None),
         };
         self.audit.record(&AuditLine {
-            time: crate::audit::now(),
+            timestamp: crate::audit::now(),
             platform: &self.plan.platform,
             operation: op_name(op),
             reason: op.reason(),

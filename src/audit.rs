@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditLine<'a> {
     /// RFC 3339, UTC.
-    pub time: String,
+    pub timestamp: String,
     pub platform: &'a str,
     pub operation: &'static str,
     pub reason: crate::plan::Reason,

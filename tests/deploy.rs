@@ -736,6 +736,16 @@ async fn serve_logs_json_runs_and_audit_apart_and_its_metrics_feed_the_alerts() 
     let outcomes = trail.iter().filter(|l| l["phase"] == "outcome").count();
     assert!(outcomes > 0 && trail.len() == 2 * outcomes, "{audit}");
     assert!(!log.contains("\"phase\""), "no audit line among the logs");
+    // One timestamp field, one format, in both: a log pipeline parses them alike.
+    for line in lines.iter().chain(&trail) {
+        let at = line["timestamp"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{line}"));
+        assert!(
+            at.parse::<k8s_openapi::jiff::Timestamp>().is_ok() && at.ends_with('Z'),
+            "{line}"
+        );
+    }
 
     // Every series the rules read exists.
     let rules = std::fs::read_to_string(RULES).unwrap();

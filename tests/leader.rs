@@ -812,7 +812,7 @@ fn intent_times(audit: &Path) -> Vec<std::time::SystemTime> {
         .map(|l| {
             let line: serde_json::Value = serde_json::from_str(l).unwrap();
             let time: k8s_openapi::jiff::Timestamp =
-                line["time"].as_str().unwrap().parse().unwrap();
+                line["timestamp"].as_str().unwrap().parse().unwrap();
             std::time::SystemTime::from(time)
         })
         .collect()

@@ -126,7 +126,7 @@ impl Report {
 
 #[derive(Serialize)]
 struct AuditStep<'a> {
-    time: String,
+    timestamp: String,
     platform: &'a str,
     operation: &'static str,
     project: String,
@@ -528,7 +528,7 @@ fn record<T>(
         Step::Downgrade { .. } => "lambda:Invoke",
     };
     audit.write(&AuditStep {
-        time: crate::audit::now(),
+        timestamp: crate::audit::now(),
         platform: &options.platform,
         operation,
         project: d.project.to_string(),

@@ -102,7 +102,7 @@ impl IamReport {
 
 #[derive(Serialize)]
 struct AuditIam<'a> {
-    time: String,
+    timestamp: String,
     platform: &'a str,
     operation: &'static str,
     project: String,
@@ -173,7 +173,7 @@ async fn account(
     while let Some(op) = ops.next() {
         // The intent line before the write: a run cut off mid-request still shows it as tried.
         let line = |result: Option<&Result<(), AccountError>>| AuditIam {
-            time: crate::audit::now(),
+            timestamp: crate::audit::now(),
             platform,
             operation: operation(&op),
             project: d.project.to_string(),

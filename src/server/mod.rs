@@ -1288,7 +1288,7 @@ async fn allow_removals(
     };
     tracing::warn!(why = %allowed.why, projects = allowed.parked.len(), "removals allowed by a person: the waiting projects are reconciled with them");
     service.audit.write(&json!({
-        "time": crate::audit::now(),
+        "timestamp": crate::audit::now(),
         "platform": service.config.platform,
         "operation": "allow_removals",
         "deleted": allowed.why.deleted,
