@@ -76,6 +76,34 @@ pub enum Finding {
     },
 }
 
+impl Finding {
+    /// The kind as `plan --json` names it (`binding_to_unknown_user`): a metric's label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Finding::UserWithoutEuid { .. } => "user_without_euid",
+            Finding::BindingToUnknownUser { .. } => "binding_to_unknown_user",
+            Finding::BindingToUnknownRole { .. } => "binding_to_unknown_role",
+            Finding::BindingToUnknownGroup { .. } => "binding_to_unknown_group",
+            Finding::TenantWithoutAccount { .. } => "tenant_without_account",
+            Finding::InvalidAccountId { .. } => "invalid_account_id",
+            Finding::DuplicateTenant { .. } => "duplicate_tenant",
+            Finding::ProjectWithoutNumericId { .. } => "project_without_numeric_id",
+            Finding::IdentifierTooLong { .. } => "identifier_too_long",
+            Finding::DuplicateGroupName { .. } => "duplicate_group_name",
+            Finding::InvalidGroupName { .. } => "invalid_group_name",
+            Finding::UnresolvedEuid { .. } => "unresolved_euid",
+            Finding::AmbiguousEuid { .. } => "ambiguous_euid",
+            Finding::UserInTooManyGroups { .. } => "user_in_too_many_groups",
+            Finding::StoreGroupQuota { .. } => "store_group_quota",
+            Finding::ForeignGroupIgnored { .. } => "foreign_group_ignored",
+            Finding::NameTakenByForeignGroup { .. } => "name_taken_by_foreign_group",
+            Finding::DuplicateManagedGroup { .. } => "duplicate_managed_group",
+            Finding::GroupKeptForAssignments { .. } => "group_kept_for_assignments",
+            Finding::AssignmentKept { .. } => "assignment_kept",
+        }
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Finding::*;
@@ -192,6 +220,32 @@ impl fmt::Display for Finding {
                 f,
                 "{name} → {account} {permission_set} is no longer wanted, but this role may not delete assignments"
             ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metric's label is the kind `plan --json` writes.
+    #[test]
+    fn the_kind_is_the_json_kind() {
+        let project = ProjectKey::new("acme", "web");
+        for finding in [
+            Finding::UserWithoutEuid {
+                username: "ann".into(),
+            },
+            Finding::TenantWithoutAccount {
+                project: project.clone(),
+            },
+            Finding::IdentifierTooLong {
+                project,
+                detail: "x".into(),
+            },
+        ] {
+            let json = serde_json::to_value(&finding).unwrap();
+            assert_eq!(json["kind"], finding.kind());
         }
     }
 }

@@ -204,6 +204,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
     kind: &'static str,
     outcome: &'static str,
@@ -305,6 +310,9 @@ pub struct Metrics {
     account_failures: Gauge,
     idb_pending: Gauge,
     idb_findings: Gauge,
+    findings: Family<FindingLabels, Gauge>,
+    /// The finding kinds shown so far: set to 0 when a later read has none of them.
+    finding_kinds: Mutex<std::collections::BTreeSet<String>>,
     leader: Gauge,
     scan_cycle: Gauge<f64, AtomicU64>,
     scan_estimate: Gauge<f64, AtomicU64>,
@@ -358,6 +366,8 @@ impl Metrics {
             account_failures: Gauge::default(),
             idb_pending: Gauge::default(),
             idb_findings: Gauge::default(),
+            findings: Family::default(),
+            finding_kinds: Mutex::default(),
             leader: Gauge::default(),
             scan_cycle: Gauge::default(),
             scan_estimate: Gauge::default(),
@@ -444,6 +454,11 @@ impl Metrics {
             "mesh_idb_changes_pending",
             "meshIdB: SAML provider and role changes left after the last run",
             m.idb_pending.clone(),
+        );
+        registry.register(
+            "findings",
+            "Findings of the last read of everything, by kind (as plan --json names them): what meshStack's data holds that keeps a project held or a member out",
+            m.findings.clone(),
         );
         registry.register(
             "mesh_idb_findings",
@@ -644,6 +659,22 @@ impl Metrics {
     /// The age of the oldest confirmation (see `drift_scan_oldest_unconfirmed_seconds`).
     pub fn record_oldest_unconfirmed(&self, seconds: f64) {
         self.scan_oldest.set(seconds);
+    }
+
+    /// The findings of a read of everything, counted by kind; kinds seen before and absent
+    /// now go to 0.
+    pub fn record_findings(&self, findings: &std::collections::BTreeSet<crate::finding::Finding>) {
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        for finding in findings {
+            *counts.entry(finding.kind().to_owned()).or_default() += 1;
+        }
+        let mut kinds = self.finding_kinds.lock().expect("metrics lock");
+        kinds.extend(counts.keys().cloned());
+        for kind in kinds.iter() {
+            self.findings
+                .get_or_create(&FindingLabels { kind: kind.clone() })
+                .set(counts.get(kind).copied().unwrap_or(0));
+        }
     }
 
     /// The crawl's last complete cycle (see `meshstack_crawl_cycle_seconds`).

@@ -424,6 +424,19 @@ async fn syncs_at_start_up_and_on_schedule_and_exposes_drift_as_metrics() {
     assert!(sample(&samples, "aws_replicator_last_success_timestamp_seconds").unwrap() > 1.7e9);
     assert!(sample(&samples, "aws_replicator_sync_duration_seconds_count").unwrap() >= 2.0);
     assert!(sample(&samples, "aws_replicator_build_info{version=").is_some());
+    // What meshStack's data holds that keeps projects held or members out, by kind.
+    for kind in [
+        "user_without_euid",
+        "binding_to_unknown_user",
+        "binding_to_unknown_role",
+        "tenant_without_account",
+    ] {
+        assert_eq!(
+            sample(&samples, &format!("aws_replicator_findings{{kind={kind}}}")),
+            Some(1.0),
+            "{kind}"
+        );
+    }
     let text = server.metrics().await;
     for secret in [TOKEN, HMAC_SECRET, "emulator-token", "alice@acme.example"] {
         assert!(!text.contains(secret), "{secret} in the metrics");

@@ -623,6 +623,9 @@ impl Service {
         let (accounts, snapshot) = self.accounts_of(scope, snapshot, &settings).await?;
         let desired = desired(&snapshot, &settings, scope);
         let findings: Vec<String> = desired.findings.iter().map(ToString::to_string).collect();
+        if *scope == Scope::All {
+            self.metrics.record_findings(&desired.findings);
+        }
         let held: Vec<String> = desired.held.iter().map(ToString::to_string).collect();
         let now = tokio::time::Instant::now();
         let queued = {
