@@ -101,7 +101,7 @@ fn main() {
             );
         }
     }
-    let saved = serde_json::to_vec(&engine.record().save("bench", "now")).unwrap();
+    let saved = serde_json::to_vec(&engine.save("bench", "now")).unwrap();
     assert!(
         saved.len() <= 256 * 1024,
         "the record is {} bytes",

@@ -14,6 +14,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod demo;
 pub mod desired;
+pub mod digest;
 pub mod directory;
 pub mod emulator;
 pub mod engine;

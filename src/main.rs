@@ -1063,9 +1063,14 @@ fn emulator_command(port: u16, state: Option<&Path>, token: String) -> Result<Ex
             .await
             .context("cannot listen on 127.0.0.1")?;
         println!("AWS IAM Identity Center emulator");
-        println!("  SCIM endpoint:  {}", running.scim_endpoint());
         println!(
-            "  sso-admin:      {} (AWS_ENDPOINT_URL)",
+            "  SCIM endpoint:  {} (iam-configuration.aws-sso.scim-endpoint; the token is --token's, \
+             AWS_REPLICATOR_EMULATOR_TOKEN's or emulator-token)",
+            running.scim_endpoint()
+        );
+        println!(
+            "  sso-admin:      {0} (export AWS_ENDPOINT_URL_SSO_ADMIN={0}; not AWS_ENDPOINT_URL, \
+             which would send STS and Organizations here too, and they are not emulated)",
             running.endpoint()
         );
         println!("  instance ARN:   {}", emulator.config().instance_arn);

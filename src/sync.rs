@@ -9,6 +9,7 @@ use crate::directory::{
 };
 use crate::model::{GroupIdentity, ProjectKey};
 use crate::observed::Observed;
+use crate::plan::basis::{Basis, Changed};
 use crate::plan::guard::{self, Limits, Managed, Tripped};
 use crate::plan::{Plan, plan};
 use serde::Serialize;
@@ -71,9 +72,9 @@ pub enum SavedPlanError {
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error(
-        "AWS IAM Identity Center changed since the plan was made (it was planned against {planned}, AWS now reads as {now}); nothing was applied: make a new plan with `aws-replicator plan --out` and review it"
+        "{0}; nothing was applied: make a new plan with `aws-replicator plan --out` and review it"
     )]
-    Stale { planned: String, now: String },
+    Stale(Changed),
 }
 
 impl SyncReport {
@@ -187,8 +188,10 @@ pub async fn scan_slice(
 }
 
 /// Applies `saved` (a plan made earlier by `plan --out` and reviewed) exactly as it is, once
-/// AWS, observed again for `desired`, still reads as it did when the plan was made: its
-/// digest must be the plan's `observed_digest`. Otherwise nothing is written.
+/// what it rests on reads as it did when it was made: the desired state of the projects it
+/// touches (meshStack and the config, read again) and AWS's state of the groups it touches
+/// (observed again for `desired`). Otherwise nothing is written, and the error names what
+/// changed.
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_saved(
     saved: Plan,
@@ -200,13 +203,12 @@ pub async fn sync_saved(
     planned: impl FnMut(&Plan),
     done: &(dyn Fn(&Outcome) + Sync),
 ) -> Result<SyncReport, SavedPlanError> {
-    let choose = move |_: &Desired, observed: &Observed| {
-        let now = observed.digest();
-        if now != saved.observed_digest {
-            return Err(SavedPlanError::Stale {
-                planned: saved.observed_digest.clone(),
-                now,
-            });
+    let choose = move |desired: &Desired, observed: &Observed| {
+        let changed = saved
+            .basis
+            .changed(&Basis::of(desired, observed, &saved.ops));
+        if !changed.is_empty() {
+            return Err(SavedPlanError::Stale(changed));
         }
         Ok(saved)
     };

@@ -98,12 +98,13 @@ fn plan_exit_codes_json_and_out_file() {
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "changes pending: {stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(json["format_version"], 1);
+    assert_eq!(json["format_version"], 2);
     assert!(
-        json["observed_digest"]
-            .as_str()
+        json["basis"]["aws"]
+            .as_object()
             .unwrap()
-            .starts_with("sha256:")
+            .contains_key("mst-acme.web.meshstack-project-reader"),
+        "{stdout}"
     );
     assert_eq!(
         std::fs::read_to_string(&out_file).unwrap().trim(),
@@ -514,16 +515,31 @@ fn the_emulator_names_the_state_formats_it_reads() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 32];
-    let read = std::io::Read::read(&mut stdout, &mut first).unwrap_or(0);
+    // The banner, up to its last line: which variable points the SDK at it (only sso-admin's:
+    // AWS_ENDPOINT_URL would send STS there too, and STS is not emulated).
+    let stdout = child.stdout.take().unwrap();
+    let mut banner = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let Ok(line) = line else { break };
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
     let _ = child.kill();
     let status = child.wait().unwrap();
     let mut err = String::new();
     let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
     assert!(
-        String::from_utf8_lossy(&first[..read]).starts_with("AWS IAM Identity Center emulator"),
-        "{status:?}: {err}"
+        banner.starts_with("AWS IAM Identity Center emulator"),
+        "{status:?}: {banner}{err}"
+    );
+    assert!(
+        banner.contains("export AWS_ENDPOINT_URL_SSO_ADMIN=http://127.0.0.1:")
+            && banner.contains("not AWS_ENDPOINT_URL,")
+            && banner.contains("iam-configuration.aws-sso.scim-endpoint"),
+        "{banner}"
     );
 }
 

@@ -54,7 +54,7 @@ fn serve() -> Serve {
         webhook_hmac_secret: Some(Secret::new("hmac-secret-0123456789")),
         max_body_bytes: 4096,
         run_deadline_seconds: 3600,
-        ready_max_age_seconds: 7200,
+        ready_max_age_seconds: None,
     }
 }
 

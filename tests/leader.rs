@@ -653,39 +653,6 @@ async fn a_follower_takes_over_by_change_and_its_scan_finds_the_drift() {
     drop((a, b));
 }
 
-/// AWS holding `desired` exactly, as a leader that had synced it would have left it.
-fn synced(s: &Setup, desired: &aws_replicator::desired::Desired) {
-    use aws_replicator::emulator::store::{Assignment, Group};
-    let mut state = s.running.emulator.dump();
-    let ids: std::collections::BTreeMap<String, String> = state
-        .users
-        .iter()
-        .map(|u| (u.user_name.clone(), u.id.clone()))
-        .collect();
-    for (n, (external_id, group)) in desired.groups.iter().enumerate() {
-        let id = format!("9067d0a3c1-{:08x}-0000-4000-8000-{:012x}", n + 1, n + 1);
-        state.groups.push(Group {
-            id: id.clone(),
-            display_name: group.name.to_string(),
-            external_id: Some(external_id.to_string()),
-            members: group
-                .members
-                .iter()
-                .map(|m| ids[m.as_str()].clone())
-                .collect(),
-        });
-        for ps in group.permission_sets.iter() {
-            state.assignments.push(Assignment {
-                account_id: group.account.to_string(),
-                permission_set_arn: ps.to_string(),
-                principal_type: "GROUP".into(),
-                principal_id: id.clone(),
-            });
-        }
-    }
-    s.running.emulator.load(state);
-}
-
 /// The gap a take-over leaves (issue #18): with a warm follower, from taking the lease to a
 /// meshStack change being in AWS, against the emulator at AWS's 20 requests per second, at
 /// `AWS_REPLICATOR_SCALE_PROJECTS` projects (300 by default). The last leader is played by the
@@ -712,7 +679,7 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     let all = aws_replicator::desired::Scope::All;
     let desired = aws_replicator::desired::desired(&snap, &settings, &all);
     assert_eq!(desired.groups.len(), projects * 3, "{:?}", desired.findings);
-    synced(&s, &desired);
+    common::sample::synced(&s.running.emulator, &desired);
 
     // The last leader holds the lease and renews it while B starts and reads meshStack.
     kube.hold(NAMESPACE, LEASE, "replica-gone", serde_json::json!({}));
@@ -729,13 +696,7 @@ async fn a_warm_follower_applies_a_change_within_seconds_of_taking_over() {
     b.warm(Duration::from_secs(120)).await;
     // The last leader's record says AWS holds `desired`; then meshStack changed (user999
     // joins project-0's admins) and the leader stopped.
-    let mut record =
-        aws_replicator::engine::Record::new(&desired.platform, desired.roles.iter().cloned());
-    let absent = aws_replicator::engine::digest::absent(&desired);
-    for (project, digest) in aws_replicator::engine::digest::project_digests(&desired) {
-        record.confirm(&project, digest, absent, 0u64);
-    }
-    let saved = serde_json::to_string(&record.save("replica-gone", "then")).unwrap();
+    let saved = common::sample::record(&desired, |_| true, "replica-gone");
     kube.hold(
         NAMESPACE,
         LEASE,

@@ -176,6 +176,17 @@ impl Server {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A webhook (bearer token) for one project, its run once finished, and how long from
+    /// the request to the run's end.
+    async fn announce(&self, workspace: &str, project: &str) -> (Value, Duration) {
+        let asked = Instant::now();
+        let scope = serde_json::json!({ "workspace": workspace, "project": project });
+        let (status, body) = self.post(&scope.to_string(), &[bearer()]).await;
+        assert_eq!(status, 202, "{body}");
+        let run = self.finished(body["run_id"].as_u64().unwrap()).await;
+        (run, asked.elapsed())
+    }
+
     /// Waits until run `id` has finished and returns it.
     async fn finished(&self, id: u64) -> Value {
         let started = Instant::now();
@@ -793,7 +804,7 @@ async fn readiness_lapses_when_syncs_stop_succeeding() {
     let config = s.config(
         "ready-age.dhall",
         "%s.%s.%4\\$s",
-        &replicator_with(1, ", ready-max-age-seconds = 3"),
+        &replicator_with(1, ", ready-max-age-seconds = Some 3"),
     );
     let snapshot = s.dir.path().join("snapshot.json");
     std::fs::copy(SNAPSHOT, &snapshot).unwrap();
@@ -1862,16 +1873,7 @@ async fn a_webhook_right_after_a_start_is_applied_while_the_first_crawl_reads_th
     let server = spawn(&s, "first-cycle", &config, &[]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let asked = Instant::now();
-    let (status, body) = server
-        .post(
-            r#"{"workspace": "ws0", "project": "project-0"}"#,
-            &[bearer()],
-        )
-        .await;
-    assert_eq!(status, 202, "{body}");
-    let run = server.finished(body["run_id"].as_u64().unwrap()).await;
-    let took = asked.elapsed();
+    let (run, took) = server.announce("ws0", "project-0").await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(
         took < Duration::from_secs(10),
@@ -1898,4 +1900,178 @@ async fn a_webhook_right_after_a_start_is_applied_while_the_first_crawl_reads_th
             .all(|r| r["trigger"] != "startup"),
         "the start-up run came before the first cycle ended"
     );
+}
+
+/// Issue #25 at scale, counted from the emulator's and the meshStack fixture's logs (1,000
+/// projects in CI; `AWS_REPLICATOR_SCALE_PROJECTS=10000` opt-in), against the emulator at AWS's
+/// 20 requests a second. `serve` restarts over an estate AWS already holds, with the record its
+/// last run saved: with nothing changed it reads at most 1 % of a full observation (none) and
+/// meshStack within the crawl's budget; restarted again, a change a webhook announces right
+/// after the start is in AWS within 10 s; a change nobody announces is in AWS within a crawl
+/// cycle; and a project AWS refuses (its account outside the organization) fails alone, named,
+/// while every other project stays in sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_at_scale_reads_almost_nothing_and_a_poison_project_fails_alone() {
+    use aws_replicator::model::ProjectKey;
+    use aws_replicator::snapshot::{Binding, Subject};
+    let projects: usize = std::env::var("AWS_REPLICATOR_SCALE_PROJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let s = setup().await;
+    for u in 0..1000 {
+        s.running.emulator.add_user(&format!("user{u}@example.com"));
+    }
+    let mut estate = common::sample::estate(projects);
+    // The organization holds every project's account but project-3's: AWS refuses it as soon
+    // as the project is worked.
+    let poison = ProjectKey::new("ws0", "project-3");
+    for t in &estate.tenants {
+        if ProjectKey::new(t.workspace.clone(), t.project.clone()) != poison {
+            s.running
+                .emulator
+                .add_account(t.account_id.as_deref().unwrap());
+        }
+    }
+    // meshStack at 150 requests a second: a cycle paced over an interval its budget allows.
+    let rate = 150.0;
+    let listings = aws_replicator::meshstack::Listings::of(&estate);
+    let cycle_requests = aws_replicator::meshstack::crawl::requests(&listings, 1000, true);
+    let interval = 20.max(
+        (cycle_requests as f64 / (aws_replicator::meshstack::crawl::SHARE * rate)).ceil() as u64
+            + 2,
+    );
+    let state = s.dir.path().join("state.json");
+    let replicator = replicator_recording(interval, &state)
+        .replace("meshstack = 10.0", &format!("meshstack = {rate:.1}"));
+    let (fx, config) = with_meshstack(&s, &estate, "restart.dhall", &replicator, "").await;
+    let loaded = aws_replicator::config::Config::load(&config).unwrap();
+    let settings = aws_replicator::desired::Settings::new(&loaded, loaded.sso.as_ref().unwrap());
+    let all = aws_replicator::desired::Scope::All;
+    let desired = aws_replicator::desired::desired(&estate, &settings, &all);
+    assert_eq!(desired.groups.len(), projects * 3, "{:?}", desired.findings);
+    common::sample::synced(&s.running.emulator, &desired);
+    std::fs::write(
+        &state,
+        common::sample::record(&desired, |_| true, "serve-before"),
+    )
+    .unwrap();
+    let full = aws_replicator::scan::cycle(
+        &desired,
+        aws_replicator::directory::AssignmentReads::PerPair,
+        1.0,
+    );
+    let full = (full.scim_calls + full.sso_admin_calls) as usize;
+    let first_cycle = Duration::from_secs_f64(cycle_requests as f64 / rate) * 3;
+
+    // Restarted with nothing changed: the first crawl cycle ends in a run of everything that
+    // finds nothing to do, and AWS is not read.
+    let (aws_before, mesh_before) = (s.running.emulator.requests().len(), fx.requests().len());
+    let started = Instant::now();
+    let mut server = spawn(&s, "restart-at-scale-1", &config, &[]).await;
+    let startup = loop {
+        if let Some(run) = server.runs().await.into_iter().find(|r| {
+            r["trigger"] == "startup" && !matches!(r["status"].as_str(), Some("queued" | "running"))
+        }) {
+            break run;
+        }
+        assert!(
+            started.elapsed() < first_cycle + Duration::from_secs(30),
+            "no start-up run after {:?}: {:#?}",
+            started.elapsed(),
+            server.runs().await,
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let ready = started.elapsed();
+    assert_eq!(startup["status"], "succeeded", "{startup}");
+    assert_eq!(startup["summary"]["reconciled_projects"], 0, "{startup}");
+    let reads = s.running.emulator.requests().len() - aws_before;
+    let mesh = fx.requests().len() - mesh_before;
+    println!(
+        "restart at {projects} projects, nothing changed: the first crawl cycle read meshStack \
+         in {ready:.2?} ({mesh} requests); {reads} AWS requests, against {full} reads for a full \
+         observation"
+    );
+    assert!(
+        reads * 100 <= full,
+        "{reads} AWS requests, a full observation is {full}"
+    );
+    // No meshStack request beyond the crawl's: its first cycle and a tick of the next.
+    let budget = cycle_requests as usize + 2 * aws_replicator::meshstack::crawl::TICK + 1;
+    assert!(mesh <= budget, "{mesh} meshStack requests, budget {budget}");
+    server.terminate(Duration::from_secs(25)).await;
+
+    // Restarted again, user999 joins project-0's admins right away and a webhook says so.
+    let mut server = spawn(&s, "restart-at-scale-2", &config, &[]).await;
+    estate.bindings.push(Binding {
+        workspace: "ws0".into(),
+        project: "project-0".into(),
+        role: "Project Admin".into(),
+        subject: Subject::User("user999".into()),
+    });
+    fx.replace(&estate);
+    let (run, announced) = server.announce("ws0", "project-0").await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(announced < Duration::from_secs(10), "{announced:?}: {run}");
+    let admins = "mst-ws0.project-0.meshstack-project-admin";
+    assert!(
+        holds(&s, admins, &user_id(&s, "user999@example.com")),
+        "{run}"
+    );
+
+    // Nobody announces the next changes: user998 becomes a reader of project-1 and of
+    // project-3, whose account AWS refuses.
+    for project in ["project-1", "project-3"] {
+        estate.bindings.push(Binding {
+            workspace: "ws0".into(),
+            project: project.into(),
+            role: "Project Reader".into(),
+            subject: Subject::User("user998".into()),
+        });
+    }
+    fx.replace(&estate);
+    let changed = Instant::now();
+    let readers = "mst-ws0.project-1.meshstack-project-reader";
+    let user998 = user_id(&s, "user998@example.com");
+    while !holds(&s, readers, &user998) {
+        assert!(
+            changed.elapsed() < Duration::from_secs(2 * interval + 10),
+            "not in AWS {:?} after the change: {:#?}",
+            changed.elapsed(),
+            server.runs().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let unannounced = changed.elapsed();
+    println!(
+        "then a change announced by a webhook right after a restart was in AWS after \
+         {announced:.2?}, one nobody announced after {unannounced:.2?} (crawl cycle {interval} s)"
+    );
+
+    // Every project but the poison one is exactly as meshStack wants it; the poison one fails,
+    // counted and named.
+    let failing = || async {
+        let samples = parse_openmetrics(&server.metrics().await);
+        sample(&samples, "aws_replicator_projects{state=failed}").unwrap_or(0.0)
+            + sample(&samples, "aws_replicator_projects{state=held}").unwrap_or(0.0)
+    };
+    while failing().await < 1.0 {
+        assert!(
+            changed.elapsed() < Duration::from_secs(2 * interval + 20),
+            "project-3 never failed: {:#?}",
+            server.runs().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(failing().await, 1.0);
+    let desired = aws_replicator::desired::desired(&estate, &settings, &all);
+    let wrong = common::sample::out_of_sync(&s.running.emulator, &desired, |p| *p == poison);
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    let named = server.runs().await.iter().any(|r| {
+        let text = r.to_string();
+        text.contains("project ws0.project-3") && text.contains("not a member")
+    });
+    assert!(named, "{:#?}", server.runs().await);
+    server.terminate(Duration::from_secs(25)).await;
 }

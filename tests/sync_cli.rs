@@ -362,20 +362,22 @@ fn stdio(out: &std::process::Output) -> (String, String) {
 }
 
 /// Terraform's saved plan: `plan --out` writes it, `sync --plan` applies exactly its
-/// operations, and refuses it (exit 1, nothing written) once AWS changed under it or when it
-/// was made by another format version or for another platform.
+/// operations while what they touch reads as it did: a user or group the plan does not touch
+/// never refuses it; a touched group that changed in AWS, or a touched project whose bindings
+/// changed in meshStack, does (exit 1, nothing written, the group or project named); so does a
+/// plan made by another format version or for another platform.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saved_plan_is_applied_as_reviewed_and_refused_after_drift() {
     let s = setup().await;
     let config = s.config("saved.dhall", "%s.%s.%4\\$s", FAST);
     let config = config.to_str().unwrap();
-    let plan_to = |file: &std::path::Path| {
+    let plan_to = |file: &std::path::Path, snapshot: &str| {
         let out = s.run(&[
             "plan",
             "--config",
             config,
             "--snapshot",
-            SNAPSHOT,
+            snapshot,
             "--out",
             file.to_str().unwrap(),
         ]);
@@ -394,27 +396,55 @@ async fn a_saved_plan_is_applied_as_reviewed_and_refused_after_drift() {
         let (stdout, stderr) = stdio(&out);
         (out, stdout, stderr)
     };
+    let refused = |file: &std::path::Path, names: &str| {
+        let before = s.running.emulator.dump();
+        s.running.emulator.clear_requests();
+        let (out, stdout, stderr) = sync_plan(file);
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("changed since the plan was made")
+                && stderr.contains(names)
+                && stderr.contains("aws-replicator plan --out"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+        assert_eq!(s.writes(), 0);
+        assert_eq!(s.running.emulator.dump(), before);
+    };
 
-    // AWS changes after the plan was made: the plan is refused and nothing is written.
-    let stale = s.dir.path().join("stale.json");
-    plan_to(&stale);
-    s.running.emulator.add_group("someone-elses-group");
-    let before = s.running.emulator.dump();
-    s.running.emulator.clear_requests();
-    let (out, stdout, stderr) = sync_plan(&stale);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("changed since the plan was made")
-            && stderr.contains("aws-replicator plan --out"),
-        "{stderr}"
+    // A binding granted when the plan was made is gone from meshStack when it is applied:
+    // the plan is refused, naming the project, and the grant is not made.
+    let granting = s.dir.path().join("granting.json");
+    let more = s.dir.path().join("more.json");
+    std::fs::copy(SNAPSHOT, &more).unwrap();
+    common::sample::alice_reads_shop(&more);
+    plan_to(&granting, more.to_str().unwrap());
+    refused(
+        &granting,
+        "meshStack changed since the plan was made for 1 project(s) it touches: globex.shop",
     );
-    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
-    assert_eq!(s.writes(), 0);
-    assert_eq!(s.running.emulator.dump(), before);
 
-    // A fresh plan is applied: exactly its operations, then nothing is left.
+    // Someone makes a group under a name the plan creates: refused, naming the group.
+    let squatted = s.dir.path().join("squatted.json");
+    plan_to(&squatted, SNAPSHOT);
+    let squat = s
+        .running
+        .emulator
+        .add_group("mst-acme.web.meshstack-project-admin");
+    refused(
+        &squatted,
+        "group(s) it touches: mst-acme.web.meshstack-project-admin",
+    );
+    let mut state = s.running.emulator.dump();
+    state.groups.retain(|g| g.id != squat);
+    s.running.emulator.load(state);
+
+    // Someone else's group and a user the IdP added, neither touched: the plan is applied,
+    // exactly its operations, and then nothing is left.
     let fresh = s.dir.path().join("fresh.json");
-    plan_to(&fresh);
+    plan_to(&fresh, SNAPSHOT);
+    s.running.emulator.add_group("someone-elses-group");
+    s.running.emulator.add_user("newcomer@acme.example");
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&fresh).unwrap()).unwrap();
     let ops = saved["ops"].as_array().unwrap().len();
@@ -436,10 +466,7 @@ async fn a_saved_plan_is_applied_as_reviewed_and_refused_after_drift() {
     assert_eq!(check.status.code(), Some(0), "{:?}", stdio(&check));
 
     // Applied once, the same plan is stale: AWS now holds what it created.
-    s.running.emulator.clear_requests();
-    let (out, _, stderr) = sync_plan(&fresh);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(s.writes(), 0);
+    refused(&fresh, "mst-acme.web.meshstack-project-admin");
 
     // Another format version or platform is refused before anything is read.
     for (field, value, says) in [

@@ -259,8 +259,31 @@ pub struct Serve {
     pub max_body_bytes: u64,
     /// A run (meshStack read, accounts, observe, apply) that takes longer fails.
     pub run_deadline_seconds: u64,
-    /// `/readyz` turns unready once the last successful sync is older than this.
-    pub ready_max_age_seconds: u64,
+    /// `/readyz` turns unready once the last successful read of everything is older than
+    /// this; `None`: derived ([`Serve::ready_max_age`]).
+    pub ready_max_age_seconds: Option<u64>,
+}
+
+impl Serve {
+    /// How old the last successful read of everything may be before `/readyz` says no: as
+    /// configured, else three schedule intervals (with jitter), at least two hours, and at
+    /// least two cycles of the meshStack crawl once its length is known (at 33,000 projects
+    /// and meshStack's default rate a cycle takes 2.5 h; a fixed two hours would turn a
+    /// healthy replicator unready between two of them).
+    pub fn ready_max_age(
+        &self,
+        schedule: &Schedule,
+        crawl_cycle_seconds: Option<f64>,
+    ) -> std::time::Duration {
+        let seconds = self.ready_max_age_seconds.unwrap_or_else(|| {
+            let between = schedule.interval_seconds + schedule.jitter_seconds;
+            let crawl = crawl_cycle_seconds
+                .filter(|c| c.is_finite())
+                .map_or(0, |c| (2.0 * c).ceil() as u64);
+            (3 * between).max(7200).max(crawl)
+        });
+        std::time::Duration::from_secs(seconds)
+    }
 }
 
 /// What the management-account role may do beyond the seed's policy (all `false` there).

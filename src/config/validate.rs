@@ -900,15 +900,17 @@ fn check_replicator(p: &mut Problems, r: &raw::Replicator) {
         leader_election(p, le);
     }
     let between_syncs = r.schedule.interval_seconds + r.schedule.jitter_seconds;
-    if serve.ready_max_age_seconds <= between_syncs {
+    if let Some(max_age) = serve.ready_max_age_seconds
+        && max_age <= between_syncs
+    {
         p.add(
             "replicator.serve.ready-max-age-seconds",
             format!(
-                "{} s is not above interval-seconds + jitter-seconds ({between_syncs} s), so a \
-                 healthy replicator would turn unready between two syncs",
-                serve.ready_max_age_seconds
+                "{max_age} s is not above interval-seconds + jitter-seconds ({between_syncs} s), \
+                 so a healthy replicator would turn unready between two syncs"
             ),
-            "allow a few missed syncs, e.g. 3 × interval-seconds, or the default 7200",
+            "allow a few missed syncs, e.g. Some (3 × interval-seconds), or None: derived from \
+             the schedule",
         );
     }
 }

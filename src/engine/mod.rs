@@ -16,17 +16,16 @@
 //! passes `Instant`, which never leaves the process: no wall clock is compared with another
 //! replica's). The I/O around it is `server/`.
 
-pub mod digest;
 pub mod queue;
 pub mod reconcile;
 pub mod record;
 pub mod removals;
 
 use crate::desired::{Desired, Scope};
+pub use crate::digest::{self, Digest, PLANNING_VERSION};
 use crate::model::{ExternalId, GroupIdentity, ProjectKey, RoleId};
 use crate::plan::guard::Managed;
 use core::time::Duration;
-pub use digest::{Digest, PLANNING_VERSION};
 pub use queue::{Priority, Queue};
 pub use record::{Record, Saved, Unusable};
 pub use removals::{Gate, Paused};
@@ -130,6 +129,7 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
         let digests = digest::project_digests(&desired);
         let absent = digest::absent(&desired);
         let mut unusable = None;
+        let mut saved_counts = None;
         if let Some(saved) = self.saved.take() {
             self.loaded = true;
             match Record::load(
@@ -139,11 +139,27 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
                 &digests,
                 now,
             ) {
-                Ok(record) => self.record = record,
+                Ok(record) => {
+                    self.record = record;
+                    saved_counts = saved.managed;
+                }
                 Err(why) => unusable = Some(why),
             }
         }
         let first = self.desired.is_none();
+        // A new process has no read before this one: it is measured against what the saved
+        // record's projects wanted, so that a wrong answer at a start (or a take-over) that
+        // strips the estate pauses removals as it would at any later read.
+        if first
+            && let Some(gate) = &mut self.gate
+            && let Some((removed, estate)) = record::taken_away(
+                saved_counts.as_deref(),
+                &record::bucket_counts(project_counts(&desired).iter().map(|(p, m)| (p, *m))),
+                &desired.held,
+            )
+        {
+            gate.measured(removed, estate, now);
+        }
         if let Some(old) = &self.desired {
             for id in changed_groups(old, &desired) {
                 let Some(project) =
@@ -437,7 +453,22 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
                 written_at: written_at.to_owned(),
                 ..pending.clone()
             },
-            None => self.record.save(written_by, written_at),
+            None => {
+                let mut saved = self.record.save(written_by, written_at);
+                // Counted for the projects the record confirms at what the last read wants.
+                let counts = self
+                    .desired
+                    .as_ref()
+                    .map(project_counts)
+                    .unwrap_or_default();
+                saved.managed = Some(record::bucket_counts(
+                    self.record
+                        .entries()
+                        .filter(|(p, e)| self.digests.get(*p) == Some(&e.applied))
+                        .filter_map(|(p, _)| Some((p, *counts.get(p)?))),
+                ));
+                saved
+            }
         };
         saved.removals_paused = self
             .removals_paused()
@@ -656,6 +687,21 @@ fn slice_of(desired: &Desired, projects: &BTreeSet<ProjectKey>) -> Desired {
         roles: desired.roles.clone(),
         only_groups: None,
     }
+}
+
+/// What each project of `desired` (held ones aside) wants: groups, memberships, assignments.
+fn project_counts(desired: &Desired) -> BTreeMap<ProjectKey, Managed> {
+    let mut counts: BTreeMap<ProjectKey, Managed> = BTreeMap::new();
+    for group in desired.groups.values() {
+        if desired.held.contains(&group.identity.project) {
+            continue;
+        }
+        let m = counts.entry(group.identity.project.clone()).or_default();
+        m.groups += 1;
+        m.memberships += group.members.len() as u64;
+        m.assignments += group.permission_sets.len() as u64;
+    }
+    counts
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 use super::digest::Digest;
 use crate::model::{ProjectKey, RoleId};
+use crate::plan::guard::Managed;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,6 +61,11 @@ pub struct Saved {
     /// the next process keeps them paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removals_paused: Option<SavedPause>,
+    /// Per bucket, what its confirmed projects want: groups, memberships, assignments. A new
+    /// process has no read before its first one; the deletion guard measures that read
+    /// against these ([`taken_away`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<Vec<[u64; 3]>>,
 }
 
 /// What paused removals, as kept in a saved record.
@@ -78,6 +84,9 @@ impl Saved {
         if let Some(mut buckets) = unhex(&self.buckets) {
             buckets[bucket_of(project)] = [0; 8];
             self.buckets = hex(&buckets);
+        }
+        if let Some(counts) = self.managed.as_mut().filter(|c| c.len() == BUCKETS) {
+            counts[bucket_of(project)] = [0; 3];
         }
     }
 }
@@ -124,6 +133,46 @@ fn bucket_of(project: &ProjectKey) -> usize {
     hash.update(project.project.as_str());
     let h = hash.finalize();
     (usize::from(h[0]) << 8 | usize::from(h[1])) % BUCKETS
+}
+
+/// What the projects of each bucket want, summed per bucket.
+pub fn bucket_counts<'a>(
+    projects: impl IntoIterator<Item = (&'a ProjectKey, Managed)>,
+) -> Vec<[u64; 3]> {
+    let mut counts = vec![[0u64; 3]; BUCKETS];
+    for (project, m) in projects {
+        let c = &mut counts[bucket_of(project)];
+        c[0] += m.groups;
+        c[1] += m.memberships;
+        c[2] += m.assignments;
+    }
+    counts
+}
+
+/// What a first read takes away from a saved record's counts (`saved`, one per bucket), and
+/// the estate they stand for: per bucket what `now` wants less of, summed. Buckets holding one
+/// of `held` are left out (a held project takes nothing away, and its share of a bucket is not
+/// known). `None`: the record carries no usable counts.
+pub fn taken_away(
+    saved: Option<&[[u64; 3]]>,
+    now: &[[u64; 3]],
+    held: &BTreeSet<ProjectKey>,
+) -> Option<(Managed, Managed)> {
+    let saved = saved.filter(|s| s.len() == BUCKETS && now.len() == BUCKETS)?;
+    let skipped: BTreeSet<usize> = held.iter().map(bucket_of).collect();
+    let (mut removed, mut estate) = (Managed::default(), Managed::default());
+    for (b, (was, is)) in saved.iter().zip(now).enumerate() {
+        if skipped.contains(&b) {
+            continue;
+        }
+        removed.groups += was[0].saturating_sub(is[0]);
+        removed.memberships += was[1].saturating_sub(is[1]);
+        removed.assignments += was[2].saturating_sub(is[2]);
+        estate.groups += was[0];
+        estate.memberships += was[1];
+        estate.assignments += was[2];
+    }
+    Some((removed, estate))
 }
 
 /// Each bucket's digest over `(project, digest)` of the projects in it, in key order.
@@ -241,6 +290,7 @@ impl<T: Copy + Ord> Record<T> {
             written_by: written_by.to_owned(),
             written_at: written_at.to_owned(),
             removals_paused: None,
+            managed: None,
         }
     }
 
@@ -290,6 +340,10 @@ impl<T: Copy + Ord> Record<T> {
         if let Some(entry) = self.entries.get_mut(project) {
             entry.confirmed_at = now;
         }
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&ProjectKey, &Entry<T>)> {
+        self.entries.iter()
     }
 
     pub fn entry(&self, project: &ProjectKey) -> Option<&Entry<T>> {

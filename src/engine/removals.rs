@@ -127,6 +127,30 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Gate<T> {
             true,
         )
         .or_else(all_of_scope);
+        self.judge(tripped, removed, || Some(last.clone()), now)
+    }
+
+    /// A read with no read before it in this process (the first after a start or a
+    /// take-over), measured as `removed` of `estate` (what a saved record's projects wanted).
+    /// Past the guard, removals pause until a person allows them: there is no earlier
+    /// desired state to resume against.
+    pub fn measured(&mut self, removed: Managed, estate: Managed, now: T) -> Verdict {
+        if self.paused.is_some() || removed == Managed::default() {
+            return Verdict::Same;
+        }
+        let tripped = check_counts(removed, estate, self.limits, true);
+        self.judge(tripped, removed, || None, now)
+    }
+
+    /// Within the guard, the read's removals count towards the interval; past it, removals
+    /// pause, to resume against `baseline` (what was wanted before), if there is one.
+    fn judge(
+        &mut self,
+        tripped: Option<Tripped>,
+        removed: Managed,
+        baseline: impl FnOnce() -> Option<Desired>,
+        now: T,
+    ) -> Verdict {
         match tripped {
             None => {
                 self.recent.push_back((now, removed));
@@ -135,7 +159,7 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Gate<T> {
             Some(why) => {
                 self.paused = Some(Paused {
                     why: why.clone(),
-                    baseline: Some(last.clone()),
+                    baseline: baseline(),
                     parked: BTreeSet::new(),
                 });
                 Verdict::Paused(why)

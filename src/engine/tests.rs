@@ -390,3 +390,47 @@ fn a_webhook_that_empties_a_project_is_measured_too() {
     engine.scoped(&empty, &[key("a")].into(), t0 + S);
     assert!(engine.removals_paused().is_some());
 }
+
+/// A new process has no read before its first: it measures that read against what the saved
+/// record's projects wanted. A start whose meshStack answer strips most projects' members
+/// pauses removals (a person resumes them); one that takes away a little does not; a record
+/// without counts (an older one) measures nothing.
+#[test]
+fn the_first_read_after_a_start_is_measured_against_the_saved_record() {
+    let t0 = Duration::ZERO;
+    let names: Vec<String> = (0..100).map(|i| format!("p{i:03}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut engine = Engine::new("p", roles(&["admin"]), None).guarded(limits(), 600 * S);
+    engine.read(desired(&names, &["admin"], &[]), t0);
+    drain(&mut engine, t0, &[]);
+    let saved = engine.save("a", "then");
+    let counts = saved.managed.as_ref().expect("counted");
+    let total: u64 = counts.iter().map(|c| c[1]).sum();
+    assert_eq!(total, 100, "one membership a project");
+
+    // Restarted, meshStack answers with alice gone from 40 projects (held ones aside).
+    let mut stripped = desired(&names, &["admin"], &["p099"]);
+    for group in stripped.groups.values_mut().take(40) {
+        group.members.clear();
+    }
+    let mut started =
+        Engine::new("p", roles(&["admin"]), Some(saved.clone())).guarded(limits(), 600 * S);
+    started.read(stripped, t0 + S);
+    let paused = started.removals_paused().expect("paused").why.clone();
+    assert_eq!((paused.what, paused.deleted), ("memberships", 40));
+
+    // Two projects gone: within the guard.
+    let mut started =
+        Engine::new("p", roles(&["admin"]), Some(saved.clone())).guarded(limits(), 600 * S);
+    started.read(desired(&names[2..], &["admin"], &[]), t0 + S);
+    assert!(started.removals_paused().is_none());
+
+    // A record from before counts were kept measures nothing.
+    let older = Saved {
+        managed: None,
+        ..saved
+    };
+    let mut started = Engine::new("p", roles(&["admin"]), Some(older)).guarded(limits(), 600 * S);
+    started.read(desired(&names[50..], &["admin"], &[]), t0 + S);
+    assert!(started.removals_paused().is_none());
+}

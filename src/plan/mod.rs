@@ -9,6 +9,7 @@
 //! - applying the plan to the observation and planning again gives an empty plan.
 
 mod assignments;
+pub mod basis;
 mod estimate;
 mod groups;
 pub mod guard;
@@ -27,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use simulate::apply_in_memory;
 
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 /// AWS SCIM: at most 100 members inline in a create, 100 member changes in a PATCH.
 pub const MAX_MEMBERS_PER_REQUEST: usize = 100;
 
@@ -35,7 +36,10 @@ pub const MAX_MEMBERS_PER_REQUEST: usize = 100;
 pub struct Plan {
     pub format_version: u32,
     pub platform: String,
-    pub observed_digest: String,
+    /// What the plan rests on: the desired state of the projects it touches and AWS's state
+    /// of the groups it touches. `sync --plan` applies a saved plan only while both still
+    /// read alike.
+    pub basis: basis::Basis,
     /// The projects the plan was made for (absent: all of them). `sync --plan` observes the
     /// same scope again before it applies a saved plan.
     #[serde(default, skip_serializing_if = "is_all")]
@@ -305,7 +309,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     Plan {
         format_version: PLAN_FORMAT_VERSION,
         platform: desired.platform.clone(),
-        observed_digest: observed.digest(),
+        basis: basis::Basis::of(desired, observed, &ops),
         scope: desired.scope.clone(),
         ops,
         findings: findings.into_iter().collect(),

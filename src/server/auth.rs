@@ -284,7 +284,7 @@ mod tests {
             webhook_hmac_secret: Some(Secret::new(SECRET)),
             max_body_bytes: 4096,
             run_deadline_seconds: 3600,
-            ready_max_age_seconds: 7200,
+            ready_max_age_seconds: None,
         }
     }
 

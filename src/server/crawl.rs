@@ -39,13 +39,13 @@ pub async fn crawl(service: Arc<Service>, client: Arc<Client>) {
         failures = 0;
         let requests =
             crate::meshstack::crawl::requests(&listings, config.meshstack.page_size, expand);
-        service
-            .metrics
-            .record_crawl_estimate(crate::meshstack::crawl::cycle_seconds(
-                requests,
-                rate,
-                config.replicator.schedule.interval_seconds,
-            ));
+        let estimate = crate::meshstack::crawl::cycle_seconds(
+            requests,
+            rate,
+            config.replicator.schedule.interval_seconds,
+        );
+        service.metrics.record_crawl_estimate(estimate);
+        service.set_crawl_cycle(estimate);
         service.crawl().begin(listings, started);
         let total = service.crawl().left().max(1);
         let mut done = 0usize;

@@ -119,6 +119,9 @@ struct Service {
     term_started: Mutex<tokio::time::Instant>,
     /// When meshStack was last read in full without error (readiness).
     last_read: Mutex<Option<tokio::time::Instant>>,
+    /// How long the meshStack crawl's cycle over the estate takes, once listed: readiness
+    /// allows two of them when its maximum age is not configured.
+    crawl_cycle: Mutex<Option<f64>>,
     /// While following: meshStack's desired state as last read, for the take-over.
     warm: Mutex<Option<crate::desired::Desired>>,
     /// A follower's first read of meshStack ended (it is ready to take over).
@@ -214,6 +217,7 @@ pub async fn serve(
         settled_count: Default::default(),
         term_started: Mutex::new(tokio::time::Instant::now()),
         last_read: Mutex::default(),
+        crawl_cycle: Mutex::default(),
         warm: Mutex::default(),
         follower_read: AtomicBool::new(false),
         stopping_since: std::sync::OnceLock::new(),
@@ -559,6 +563,10 @@ impl Service {
         &self,
     ) -> std::sync::MutexGuard<'_, crate::meshstack::crawl::Crawl<tokio::time::Instant>> {
         self.crawl.lock().expect("crawl lock")
+    }
+
+    fn set_crawl_cycle(&self, seconds: f64) {
+        *self.crawl_cycle.lock().expect("crawl cycle lock") = Some(seconds);
     }
 
     /// The crawl has something to plan from: the leader queues a run of everything (a
@@ -1007,7 +1015,11 @@ async fn readyz(State(service): State<Arc<Service>>) -> Response {
         }
         .into_response();
     }
-    let max_age = Duration::from_secs(service.config.replicator.serve.ready_max_age_seconds);
+    let crawl_cycle = *service.crawl_cycle.lock().expect("crawl cycle lock");
+    let replicator = &service.config.replicator;
+    let max_age = replicator
+        .serve
+        .ready_max_age(&replicator.schedule, crawl_cycle);
     let since_read = if service.sso.is_some() {
         service
             .last_read
@@ -1354,5 +1366,35 @@ mod tests {
             never.contains("no read of everything has succeeded"),
             "{never}"
         );
+    }
+
+    /// Unset, the maximum age follows the schedule and the crawl: a daily schedule, or an
+    /// estate whose crawl cycle outlasts two hours, keeps a healthy replicator ready.
+    #[test]
+    fn readiness_age_is_derived_from_the_schedule_and_the_crawl_unless_set() {
+        use crate::config::raw::Schedule;
+        let mut serve = crate::config::raw::Serve {
+            listen: "127.0.0.1:8080".into(),
+            metrics_listen: None,
+            webhook_token: None,
+            webhook_hmac_secret: None,
+            max_body_bytes: 4096,
+            run_deadline_seconds: 3600,
+            ready_max_age_seconds: None,
+        };
+        let every = |interval_seconds, jitter_seconds| Schedule {
+            interval_seconds,
+            jitter_seconds,
+        };
+        let s = Duration::from_secs;
+        assert_eq!(serve.ready_max_age(&every(900, 60), None), s(7200));
+        assert_eq!(serve.ready_max_age(&every(86_400, 0), None), s(259_200));
+        assert_eq!(serve.ready_max_age(&every(900, 0), Some(9000.0)), s(18_000));
+        assert_eq!(
+            serve.ready_max_age(&every(900, 0), Some(f64::INFINITY)),
+            s(7200)
+        );
+        serve.ready_max_age_seconds = Some(600);
+        assert_eq!(serve.ready_max_age(&every(86_400, 0), Some(9000.0)), s(600));
     }
 }

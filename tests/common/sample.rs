@@ -127,3 +127,108 @@ pub fn estate(projects: usize) -> aws_replicator::snapshot::Snapshot {
     }
     snapshot
 }
+
+/// AWS holding `desired` exactly, as a replicator that had synced it would have left it (the
+/// users must exist in the emulator).
+pub fn synced(emulator: &Emulator, desired: &Desired) {
+    use aws_replicator::emulator::store::{Assignment, Group};
+    let mut state = emulator.dump();
+    let ids: std::collections::BTreeMap<String, String> = state
+        .users
+        .iter()
+        .map(|u| (u.user_name.clone(), u.id.clone()))
+        .collect();
+    for (n, (external_id, group)) in desired.groups.iter().enumerate() {
+        let id = format!("9067d0a3c1-{:08x}-0000-4000-8000-{:012x}", n + 1, n + 1);
+        state.groups.push(Group {
+            id: id.clone(),
+            display_name: group.name.to_string(),
+            external_id: Some(external_id.to_string()),
+            members: group
+                .members
+                .iter()
+                .map(|m| ids[m.as_str()].clone())
+                .collect(),
+        });
+        for ps in group.permission_sets.iter() {
+            state.assignments.push(Assignment {
+                account_id: group.account.to_string(),
+                permission_set_arn: ps.to_string(),
+                principal_type: "GROUP".into(),
+                principal_id: id.clone(),
+            });
+        }
+    }
+    emulator.load(state);
+}
+
+/// The record a replicator that had synced `desired` would have saved (the text of
+/// `replicator.state` or of the Lease annotation), confirming the projects `confirmed` accepts.
+pub fn record(
+    desired: &Desired,
+    confirmed: impl Fn(&aws_replicator::model::ProjectKey) -> bool,
+    written_by: &str,
+) -> String {
+    use aws_replicator::engine::{Record, digest};
+    let mut record = Record::new(&desired.platform, desired.roles.iter().cloned());
+    let absent = digest::absent(desired);
+    for (project, digest) in digest::project_digests(desired) {
+        if confirmed(&project) {
+            record.confirm(&project, digest, absent, 0u64);
+        }
+    }
+    serde_json::to_string(&record.save(written_by, "then")).unwrap()
+}
+
+/// The desired groups outside `skip`'s projects that AWS does not hold exactly: their name,
+/// members and assignments, each group once.
+pub fn out_of_sync(
+    emulator: &Emulator,
+    desired: &Desired,
+    skip: impl Fn(&aws_replicator::model::ProjectKey) -> bool,
+) -> Vec<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let state = emulator.dump();
+    let names: BTreeMap<&str, &str> = state
+        .users
+        .iter()
+        .map(|u| (u.id.as_str(), u.user_name.as_str()))
+        .collect();
+    let mut wrong = Vec::new();
+    for group in desired.groups.values() {
+        if skip(&group.identity.project) {
+            continue;
+        }
+        let held: Vec<_> = state
+            .groups
+            .iter()
+            .filter(|g| g.display_name == group.name.as_str())
+            .collect();
+        let [held] = held[..] else {
+            wrong.push(format!("{}: held {} times", group.name, held.len()));
+            continue;
+        };
+        let members: BTreeSet<&str> = held.members.iter().map(|m| names[m.as_str()]).collect();
+        let wanted: BTreeSet<&str> = group.members.iter().map(|m| m.as_str()).collect();
+        if members != wanted {
+            wrong.push(format!(
+                "{}: members {members:?}, wanted {wanted:?}",
+                group.name
+            ));
+        }
+        let pairs: BTreeSet<&str> = state
+            .assignments
+            .iter()
+            .filter(|a| a.principal_id == held.id && a.account_id == group.account.as_str())
+            .map(|a| a.permission_set_arn.as_str())
+            .collect();
+        let wanted: BTreeSet<&str> = group.permission_sets.iter().map(|p| p.as_str()).collect();
+        if pairs != wanted {
+            wrong.push(format!(
+                "{}: assignments {pairs:?}, wanted {wanted:?}",
+                group.name
+            ));
+        }
+    }
+    wrong
+}

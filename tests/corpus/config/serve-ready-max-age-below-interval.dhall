@@ -74,6 +74,6 @@ in    { aws =
               , client-secret = "demo-secret"
               }
         }
-      , replicator = T.Replicator::{ serve = T.Replicator.default.serve // { ready-max-age-seconds = 600 } }
+      , replicator = T.Replicator::{ serve = T.Replicator.default.serve // { ready-max-age-seconds = Some 600 } }
       }
     : T.Config Text

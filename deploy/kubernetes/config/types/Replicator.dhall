@@ -60,8 +60,11 @@
                                        serves everything on `listen`
         run-deadline-seconds           a run (meshStack read, accounts, observe, apply) that takes
                                        longer is stopped and fails; the next run resumes
-        ready-max-age-seconds          /readyz answers 503 once the last successful sync is older
-                                       than this (keep it above interval-seconds + jitter-seconds)
+        ready-max-age-seconds          /readyz answers 503 once the last successful read of
+                                       everything is older than this (keep it above
+                                       interval-seconds + jitter-seconds). None: derived, 3 ×
+                                       (interval-seconds + jitter-seconds) and at least 7200,
+                                       and at least twice the meshStack crawl's cycle
       leader-election:         None runs one replicator as the only writer. Some { … } lets several
                                replicas run (Kubernetes): only the holder of the Lease
                                `lease-name` in `namespace` schedules and writes, and labels its
@@ -113,7 +116,7 @@ let Settings =
           , webhook-hmac-secret : Optional Text
           , max-body-bytes : Natural
           , run-deadline-seconds : Natural
-          , ready-max-age-seconds : Natural
+          , ready-max-age-seconds : Optional Natural
           }
       , leader-election :
           Optional
@@ -158,7 +161,7 @@ let default =
         , webhook-hmac-secret = None Text
         , max-body-bytes = 4096
         , run-deadline-seconds = 3600
-        , ready-max-age-seconds = 7200
+        , ready-max-age-seconds = None Natural
         }
       , leader-election =
           None

@@ -32,15 +32,19 @@ impl fmt::Debug for Digest {
 }
 
 /// Length-prefixed fields, so that no two states share a byte stream.
-struct Feed(Sha256);
+pub(crate) struct Feed(Sha256);
 
 impl Feed {
-    fn put(&mut self, s: &str) {
+    pub(crate) fn new() -> Self {
+        Self(Sha256::new())
+    }
+
+    pub(crate) fn put(&mut self, s: &str) {
         self.0.update((s.len() as u32).to_le_bytes());
         self.0.update(s.as_bytes());
     }
 
-    fn finish(self) -> Digest {
+    pub(crate) fn finish(self) -> Digest {
         let full = self.0.finalize();
         let mut out = [0u8; 16];
         out.copy_from_slice(&full[..16]);
@@ -68,9 +72,30 @@ fn shaping(desired: &Desired) -> Feed {
 /// The digest of every project `desired` has groups of or holds. A project it has neither of
 /// digests as [`absent`].
 pub fn project_digests(desired: &Desired) -> BTreeMap<ProjectKey, Digest> {
+    digests(desired, |_| true)
+}
+
+/// The digest of each of `projects`, [`absent`] for those `desired` has neither groups of nor
+/// holds.
+pub fn digests_of(
+    desired: &Desired,
+    projects: &std::collections::BTreeSet<ProjectKey>,
+) -> BTreeMap<ProjectKey, Digest> {
+    let mut out = digests(desired, |p| projects.contains(p));
+    let absent = absent(desired);
+    for project in projects {
+        out.entry(project.clone()).or_insert(absent);
+    }
+    out
+}
+
+fn digests(
+    desired: &Desired,
+    wanted: impl Fn(&ProjectKey) -> bool,
+) -> BTreeMap<ProjectKey, Digest> {
     let base = shaping(desired);
     let mut feeds: BTreeMap<ProjectKey, Feed> = BTreeMap::new();
-    for project in &desired.held {
+    for project in desired.held.iter().filter(|p| wanted(p)) {
         let mut feed = Feed(base.0.clone());
         feed.put("held");
         feeds.insert(project.clone(), feed);
@@ -78,7 +103,7 @@ pub fn project_digests(desired: &Desired) -> BTreeMap<ProjectKey, Digest> {
     // Groups come sorted by external id, which starts with the project: each project's
     // groups are fed in one order whatever else the estate holds.
     for group in desired.groups.values() {
-        if desired.held.contains(&group.identity.project) {
+        if desired.held.contains(&group.identity.project) || !wanted(&group.identity.project) {
             continue;
         }
         let feed = feeds
