@@ -4,8 +4,9 @@
 //! process). A project without an entry is unconfirmed: never reconciled, drifted, or failed.
 //!
 //! What survives a restart or a take-over is [`Saved`]: the entries digested into
-//! [`BUCKETS`] buckets (16 KiB whatever the estate's size), the roles whose groups may still be
-//! in AWS, and who wrote it. Loading compares each bucket with the loader's own desired state;
+//! [`BUCKETS`] buckets, with what each bucket's projects want counted for the deletion guard
+//! (at most about 29 KiB whatever the estate's size), the roles whose groups may still be in
+//! AWS, and who wrote it. Loading compares each bucket with the loader's own desired state;
 //! a bucket that digests alike has all its projects confirmed, any other has none. A record
 //! that cannot be read, is of another platform, format or planning version, means "nothing
 //! confirmed": the safe direction, which costs reads and never skips a change.
@@ -492,5 +493,30 @@ mod tests {
         };
         let loaded = Record::load(&forged, "p", roles(&["admin"]), &current, 5u64).unwrap();
         assert_eq!(loaded.confirmed(), 0);
+    }
+
+    /// The saved record's size does not grow with the estate: at 33,000 projects of three
+    /// groups, with the per-bucket counts the deletion guard reads at a start.
+    #[test]
+    fn the_saved_record_stays_small_at_33000_projects() {
+        let mut record = Record::new("aws.aws-meshcloud", roles(&["admin", "user", "reader"]));
+        let projects: Vec<ProjectKey> = (0..33_000)
+            .map(|p| ProjectKey::new(format!("ws{}", p / 10), format!("project-{p}")))
+            .collect();
+        for (n, project) in projects.iter().enumerate() {
+            let mut digest = [0u8; 16];
+            digest[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            record.confirm(project, Digest(digest), Digest([0xff; 16]), 0u64);
+        }
+        let mut saved = record.save("replica-0", "2026-12-07T00:00:00Z");
+        let wants = Managed {
+            groups: 3,
+            memberships: 9,
+            assignments: 3,
+        };
+        saved.managed = Some(bucket_counts(projects.iter().map(|p| (p, wants))));
+        let size = serde_json::to_vec(&saved).unwrap().len();
+        println!("the saved record at 33,000 projects: {size} bytes");
+        assert!(size <= 32 * 1024, "{size} bytes");
     }
 }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 pub const LEADER_LABEL: &str = "aws-replicator/leader";
 
 /// The lease's annotation where the leader keeps its record of what AWS was confirmed to hold
-/// (`engine::Saved`, JSON, about 16 KiB): the next leader reconciles only the projects whose
+/// (`engine::Saved`, JSON, at most about 29 KiB): the next leader reconciles only the projects whose
 /// desired state it does not match. Written with the `resourceVersion` of a read that showed
 /// this replica as the holder, so a deposed leader's write is refused.
 pub const RECORD_ANNOTATION: &str = "aws-replicator/record";
