@@ -126,6 +126,31 @@ fn trust_from_user(meshcloud: &str, external_id: Option<&str>) -> Value {
     })
 }
 
+/// What the configured features reach, and so what the policies grant: an AWS setup no
+/// wider than the replicator's calls.
+struct Uses {
+    /// Accounts are created, moved, tagged and located (tenants of a configured landing zone).
+    organizations: bool,
+    /// Member accounts are entered through their access role (landing zones bootstrap them,
+    /// the meshIdB path writes their IAM).
+    member_accounts: bool,
+    /// The automation account is entered (a landing zone with StackSets or the Lambda).
+    automation: bool,
+}
+
+impl Uses {
+    fn of(config: &Config) -> Self {
+        let zones = &config.accounts.landing_zones;
+        Uses {
+            organizations: !zones.is_empty(),
+            member_accounts: !zones.is_empty() || config.mesh_idb.is_some(),
+            automation: zones
+                .values()
+                .any(|z| !z.stack_sets.is_empty() || z.lambda.is_some()),
+        }
+    }
+}
+
 pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapError> {
     let meshcloud = options.meshcloud_account_id;
     if meshcloud.len() != 12 || !meshcloud.bytes().all(|b| b.is_ascii_digit()) {
@@ -155,19 +180,24 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
         .as_deref()
         .unwrap_or("MeshstackAccountAccessRole");
 
-    let user_policy = json!({
-        "Version": POLICY_VERSION,
-        "Statement": [
-            assume_role(json!({
-                "Sid": "", "Effect": "Allow", "Action": "sts:AssumeRole",
-                "Resource": management.arn
-            }), management_external_id.as_deref()),
-            assume_role(json!({
+    let uses = Uses::of(config);
+    let mut user_statements = vec![assume_role(
+        json!({
+            "Sid": "", "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Resource": management.arn
+        }),
+        management_external_id.as_deref(),
+    )];
+    if uses.automation {
+        user_statements.push(assume_role(
+            json!({
                 "Sid": "", "Effect": "Allow", "Action": "sts:AssumeRole",
                 "Resource": automation.arn
-            }), automation_external_id.as_deref())
-        ]
-    });
+            }),
+            automation_external_id.as_deref(),
+        ));
+    }
+    let user_policy = json!({ "Version": POLICY_VERSION, "Statement": user_statements });
 
     let sso_admin = &config.replicator.sso_admin;
     let mut sso_actions = vec![
@@ -190,14 +220,19 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
             "sso:ListAccountAssignmentDeletionStatus",
         ]);
     }
-    let mut management_policy = json!({
-        "Version": POLICY_VERSION,
-        "Statement": [
-            assume_role(json!({
+    let mut management_statements = Vec::new();
+    if uses.member_accounts {
+        management_statements.push(assume_role(
+            json!({
                 "Sid": "StsAccessMemberAccount", "Effect": "Allow", "Action": "sts:AssumeRole",
                 "Resource": format!("arn:aws:iam::*:role/{access_role}")
-            }), management_external_id.as_deref()),
-            {
+            }),
+            management_external_id.as_deref(),
+        ));
+    }
+    if uses.organizations {
+        management_statements.extend([
+            json!({
                 "Sid": "OrgManagementAccess1", "Effect": "Allow",
                 "Action": [
                     "organizations:UntagResource",
@@ -215,8 +250,8 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
                     "arn:aws:organizations::*:ou/o-*/ou-*",
                     "arn:aws:organizations::*:account/o-*/*"
                 ]
-            },
-            {
+            }),
+            json!({
                 "Sid": "OrgManagementAccess2", "Effect": "Allow",
                 "Action": [
                     "organizations:ListRoots",
@@ -225,9 +260,11 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
                     "organizations:CreateAccount"
                 ],
                 "Resource": "*"
-            }
-        ]
-    });
+            }),
+        ]);
+    }
+    let mut management_policy =
+        json!({ "Version": POLICY_VERSION, "Statement": management_statements });
     if let Some(sso) = &config.sso {
         management_policy["Statement"]
             .as_array_mut()
@@ -401,7 +438,13 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
         },
     );
 
-    let differences = differences(config, &management, &automation, options.reveal_external_id);
+    let differences = differences(
+        config,
+        &management,
+        &automation,
+        options.reveal_external_id,
+        &uses,
+    );
 
     Ok(vec![
         ("README.md".into(), readme),
@@ -459,16 +502,46 @@ pub fn files(config: &Config, options: &Options) -> Result<Vec<File>, BootstrapE
 
 /// Where the written policies differ from the seed's (meshStack's AWS platform guide), and why:
 /// an operator who compares them with the guide finds each difference explained.
-fn differences(config: &Config, management: &Role, automation: &Role, revealed: bool) -> String {
-    let mut items = vec![format!(
+fn differences(
+    config: &Config,
+    management: &Role,
+    automation: &Role,
+    revealed: bool,
+    uses: &Uses,
+) -> String {
+    let policy = format!("management/{}-policy.json", management.name);
+    let mut left_out = Vec::new();
+    if !uses.organizations {
+        left_out.push(format!(
+            "- `{policy}` has no `organizations:` statements (the seed's `OrgManagementAccess1` \
+             and `OrgManagementAccess2`, with `CreateAccount` and `MoveAccount`): no landing zone \
+             is configured (`replicator.accounts.landing-zones`), so the replicator creates, \
+             moves, tags and looks up no account. Configure one and run `bootstrap` again."
+        ));
+    }
+    if !uses.member_accounts {
+        left_out.push(format!(
+            "- `{policy}` has no `StsAccessMemberAccount` statement: neither a landing zone nor \
+             the meshIdB path enters a member account through its access role."
+        ));
+    }
+    if !uses.automation {
+        left_out.push(format!(
+            "- `meshcloud/meshfed-service-user-policy.json` does not allow assuming `{}`: no \
+             landing zone uses StackSets or the permission-downgrade Lambda. The automation \
+             account's files are written for when one does.",
+            automation.name
+        ));
+    }
+    let mut items = left_out;
+    items.push(format!(
         "- `automation/{}-policy.json` adds `cloudformation:DescribeStackSetOperation`: the \
          replicator waits for the StackSet operation it started (adding the new account's stack \
          instances) to succeed before it takes the next step, and reads the operation's status \
          for that.",
         automation.name
-    )];
+    ));
     let sso_admin = &config.replicator.sso_admin;
-    let policy = format!("management/{}-policy.json", management.name);
     if config.sso.is_none() {
         items.push(format!(
             "- `{policy}` has no `sso:` actions: with `iam-configuration.aws-sso` unset (the \

@@ -574,6 +574,12 @@ fn read_saved_plan(path: &Path, config: &Config) -> Result<Plan> {
             path.display()
         )
     })?;
+    if value["path"] == "mesh-idb" {
+        bail!(
+            "the saved plan {} is a meshIdB plan; `sync --plan` applies IAM Identity Center plans only",
+            path.display()
+        );
+    }
     let version = value["format_version"].as_u64();
     if version != Some(u64::from(plan::PLAN_FORMAT_VERSION)) {
         bail!(
@@ -581,12 +587,6 @@ fn read_saved_plan(path: &Path, config: &Config) -> Result<Plan> {
             path.display(),
             version.map_or_else(|| "none".to_string(), |v| v.to_string()),
             plan::PLAN_FORMAT_VERSION
-        );
-    }
-    if value["path"] == "mesh-idb" {
-        bail!(
-            "the saved plan {} is a meshIdB plan; `sync --plan` applies IAM Identity Center plans only",
-            path.display()
         );
     }
     let saved: Plan = serde_json::from_value(value).with_context(|| {
@@ -835,7 +835,13 @@ fn bootstrap_command(
     out: &Path,
     reveal_external_id: bool,
 ) -> Result<ExitCode> {
-    let config = load_config(config)?;
+    // The files hold placeholders for the ExternalIds unless asked to reveal them, so no
+    // secret needs to be set (as for `config check`); runs before any other thread starts.
+    let config = if reveal_external_id {
+        load_config(config)?
+    } else {
+        Config::check_without_env(config)?.0
+    };
     let files = aws_replicator::bootstrap::files(
         &config,
         &aws_replicator::bootstrap::Options {
@@ -927,7 +933,7 @@ fn idb_command(
         ))
         .context("cannot reconcile meshIdB roles")?;
     let doc = serde_json::to_string_pretty(&serde_json::json!({
-        "format_version": aws_replicator::plan::PLAN_FORMAT_VERSION,
+        "format_version": aws_replicator::idb::PLAN_FORMAT_VERSION,
         "platform": config.platform,
         "path": "mesh-idb",
         "accounts": accounts,

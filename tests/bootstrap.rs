@@ -22,9 +22,10 @@ fn options(reveal: bool) -> Options<'static> {
     }
 }
 
+/// With a landing zone every feature is in use: the seed's policies (and the sso actions).
 #[test]
-fn the_demo_config_gives_the_seeds_policies() {
-    let files = files(&demo(), &options(false)).unwrap();
+fn a_config_with_a_landing_zone_gives_the_seeds_policies() {
+    let files = files(&with_landing_zone(demo()), &options(false)).unwrap();
     let mut all = String::new();
     for (name, text) in &files {
         all.push_str(&format!("=== {name}\n{text}"));
@@ -49,7 +50,7 @@ fn the_demo_config_gives_the_seeds_policies() {
 
 #[test]
 fn external_ids_only_when_asked_and_sso_actions_follow_the_config() {
-    let mut config = demo();
+    let mut config = with_landing_zone(demo());
     let revealed = files(&config, &options(true)).unwrap();
     let text: String = revealed.iter().map(|(_, t)| t.as_str()).collect();
     assert!(text.contains("demo-external-id") && !text.contains("<<"));
@@ -263,9 +264,125 @@ print("downgraded")
     );
 }
 
+/// A landing zone whose accounts get the permission-downgrade Lambda: accounts are created and
+/// bootstrapped, and the automation account is entered.
+fn with_landing_zone(mut config: Config) -> Config {
+    use aws_replicator::config::{LandingZone, OuTarget};
+    config.accounts.landing_zones.insert(
+        "aws-default".into(),
+        LandingZone {
+            organizational_unit: OuTarget::Path(vec!["projects".into()]),
+            tags: Default::default(),
+            access_stack: None,
+            stack_sets: Vec::new(),
+            lambda: Some("arn:aws:lambda:eu-central-1:210987654321:function:downgrade".into()),
+        },
+    );
+    config
+}
+
+/// Each policy grants what the configured features call, no more: without a landing zone no
+/// `organizations:` action (no `CreateAccount`, no `MoveAccount`), no member account's access
+/// role and no automation account; DIFFERENCES.md says what was left out and why.
+#[test]
+fn policies_grant_only_what_the_configured_features_use() {
+    let statements = |files: &[(String, String)], suffix: &str| -> Vec<serde_json::Value> {
+        let (_, text) = files.iter().find(|(n, _)| n.ends_with(suffix)).unwrap();
+        let policy: serde_json::Value = serde_json::from_str(text).unwrap();
+        policy["Statement"].as_array().unwrap().clone()
+    };
+    let sids = |statements: &[serde_json::Value]| -> Vec<String> {
+        statements
+            .iter()
+            .map(|s| s["Sid"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let bare = files(&demo(), &options(false)).unwrap();
+    let management = statements(&bare, "MeshfedServiceRole-policy.json");
+    assert_eq!(
+        sids(&management),
+        ["OrgManagementAccessSSO"],
+        "{management:?}"
+    );
+    let user = statements(&bare, "meshfed-service-user-policy.json");
+    assert_eq!(user.len(), 1, "only the management role: {user:?}");
+    assert!(
+        user[0]["Resource"]
+            .as_str()
+            .unwrap()
+            .ends_with(":role/MeshfedServiceRole")
+    );
+    let (_, differences) = bare.iter().find(|(n, _)| n == "DIFFERENCES.md").unwrap();
+    assert!(
+        differences.contains("no `organizations:` statements")
+            && differences.contains("no `StsAccessMemberAccount` statement")
+            && differences.contains("does not allow assuming `MeshfedAutomationRole`"),
+        "{differences}"
+    );
+
+    let landing = files(&with_landing_zone(demo()), &options(false)).unwrap();
+    let management = statements(&landing, "MeshfedServiceRole-policy.json");
+    assert_eq!(
+        sids(&management),
+        [
+            "StsAccessMemberAccount",
+            "OrgManagementAccess1",
+            "OrgManagementAccess2",
+            "OrgManagementAccessSSO"
+        ]
+    );
+    let text = serde_json::to_string(&management).unwrap();
+    assert!(
+        text.contains("organizations:CreateAccount") && text.contains("organizations:MoveAccount"),
+        "{text}"
+    );
+    assert_eq!(
+        statements(&landing, "meshfed-service-user-policy.json").len(),
+        2
+    );
+    let (_, differences) = landing.iter().find(|(n, _)| n == "DIFFERENCES.md").unwrap();
+    assert!(
+        !differences.contains("no `organizations:`"),
+        "{differences}"
+    );
+}
+
+/// `bootstrap` writes placeholders for the ExternalIds, so it needs none of the config's
+/// secrets: the example config, with none of its `env:` variables set, works.
+#[test]
+fn bootstrap_needs_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aws-replicator"))
+        .args([
+            "bootstrap",
+            "--config",
+            "config/example.dhall",
+            "--meshcloud-account-id",
+            "999999999999",
+            "--out",
+        ])
+        .arg(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let user = std::fs::read_to_string(
+        dir.path()
+            .join("meshcloud/meshfed-service-user-policy.json"),
+    )
+    .unwrap();
+    assert!(user.contains("<<MANAGEMENT_EXTERNAL_ID>>"), "{user}");
+}
+
 #[test]
 fn a_role_without_an_external_id_gets_no_condition_and_mesh_idb_no_sso_actions() {
-    let mut config = demo();
+    let mut config = with_landing_zone(demo());
     config.aws.automation_account_external_id = None;
     config.sso = None;
     let files = files(&config, &options(true)).unwrap();

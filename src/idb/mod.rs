@@ -17,6 +17,10 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
+/// The version of the meshIdB path's plan document (`plan --json` with `"path": "mesh-idb"`),
+/// raised on its own when that document changes.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
 /// What one project account should hold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DesiredIam {
