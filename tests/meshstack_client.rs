@@ -910,3 +910,32 @@ async fn a_2xx_of_another_media_type_names_both() {
         blames_no_credentials(&text);
     }
 }
+
+/// meshStack asks for one request at a time per API key: reads that share a client (the
+/// crawl, a webhook's scoped read, a point read, each its own task in `serve`) wait for each
+/// other, never overlap, and all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_sharing_a_client_go_one_request_at_a_time() {
+    let script = Script {
+        latency: Some(Duration::from_millis(30)),
+        ..Script::default()
+    };
+    let fx = Fixture::start(&sample(), &[], api_key(), script).await;
+    let config = config(&fx.base_url, &api_key(), "v3", 1000, true);
+    let client = Arc::new(
+        aws_replicator::meshstack::Client::new(&config.meshstack, 1000.0, fast_retries()).unwrap(),
+    );
+    let projects: Vec<aws_replicator::model::ProjectKey> =
+        sample().projects.iter().map(|p| p.key()).collect();
+    let reads = (0..4).map(|_| {
+        let (client, projects) = (client.clone(), projects.clone());
+        tokio::spawn(async move {
+            aws_replicator::meshstack::read_bindings(&client, projects.iter(), true).await
+        })
+    });
+    for read in futures_util::future::join_all(reads).await {
+        assert!(!read.unwrap().unwrap().is_empty());
+    }
+    assert!(fx.requests().len() >= 4 * 2 * projects.len());
+    assert_eq!(fx.state.most_in_flight.load(Ordering::SeqCst), 1);
+}

@@ -175,6 +175,7 @@ pub struct Client {
     timeout: Duration,
     limiter: DefaultDirectRateLimiter,
     token: Mutex<Option<Token>>,
+    one_at_a_time: Mutex<()>,
     /// `serve`'s metrics: every request and retry, by kind of object and answer.
     observer: Option<std::sync::Arc<dyn crate::metrics::RequestObserver>>,
 }
@@ -265,6 +266,7 @@ impl Client {
             timeout: Duration::from_secs(60),
             limiter: crate::paced::limiter(requests_per_second),
             token: Mutex::new(None),
+            one_at_a_time: Mutex::new(()),
             observer: None,
         })
     }
@@ -479,6 +481,9 @@ impl Client {
     async fn attempt(&self, url: &Url, kind: Kind) -> Result<bytes::Bytes, Attempt> {
         let path = url.path().to_owned();
         let request_name = format!("GET {path}");
+        // One request at a time across every task sharing this client (the crawl, webhooks'
+        // reads, point reads), as meshStack asks of each API key.
+        let _one = self.one_at_a_time.lock().await;
         self.limiter.until_ready().await;
         let request = self
             .http

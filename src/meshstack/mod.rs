@@ -338,48 +338,37 @@ async fn read_tenants(
     Ok(tenants)
 }
 
-/// How many projects' bindings are read at once. The rate limiter sets the pace; this only
-/// hides meshStack's round-trip time, which read one at a time would cap the crawl below its
-/// budget (at 100 ms a request, 10 a second whatever the rate allows).
-const BINDINGS_CONCURRENCY: usize = 8;
-
 /// The user (and, with `expand`, group) bindings of each of `projects`, sorted and distinct.
+/// One request at a time, as meshStack asks of each API key (meshstack-api.md §10): the round
+/// trip, not only the rate limit, bounds how fast a crawl reads.
 pub async fn read_bindings<'k>(
     client: &Client,
     projects: impl Iterator<Item = &'k ProjectKey>,
     expand: bool,
 ) -> Result<Vec<Binding>, MeshStackError> {
-    use futures_util::{StreamExt, TryStreamExt};
-    let mut kinds = vec![Kind::UserBindings];
-    if expand {
-        kinds.push(Kind::GroupBindings);
-    }
-    let reads = projects.flat_map(|key| kinds.iter().map(move |kind| (key, *kind)));
-    let pages: Vec<(Kind, Vec<payload::ProjectBinding>)> = futures_util::stream::iter(reads)
-        .map(|(key, kind)| async move {
-            let query = [
-                ("workspaceIdentifier", key.workspace.as_str()),
-                ("projectIdentifier", key.project.as_str()),
-            ];
-            let listed = client.list::<payload::ProjectBinding>(kind, &query).await?;
-            Ok::<_, MeshStackError>((kind, listed))
-        })
-        .buffer_unordered(BINDINGS_CONCURRENCY)
-        .try_collect()
-        .await?;
     let mut bindings = BTreeSet::new();
-    for (kind, listed) in pages {
-        for b in listed {
-            let subject = match kind {
-                Kind::UserBindings => Subject::User(Username::from(b.subject.name)),
-                _ => Subject::Group(b.subject.name),
-            };
-            bindings.insert((
-                b.target_ref.owned_by_workspace,
-                b.target_ref.name,
-                b.role_ref.name,
-                subject,
-            ));
+    for key in projects {
+        let query = [
+            ("workspaceIdentifier", key.workspace.as_str()),
+            ("projectIdentifier", key.project.as_str()),
+        ];
+        let mut kinds = vec![Kind::UserBindings];
+        if expand {
+            kinds.push(Kind::GroupBindings);
+        }
+        for kind in kinds {
+            for b in client.list::<payload::ProjectBinding>(kind, &query).await? {
+                let subject = match kind {
+                    Kind::UserBindings => Subject::User(Username::from(b.subject.name)),
+                    _ => Subject::Group(b.subject.name),
+                };
+                bindings.insert((
+                    b.target_ref.owned_by_workspace,
+                    b.target_ref.name,
+                    b.role_ref.name,
+                    subject,
+                ));
+            }
         }
     }
     Ok(bindings

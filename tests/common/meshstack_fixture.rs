@@ -57,6 +57,8 @@ pub struct Script {
     pub hidden_from_listings: Vec<String>,
     /// Listings whose path and query contain one of these never answer (a hung backend).
     pub stalls: Vec<String>,
+    /// Every listing answers after this long (meshStack's round trip).
+    pub latency: Option<std::time::Duration>,
     /// Listings whose path and query contain the first text are answered 200 with the second as
     /// their content type (a proxy's page, a gateway's `application/json`).
     pub content_types: Vec<(String, String)>,
@@ -75,6 +77,29 @@ pub struct Shared {
     pub logins: Mutex<usize>,
     pub requests: Mutex<Vec<String>>,
     base: Mutex<String>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// The most listings answered at once: meshStack asks for one at a time per API key.
+    pub most_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// A listing being answered, counted while it lasts.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn new(s: &'a Shared) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = s.in_flight.fetch_add(1, SeqCst) + 1;
+        s.most_in_flight.fetch_max(now, SeqCst);
+        InFlight(s)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The query parameters an object answers to.
@@ -256,6 +281,8 @@ impl Fixture {
             logins: Mutex::new(0),
             requests: Mutex::new(Vec::new()),
             base: Mutex::new(String::new()),
+            in_flight: Default::default(),
+            most_in_flight: Default::default(),
         });
         let app = Router::new()
             .route("/api/login", post(login))
@@ -396,6 +423,11 @@ async fn list(
         .any(|m| full.contains(m.as_str()));
     if stalls {
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+    let _counted = InFlight::new(&s);
+    let latency = s.script.lock().unwrap().latency;
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
     }
     {
         let mut script = s.script.lock().unwrap();
