@@ -56,6 +56,9 @@ async fn an_unreachable_sts_is_named_and_the_credentials_are_not_blamed() {
         !line.contains("AccessDenied") && !line.contains("ExternalId"),
         "{line}"
     );
+    // AWS held no group of ours: the role is tried before any SCIM write, so no group is
+    // left behind without its assignments.
+    assert_eq!(s.writes(), 0, "{:#?}", s.running.emulator.requests());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
