@@ -287,7 +287,7 @@ async fn run<E: From<DirectoryError>>(
             seen,
         });
     }
-    if assignments.calls_made() == start.1 {
+    if !assignments.proven() {
         // Boxed: one more await inline here outgrows the compiler's layout depth for serve.
         Box::pin(prove_the_role(&plan, assignments)).await?;
     }
@@ -378,8 +378,8 @@ pub fn projects_seen(platform: &str, observed: &Observed) -> BTreeSet<ProjectKey
         .collect()
 }
 
-/// Nothing has proven the management role yet (an empty AWS: no group of ours, so no
-/// assignment was read): one read of a pair the plan assigns checks it (AssumeRole with the
+/// No call of this client has proven the management role yet (a first run on an empty AWS:
+/// no group of ours, so no assignment was read): one read of a pair the plan assigns checks it (AssumeRole with the
 /// ExternalId, then sso-admin) before the first SCIM write, so that a broken role or policy
 /// leaves no group behind without its assignments.
 async fn prove_the_role(

@@ -140,6 +140,10 @@ pub trait AccountAssignments {
     fn calls_made(&self) -> u64 {
         0
     }
+    /// Whether a call has succeeded, proving the credentials and the rights behind them.
+    fn proven(&self) -> bool {
+        true
+    }
 }
 
 /// The user named `name` among `users`: the exact match, or else the only one that matches

@@ -54,6 +54,8 @@ pub struct SsoAdmin {
     boards: [tokio::sync::Mutex<Board>; 2],
     /// How long operations have been taking to settle (weighted to the recent ones).
     settling: std::sync::Mutex<Duration>,
+    /// A call succeeded: the management role, its ExternalId and its policy work.
+    proven: std::sync::atomic::AtomicBool,
 }
 
 /// One batch listing of the operations IN_PROGRESS, shared by everyone waiting.
@@ -115,6 +117,7 @@ impl SsoAdmin {
             .with_endpoint(endpoint),
             client,
             settling: std::sync::Mutex::new(polling.first),
+            proven: std::sync::atomic::AtomicBool::new(false),
             polling,
             batch_status: false,
             boards: Default::default(),
@@ -250,10 +253,14 @@ impl SsoAdmin {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
     {
-        self.paced
+        let answer = self
+            .paced
             .call(operation, call)
             .await
-            .map_err(|e| aws_error(operation, self.paced.endpoint(), &e))
+            .map_err(|e| aws_error(operation, self.paced.endpoint(), &e))?;
+        self.proven
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(answer)
     }
 
     /// The principals assigned to `account` with `permission_set` (the seed policy's read).
@@ -403,6 +410,10 @@ fn is_not_found(e: &DirectoryError) -> bool {
 impl AccountAssignments for SsoAdmin {
     fn calls_made(&self) -> u64 {
         self.paced.calls()
+    }
+
+    fn proven(&self) -> bool {
+        self.proven.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// ListAccountAssignmentsForPrincipal: one call per group (needs
