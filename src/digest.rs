@@ -8,7 +8,7 @@
 use crate::desired::Desired;
 use crate::model::ProjectKey;
 use sha2::{Digest as _, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Bumped whenever the code's meaning of a desired state changes (what a plan makes of it):
@@ -32,6 +32,7 @@ impl fmt::Debug for Digest {
 }
 
 /// Length-prefixed fields, so that no two states share a byte stream.
+#[derive(Clone)]
 pub(crate) struct Feed(Sha256);
 
 impl Feed {
@@ -54,7 +55,7 @@ impl Feed {
 
 /// The part of the configuration every project's digest carries.
 fn shaping(desired: &Desired) -> Feed {
-    let mut feed = Feed(Sha256::new());
+    let mut feed = Feed::new();
     feed.put(&PLANNING_VERSION.to_string());
     feed.put(&desired.platform);
     let mut roles: Vec<&str> = desired.roles.iter().map(|r| r.as_str()).collect();
@@ -79,7 +80,7 @@ pub fn project_digests(desired: &Desired) -> BTreeMap<ProjectKey, Digest> {
 /// holds.
 pub fn digests_of(
     desired: &Desired,
-    projects: &std::collections::BTreeSet<ProjectKey>,
+    projects: &BTreeSet<ProjectKey>,
 ) -> BTreeMap<ProjectKey, Digest> {
     let mut out = digests(desired, |p| projects.contains(p));
     let absent = absent(desired);
@@ -96,7 +97,7 @@ fn digests(
     let base = shaping(desired);
     let mut feeds: BTreeMap<ProjectKey, Feed> = BTreeMap::new();
     for project in desired.held.iter().filter(|p| wanted(p)) {
-        let mut feed = Feed(base.0.clone());
+        let mut feed = base.clone();
         feed.put("held");
         feeds.insert(project.clone(), feed);
     }
@@ -109,7 +110,7 @@ fn digests(
         let feed = feeds
             .entry(group.identity.project.clone())
             .or_insert_with(|| {
-                let mut feed = Feed(base.0.clone());
+                let mut feed = base.clone();
                 feed.put("groups");
                 feed
             });

@@ -152,9 +152,10 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Engine<T> {
         // strips the estate pauses removals as it would at any later read.
         if first
             && let Some(gate) = &mut self.gate
+            && let Some(saved_counts) = saved_counts.as_deref()
             && let Some((removed, estate)) = record::taken_away(
-                saved_counts.as_deref(),
-                &record::bucket_counts(project_counts(&desired).iter().map(|(p, m)| (p, *m))),
+                saved_counts,
+                &record::bucket_counts(project_counts(&desired)),
                 &desired.held,
             )
         {
@@ -690,16 +691,14 @@ fn slice_of(desired: &Desired, projects: &BTreeSet<ProjectKey>) -> Desired {
 }
 
 /// What each project of `desired` (held ones aside) wants: groups, memberships, assignments.
-fn project_counts(desired: &Desired) -> BTreeMap<ProjectKey, Managed> {
-    let mut counts: BTreeMap<ProjectKey, Managed> = BTreeMap::new();
+fn project_counts(desired: &Desired) -> BTreeMap<&ProjectKey, Managed> {
+    let mut counts: BTreeMap<&ProjectKey, Managed> = BTreeMap::new();
     for group in desired.groups.values() {
-        if desired.held.contains(&group.identity.project) {
-            continue;
+        let project = &group.identity.project;
+        if !desired.held.contains(project) {
+            let sum = counts.entry(project).or_default();
+            *sum = *sum + Managed::of_group(group);
         }
-        let m = counts.entry(group.identity.project.clone()).or_default();
-        m.groups += 1;
-        m.memberships += group.members.len() as u64;
-        m.assignments += group.permission_sets.len() as u64;
     }
     counts
 }

@@ -153,13 +153,15 @@ pub fn bucket_counts<'a>(
 /// What a first read takes away from a saved record's counts (`saved`, one per bucket), and
 /// the estate they stand for: per bucket what `now` wants less of, summed. Buckets holding one
 /// of `held` are left out (a held project takes nothing away, and its share of a bucket is not
-/// known). `None`: the record carries no usable counts.
+/// known). `None`: the saved counts are not one per bucket.
 pub fn taken_away(
-    saved: Option<&[[u64; 3]]>,
+    saved: &[[u64; 3]],
     now: &[[u64; 3]],
     held: &BTreeSet<ProjectKey>,
 ) -> Option<(Managed, Managed)> {
-    let saved = saved.filter(|s| s.len() == BUCKETS && now.len() == BUCKETS)?;
+    if saved.len() != BUCKETS || now.len() != BUCKETS {
+        return None;
+    }
     let skipped: BTreeSet<usize> = held.iter().map(bucket_of).collect();
     let (mut removed, mut estate) = (Managed::default(), Managed::default());
     for (b, (was, is)) in saved.iter().zip(now).enumerate() {

@@ -87,14 +87,14 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Gate<T> {
         let recent = self
             .recent
             .iter()
-            .fold(Managed::default(), |sum, (_, m)| plus(sum, *m));
+            .fold(Managed::default(), |sum, (_, m)| sum + *m);
         if let Some(paused) = &self.paused {
             let Some(baseline) = paused.baseline.as_ref().filter(|_| scope.is_none()) else {
                 return Verdict::Same;
             };
             let (removed, _) = removed(baseline, new, None);
             let within = check_counts(
-                plus(recent, removed),
+                recent + removed,
                 Managed::desired(baseline),
                 self.limits,
                 true,
@@ -120,13 +120,8 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Gate<T> {
             };
             scope.and_then(|_| check_counts(removed, of_scope, only_all, true))
         };
-        let tripped = check_counts(
-            plus(recent, removed),
-            Managed::desired(last),
-            self.limits,
-            true,
-        )
-        .or_else(all_of_scope);
+        let tripped = check_counts(recent + removed, Managed::desired(last), self.limits, true)
+            .or_else(all_of_scope);
         self.judge(tripped, removed, || Some(last.clone()), now)
     }
 
@@ -194,14 +189,6 @@ impl<T: Copy + Ord + Add<Duration, Output = T>> Gate<T> {
     }
 }
 
-fn plus(a: Managed, b: Managed) -> Managed {
-    Managed {
-        groups: a.groups + b.groups,
-        memberships: a.memberships + b.memberships,
-        assignments: a.assignments + b.assignments,
-    }
-}
-
 /// The groups, memberships and assignments `old` wants and `new` does not, of `scope`'s
 /// projects (all when `None`), and how many of each `old` wants there. A project `new` holds
 /// takes nothing away: nothing of it is touched.
@@ -217,15 +204,10 @@ pub fn removed(
         if new.held.contains(project) || scope.is_some_and(|s| !s.contains(project)) {
             continue;
         }
-        of_scope.groups += 1;
-        of_scope.memberships += group.members.len() as u64;
-        of_scope.assignments += group.permission_sets.len() as u64;
+        let whole = Managed::of_group(group);
+        of_scope = of_scope + whole;
         match new.groups.get(id) {
-            None => {
-                removed.groups += 1;
-                removed.memberships += group.members.len() as u64;
-                removed.assignments += group.permission_sets.len() as u64;
-            }
+            None => removed = removed + whole,
             Some(now) => {
                 removed.memberships += group.members.difference(&now.members).count() as u64;
                 removed.assignments += group

@@ -8,7 +8,7 @@
 //! meshStack looks like, and `max-count` would let it through.
 
 use super::{Op, Plan};
-use crate::desired::Desired;
+use crate::desired::{Desired, DesiredGroup};
 use crate::model::GroupIdentity;
 use crate::observed::Observed;
 use serde::{Deserialize, Serialize};
@@ -75,11 +75,31 @@ impl Managed {
 
     /// What AWS holds once `desired` is reconciled: the estate a run by change stands for.
     pub fn desired(desired: &Desired) -> Self {
-        let groups = desired.groups.values();
+        desired
+            .groups
+            .values()
+            .map(Managed::of_group)
+            .fold(Managed::default(), |sum, m| sum + m)
+    }
+
+    /// One wanted group: itself, its members and its assignments.
+    pub fn of_group(group: &DesiredGroup) -> Self {
         Managed {
-            groups: groups.len() as u64,
-            memberships: groups.clone().map(|g| g.members.len() as u64).sum(),
-            assignments: groups.map(|g| g.permission_sets.len() as u64).sum(),
+            groups: 1,
+            memberships: group.members.len() as u64,
+            assignments: group.permission_sets.len() as u64,
+        }
+    }
+}
+
+impl std::ops::Add for Managed {
+    type Output = Managed;
+
+    fn add(self, other: Managed) -> Managed {
+        Managed {
+            groups: self.groups + other.groups,
+            memberships: self.memberships + other.memberships,
+            assignments: self.assignments + other.assignments,
         }
     }
 }
